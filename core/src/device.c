@@ -1,0 +1,68 @@
+/*
+ * device.c — devices: create (DxgkDdiCreateDevice) and destroy, which first lets go of every
+ * resource the device holds and every allocation it owns (rule 7).
+ */
+#include <stdlib.h>
+
+#include "port.h"
+
+NTSTATUS port_release_all_holds(al_adapter *adapter, port_device *device);
+
+NTSTATUS al_device_create(al_adapter *adapter, al_handle *out_device) {
+  if (adapter == NULL || out_device == NULL) return STATUS_INVALID_PARAMETER;
+  if (atomic_load(&adapter->removed)) return STATUS_DEVICE_REMOVED;
+  port_device *device = calloc(1, sizeof *device);
+  if (device == NULL) return STATUS_NO_MEMORY;
+  pthread_mutex_init(&device->lock, NULL);
+  atomic_init(&device->refs, 1);
+  /* The handle exists (unpublished) before the miniport sees the device: DxgkDdiCreateDevice
+   * gets it as the port's hDevice. */
+  handle_table_lock(&adapter->devices);
+  NTSTATUS status = handle_table_insert_locked(&adapter->devices, device, 0, false, &device->handle);
+  handle_table_unlock(&adapter->devices);
+  if (NT_SUCCESS(status)) {
+    status = ddi_create_device(adapter, device->handle, &device->driver_device);
+    handle_table_lock(&adapter->devices);
+    if (NT_SUCCESS(status))
+      handle_table_publish_locked(&adapter->devices, device->handle);
+    else
+      handle_table_remove_locked(&adapter->devices, device->handle);
+    handle_table_unlock(&adapter->devices);
+  }
+  if (!NT_SUCCESS(status)) {
+    pthread_mutex_destroy(&device->lock);
+    free(device);
+    return status;
+  }
+  *out_device = device->handle;
+  return STATUS_SUCCESS;
+}
+
+NTSTATUS al_device_destroy(al_adapter *adapter, al_handle handle) {
+  if (adapter == NULL) return STATUS_INVALID_PARAMETER;
+  port_device *device = port_lookup_device(adapter, handle);
+  if (device == NULL) return STATUS_INVALID_HANDLE;
+  pthread_mutex_lock(&device->lock);
+  bool already_dying = device->dying;
+  device->dying = true;
+  pthread_mutex_unlock(&device->lock);
+  if (already_dying) {
+    port_device_unref(adapter, device);
+    return STATUS_INVALID_HANDLE;
+  }
+  handle_table_lock(&adapter->devices);
+  handle_table_remove_locked(&adapter->devices, handle);
+  handle_table_unlock(&adapter->devices);
+
+  /* The device's queued work must finish before its bindings close; deferred closes of its
+   * bindings run in the reap that follows. */
+  fence_wait_idle(adapter);
+  pthread_mutex_lock(&device->lock);
+  NTSTATUS status = port_release_all_holds(adapter, device);
+  pthread_mutex_unlock(&device->lock);
+  fence_reap(adapter);
+  ddi_destroy_device(adapter, device->driver_device);
+  port_device_unref(adapter, device); /* the lookup's */
+  port_device_unref(adapter, device); /* the structural one */
+  return status;
+}
