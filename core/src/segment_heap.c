@@ -14,6 +14,8 @@
  */
 #include "segment_heap.h"
 
+#include "check.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -390,20 +392,10 @@ void segment_heap_get_stats(const segment_heap *heap, segment_heap_stats *out) {
 
 /* ---- Invariant check ------------------------------------------------------------------------ */
 
-__attribute__((format(printf, 3, 4))) static bool segment_heap_check_fail(char *msg, size_t cap,
-                                                                          const char *fmt, ...) {
-  if (msg != NULL && cap > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, cap, fmt, ap);
-    va_end(ap);
-  }
-  return false;
-}
 
 #define SEGMENT_HEAP_CHECK(cond, ...)                                                      \
   do {                                                                                     \
-    if (!(cond)) return segment_heap_check_fail(msg, cap, __VA_ARGS__);                    \
+    if (!(cond)) return check_fail(msg, cap, __VA_ARGS__);                    \
   } while (0)
 
 bool segment_heap_check(const segment_heap *heap, char *msg, size_t cap) {
