@@ -1,0 +1,70 @@
+/*
+ * miniport.h — how alloclab's tests, fuzzers and benchmarks find the miniport they run against.
+ *
+ * DOC: Overview
+ * Everything above the DDI (core's tests, fuzz/, bench/) is written once and runs against any
+ * miniport. The miniport is chosen at build time: the Bazel label flag //hw:miniport names a
+ * cc_library that defines the one symbol below, al_selected_miniport (default: the simulated GPU,
+ * //hw/sim:selected). A vendor plugs in their own miniport by writing such a library:
+ *
+ *     cc_library(name = "selected", srcs = ["my_selected.c"], deps = [":my_miniport", "//hw:miniport_interface"])
+ *     bazel test --//hw:miniport=//path/to:selected //...
+ *
+ * The descriptor says how to start the miniport (its DriverEntry and a hardware configuration)
+ * and how to express a generic allocation request in the miniport's own private-data format, so
+ * generic code never needs to know that format.
+ */
+#ifndef ALLOCLAB_HW_MINIPORT_H
+#define ALLOCLAB_HW_MINIPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alloclab/d3dkmddi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Where a generic allocation may be placed. */
+typedef enum al_placement {
+  AL_PLACEMENT_ANY = 0,           /* memory segment preferred, aperture allowed */
+  AL_PLACEMENT_MEMORY_ONLY = 1,   /* only the (non-aperture) memory segment(s) */
+  AL_PLACEMENT_APERTURE_ONLY = 2, /* only aperture segment(s) */
+} al_placement;
+
+typedef struct al_allocation_request {
+  uint64_t size;      /* bytes, > 0 */
+  uint32_t alignment; /* 0 or a power of two */
+  al_placement placement;
+  bool cpu_visible;
+} al_allocation_request;
+
+typedef struct al_hardware_request {
+  uint64_t memory_segment_size;   /* 0 = the miniport's default */
+  uint64_t aperture_segment_size; /* 0 = the miniport's default */
+  uint32_t memory_page_size;      /* 0 = default; else 4096 or 65536 */
+  bool threaded_engine;           /* false: the engine runs only when the port says (AlDdiRunEngine) */
+} al_hardware_request;
+
+typedef struct al_miniport_descriptor {
+  const char *name; /* short, for reports and benchmark context: "sim", "example", ... */
+  PDRIVER_INITIALIZE driver_entry;
+  /* Writes the miniport's hardware-config blob for @request into @out (at most @cap bytes) and
+   * returns its size; 0 when the miniport cannot honour the request. */
+  uint32_t (*make_hardware_config)(const al_hardware_request *request, void *out, uint32_t cap);
+  /* Writes the miniport's per-allocation private data for @request into @out (at most @cap
+   * bytes) and returns its size; 0 when the request cannot be expressed. */
+  uint32_t (*make_allocation_data)(const al_allocation_request *request, void *out, uint32_t cap);
+  /* The largest private data make_allocation_data writes. */
+  uint32_t allocation_data_size;
+} al_miniport_descriptor;
+
+/* Defined by the library that //hw:miniport names. */
+extern const al_miniport_descriptor al_selected_miniport;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ALLOCLAB_HW_MINIPORT_H */
