@@ -104,9 +104,11 @@ bool port_resource_reserve(port_resource *resource, port_open *open, uint32_t ne
   if (needed > resource->capacity) {
     uint32_t capacity = resource->capacity ? resource->capacity : 4;
     while (capacity < needed) capacity = capacity > UINT32_MAX / 2 ? needed : capacity * 2;
-    /* records and miniport_allocations share one block: one host allocation per growth */
+    /* records, miniport_allocations and placement share one block: one host allocation per
+     * growth */
     size_t records_bytes = (size_t)capacity * sizeof(port_allocation);
-    void *block = malloc(records_bytes + (size_t)capacity * sizeof(HANDLE));
+    size_t handles_bytes = (size_t)capacity * sizeof(HANDLE);
+    void *block = malloc(records_bytes + handles_bytes + (size_t)capacity * sizeof(port_placement));
     if (block == NULL) return false;
     port_private_data *private_copies = NULL;
     if (resource->flags & RESOURCE_SHARED) {
@@ -123,10 +125,12 @@ bool port_resource_reserve(port_resource *resource, port_open *open, uint32_t ne
     }
     port_allocation *records = block;
     HANDLE *miniport_allocations = (HANDLE *)(void *)((char *)block + records_bytes);
+    port_placement *placement = (port_placement *)(void *)((char *)block + records_bytes + handles_bytes);
     if (resource->count) {
       memcpy(records, resource->records, resource->count * sizeof *records);
       memcpy(miniport_allocations, resource->miniport_allocations,
              resource->count * sizeof *miniport_allocations);
+      memcpy(placement, resource->placement, resource->count * sizeof *placement);
     }
     if (private_copies && resource->allocation_private)
       memcpy(private_copies, resource->allocation_private,
@@ -135,6 +139,7 @@ bool port_resource_reserve(port_resource *resource, port_open *open, uint32_t ne
     free(resource->records);
     resource->records = records;
     resource->miniport_allocations = miniport_allocations;
+    resource->placement = placement;
     resource->allocation_private = private_copies;
     resource->capacity = capacity;
     return true;
@@ -379,6 +384,8 @@ void al_adapter_get_stats(al_adapter *adapter, al_adapter_stats *out) {
   out->deferred_allocations = atomic_load(&adapter->deferred_allocations);
   out->fence_submitted = atomic_load(&adapter->fence_submitted);
   out->fence_completed = atomic_load(&adapter->fence_completed);
+  out->evictions = atomic_load(&adapter->evictions);
+  out->page_ins = atomic_load(&adapter->page_ins);
   out->segment_count = adapter->segment_count;
   for (uint32_t i = 0; i < adapter->segment_count; i++) {
     port_segment *segment = &adapter->segments[i];
@@ -415,9 +422,10 @@ NTSTATUS al_allocation_query(al_adapter *adapter, al_handle allocation, al_alloc
     *out = (al_allocation_info){
         .resource = resource->handle,
         .owner_device = resource->creator,
-        .segment_id = record->segment_index + 1,
+        .segment_id = record->segment_index == PORT_SYSTEM_MEMORY ? 0 : record->segment_index + 1,
         .segment_offset = placement_offset(adapter, record),
-        .size = placement_size(adapter, record),
+        .size = record->segment_index == PORT_SYSTEM_MEMORY ? resource->placement[index].size
+                                                            : placement_size(adapter, record),
         .last_fence = record->last_fence,
     };
     status = STATUS_SUCCESS;
@@ -459,16 +467,30 @@ static bool check_resource(al_adapter *adapter, port_resource *resource, check_t
                         record->handle, i, resource->handle, owner, index);
     if (resource->miniport_allocations[i] == NULL)
       return check_fail(msg, cap, "allocation 0x%08x has no miniport hAllocation", record->handle);
+    if (record->segment_index == PORT_SYSTEM_MEMORY) {
+      if (record->block != SEGMENT_HEAP_NO_BLOCK)
+        return check_fail(msg, cap, "allocation 0x%08x is in system memory but holds block %u",
+                          record->handle, record->block);
+      totals->records++;
+      continue;
+    }
     if (record->segment_index >= adapter->segment_count)
       return check_fail(msg, cap, "allocation 0x%08x: segment index %u out of range",
                         record->handle, record->segment_index);
+    port_segment *segment = &adapter->segments[record->segment_index];
+    pthread_mutex_lock(&segment->lock);
+    uint32_t tag = segment_heap_block_owner(&segment->heap, record->block);
+    pthread_mutex_unlock(&segment->lock);
+    if (tag != record->handle)
+      return check_fail(msg, cap, "allocation 0x%08x: its block in segment %u is tagged 0x%08x",
+                        record->handle, record->segment_index + 1, tag);
     if (record->last_fence > resource->last_fence)
       return check_fail(msg, cap, "allocation 0x%08x: fence %" PRIu64 " above its resource's %" PRIu64,
                         record->handle, record->last_fence, resource->last_fence);
     totals->placed[record->segment_index] += placement_size(adapter, record);
     totals->blocks[record->segment_index]++;
+    totals->records++;
   }
-  totals->records += resource->count;
   uint32_t holders = 0;
   for (port_open *open = resource->holders; open; open = open->next_holder) {
     holders++;
@@ -567,6 +589,7 @@ bool al_adapter_check(al_adapter *adapter, char *msg, size_t cap) {
   pthread_mutex_lock(&adapter->deferred_lock);
   for (port_teardown *t = adapter->deferred_head; t; t = t->next)
     for (uint32_t i = 0; t->destroy && i < t->destroy_count; i++) {
+      if (t->records[i].segment_index == PORT_SYSTEM_MEMORY) continue;
       totals.placed[t->records[i].segment_index] += placement_size(adapter, &t->records[i]);
       totals.blocks[t->records[i].segment_index]++;
     }

@@ -252,11 +252,10 @@ static NTSTATUS create_into(al_adapter *adapter, port_device *device, const crea
   for (; placed < n; placed++) {
     port_allocation *record = &resource->records[first + placed];
     memset(record, 0, sizeof *record);
-    status = placement_place(adapter, &infos[placed], record);
-    if (status == STATUS_GRAPHICS_NO_VIDEO_MEMORY && atomic_load(&adapter->deferred_count)) {
-      fence_reap(adapter);
-      status = placement_place(adapter, &infos[placed], record);
-    }
+    resource->placement[first + placed] = placement_request(adapter, &infos[placed]);
+    const port_placement *request = &resource->placement[first + placed];
+    if (atomic_load(&adapter->deferred_count)) fence_reap(adapter); /* released memory first */
+    status = placement_place(adapter, request, record, &resource, 1);
     if (NT_SUCCESS(status)) {
       status = ddi_fill(adapter, infos[placed].hAllocation, record);
       if (!NT_SUCCESS(status)) placement_release(adapter, record, 1);
@@ -287,6 +286,7 @@ static NTSTATUS create_into(al_adapter *adapter, port_device *device, const crea
     goto out_private;
   }
   resource->miniport_resource = create.hResource;
+  for (uint32_t i = 0; i < n; i++) placement_set_owner(adapter, &resource->records[first + i]);
 
   /* DxgkDdiOpenAllocation(Create) on the creating device. */
   for (uint32_t i = 0; i < n; i++) {
@@ -541,6 +541,7 @@ static NTSTATUS destroy_listed(al_adapter *adapter, port_device *device, port_re
     if (index != last) {
       resource->records[index] = resource->records[last];
       resource->miniport_allocations[index] = resource->miniport_allocations[last];
+      resource->placement[index] = resource->placement[last];
       open->bindings[index] = open->bindings[last];
       handle_table_update_locked(&adapter->allocations, resource->records[index].handle, resource, index);
     }

@@ -220,6 +220,21 @@ NTSTATUS ddi_submit(al_adapter *adapter, HANDLE driver_device, uint64_t fence, c
   return status;
 }
 
+NTSTATUS ddi_transfer(al_adapter *adapter, HANDLE allocation, uint64_t size, uint32_t from_id,
+                      uint64_t from_offset, uint32_t to_id, uint64_t to_offset) {
+  if (adapter->driver.ddi.DxgkDdiBuildPagingBuffer == NULL) return STATUS_NO_VIDEO_MEMORY;
+  DXGKARG_BUILDPAGINGBUFFER args = {.Operation = DXGK_OPERATION_TRANSFER};
+  args.Transfer.hAllocation = allocation;
+  args.Transfer.TransferSize = size;
+  args.Transfer.Source.SegmentId = from_id;
+  args.Transfer.Source.SegmentAddress.QuadPart = (LONGLONG)from_offset;
+  args.Transfer.Destination.SegmentId = to_id;
+  args.Transfer.Destination.SegmentAddress.QuadPart = (LONGLONG)to_offset;
+  NTSTATUS status;
+  DDI_CALL(adapter, adapter->driver.ddi.DxgkDdiBuildPagingBuffer(adapter->miniport, &args));
+  return status;
+}
+
 NTSTATUS ddi_fill(al_adapter *adapter, HANDLE allocation, const port_allocation *record) {
   if (adapter->driver.ddi.DxgkDdiBuildPagingBuffer == NULL) return STATUS_SUCCESS;
   DXGKARG_BUILDPAGINGBUFFER args = {.Operation = DXGK_OPERATION_FILL};

@@ -1,66 +1,244 @@
 /*
- * placement.c — VidMm's part: which segment an allocation goes to, and where in it.
+ * placement.c — VidMm's part: which segment an allocation goes to, where in it, and paging.
  *
  * Policy: the PreferredSegment ids in order (each only if it is in the allocation's
  * SupportedWriteSegmentSet: WDDM 2 places by the write set), then the rest of that set in id
- * order. Each segment is a segment_heap (O(1) TLSF) under its own lock; the lock is held only
- * for the heap operation, never across a DDI call.
+ * order. When none has room, idle allocations are evicted from those segments, in the same
+ * order, to their EvictionSegmentSet (aperture segments) or else to system memory, through
+ * DXGK_OPERATION_TRANSFER (the miniport moves the contents and its mappings). Submitted work
+ * brings an allocation back (placement_page_in): out of system memory always, and back to its
+ * preferred segment when that has room.
+ *
+ * Victims: a clock walk over each segment's live blocks, which carry their allocation handle as
+ * owner tag. A victim must be idle (its last fence signalled) and its resource lock free
+ * (trylock: the caller may hold other resource locks, so waiting could deadlock). Of the
+ * resources the caller holds, only the one it names may give victims: its published records,
+ * never the ones it is still creating. Each segment is a segment_heap (O(1) TLSF) under its
+ * own lock, held only for heap operations, never across a DDI call.
  */
 #include "port.h"
 
-static NTSTATUS place_in(al_adapter *adapter, uint32_t index, const DXGK_ALLOCATIONINFO *info,
-                         port_allocation *record) {
-  port_segment *segment = &adapter->segments[index];
-  uint64_t offset = 0;
-  uint32_t block = SEGMENT_HEAP_NO_BLOCK;
-  pthread_mutex_lock(&segment->lock);
-  NTSTATUS status = segment_heap_alloc(&segment->heap, info->Size, info->Alignment, &block, &offset);
-  pthread_mutex_unlock(&segment->lock);
-  if (NT_SUCCESS(status)) {
-    record->segment_index = index;
-    record->block = block;
+static uint32_t preferred_id(uint32_t preferred, int k) { return (preferred >> (6 * k)) & 0x1f; }
+
+port_placement placement_request(const al_adapter *adapter, const DXGK_ALLOCATIONINFO *info) {
+  return (port_placement){
+      .size = info->Size,
+      .alignment = info->Alignment,
+      .preferred = info->PreferredSegment.Value,
+      .write_set = info->SupportedWriteSegmentSet & adapter->segment_set_all,
+      .eviction_set = info->EvictionSegmentSet & adapter->segment_set_aperture,
+  };
+}
+
+/* The candidate segment indices in placement order; returns how many. */
+static uint32_t candidates(const port_placement *request, uint32_t out[DXGK_MAX_SEGMENTS]) {
+  uint32_t count = 0, taken = 0;
+  for (int k = 0; k < 5; k++) {
+    uint32_t id = preferred_id(request->preferred, k);
+    if (id == 0) break;
+    uint32_t bit = 1u << (id - 1);
+    if (!(request->write_set & bit) || (taken & bit)) continue;
+    taken |= bit;
+    out[count++] = id - 1;
   }
+  for (uint32_t rest = request->write_set & ~taken; rest; rest &= rest - 1)
+    out[count++] = (uint32_t)__builtin_ctz(rest);
+  return count;
+}
+
+static NTSTATUS alloc_in(al_adapter *adapter, uint32_t index, const port_placement *request,
+                         uint32_t *out_block, uint64_t *out_offset) {
+  port_segment *segment = &adapter->segments[index];
+  pthread_mutex_lock(&segment->lock);
+  NTSTATUS status = segment_heap_alloc(&segment->heap, request->size, request->alignment, out_block, out_offset);
+  pthread_mutex_unlock(&segment->lock);
   return status;
 }
 
-NTSTATUS placement_place(al_adapter *adapter, const DXGK_ALLOCATIONINFO *info, port_allocation *record) {
-  uint32_t allowed = info->SupportedWriteSegmentSet & adapter->segment_set_all;
-  uint32_t tried = 0;
-  bool host_memory_ran_out = false;
-  const UINT preferred[5] = {info->PreferredSegment.SegmentId0, info->PreferredSegment.SegmentId1,
-                             info->PreferredSegment.SegmentId2, info->PreferredSegment.SegmentId3,
-                             info->PreferredSegment.SegmentId4};
-  for (int i = 0; i < 5 && preferred[i] != 0; i++) {
-    uint32_t bit = 1u << (preferred[i] - 1);
-    if (!(allowed & bit) || (tried & bit)) continue;
-    tried |= bit;
-    NTSTATUS status = place_in(adapter, preferred[i] - 1, info, record);
-    if (NT_SUCCESS(status)) return status;
-    if (status == STATUS_NO_MEMORY) host_memory_ran_out = true;
+static void free_block(al_adapter *adapter, uint32_t index, uint32_t block) {
+  port_segment *segment = &adapter->segments[index];
+  pthread_mutex_lock(&segment->lock);
+  segment_heap_free(&segment->heap, block);
+  pthread_mutex_unlock(&segment->lock);
+}
+
+static void set_owner(al_adapter *adapter, uint32_t index, uint32_t block, uint32_t owner) {
+  port_segment *segment = &adapter->segments[index];
+  pthread_mutex_lock(&segment->lock);
+  segment_heap_set_owner(&segment->heap, block, owner);
+  pthread_mutex_unlock(&segment->lock);
+}
+
+/*
+ * Moves record @index of @resource (locked) to segment @to (PORT_SYSTEM_MEMORY for system
+ * memory) at @to_block/@to_offset, through DXGK_OPERATION_TRANSFER. On failure the record is
+ * unchanged and the destination block is released.
+ */
+static NTSTATUS move_record(al_adapter *adapter, port_resource *resource, uint32_t index, uint32_t to,
+                            uint32_t to_block, uint64_t to_offset) {
+  port_allocation *record = &resource->records[index];
+  uint32_t from = record->segment_index;
+  uint64_t from_offset = placement_offset(adapter, record);
+  NTSTATUS status = ddi_transfer(adapter, resource->miniport_allocations[index],
+                                 resource->placement[index].size,
+                                 from == PORT_SYSTEM_MEMORY ? 0 : from + 1, from_offset,
+                                 to == PORT_SYSTEM_MEMORY ? 0 : to + 1, to_offset);
+  if (!NT_SUCCESS(status)) {
+    if (to != PORT_SYSTEM_MEMORY) free_block(adapter, to, to_block);
+    return status;
   }
-  for (uint32_t rest = allowed & ~tried; rest; rest &= rest - 1) {
-    uint32_t index = (uint32_t)__builtin_ctz(rest);
-    NTSTATUS status = place_in(adapter, index, info, record);
-    if (NT_SUCCESS(status)) return status;
-    if (status == STATUS_NO_MEMORY) host_memory_ran_out = true;
+  if (from != PORT_SYSTEM_MEMORY) free_block(adapter, from, record->block);
+  record->segment_index = to;
+  record->block = to_block;
+  if (to != PORT_SYSTEM_MEMORY) set_owner(adapter, to, to_block, record->handle);
+  return STATUS_SUCCESS;
+}
+
+/* Evicts record @index of @resource (locked) out of its segment: to an eviction segment with
+ * room, else to system memory. */
+static NTSTATUS evict_record(al_adapter *adapter, port_resource *resource, uint32_t index) {
+  const port_placement *request = &resource->placement[index];
+  uint32_t from = resource->records[index].segment_index;
+  for (uint32_t set = request->eviction_set & ~(1u << from); set; set &= set - 1) {
+    uint32_t to = (uint32_t)__builtin_ctz(set), block;
+    uint64_t offset;
+    if (NT_SUCCESS(alloc_in(adapter, to, request, &block, &offset)))
+      return move_record(adapter, resource, index, to, block, offset);
+  }
+  return move_record(adapter, resource, index, PORT_SYSTEM_MEMORY, SEGMENT_HEAP_NO_BLOCK, 0);
+}
+
+/* Evicts one idle allocation from segment @index. Returns false when no victim can be found. */
+static bool is_held(const port_resource *resource, port_resource *const *held, uint32_t held_count) {
+  for (uint32_t i = 0; i < held_count; i++)
+    if (held[i] == resource) return true;
+  return false;
+}
+
+static bool evict_one(al_adapter *adapter, uint32_t index, port_resource *const *held,
+                      uint32_t held_count) {
+  port_segment *segment = &adapter->segments[index];
+  pthread_mutex_lock(&segment->lock);
+  segment_heap_stats stats;
+  segment_heap_get_stats(&segment->heap, &stats);
+  pthread_mutex_unlock(&segment->lock);
+  /* Every live block once, starting where the last eviction stopped (a clock). */
+  for (uint64_t looked = 0; looked <= stats.live_blocks; looked++) {
+    uint32_t block = SEGMENT_HEAP_NO_BLOCK, owner = 0;
+    pthread_mutex_lock(&segment->lock);
+    bool found = segment_heap_next_live(&segment->heap, &segment->clock, &block, &owner) ||
+                 segment_heap_next_live(&segment->heap, &segment->clock, &block, &owner);
+    pthread_mutex_unlock(&segment->lock);
+    if (!found) return false;
+    if (owner == 0) continue; /* still being created */
+    uint32_t slot = 0;
+    handle_table_lock(&adapter->allocations);
+    port_resource *resource = handle_table_lookup_locked(&adapter->allocations, owner, &slot);
+    if (resource) port_resource_ref(resource);
+    handle_table_unlock(&adapter->allocations);
+    if (resource == NULL) continue;
+    bool evicted = false;
+    bool ours = is_held(resource, held, held_count);
+    if (ours || pthread_mutex_trylock(&resource->lock) == 0) {
+      /* Re-check under the lock: the same allocation, still there, and idle. */
+      handle_table_lock(&adapter->allocations);
+      bool same = handle_table_lookup_locked(&adapter->allocations, owner, &slot) == resource;
+      handle_table_unlock(&adapter->allocations);
+      port_allocation *record = same ? &resource->records[slot] : NULL;
+      if (record && record->segment_index == index && record->block == block && !record->pinned &&
+          record->last_fence <= atomic_load(&adapter->fence_completed) &&
+          NT_SUCCESS(evict_record(adapter, resource, slot))) {
+        atomic_fetch_add(&adapter->evictions, 1);
+        evicted = true;
+      }
+      if (!ours) pthread_mutex_unlock(&resource->lock);
+    }
+    port_resource_unref(adapter, resource);
+    if (evicted) return true;
+  }
+  return false;
+}
+
+NTSTATUS placement_place(al_adapter *adapter, const port_placement *request, port_allocation *record,
+                         port_resource *const *held, uint32_t held_count) {
+  uint32_t order[DXGK_MAX_SEGMENTS];
+  uint32_t count = candidates(request, order);
+  bool host_memory_ran_out = false;
+  for (int evicting = 0; evicting < 2; evicting++) {
+    for (uint32_t k = 0; k < count; k++) {
+      uint32_t index = order[k];
+      for (;;) {
+        uint64_t offset = 0;
+        uint32_t block = SEGMENT_HEAP_NO_BLOCK;
+        NTSTATUS status = alloc_in(adapter, index, request, &block, &offset);
+        if (NT_SUCCESS(status)) {
+          record->segment_index = index;
+          record->block = block;
+          return status;
+        }
+        if (status == STATUS_NO_MEMORY) host_memory_ran_out = true;
+        if (status != STATUS_GRAPHICS_NO_VIDEO_MEMORY || !evicting || !evict_one(adapter, index, held, held_count)) break;
+      }
+    }
   }
   return host_memory_ran_out ? STATUS_NO_MEMORY : STATUS_GRAPHICS_NO_VIDEO_MEMORY;
+}
+
+NTSTATUS placement_page_in(al_adapter *adapter, port_resource *resource, uint32_t index,
+                           port_resource *const *held, uint32_t held_count) {
+  port_allocation *record = &resource->records[index];
+  const port_placement *request = &resource->placement[index];
+  uint32_t first = preferred_id(request->preferred, 0);
+  bool in_system = record->segment_index == PORT_SYSTEM_MEMORY;
+  bool away = first && (request->write_set & (1u << (first - 1))) && record->segment_index != first - 1;
+  if (!in_system && !(away && record->last_fence <= atomic_load(&adapter->fence_completed)))
+    return STATUS_SUCCESS;
+  port_allocation placed = {.handle = record->handle};
+  NTSTATUS status;
+  if (in_system) {
+    status = placement_place(adapter, request, &placed, held, held_count); /* may evict others */
+  } else {
+    /* Back home only if it fits without pushing others out. */
+    uint64_t offset;
+    status = alloc_in(adapter, first - 1, request, &placed.block, &offset);
+    placed.segment_index = first - 1;
+    if (!NT_SUCCESS(status)) return STATUS_SUCCESS;
+  }
+  if (!NT_SUCCESS(status)) return status;
+  port_segment *segment = &adapter->segments[placed.segment_index];
+  pthread_mutex_lock(&segment->lock);
+  uint64_t offset = segment_heap_block_offset(&segment->heap, placed.block);
+  pthread_mutex_unlock(&segment->lock);
+  status = move_record(adapter, resource, index, placed.segment_index, placed.block, offset);
+  if (NT_SUCCESS(status)) atomic_fetch_add(&adapter->page_ins, 1);
+  return status;
+}
+
+void placement_set_owner(al_adapter *adapter, const port_allocation *record) {
+  if (record->segment_index != PORT_SYSTEM_MEMORY)
+    set_owner(adapter, record->segment_index, record->block, record->handle);
 }
 
 void placement_release(al_adapter *adapter, const port_allocation *records, uint32_t count) {
   uint32_t i = 0;
   while (i < count) {
+    if (records[i].segment_index == PORT_SYSTEM_MEMORY) {
+      i++;
+      continue;
+    }
     port_segment *segment = &adapter->segments[records[i].segment_index];
     pthread_mutex_lock(&segment->lock);
     do {
       segment_heap_free(&segment->heap, records[i].block);
       i++;
-    } while (i < count && &adapter->segments[records[i].segment_index] == segment);
+    } while (i < count && records[i].segment_index != PORT_SYSTEM_MEMORY &&
+             &adapter->segments[records[i].segment_index] == segment);
     pthread_mutex_unlock(&segment->lock);
   }
 }
 
 uint64_t placement_offset(al_adapter *adapter, const port_allocation *record) {
+  if (record->segment_index == PORT_SYSTEM_MEMORY) return 0;
   port_segment *segment = &adapter->segments[record->segment_index];
   pthread_mutex_lock(&segment->lock);
   uint64_t offset = segment_heap_block_offset(&segment->heap, record->block);
@@ -69,6 +247,7 @@ uint64_t placement_offset(al_adapter *adapter, const port_allocation *record) {
 }
 
 uint64_t placement_size(al_adapter *adapter, const port_allocation *record) {
+  if (record->segment_index == PORT_SYSTEM_MEMORY) return 0;
   port_segment *segment = &adapter->segments[record->segment_index];
   pthread_mutex_lock(&segment->lock);
   uint64_t size = segment_heap_block_size(&segment->heap, record->block);

@@ -54,14 +54,27 @@ struct _DRIVER_OBJECT {
   DRIVER_INITIALIZATION_DATA ddi;
 };
 
-/* One allocation inside its resource. */
+/* record->segment_index of an allocation evicted to system memory (no segment block). */
+#define PORT_SYSTEM_MEMORY UINT32_MAX
+
+/* One allocation inside its resource: what the close/destroy path reads (hot, 24 bytes). */
 typedef struct port_allocation {
   uint32_t handle;        /* D3DKMT_HANDLE (0 while not yet created) */
-  uint32_t block;         /* segment_heap block */
-  uint32_t segment_index; /* 0-based index into adapter->segments */
-  uint32_t reserved;
+  uint32_t block;         /* segment_heap block (SEGMENT_HEAP_NO_BLOCK in system memory) */
+  uint32_t segment_index; /* 0-based index into adapter->segments, or PORT_SYSTEM_MEMORY */
+  uint32_t pinned;        /* (resource lock) referenced by a submission being built: no victim */
   uint64_t last_fence;    /* last work that referenced it (resource lock) */
 } port_allocation;
+
+/* Where an allocation may live, as the miniport said at create: read only when placing and
+ * paging (cold, kept apart from the records). */
+typedef struct port_placement {
+  uint64_t size;         /* DXGK_ALLOCATIONINFO.Size */
+  uint32_t alignment;    /* .Alignment */
+  uint32_t preferred;    /* .PreferredSegment.Value */
+  uint32_t write_set;    /* .SupportedWriteSegmentSet, limited to the described segments */
+  uint32_t eviction_set; /* .EvictionSegmentSet (aperture segments; 0 = system memory) */
+} port_placement;
 
 typedef struct port_private_data {
   void *data;
@@ -84,8 +97,9 @@ typedef struct port_resource {
   HANDLE miniport_resource; /* hResource from DxgkDdiCreateAllocation (NULL for a pool) */
   uint32_t count;           /* live records */
   uint32_t capacity;
-  port_allocation *records;     /* [capacity] */
+  port_allocation *records;     /* [capacity]; one host block with the two arrays below */
   HANDLE *miniport_allocations; /* [capacity], hAllocation per record */
+  port_placement *placement;    /* [capacity], per record */
   port_private_data *allocation_private; /* [capacity] copies, shared resources only */
   port_private_data resource_private;    /* copy, shared resources only */
   port_open *holders; /* devices holding it (linked through next_holder) */
@@ -120,6 +134,7 @@ typedef struct port_device {
 typedef struct port_segment {
   pthread_mutex_t lock;
   segment_heap heap;
+  uint32_t clock; /* (lock) eviction cursor: the block looked at last */
   uint32_t id; /* 1-based */
   DXGK_SEGMENTDESCRIPTOR descriptor;
   uint64_t page_size;
@@ -178,6 +193,8 @@ struct al_adapter {
   atomic_uint deferred_count;
   atomic_uint deferred_allocations;
   atomic_uint bindings; /* live hDeviceSpecificAllocation values */
+  atomic_uint_fast64_t evictions; /* allocations moved out of their segment under pressure */
+  atomic_uint_fast64_t page_ins;  /* allocations brought back for GPU work */
 };
 
 /* ---- adapter.c: references and lookups ------------------------------------------------------ */
@@ -200,16 +217,31 @@ void port_open_free(port_open *open);
 bool port_resource_reserve(port_resource *resource, port_open *open, uint32_t needed);
 bool port_open_reserve(port_open *open, uint32_t needed);
 
-/* ---- placement.c: VidMm segment placement ---------------------------------------------------- */
+/* ---- placement.c: VidMm segment placement and paging ------------------------------------------- */
 
-/* Places one allocation by PreferredSegment, then SupportedWriteSegmentSet, with its Alignment.
- * Returns STATUS_SUCCESS (record's segment_index/block set), STATUS_NO_VIDEO_MEMORY or
- * STATUS_NO_MEMORY. Takes segment locks itself. */
-NTSTATUS placement_place(al_adapter *adapter, const DXGK_ALLOCATIONINFO *info, port_allocation *record);
-/* Releases the blocks of @count records, one segment lock per run of records in a segment. */
+/* The placement request the miniport's create outputs make. */
+port_placement placement_request(const al_adapter *adapter, const DXGK_ALLOCATIONINFO *info);
+/* Places one allocation by PreferredSegment, then SupportedWriteSegmentSet, with its Alignment;
+ * when nothing fits, evicts idle allocations from those segments to make room: of other
+ * resources whose lock is free (trylock), and of the @held_count resources in @held (which the
+ * caller holds locked; their unpublished and pinned records are never victims). Returns
+ * STATUS_SUCCESS (record's segment_index/block set, owner tag 0), STATUS_NO_VIDEO_MEMORY or
+ * STATUS_NO_MEMORY. Takes segment locks itself; the caller may hold device and resource locks. */
+NTSTATUS placement_place(al_adapter *adapter, const port_placement *request, port_allocation *record,
+                         port_resource *const *held, uint32_t held_count);
+/* Tags the record's block with its handle, so eviction can find who lives there. */
+void placement_set_owner(al_adapter *adapter, const port_allocation *record);
+/* Releases the blocks of @count records, one segment lock per run of records in a segment
+ * (records in system memory have none). */
 void placement_release(al_adapter *adapter, const port_allocation *records, uint32_t count);
+/* Offset and placed size of a record's block (0 and 0 in system memory). */
 uint64_t placement_offset(al_adapter *adapter, const port_allocation *record);
 uint64_t placement_size(al_adapter *adapter, const port_allocation *record);
+/* Brings record @index of @resource (locked by the caller) into a segment the GPU can use, back
+ * to its preferred segment when there is room: called for every allocation submitted work
+ * references. Returns STATUS_SUCCESS or the placement/transfer failure. */
+NTSTATUS placement_page_in(al_adapter *adapter, port_resource *resource, uint32_t index,
+                           port_resource *const *held, uint32_t held_count);
 
 /* ---- fence.c: fences and deferred teardown -------------------------------------------------- */
 
@@ -238,6 +270,9 @@ void ddi_destroy_device(al_adapter *adapter, HANDLE driver_device);
 NTSTATUS ddi_submit(al_adapter *adapter, HANDLE driver_device, uint64_t fence, const void *command,
                     uint32_t command_size, const DXGK_ALLOCATIONLIST *list, uint32_t list_size);
 NTSTATUS ddi_fill(al_adapter *adapter, HANDLE allocation, const port_allocation *record);
+/* DXGK_OPERATION_TRANSFER of @size bytes between (segment id, offset) pairs; id 0 = system memory. */
+NTSTATUS ddi_transfer(al_adapter *adapter, HANDLE allocation, uint64_t size, uint32_t from_id,
+                      uint64_t from_offset, uint32_t to_id, uint64_t to_offset);
 /* The DDI rules the miniport's answers must keep (one place for each rule): returns NULL when
  * the create outputs are legal, else a message naming the broken rule. */
 const char *ddi_check_create_output(const al_adapter *adapter, const DXGKARG_CREATEALLOCATION *args,

@@ -3,7 +3,7 @@
  *
  * Node states, told apart by link_prev (so a node stays 24 bytes):
  *   free   — link_prev/link_next: neighbours on the TLSF list (SEGMENT_HEAP_NIL at the ends);
- *   live   — link_prev == SEGMENT_HEAP_MARK_LIVE, link_next unused;
+ *   live   — link_prev == SEGMENT_HEAP_MARK_LIVE, link_next: the owner tag (segment_heap_set_owner);
  *   unused — link_prev == SEGMENT_HEAP_MARK_UNUSED, link_next: next node on the pool free list.
  * Node indices therefore stay below SEGMENT_HEAP_MARK_UNUSED: a heap holds at most
  * SEGMENT_HEAP_NODE_LIMIT blocks, which only a segment of 2^32 - 2 or more pages cut into
@@ -297,7 +297,7 @@ NTSTATUS segment_heap_alloc(segment_heap *heap, uint64_t size, uint64_t alignmen
     heap->free_ranges++;
   }
   block->link_prev = SEGMENT_HEAP_MARK_LIVE;
-  block->link_next = SEGMENT_HEAP_NIL;
+  block->link_next = 0; /* a live block's owner tag */
   heap->used_pages += req;
   heap->free_pages -= req;
   heap->live_blocks++;
@@ -315,6 +315,37 @@ static struct segment_heap_node *segment_heap_live_node(const segment_heap *heap
   }
   fprintf(stderr, "%s: block %" PRIu32 " is not live\n", caller, block);
   abort();
+}
+
+void segment_heap_set_owner(segment_heap *heap, uint32_t block, uint32_t owner) {
+  segment_heap_live_node(heap, block, "segment_heap_set_owner")->link_next = owner;
+}
+
+uint32_t segment_heap_block_owner(const segment_heap *heap, uint32_t block) {
+  return segment_heap_live_node(heap, block, "segment_heap_block_owner")->link_next;
+}
+
+bool segment_heap_next_live(const segment_heap *heap, uint32_t *cursor, uint32_t *out_block,
+                            uint32_t *out_owner) {
+  if (heap->chunks == NULL) return false;
+  uint32_t index = 0; /* node 0 is always the block at page 0 */
+  if (*cursor < heap->node_count &&
+      segment_heap_node_at(heap, *cursor)->link_prev != SEGMENT_HEAP_MARK_UNUSED) {
+    index = segment_heap_node_at(heap, *cursor)->phys_next;
+  } else if (*cursor != SEGMENT_HEAP_NO_BLOCK) {
+    index = 0; /* the cursor's block went away: start over */
+  }
+  for (; index != SEGMENT_HEAP_NIL; index = segment_heap_node_at(heap, index)->phys_next) {
+    const struct segment_heap_node *node = segment_heap_node_at(heap, index);
+    if (node->link_prev == SEGMENT_HEAP_MARK_LIVE) {
+      *cursor = index;
+      *out_block = index;
+      if (out_owner) *out_owner = node->link_next;
+      return true;
+    }
+  }
+  *cursor = SEGMENT_HEAP_NO_BLOCK;
+  return false;
 }
 
 void segment_heap_free(segment_heap *heap, uint32_t block) {

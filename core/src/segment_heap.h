@@ -208,6 +208,27 @@ uint64_t segment_heap_block_offset(const segment_heap *heap, uint32_t block);
 uint64_t segment_heap_block_size(const segment_heap *heap, uint32_t block);
 
 /**
+ * segment_heap_set_owner - tag a live block with a caller value (0 after alloc).
+ * segment_heap_block_owner - read it back.
+ * VidMm tags each block with the allocation handle placed in it, so an eviction can find who
+ * lives in a segment. A handle that is not live aborts, as for segment_heap_free(). O(1).
+ */
+void segment_heap_set_owner(segment_heap *heap, uint32_t block, uint32_t owner);
+uint32_t segment_heap_block_owner(const segment_heap *heap, uint32_t block);
+
+/**
+ * segment_heap_next_live - walk live blocks in address order, for victim selection.
+ * @cursor: in: SEGMENT_HEAP_NO_BLOCK to start at offset 0, or the block returned last time (if
+ *	that block has been freed meanwhile, the walk starts over at offset 0); out: the block
+ *	returned, or SEGMENT_HEAP_NO_BLOCK at the end.
+ * @out_block / @out_owner: the next live block above the cursor and its owner tag.
+ *
+ * Returns: false at the end of the segment. Costs O(free ranges skipped).
+ */
+bool segment_heap_next_live(const segment_heap *heap, uint32_t *cursor, uint32_t *out_block,
+                            uint32_t *out_owner);
+
+/**
  * segment_heap_get_stats - snapshot the accounting of @heap into @out.
  * @heap: an initialized heap. @out: written in full.
  *

@@ -78,10 +78,17 @@ NTSTATUS al_submit(al_adapter *adapter, const al_submit_args *args) {
     handle_table_unlock(&adapter->allocations);
     for (uint32_t i = 0; i < n && NT_SUCCESS(status); i++) {
       opens[i] = port_find_open(owners[i], device->handle);
-      if (opens[i] == NULL) {
-        status = STATUS_INVALID_HANDLE;
-        break;
-      }
+      if (opens[i] == NULL) status = STATUS_INVALID_HANDLE;
+    }
+    /* Work needs its allocations where the GPU can reach them (VidMm pages them in); none of
+     * them may be evicted to make room for another. */
+    if (NT_SUCCESS(status)) {
+      for (uint32_t i = 0; i < n; i++) owners[i]->records[indices[i]].pinned = 1;
+      for (uint32_t i = 0; i < n && NT_SUCCESS(status); i++)
+        status = placement_page_in(adapter, owners[i], indices[i], locks, lock_count);
+      for (uint32_t i = 0; i < n; i++) owners[i]->records[indices[i]].pinned = 0;
+    }
+    for (uint32_t i = 0; i < n && NT_SUCCESS(status); i++) {
       const port_allocation *record = &owners[i]->records[indices[i]];
       list[i].hDeviceSpecificAllocation = opens[i]->bindings[indices[i]];
       list[i].WriteOperation = 1;

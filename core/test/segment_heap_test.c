@@ -713,7 +713,43 @@ TEST(test_million_live_blocks) {
   free(blocks);
 }
 
-RUN_TESTS(T(test_init_rejects_bad_arguments), T(test_init_accepts_edge_sizes),
+/* Owner tags survive until free; next_live walks live blocks in address order, skips free
+ * ranges, and starts over when its cursor block is gone. */
+TEST(test_owner_tags_and_live_walk) {
+  segment_heap heap;
+  assert_status(segment_heap_init(&heap, 64 * 4096, 4096), STATUS_SUCCESS, "init");
+  uint32_t blocks[6];
+  uint64_t offset;
+  for (uint32_t i = 0; i < 6; i++) {
+    assert_status(segment_heap_alloc(&heap, 4096, 0, &blocks[i], &offset), STATUS_SUCCESS, "alloc %u", i);
+    expect_u64_eq(segment_heap_block_owner(&heap, blocks[i]), 0, "a new block has no owner");
+    segment_heap_set_owner(&heap, blocks[i], 100 + i);
+  }
+  segment_heap_free(&heap, blocks[1]);
+  segment_heap_free(&heap, blocks[4]);
+  const uint32_t expected[] = {100, 102, 103, 105};
+  uint32_t cursor = SEGMENT_HEAP_NO_BLOCK, block, owner, seen = 0;
+  uint64_t last_offset = 0;
+  while (segment_heap_next_live(&heap, &cursor, &block, &owner)) {
+    assert_true(seen < 4, "more live blocks than there are");
+    expect_u64_eq(owner, expected[seen], "live block %u in address order", seen);
+    uint64_t here = segment_heap_block_offset(&heap, block);
+    if (seen) expect_u64_gt(here, last_offset, "address order");
+    last_offset = here;
+    seen++;
+  }
+  expect_u64_eq(seen, 4, "every live block once");
+  expect_u64_eq(cursor, SEGMENT_HEAP_NO_BLOCK, "cursor reset at the end");
+  /* A cursor whose block was freed (and its node recycled or merged) starts over. */
+  cursor = blocks[2];
+  segment_heap_free(&heap, blocks[2]);
+  segment_heap_free(&heap, blocks[3]); /* merges 1..4: nodes 2 and 3 return to the pool */
+  assert_true(segment_heap_next_live(&heap, &cursor, &block, &owner), "walk after free");
+  expect_u64_eq(owner, 100, "started over at offset 0");
+  segment_heap_fini(&heap);
+}
+
+RUN_TESTS(T(test_owner_tags_and_live_walk), T(test_init_rejects_bad_arguments), T(test_init_accepts_edge_sizes),
           T(test_alloc_rejects_bad_arguments), T(test_exact_fill_then_no_video_memory),
           T(test_alignment), T(test_merge_with_prev_next_both), T(test_largest_free_is_exact),
           T(test_fragmentation_then_coalescing), T(test_free_of_non_live_block_aborts),

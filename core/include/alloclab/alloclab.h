@@ -252,6 +252,8 @@ typedef struct al_adapter_stats {
   uint32_t deferred_allocations; /* allocations whose memory waits for a fence */
   uint64_t fence_submitted;
   uint64_t fence_completed;
+  uint64_t evictions; /* allocations VidMm moved out of a segment to make room */
+  uint64_t page_ins;  /* allocations brought back for submitted work */
   uint32_t segment_count;
   al_segment_stats segments[DXGK_MAX_SEGMENTS];
 } al_adapter_stats;
@@ -263,7 +265,7 @@ void al_adapter_get_stats(al_adapter *adapter, al_adapter_stats *out_stats);
 typedef struct al_allocation_info {
   al_handle resource;     /* 0 for a device-owned allocation */
   al_handle owner_device; /* the creating device (still valid or not) */
-  uint32_t segment_id;
+  uint32_t segment_id;    /* 0 = evicted to system memory */
   uint64_t segment_offset;
   uint64_t size;          /* placed size */
   uint64_t last_fence;    /* the last fence of work that referenced it (0 = none) */
