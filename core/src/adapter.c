@@ -203,9 +203,15 @@ static VOID APIENTRY port_notify_interrupt(const HANDLE hAdapter,
   pthread_mutex_lock(&adapter->fence_lock);
   uint64_t completed = atomic_load(&adapter->fence_completed);
   uint64_t submitted = atomic_load(&adapter->fence_issued);
-  /* The DDI carries 32 bits; extend against the last completed value (fences complete in order). */
-  uint64_t fence = (completed & ~(uint64_t)UINT32_MAX) | data->DmaCompleted.SubmissionFenceId;
-  if (fence < completed) fence += (uint64_t)1 << 32;
+  /* The DDI carries 32 bits: extend against the last completed value. A report at or behind it
+   * is stale (completions may be reported out of order by concurrent engine runners, and a
+   * newer fence implies the older ones), so only a step forward counts. */
+  int32_t step = (int32_t)(data->DmaCompleted.SubmissionFenceId - (uint32_t)completed);
+  if (step <= 0) {
+    pthread_mutex_unlock(&adapter->fence_lock);
+    return;
+  }
+  uint64_t fence = completed + (uint32_t)step;
   if (adapter->verifier) verifier_on_fence_completed(adapter->verifier, fence, submitted);
   if (fence > completed && fence <= submitted) {
     atomic_store(&adapter->fence_completed, fence);

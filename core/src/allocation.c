@@ -98,13 +98,13 @@ static NTSTATUS release_hold(al_adapter *adapter, port_device *device, port_reso
   if (!last) {
     port_resource_ref(resource);
     close.resource = resource;
-    if (!fence_teardown_or_defer(adapter, &close, assume_not_in_use)) *out_wait_fence = close.fence;
+    *out_wait_fence = fence_teardown_or_defer(adapter, &close, assume_not_in_use);
   } else if (close_ready) {
     /* Close now (this device's work is done), destroy now or when the others' work is. */
     port_resource_ref(resource);
     close.resource = resource;
     fence_teardown_or_defer(adapter, &close, assume_not_in_use); /* ready: runs now */
-    if (!fence_teardown_or_defer(adapter, &destroy, assume_not_in_use)) *out_wait_fence = destroy.fence;
+    *out_wait_fence = fence_teardown_or_defer(adapter, &destroy, assume_not_in_use);
   } else {
     /* One deferred teardown: close, then destroy. */
     destroy.driver_device = close.driver_device;
@@ -112,7 +112,7 @@ static NTSTATUS release_hold(al_adapter *adapter, port_device *device, port_reso
     destroy.close_count = close.close_count;
     destroy.open_to_free = open;
     if (destroy.fence < close.fence) destroy.fence = close.fence;
-    if (!fence_teardown_or_defer(adapter, &destroy, assume_not_in_use)) *out_wait_fence = destroy.fence;
+    *out_wait_fence = fence_teardown_or_defer(adapter, &destroy, assume_not_in_use);
   }
   pthread_mutex_unlock(&resource->lock);
   port_resource_unref(adapter, resource);
@@ -285,7 +285,8 @@ static NTSTATUS create_into(al_adapter *adapter, port_device *device, const crea
     undo_create(adapter, target, first, &create, n, made, resource_handle);
     goto out_private;
   }
-  resource->miniport_resource = create.hResource;
+  /* Written once, before the resource is published: a queued teardown reads it without the lock. */
+  if (target->new_resource) resource->miniport_resource = create.hResource;
   for (uint32_t i = 0; i < n; i++) placement_set_owner(adapter, &resource->records[first + i]);
 
   /* DxgkDdiOpenAllocation(Create) on the creating device. */
@@ -414,6 +415,13 @@ static NTSTATUS open_on(al_adapter *adapter, port_device *device, port_resource 
   if (resource->flags & RESOURCE_DEAD) return STATUS_INVALID_HANDLE;
   if (!(resource->flags & RESOURCE_SHARED) || port_find_open(resource, device->handle))
     return STATUS_INVALID_PARAMETER;
+  /* A queued close of this device's earlier bindings must happen before it binds again (one
+   * binding per allocation and device): let the resource's queued teardowns finish. */
+  if (atomic_load(&resource->pending_teardowns) != 0) {
+    NTSTATUS status = al_fence_wait(adapter, resource->last_fence, UINT64_MAX);
+    if (!NT_SUCCESS(status)) return status;
+    if (atomic_load(&resource->pending_teardowns) != 0) fence_reap(adapter);
+  }
   port_open *open = calloc(1, sizeof *open);
   if (open == NULL || !port_open_reserve(open, resource->count ? resource->count : 1)) {
     port_open_free(open);
@@ -562,8 +570,7 @@ static NTSTATUS destroy_listed(al_adapter *adapter, port_device *device, port_re
       .records = records,
       .owned = block,
   };
-  if (!fence_teardown_or_defer(adapter, &teardown, flags & AL_DESTROY_ASSUME_NOT_IN_USE))
-    *out_wait_fence = fence;
+  *out_wait_fence = fence_teardown_or_defer(adapter, &teardown, flags & AL_DESTROY_ASSUME_NOT_IN_USE);
   return STATUS_SUCCESS;
 }
 

@@ -5,9 +5,8 @@
  * A teardown that must wait is copied onto the adapter's deferred list in insertion order. The
  * reaper (fence_reap) runs, one thread at a time under reap_lock, every entry whose fence has
  * signalled, in insertion order. That order is enough: an entry only ever depends on earlier
- * entries of the same resource (a destroy on the closes before it), and a destroy is queued
- * whenever its resource still has entries queued, with a fence not below theirs (a resource's
- * fences only grow).
+ * entries of the same resource, and a teardown is queued whenever its resource still has entries
+ * queued, with a fence not below theirs (a resource's fences only grow).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,29 +34,36 @@ void fence_run_teardown(al_adapter *adapter, port_teardown *teardown) {
   if (teardown->resource) port_resource_unref(adapter, teardown->resource);
 }
 
-bool fence_teardown_or_defer(al_adapter *adapter, const port_teardown *teardown, bool assume_not_in_use) {
+uint64_t fence_teardown_or_defer(al_adapter *adapter, const port_teardown *teardown, bool assume_not_in_use) {
   port_resource *resource = teardown->resource;
   bool ready = assume_not_in_use || teardown->fence <= atomic_load(&adapter->fence_completed);
-  /* A destroy must not overtake an earlier deferred close of the same resource (rule 4): run
-   * what is ready first, and queue behind what is not. */
-  if (ready && teardown->destroy && atomic_load(&resource->pending_teardowns) != 0) fence_reap(adapter);
-  bool behind_others = teardown->destroy && atomic_load(&resource->pending_teardowns) != 0;
+  /* Teardowns of one resource keep their order (rule 4: a destroy never overtakes a queued
+   * close, and a device's bindings of a resource are closed together): run what is ready first,
+   * and queue behind what is not. */
+  if (ready && atomic_load(&resource->pending_teardowns) != 0) fence_reap(adapter);
+  bool behind_others = atomic_load(&resource->pending_teardowns) != 0;
   if (!behind_others &&
       (assume_not_in_use || teardown->fence <= atomic_load(&adapter->fence_completed))) {
     port_teardown now = *teardown;
     now.assume_not_in_use = assume_not_in_use;
     fence_run_teardown(adapter, &now);
-    return true;
+    return 0;
   }
+  uint64_t fence = teardown->fence;
+  /* Behind others: wait at least for every fence the resource's queued entries wait for. */
+  if (behind_others && fence < resource->last_fence) fence = resource->last_fence;
   port_teardown *entry = malloc(sizeof *entry);
   if (entry == NULL) {
-    /* Cannot queue it: wait for the GPU instead of releasing memory it may still use. */
-    (void)al_fence_wait(adapter, teardown->fence, UINT64_MAX);
+    /* Cannot queue it: wait for the GPU (and the queued entries) instead of releasing memory
+     * it may still use. */
+    (void)al_fence_wait(adapter, fence, UINT64_MAX);
+    if (behind_others) fence_reap(adapter);
     port_teardown now = *teardown;
     fence_run_teardown(adapter, &now);
-    return true;
+    return 0;
   }
   *entry = *teardown;
+  entry->fence = fence;
   entry->next = NULL;
   atomic_fetch_add(&resource->pending_teardowns, 1);
   pthread_mutex_lock(&adapter->deferred_lock);
@@ -69,7 +75,7 @@ bool fence_teardown_or_defer(al_adapter *adapter, const port_teardown *teardown,
   atomic_fetch_add(&adapter->deferred_count, 1);
   if (entry->destroy) atomic_fetch_add(&adapter->deferred_allocations, entry->destroy_count);
   pthread_mutex_unlock(&adapter->deferred_lock);
-  return false;
+  return fence;
 }
 
 void fence_reap(al_adapter *adapter) {
