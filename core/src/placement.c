@@ -16,7 +16,14 @@
  * never the ones it is still creating. Each segment is a segment_heap (O(1) TLSF) under its
  * own lock, held only for heap operations, never across a DDI call.
  */
+#include <stddef.h>
+
 #include "port.h"
+
+/* placement_release passes &records[i].block with a stride in uint32_t units. */
+_Static_assert(sizeof(port_allocation) % sizeof(uint32_t) == 0 &&
+                   offsetof(port_allocation, block) % sizeof(uint32_t) == 0,
+               "port_allocation is walked as an array of uint32_t");
 
 static uint32_t preferred_id(uint32_t preferred, int k) { return (preferred >> (6 * k)) & 0x1f; }
 
@@ -226,14 +233,13 @@ void placement_release(al_adapter *adapter, const port_allocation *records, uint
       i++;
       continue;
     }
-    port_segment *segment = &adapter->segments[records[i].segment_index];
+    uint32_t segment_index = records[i].segment_index, run = 1;
+    while (i + run < count && records[i + run].segment_index == segment_index) run++;
+    port_segment *segment = &adapter->segments[segment_index];
     pthread_mutex_lock(&segment->lock);
-    do {
-      segment_heap_free(&segment->heap, records[i].block);
-      i++;
-    } while (i < count && records[i].segment_index != PORT_SYSTEM_MEMORY &&
-             &adapter->segments[records[i].segment_index] == segment);
+    segment_heap_free_many(&segment->heap, &records[i].block, sizeof *records / sizeof(uint32_t), run);
     pthread_mutex_unlock(&segment->lock);
+    i += run;
   }
 }
 

@@ -317,6 +317,28 @@ static struct segment_heap_node *segment_heap_live_node(const segment_heap *heap
   abort();
 }
 
+void segment_heap_free_many(segment_heap *heap, const uint32_t *blocks, size_t stride, uint32_t count) {
+  uint32_t i = 0;
+  while (i < count) {
+    uint32_t first = blocks[(size_t)i * stride];
+    struct segment_heap_node *run = segment_heap_live_node(heap, first, "segment_heap_free_many");
+    /* Absorb the following blocks of the list while each is the live block just above the run:
+     * they become one live block (no TLSF list is touched), freed once below. */
+    for (i++; i < count; i++) {
+      uint32_t next = blocks[(size_t)i * stride];
+      if (next != run->phys_next) break;
+      struct segment_heap_node *above = segment_heap_live_node(heap, next, "segment_heap_free_many");
+      run->pages += above->pages;
+      run->phys_next = above->phys_next;
+      if (above->phys_next != SEGMENT_HEAP_NIL)
+        segment_heap_node_at(heap, above->phys_next)->phys_prev = first;
+      segment_heap_pool_put(heap, next, above);
+      heap->live_blocks--;
+    }
+    segment_heap_free(heap, first);
+  }
+}
+
 void segment_heap_set_owner(segment_heap *heap, uint32_t block, uint32_t owner) {
   segment_heap_live_node(heap, block, "segment_heap_set_owner")->link_next = owner;
 }

@@ -749,7 +749,69 @@ TEST(test_owner_tags_and_live_walk) {
   segment_heap_fini(&heap);
 }
 
-RUN_TESTS(T(test_owner_tags_and_live_walk), T(test_init_rejects_bad_arguments), T(test_init_accepts_edge_sizes),
+/* free_many: runs of address-adjacent blocks are joined and freed once; any other order still
+ * frees every block exactly as segment_heap_free would. Compared against a twin heap. */
+TEST(test_free_many_matches_single_frees) {
+  const uint32_t orders = 4;
+  for (uint32_t order = 0; order < orders; order++) {
+    segment_heap batch, single;
+    assert_status(segment_heap_init(&batch, 256 * 4096, 4096), STATUS_SUCCESS, "init");
+    assert_status(segment_heap_init(&single, 256 * 4096, 4096), STATUS_SUCCESS, "init");
+    uint32_t a[40], b[40];
+    uint64_t offset;
+    for (uint32_t i = 0; i < 40; i++) {
+      uint64_t size = 4096u * (1 + i % 3);
+      assert_status(segment_heap_alloc(&batch, size, 0, &a[i], &offset), STATUS_SUCCESS, "alloc");
+      assert_status(segment_heap_alloc(&single, size, 0, &b[i], &offset), STATUS_SUCCESS, "alloc");
+    }
+    /* Free a hole first so runs stop at free neighbours too. */
+    segment_heap_free(&batch, a[20]);
+    segment_heap_free(&single, b[20]);
+    uint32_t list[39], count = 0;
+    for (uint32_t i = 0; i < 40; i++) {
+      uint32_t k = order == 0 ? i : order == 1 ? 39 - i : order == 2 ? (i * 7) % 40 : (i % 2 ? i : 39 - i);
+      if (k == 20) continue;
+      bool seen = false;
+      for (uint32_t j = 0; j < count; j++) seen |= list[j] == k;
+      if (!seen) list[count++] = k;
+    }
+    uint32_t batch_blocks[2 * 39]; /* stride 2: every other uint32 is padding */
+    for (uint32_t j = 0; j < count; j++) {
+      batch_blocks[2 * j] = a[list[j]];
+      batch_blocks[2 * j + 1] = UINT32_MAX;
+    }
+    segment_heap_free_many(&batch, batch_blocks, 2, count);
+    for (uint32_t j = 0; j < count; j++) segment_heap_free(&single, b[list[j]]);
+    char msg[256];
+    expect_true(segment_heap_check(&batch, msg, sizeof msg), "order %u: %s", order, msg);
+    segment_heap_stats x, y;
+    segment_heap_get_stats(&batch, &x);
+    segment_heap_get_stats(&single, &y);
+    expect_u64_eq(x.used_bytes, y.used_bytes, "order %u: used", order);
+    expect_u64_eq(x.live_blocks, y.live_blocks, "order %u: live", order);
+    expect_u64_eq(x.free_ranges, y.free_ranges, "order %u: ranges", order);
+    expect_u64_eq(x.largest_free, y.largest_free, "order %u: largest", order);
+    segment_heap_fini(&batch);
+    segment_heap_fini(&single);
+  }
+}
+
+static void free_many_twice(void *arg) {
+  (void)arg;
+  segment_heap heap;
+  segment_heap_init(&heap, 16 * 4096, 4096);
+  uint32_t blocks[2];
+  uint64_t offset;
+  segment_heap_alloc(&heap, 4096, 0, &blocks[0], &offset);
+  blocks[1] = blocks[0];
+  segment_heap_free_many(&heap, blocks, 1, 2);
+}
+
+TEST(test_free_many_of_a_block_twice_aborts) {
+  expect_death(free_many_twice, NULL, "is not live");
+}
+
+RUN_TESTS(T(test_free_many_matches_single_frees), T(test_free_many_of_a_block_twice_aborts), T(test_owner_tags_and_live_walk), T(test_init_rejects_bad_arguments), T(test_init_accepts_edge_sizes),
           T(test_alloc_rejects_bad_arguments), T(test_exact_fill_then_no_video_memory),
           T(test_alignment), T(test_merge_with_prev_next_both), T(test_largest_free_is_exact),
           T(test_fragmentation_then_coalescing), T(test_free_of_non_live_block_aborts),
