@@ -204,11 +204,13 @@ static void undo_create(al_adapter *adapter, const create_target *target, uint32
     handle_table_remove_locked(&adapter->resources, resource_handle);
     handle_table_unlock(&adapter->resources);
   }
-  placement_release(adapter, &resource->records[first], placed);
+  /* Tell the miniport first, then give the memory back: a block released earlier could be
+   * placed for another thread's allocation while the miniport still holds it. */
   HANDLE *list = &resource->miniport_allocations[first];
   for (uint32_t i = 0; i < ddi_args->NumAllocations; i++) list[i] = ddi_args->pAllocationInfo[i].hAllocation;
   ddi_destroy_allocation(adapter, list, ddi_args->NumAllocations, ddi_args->hResource,
                          target->new_resource && ddi_args->hResource != NULL, true);
+  placement_release(adapter, &resource->records[first], placed);
 }
 
 static NTSTATUS create_into(al_adapter *adapter, port_device *device, const create_target *target,

@@ -240,16 +240,27 @@ static NTSTATUS destroy_resource(al_adapter *adapter, al_handle device, al_handl
 
 static NTSTATUS submit(al_adapter *adapter, al_handle device, const al_handle *list, uint32_t n,
                        uint64_t *out_fence) {
-  static const uint32_t command[4] = {0xC0DE0001u, 2, 3, 4};
+  /* Real work for any miniport: a small FILL of each referenced allocation (generic commands
+   * through al_selected_miniport.append_command). */
+  uint32_t cap = (n ? n : 1) * al_selected_miniport.command_size_max;
+  unsigned char *command = malloc(cap);
+  if (command == NULL) return STATUS_NO_MEMORY;
+  uint32_t used = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    al_command_request fill = {.kind = AL_COMMAND_FILL, .index = i, .offset = 0, .size = 64, .pattern = 0xA5A5A5A5u};
+    used += al_selected_miniport.append_command(&fill, command + used, cap - used);
+  }
   al_submit_args args = {
       .device = device,
       .allocations = list,
       .allocation_count = n,
-      .command = command,
-      .command_size = sizeof command,
+      .command = used ? command : NULL,
+      .command_size = used,
       .out_fence = out_fence,
   };
-  return al_submit(adapter, &args);
+  NTSTATUS status = al_submit(adapter, &args);
+  free(command);
+  return status;
 }
 
 /* ---- End of a scenario ------------------------------------------------------------------------ */

@@ -33,8 +33,18 @@ static uint32_t example_make_allocation_data(const al_allocation_request *reques
   return sizeof data;
 }
 
+/* The example does not interpret commands: one 8-byte record (kind, index) stands for each. */
+static uint32_t example_append_command(const al_command_request *request, void *out, uint32_t cap) {
+  if (request == NULL || out == NULL || cap < 8) return 0;
+  uint32_t record[2] = {(uint32_t)request->kind, request->index};
+  memcpy(out, record, sizeof record);
+  return sizeof record;
+}
+
 const al_miniport_descriptor al_selected_miniport = {
     .name = "example",
+    .append_command = example_append_command,
+    .command_size_max = 8,
     .driver_entry = ExampleMiniportDriverEntry,
     .make_hardware_config = example_make_hardware_config,
     .make_allocation_data = example_make_allocation_data,

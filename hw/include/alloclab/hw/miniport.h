@@ -47,6 +47,23 @@ typedef struct al_hardware_request {
   bool threaded_engine;           /* false: the engine runs only when the port says (AlDdiRunEngine) */
 } al_hardware_request;
 
+/* Generic GPU work, so code above the DDI can submit real commands to any miniport. Allocations
+ * are named by their index in the submission's allocation list. */
+typedef enum al_command_kind {
+  AL_COMMAND_NOP = 0,   /* touches nothing */
+  AL_COMMAND_FILL = 1,  /* write @pattern over [offset, offset + size) of allocation @index */
+  AL_COMMAND_CHECK = 2, /* the GPU compares that range with @pattern; a mismatch is a reported
+                           failure (the sim aborts by default) */
+} al_command_kind;
+
+typedef struct al_command_request {
+  al_command_kind kind;
+  uint32_t index;
+  uint64_t offset;
+  uint64_t size;
+  uint32_t pattern;
+} al_command_request;
+
 typedef struct al_miniport_descriptor {
   const char *name; /* short, for reports and benchmark context: "sim", "example", ... */
   PDRIVER_INITIALIZE driver_entry;
@@ -58,6 +75,13 @@ typedef struct al_miniport_descriptor {
   uint32_t (*make_allocation_data)(const al_allocation_request *request, void *out, uint32_t cap);
   /* The largest private data make_allocation_data writes. */
   uint32_t allocation_data_size;
+  /* Writes the miniport's encoding of one command at @out (at most @cap bytes) and returns its
+   * size; commands appended one after another form a command stream for al_submit. 0 when the
+   * request cannot be expressed. A miniport that does not interpret commands may encode any
+   * bytes it accepts. */
+  uint32_t (*append_command)(const al_command_request *request, void *out, uint32_t cap);
+  /* The largest command append_command writes. */
+  uint32_t command_size_max;
 } al_miniport_descriptor;
 
 /* Defined by the library that //hw:miniport names. */

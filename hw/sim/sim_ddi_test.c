@@ -1,0 +1,947 @@
+/*
+ * sim_ddi_test.c — direct DDI tests of the sim miniport, for what a correct port never does:
+ * destroying an allocation whose binding is still open (a GPU access then faults on a freed
+ * page), work on an allocation left in system memory (unmapped VA), writes through a read-only
+ * binding, hostile submissions and paging requests, zombie devices, a removed adapter.
+ *
+ * The test is its own tiny port (like hw/example/example_miniport_test.c): it defines
+ * DxgkInitialize, a fake handle table behind DxgkCbGetHandleData and a DxgkCbNotifyInterrupt
+ * that records completed fences. It does not link core/.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "al_test.h"
+#include "alloclab/hw/sim_miniport.h"
+
+#define KiB ((UINT64)1 << 10)
+#define MiB ((UINT64)1 << 20)
+
+/* ---- The fake port ---------------------------------------------------------------------------- */
+
+struct _DRIVER_OBJECT {
+  DRIVER_INITIALIZATION_DATA ddi;
+  bool registered;
+};
+
+NTSTATUS DxgkInitialize(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath,
+                        PDRIVER_INITIALIZATION_DATA DriverInitializationData) {
+  (void)RegistryPath;
+  if (!DriverObject || !DriverInitializationData) return STATUS_INVALID_PARAMETER;
+  if (DriverInitializationData->Version != DXGKDDI_INTERFACE_VERSION || DriverObject->registered)
+    return STATUS_GRAPHICS_DRIVER_MISMATCH;
+  DriverObject->ddi = *DriverInitializationData;
+  DriverObject->registered = true;
+  return STATUS_SUCCESS;
+}
+
+#define FAKE_HANDLE_MAX 4096u
+static pthread_mutex_t fake_handle_lock = PTHREAD_MUTEX_INITIALIZER;
+static HANDLE fake_handles[FAKE_HANDLE_MAX];
+static UINT fake_handle_count;
+
+static D3DKMT_HANDLE fake_handle_register(HANDLE object) {
+  pthread_mutex_lock(&fake_handle_lock);
+  D3DKMT_HANDLE handle = 0;
+  if (fake_handle_count < FAKE_HANDLE_MAX) {
+    fake_handles[fake_handle_count++] = object;
+    handle = fake_handle_count;
+  }
+  pthread_mutex_unlock(&fake_handle_lock);
+  return handle;
+}
+
+static VOID *APIENTRY fake_get_handle_data(const DXGKARGCB_GETHANDLEDATA *pData) {
+  if (!pData || pData->Type != DXGK_HANDLE_ALLOCATION) return NULL;
+  pthread_mutex_lock(&fake_handle_lock);
+  HANDLE object = pData->hObject && pData->hObject <= fake_handle_count ? fake_handles[pData->hObject - 1] : NULL;
+  pthread_mutex_unlock(&fake_handle_lock);
+  return object;
+}
+
+typedef struct fake {
+  DRIVER_OBJECT driver;
+  const DRIVER_INITIALIZATION_DATA *ddi;
+  HANDLE ctx;
+  SIM_HARDWARE_CONFIG config;
+  pthread_mutex_t lock;
+  UINT fences[1024];
+  UINT fence_count;
+  UINT next_fence;
+} fake;
+
+static VOID APIENTRY fake_notify(const HANDLE hAdapter, const DXGKARGCB_NOTIFY_INTERRUPT_DATA *pArgs) {
+  fake *f = hAdapter;
+  pthread_mutex_lock(&f->lock);
+  if (pArgs && pArgs->InterruptType == DXGK_INTERRUPT_DMA_COMPLETED && f->fence_count < 1024)
+    f->fences[f->fence_count++] = pArgs->DmaCompleted.SubmissionFenceId;
+  pthread_mutex_unlock(&f->lock);
+}
+
+static UINT fake_fences(fake *f) {
+  pthread_mutex_lock(&f->lock);
+  UINT n = f->fence_count;
+  pthread_mutex_unlock(&f->lock);
+  return n;
+}
+
+static DXGKRNL_INTERFACE fake_interface(fake *f) {
+  DXGKRNL_INTERFACE iface = {sizeof(DXGKRNL_INTERFACE), DXGKDDI_INTERFACE_VERSION, f, fake_get_handle_data, fake_notify};
+  return iface;
+}
+
+/* The default hardware, but logging faults instead of aborting. */
+static SIM_HARDWARE_CONFIG quiet_config(void) {
+  SIM_HARDWARE_CONFIG config = sim_hardware_config_default();
+  config.MemorySegmentSize = 4 * MiB;
+  config.ApertureSegmentSize = 4 * MiB;
+  config.Flags = 0;
+  return config;
+}
+
+static fake *fake_start(const SIM_HARDWARE_CONFIG *config) {
+  fake *f = calloc(1, sizeof *f);
+  if (!f) return NULL;
+  pthread_mutex_init(&f->lock, NULL);
+  f->config = *config;
+  f->next_fence = 1;
+  if (SimMiniportDriverEntry(&f->driver, NULL) != STATUS_SUCCESS) return NULL;
+  f->ddi = &f->driver.ddi;
+  DEVICE_OBJECT pdo = {&f->config, sizeof f->config};
+  if (f->ddi->DxgkDdiAddDevice(&pdo, &f->ctx) != STATUS_SUCCESS) return NULL;
+  DXGK_START_INFO info = {DXGKDDI_INTERFACE_VERSION, 1};
+  DXGKRNL_INTERFACE iface = fake_interface(f);
+  ULONG sources = 9, children = 9;
+  if (f->ddi->DxgkDdiStartDevice(f->ctx, &info, &iface, &sources, &children) != STATUS_SUCCESS) return NULL;
+  return f;
+}
+
+static ALDDI_LIVE_OBJECTS fake_live(fake *f) {
+  ALDDI_LIVE_OBJECTS live;
+  memset(&live, 0xFF, sizeof live);
+  f->ddi->AlDdiQueryLiveObjects(f->ctx, &live);
+  return live;
+}
+
+/* Stops and removes the adapter; with @expect_empty, first checks that nothing is live. */
+static void fake_end(fake *f, bool expect_empty) {
+  if (expect_empty) {
+    ALDDI_LIVE_OBJECTS live = fake_live(f);
+    expect_u64_eq(live.Devices + live.Resources + live.Allocations + live.OpenAllocations, 0, "nothing live");
+    expect_u64_eq(live.HostBytes, 0, "no host bytes");
+  }
+  expect_status(f->ddi->DxgkDdiStopDevice(f->ctx), STATUS_SUCCESS, "stop");
+  expect_status(f->ddi->DxgkDdiRemoveDevice(f->ctx), STATUS_SUCCESS, "remove");
+  pthread_mutex_destroy(&f->lock);
+  free(f);
+  sim_miniport_stats s;
+  sim_miniport_get_stats(&s);
+  expect_u64_eq(s.adapters + s.host_bytes + s.committed_bytes + s.allocations + s.bindings, 0, "process-wide: nothing left");
+}
+
+static HANDLE device_create(fake *f, UINT port_handle) {
+  DXGKARG_CREATEDEVICE args;
+  memset(&args, 0, sizeof args);
+  args.hDevice = (HANDLE)(uintptr_t)port_handle;
+  NTSTATUS status = f->ddi->DxgkDdiCreateDevice(f->ctx, &args);
+  expect_status(status, STATUS_SUCCESS, "create device");
+  return NT_SUCCESS(status) ? args.hDevice : NULL;
+}
+
+static NTSTATUS alloc_create(fake *f, const SIM_ALLOCATION_DATA *data, HANDLE *out, D3DKMT_HANDLE *out_kmt) {
+  DXGK_ALLOCATIONINFO info;
+  memset(&info, 0, sizeof info);
+  info.pPrivateDriverData = (void *)data;
+  info.PrivateDriverDataSize = sizeof *data;
+  DXGKARG_CREATEALLOCATION args;
+  memset(&args, 0, sizeof args);
+  args.NumAllocations = 1;
+  args.pAllocationInfo = &info;
+  NTSTATUS status = f->ddi->DxgkDdiCreateAllocation(f->ctx, &args);
+  if (NT_SUCCESS(status)) {
+    *out = info.hAllocation;
+    if (out_kmt) *out_kmt = fake_handle_register(info.hAllocation);
+  }
+  return status;
+}
+
+static NTSTATUS paging(fake *f, DXGK_BUILDPAGINGBUFFER_OPERATION op, HANDLE allocation, UINT64 size, UINT from,
+                       UINT64 from_offset, UINT to, UINT64 to_offset) {
+  DXGKARG_BUILDPAGINGBUFFER args;
+  memset(&args, 0, sizeof args);
+  args.Operation = op;
+  if (op == DXGK_OPERATION_FILL) {
+    args.Fill.hAllocation = allocation;
+    args.Fill.FillSize = size;
+    args.Fill.Destination.SegmentId = to;
+    args.Fill.Destination.SegmentAddress.QuadPart = (LONGLONG)to_offset;
+  } else {
+    args.Transfer.hAllocation = allocation;
+    args.Transfer.TransferSize = size;
+    args.Transfer.Source.SegmentId = from;
+    args.Transfer.Source.SegmentAddress.QuadPart = (LONGLONG)from_offset;
+    args.Transfer.Destination.SegmentId = to;
+    args.Transfer.Destination.SegmentAddress.QuadPart = (LONGLONG)to_offset;
+  }
+  return f->ddi->DxgkDdiBuildPagingBuffer(f->ctx, &args);
+}
+
+static NTSTATUS open_one(fake *f, HANDLE device, D3DKMT_HANDLE kmt, bool read_only, HANDLE *out_binding) {
+  DXGK_OPENALLOCATIONINFO info;
+  memset(&info, 0, sizeof info);
+  info.hAllocation = kmt;
+  DXGKARG_OPENALLOCATION args;
+  memset(&args, 0, sizeof args);
+  args.NumAllocations = 1;
+  args.pOpenAllocation = &info;
+  args.Flags.ReadOnly = read_only;
+  NTSTATUS status = f->ddi->DxgkDdiOpenAllocation(device, &args);
+  if (NT_SUCCESS(status)) *out_binding = info.hDeviceSpecificAllocation;
+  return status;
+}
+
+static NTSTATUS close_one(fake *f, HANDLE device, HANDLE binding) {
+  DXGKARG_CLOSEALLOCATION args = {1, &binding};
+  return f->ddi->DxgkDdiCloseAllocation(device, &args);
+}
+
+static NTSTATUS destroy_one(fake *f, HANDLE allocation) {
+  DXGKARG_DESTROYALLOCATION args;
+  memset(&args, 0, sizeof args);
+  args.NumAllocations = 1;
+  args.pAllocationList = &allocation;
+  return f->ddi->DxgkDdiDestroyAllocation(f->ctx, &args);
+}
+
+static NTSTATUS submit(fake *f, HANDLE device, const HANDLE *bindings, UINT n, const void *stream, UINT bytes) {
+  DXGK_ALLOCATIONLIST list[8];
+  memset(list, 0, sizeof list);
+  for (UINT i = 0; i < n && i < 8; i++) list[i].hDeviceSpecificAllocation = bindings[i];
+  DXGKARG_SUBMITCOMMAND args;
+  memset(&args, 0, sizeof args);
+  args.DmaBufferSize = bytes;
+  args.DmaBufferSubmissionEndOffset = bytes;
+  args.SubmissionFenceId = f->next_fence;
+  args.Flags.Null = bytes == 0;
+  args.hContext = device;
+  args.pAlDmaBuffer = stream;
+  args.pAlAllocationList = list;
+  args.AlAllocationListSize = n;
+  NTSTATUS status = f->ddi->DxgkDdiSubmitCommand(f->ctx, &args);
+  if (NT_SUCCESS(status)) f->next_fence++;
+  return status;
+}
+
+static UINT run_engine(fake *f) {
+  UINT ran = 0;
+  expect_status(f->ddi->AlDdiRunEngine(f->ctx, 1000, &ran), STATUS_SUCCESS, "run engine");
+  return ran;
+}
+
+/* One allocation of @size in @segment at @offset, opened on @device. */
+typedef struct placed {
+  HANDLE allocation;
+  D3DKMT_HANDLE kmt;
+  HANDLE binding;
+  UINT64 id;
+} placed;
+
+static placed place(fake *f, HANDLE device, UINT64 size, UINT placement, UINT segment, UINT64 offset) {
+  placed p;
+  memset(&p, 0, sizeof p);
+  SIM_ALLOCATION_DATA data = sim_allocation_buffer(size, placement, 0);
+  expect_status(alloc_create(f, &data, &p.allocation, &p.kmt), STATUS_SUCCESS, "create");
+  expect_status(paging(f, DXGK_OPERATION_FILL, p.allocation, size, 0, 0, segment, offset), STATUS_SUCCESS, "fill");
+  expect_status(open_one(f, device, p.kmt, false, &p.binding), STATUS_SUCCESS, "open");
+  p.id = sim_miniport_allocation_id(p.allocation);
+  return p;
+}
+
+static size_t last_events(sim_event *out, size_t max) { return sim_miniport_events(out, max); }
+
+/* ---- GPU page faults ------------------------------------------------------------------------------ */
+
+/* Destroys an allocation while a binding still maps it (what a buggy port does), then submits work
+ * through that binding. Returns the allocation's owner id. */
+static UINT64 use_after_destroy(fake *f, HANDLE device, HANDLE *out_binding) {
+  placed a = place(f, device, 16 * KiB, SIM_PLACEMENT_ANY, SIM_SEGMENT_ID_MEMORY, 64 * KiB);
+  expect_u64_ne(a.id, 0, "owner id");
+  expect_status(destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy while still bound (port bug)");
+  uint8_t cmd[64];
+  size_t n = sim_cmd_fill(cmd, 0, 4096, 4096, 0x11111111u);
+  expect_status(submit(f, device, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "submit through the stale binding");
+  run_engine(f);
+  *out_binding = a.binding;
+  return a.id;
+}
+
+TEST(gpu_fault_on_freed_page_is_logged) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE device = device_create(f, 0x40000007u);
+  sim_miniport_events_clear();
+  sim_miniport_stats before, after;
+  sim_miniport_get_stats(&before);
+  HANDLE binding;
+  UINT64 id = use_after_destroy(f, device, &binding);
+  expect_u64_eq(fake_fences(f), 1, "the faulting submission still completes its fence");
+  sim_miniport_get_stats(&after);
+  expect_u64_eq(after.gpu_faults, before.gpu_faults + 1, "one fault");
+  sim_event events[4];
+  assert_u64_eq(last_events(events, 4), 1, "one event");
+  expect_u64_eq(events[0].kind, SIM_EVENT_GPU_FAULT, "a GPU fault");
+  expect_u64_eq(events[0].fault_kind, SIM_FAULT_FREED_PAGE, "on a freed page");
+  expect_true(strcmp(sim_fault_kind_name(events[0].fault_kind), "freed page") == 0, "named 'freed page'");
+  expect_u64_eq(events[0].allocation, id, "naming the allocation that last owned it");
+  expect_u64_eq(events[0].device, 0x40000007u, "and the device");
+  expect_u64_eq(events[0].write, 1, "a write");
+  expect_u64_eq(events[0].segment_id, SIM_SEGMENT_ID_MEMORY, "segment");
+  expect_u64_eq(events[0].phys, 64 * KiB + 4096, "physical offset of the first faulting byte");
+  expect_u64_ne(events[0].va, 0, "VA");
+  expect_status(close_one(f, device, binding), STATUS_SUCCESS, "the stale binding still closes");
+  expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_SUCCESS, "destroy device");
+  fake_end(f, true);
+}
+
+static void freed_page_with_abort(void *unused) {
+  (void)unused;
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  config.Flags = SIM_HW_ABORT_ON_GPU_FAULT;
+  fake *f = fake_start(&config);
+  HANDLE binding;
+  use_after_destroy(f, device_create(f, 0x40000001u), &binding);
+}
+
+TEST(gpu_fault_on_freed_page_aborts_by_default) {
+  expect_death(freed_page_with_abort, NULL, "alloclab sim: GPU page fault: freed page at VA 0x");
+  expect_death(freed_page_with_abort, NULL, "on device 0x40000001");
+  expect_death(freed_page_with_abort, NULL, "page last owned by allocation 1");
+}
+
+TEST(gpu_fault_on_unmapped_va) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE device = device_create(f, 2);
+  placed a = place(f, device, 8 * KiB, SIM_PLACEMENT_ANY, SIM_SEGMENT_ID_MEMORY, 0);
+  uint8_t cmd[128];
+  size_t n = sim_cmd_fill(cmd, 0, 0, 8 * KiB, 0x77665544u);
+  expect_status(submit(f, device, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "fill");
+  run_engine(f);
+  /* Out to system memory: the binding is unmapped; work on it now faults. */
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 8 * KiB, 1, 0, 0, 0), STATUS_SUCCESS, "to system");
+  sim_miniport_events_clear();
+  n = sim_cmd_check(cmd, 0, 0, 8 * KiB, 0x77665544u);
+  expect_status(submit(f, device, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "check while in system memory");
+  run_engine(f);
+  sim_event events[4];
+  assert_u64_eq(last_events(events, 4), 1, "one event");
+  expect_u64_eq(events[0].fault_kind, SIM_FAULT_UNMAPPED, "unmapped");
+  expect_u64_eq(events[0].write, 0, "a read");
+  expect_u64_eq(events[0].allocation, 0, "no page behind it");
+  /* Back in (to the aperture): re-mapped at the same VA, contents intact. */
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 8 * KiB, 0, 0, 2, 12 * KiB), STATUS_SUCCESS, "back");
+  sim_miniport_events_clear();
+  expect_status(submit(f, device, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "check again");
+  run_engine(f);
+  expect_u64_eq(last_events(events, 4), 0, "contents came back from system memory");
+  expect_status(close_one(f, device, a.binding), STATUS_SUCCESS, "close");
+  expect_status(destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy");
+  expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_SUCCESS, "destroy device");
+  fake_end(f, true);
+}
+
+TEST(read_only_binding_refuses_writes) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE d1 = device_create(f, 1), d2 = device_create(f, 2), ro;
+  placed a = place(f, d1, 4 * KiB, SIM_PLACEMENT_APERTURE_ONLY, SIM_SEGMENT_ID_APERTURE, 0);
+  expect_status(open_one(f, d2, a.kmt, true, &ro), STATUS_SUCCESS, "read-only open on d2");
+  sim_miniport_events_clear();
+  uint8_t cmd[128];
+  size_t n = sim_cmd_check(cmd, 0, 0, 4096, 0);
+  expect_status(submit(f, d2, &ro, 1, cmd, (UINT)n), STATUS_SUCCESS, "read");
+  run_engine(f);
+  sim_event events[2];
+  expect_u64_eq(last_events(events, 2), 0, "reads are fine");
+  n = sim_cmd_fill(cmd, 0, 0, 4096, 1);
+  expect_status(submit(f, d2, &ro, 1, cmd, (UINT)n), STATUS_SUCCESS, "write");
+  run_engine(f);
+  assert_u64_eq(last_events(events, 2), 1, "the write faulted");
+  expect_u64_eq(events[0].fault_kind, SIM_FAULT_WRITE_READ_ONLY, "write to read-only page");
+  expect_u64_eq(events[0].allocation, a.id, "the page's owner");
+  expect_status(close_one(f, d2, ro), STATUS_SUCCESS, "close ro");
+  expect_status(close_one(f, d1, a.binding), STATUS_SUCCESS, "close");
+  expect_status(destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy");
+  f->ddi->DxgkDdiDestroyDevice(d1);
+  f->ddi->DxgkDdiDestroyDevice(d2);
+  fake_end(f, true);
+}
+
+/* ---- Hostile submissions --------------------------------------------------------------------------- */
+
+TEST(hostile_submissions_queue_nothing) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE d1 = device_create(f, 1), d2 = device_create(f, 2);
+  placed a = place(f, d1, 8 * KiB, SIM_PLACEMENT_ANY, 1, 0);
+  placed b = place(f, d2, 8 * KiB, SIM_PLACEMENT_ANY, 1, 8 * KiB);
+  uint8_t cmd[64];
+  UINT n = (UINT)sim_cmd_fill(cmd, 0, 0, 16, 1);
+  DXGK_ALLOCATIONLIST list = {.hDeviceSpecificAllocation = a.binding};
+  DXGKARG_SUBMITCOMMAND good;
+  memset(&good, 0, sizeof good);
+  good.DmaBufferSize = n;
+  good.DmaBufferSubmissionEndOffset = n;
+  good.SubmissionFenceId = 1;
+  good.hContext = d1;
+  good.pAlDmaBuffer = cmd;
+  good.pAlAllocationList = &list;
+  good.AlAllocationListSize = 1;
+  DXGKARG_SUBMITCOMMAND args;
+#define BAD(change, want, what)                                                        \
+  do {                                                                                 \
+    args = good;                                                                       \
+    change;                                                                            \
+    expect_status(f->ddi->DxgkDdiSubmitCommand(f->ctx, &args), want, what);            \
+  } while (0)
+  BAD(args.hContext = NULL, STATUS_INVALID_HANDLE, "no context");
+  BAD(args.hContext = a.binding, STATUS_INVALID_HANDLE, "a binding as the context");
+  BAD(list.hDeviceSpecificAllocation = b.binding, STATUS_INVALID_HANDLE, "a binding of another device");
+  list.hDeviceSpecificAllocation = a.binding;
+  BAD(list.hDeviceSpecificAllocation = NULL, STATUS_INVALID_HANDLE, "NULL binding");
+  list.hDeviceSpecificAllocation = a.binding;
+  BAD(args.pAlAllocationList = NULL, STATUS_INVALID_PARAMETER, "no list");
+  BAD(args.AlAllocationListSize = SIM_MAX_ALLOCATION_LIST + 1, STATUS_INVALID_PARAMETER, "list too long");
+  BAD(args.DmaBufferSubmissionStartOffset = n + 1, STATUS_INVALID_PARAMETER, "start after end");
+  BAD(args.DmaBufferSubmissionEndOffset = n + 1, STATUS_INVALID_PARAMETER, "end past the buffer");
+  BAD((args.DmaBufferSize = SIM_CMD_MAX_STREAM_BYTES + 8, args.DmaBufferSubmissionEndOffset = SIM_CMD_MAX_STREAM_BYTES + 8),
+      STATUS_INVALID_PARAMETER, "stream too long");
+  BAD(args.pAlDmaBuffer = NULL, STATUS_INVALID_PARAMETER, "no stream");
+  BAD(args.Flags.Reserved = 1, STATUS_INVALID_PARAMETER, "reserved flag");
+  BAD(args.AlAllocationListSize = 0, STATUS_INVALID_PARAMETER, "index 0 of an empty list");
+  BAD(args.DmaBufferSubmissionStartOffset = 4, STATUS_INVALID_PARAMETER, "stream starting mid-record");
+#undef BAD
+  expect_u64_eq(run_engine(f), 0, "nothing was queued");
+  /* Check bytes are bounded per submission. */
+  uint8_t many[SIM_CMD_CHECK_BYTES * 3];
+  UINT bytes = 0;
+  for (int i = 0; i < 3; i++) bytes += (UINT)sim_cmd_check(many + bytes, 0, 0, 8 * KiB, 0);
+  expect_status(submit(f, d1, &a.binding, 1, many, bytes), STATUS_SUCCESS, "a few checks");
+  expect_u64_eq(run_engine(f), 1, "ran");
+  /* A closed binding is no longer usable (b and a opened on d2 in one call: the block, and so the
+   * closed binding's memory, lives on while a's binding is open). */
+  DXGK_OPENALLOCATIONINFO two[2];
+  memset(two, 0, sizeof two);
+  two[0].hAllocation = b.kmt;
+  two[1].hAllocation = a.kmt;
+  DXGKARG_OPENALLOCATION open_args;
+  memset(&open_args, 0, sizeof open_args);
+  open_args.NumAllocations = 2;
+  open_args.pOpenAllocation = two;
+  expect_status(close_one(f, d2, b.binding), STATUS_SUCCESS, "close b's first binding");
+  assert_status(f->ddi->DxgkDdiOpenAllocation(d2, &open_args), STATUS_SUCCESS, "open b and a on d2 at once");
+  HANDLE closed = two[0].hDeviceSpecificAllocation;
+  expect_status(close_one(f, d2, closed), STATUS_SUCCESS, "close");
+  expect_status(submit(f, d2, &closed, 1, cmd, n), STATUS_INVALID_HANDLE, "closed binding");
+  expect_status(close_one(f, d2, closed), STATUS_INVALID_HANDLE, "double close");
+  HANDLE both[2] = {two[1].hDeviceSpecificAllocation, two[1].hDeviceSpecificAllocation};
+  DXGKARG_CLOSEALLOCATION close_args = {2, both};
+  expect_status(f->ddi->DxgkDdiCloseAllocation(d2, &close_args), STATUS_INVALID_PARAMETER, "listed twice");
+  expect_status(close_one(f, d1, two[1].hDeviceSpecificAllocation), STATUS_INVALID_HANDLE, "another device's");
+  expect_status(close_one(f, d2, two[1].hDeviceSpecificAllocation), STATUS_SUCCESS, "close a on d2");
+  expect_status(close_one(f, d1, a.binding), STATUS_SUCCESS, "close a");
+  expect_status(destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy a");
+  expect_status(destroy_one(f, b.allocation), STATUS_SUCCESS, "destroy b");
+  f->ddi->DxgkDdiDestroyDevice(d1);
+  f->ddi->DxgkDdiDestroyDevice(d2);
+  fake_end(f, true);
+}
+
+static uint64_t rng_state;
+static uint64_t rnd(void) {
+  rng_state += 0x9E3779B97F4A7C15ull;
+  uint64_t z = rng_state;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static UINT64 near(UINT64 size) {
+  switch (rnd() % 6) {
+  case 0: return 0;
+  case 1: return size;
+  case 2: return size - rnd() % 64;
+  case 3: return rnd() % (size + 64);
+  case 4: return UINT64_MAX - rnd() % 8;
+  default: return rnd();
+  }
+}
+
+/* Random streams (valid records with hostile fields, random bytes, truncation): every one is
+ * accepted or rejected with STATUS_INVALID_PARAMETER, and no accepted one ever faults the GPU. */
+TEST(random_streams_never_fault) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  rng_state = al_test_seed();
+  HANDLE device = device_create(f, 1);
+  placed a = place(f, device, 8 * KiB, SIM_PLACEMENT_ANY, 1, 0);
+  placed b = place(f, device, 12 * KiB, SIM_PLACEMENT_APERTURE_ONLY, 2, 0);
+  HANDLE bindings[2] = {a.binding, b.binding};
+  const UINT64 sizes[2] = {8 * KiB, 12 * KiB};
+  sim_miniport_stats before, after;
+  sim_miniport_get_stats(&before);
+  uint64_t accepted = 0, rejected = 0;
+  for (int round = 0; round < 20000; round++) {
+    uint8_t stream[512];
+    UINT bytes = 0;
+    int records = (int)(rnd() % 6);
+    for (int r = 0; r < records && bytes + 40 <= sizeof stream; r++) {
+      UINT i = (UINT)(rnd() % 3), j = (UINT)(rnd() % 3);
+      UINT64 si = sizes[i % 2], sj = sizes[j % 2];
+      switch (rnd() % 5) {
+      case 0: bytes += (UINT)sim_cmd_fill(stream + bytes, i, near(si), near(si), (UINT)rnd()); break;
+      case 1: bytes += (UINT)sim_cmd_check(stream + bytes, i, near(si), near(si), (UINT)rnd()); break;
+      case 2: bytes += (UINT)sim_cmd_copy(stream + bytes, i, near(si), j, near(sj), near(sj)); break;
+      case 3: bytes += (UINT)sim_cmd_nop(stream + bytes, (UINT)(rnd() % 16)); break;
+      default:
+        for (int k = 0; k < 8; k++) stream[bytes++] = (uint8_t)rnd();
+      }
+    }
+    if (bytes && rnd() % 8 == 0) bytes -= (UINT)(rnd() % bytes);
+    if (rnd() % 16 == 0) stream[rnd() % sizeof stream] ^= (uint8_t)rnd();
+    NTSTATUS status = submit(f, device, bindings, 2, stream, bytes);
+    if (status == STATUS_SUCCESS)
+      accepted++;
+    else {
+      expect_status(status, STATUS_INVALID_PARAMETER, "round %d", round);
+      rejected++;
+    }
+    if (round % 64 == 0) run_engine(f);
+  }
+  run_engine(f);
+  sim_miniport_get_stats(&after);
+  expect_u64_gt(accepted, 1000, "valid streams are accepted");
+  expect_u64_gt(rejected, 1000, "hostile ones rejected");
+  expect_u64_eq(after.gpu_faults, before.gpu_faults, "no accepted stream faults");
+  expect_u64_eq(after.completions - before.completions, accepted, "every accepted one completed");
+  expect_u64_eq(fake_fences(f), accepted > 1024 ? 1024 : accepted, "and was reported");
+  close_one(f, device, a.binding);
+  close_one(f, device, b.binding);
+  destroy_one(f, a.allocation);
+  destroy_one(f, b.allocation);
+  f->ddi->DxgkDdiDestroyDevice(device);
+  fake_end(f, true);
+}
+
+/* ---- Paging rules ------------------------------------------------------------------------------------ */
+
+TEST(paging_rules_and_round_trip) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE device = device_create(f, 1);
+  SIM_ALLOCATION_DATA data = sim_allocation_buffer(16 * KiB, SIM_PLACEMENT_ANY, 0);
+  HANDLE a, ap;
+  D3DKMT_HANDLE kmt;
+  assert_status(alloc_create(f, &data, &a, &kmt), STATUS_SUCCESS, "a");
+  SIM_ALLOCATION_DATA ap_data = sim_allocation_buffer(4 * KiB, SIM_PLACEMENT_APERTURE_ONLY, 0);
+  assert_status(alloc_create(f, &ap_data, &ap, NULL), STATUS_SUCCESS, "aperture-only");
+  const UINT64 S = 16 * KiB, SEG = config.MemorySegmentSize;
+  expect_status(paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 0, 0), STATUS_INVALID_PARAMETER, "fill to system memory");
+  expect_status(paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 3, 0), STATUS_INVALID_PARAMETER, "segment 3");
+  expect_status(paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 1, 100), STATUS_INVALID_PARAMETER, "misaligned");
+  expect_status(paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 1, SEG - 4096), STATUS_INVALID_PARAMETER, "past the end");
+  expect_status(paging(f, DXGK_OPERATION_FILL, a, S + 1, 0, 0, 1, 0), STATUS_INVALID_PARAMETER, "FillSize too big");
+  expect_status(paging(f, DXGK_OPERATION_FILL, ap, 4096, 0, 0, 1, 0), STATUS_INVALID_PARAMETER, "outside its set");
+  expect_status(paging(f, DXGK_OPERATION_FILL, NULL, S, 0, 0, 1, 0), STATUS_INVALID_HANDLE, "no allocation");
+  expect_status(paging(f, DXGK_OPERATION_DISCARD_CONTENT, a, S, 0, 0, 1, 0), STATUS_INVALID_PARAMETER, "unknown op");
+  expect_status(paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 1, 8 * KiB), STATUS_SUCCESS, "fill");
+  expect_status(paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 1, 64 * KiB), STATUS_INVALID_PARAMETER, "fill twice");
+  expect_status(paging(f, DXGK_OPERATION_FILL, ap, 4096, 0, 0, 2, 0), STATUS_SUCCESS, "fill ap");
+  /* Another allocation may not be placed over a's pages. */
+  HANDLE c;
+  assert_status(alloc_create(f, &data, &c, NULL), STATUS_SUCCESS, "c");
+  expect_status(paging(f, DXGK_OPERATION_FILL, c, S, 0, 0, 1, 12 * KiB), STATUS_INVALID_PARAMETER, "overlapping fill");
+  HANDLE binding;
+  assert_status(open_one(f, device, kmt, false, &binding), STATUS_SUCCESS, "open a");
+  uint8_t cmd[128];
+  size_t n = sim_cmd_fill(cmd, 0, 0, S, 0x12345678u);
+  assert_status(submit(f, device, &binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "fill contents");
+  run_engine(f);
+  /* TRANSFER rules. */
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 0, 2, 0), STATUS_INVALID_PARAMETER, "wrong source offset");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 2, 8 * KiB, 2, 0), STATUS_INVALID_PARAMETER, "wrong source segment");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 0, 0, 2, 0), STATUS_INVALID_PARAMETER, "not in system memory");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S - 4096, 1, 8 * KiB, 2, 0), STATUS_INVALID_PARAMETER, "partial");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 8 * KiB, 2, 0), STATUS_INVALID_PARAMETER, "onto ap's page");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 8 * KiB, 1, 16 * KiB), STATUS_INVALID_PARAMETER,
+                "overlapping itself");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 8 * KiB, 2, 6), STATUS_INVALID_PARAMETER, "misaligned");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, ap, 4096, 2, 0, 1, 0), STATUS_INVALID_PARAMETER,
+                "aperture-only to memory");
+  /* Round trip: memory -> aperture -> system -> memory (another place), contents kept. */
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 8 * KiB, 2, 64 * KiB), STATUS_SUCCESS, "to aperture");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 2, 64 * KiB, 0, 0), STATUS_SUCCESS, "to system");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 0, 0, 0, 0), STATUS_INVALID_PARAMETER, "system to system");
+  ALDDI_LIVE_OBJECTS live = fake_live(f);
+  expect_u64_ge(live.HostBytes, S, "the system copy is host memory");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 0, 0, 1, 1 * MiB), STATUS_SUCCESS, "back to memory");
+  sim_miniport_events_clear();
+  n = sim_cmd_check(cmd, 0, 0, S, 0x12345678u);
+  assert_status(submit(f, device, &binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "check");
+  run_engine(f);
+  sim_event events[2];
+  expect_u64_eq(last_events(events, 2), 0, "contents survived three moves");
+  close_one(f, device, binding);
+  destroy_one(f, a);
+  destroy_one(f, ap);
+  destroy_one(f, c);
+  f->ddi->DxgkDdiDestroyDevice(device);
+  fake_end(f, true);
+}
+
+/* ---- Objects: open rules, create rollback, resources, zombies, removal -------------------------------- */
+
+TEST(open_rules_and_rollback) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE device = device_create(f, 1);
+  placed a = place(f, device, 8 * KiB, SIM_PLACEMENT_ANY, 1, 0);
+  sim_miniport_stats before, after;
+  sim_miniport_get_stats(&before);
+  ALDDI_LIVE_OBJECTS live_before = fake_live(f);
+  HANDLE binding;
+  expect_status(open_one(f, device, a.kmt, false, &binding), STATUS_INVALID_PARAMETER, "second binding on one device");
+  expect_status(open_one(f, device, 0xFFFF, false, &binding), STATUS_INVALID_HANDLE, "unknown handle");
+  /* Two in one call, the second bad: the first is undone. */
+  SIM_ALLOCATION_DATA data = sim_allocation_buffer(4 * KiB, SIM_PLACEMENT_ANY, 0);
+  HANDLE b;
+  D3DKMT_HANDLE b_kmt;
+  assert_status(alloc_create(f, &data, &b, &b_kmt), STATUS_SUCCESS, "b");
+  assert_status(paging(f, DXGK_OPERATION_FILL, b, 4096, 0, 0, 2, 0), STATUS_SUCCESS, "fill b");
+  sim_miniport_get_stats(&before);
+  live_before = fake_live(f);
+  DXGK_OPENALLOCATIONINFO infos[2];
+  memset(infos, 0, sizeof infos);
+  infos[0].hAllocation = b_kmt;
+  infos[1].hAllocation = 0xFFFE;
+  DXGKARG_OPENALLOCATION args;
+  memset(&args, 0, sizeof args);
+  args.NumAllocations = 2;
+  args.pOpenAllocation = infos;
+  expect_status(f->ddi->DxgkDdiOpenAllocation(device, &args), STATUS_INVALID_HANDLE, "second entry unknown");
+  expect_ptr_eq(infos[0].hDeviceSpecificAllocation, NULL, "no handle written");
+  sim_miniport_get_stats(&after);
+  ALDDI_LIVE_OBJECTS live_after = fake_live(f);
+  expect_u64_eq(live_after.OpenAllocations, live_before.OpenAllocations, "no binding left");
+  expect_u64_eq(after.mapped_bytes, before.mapped_bytes, "no mapping left");
+  expect_u64_eq(after.va_reserved_bytes, before.va_reserved_bytes, "no VA left");
+  expect_u64_eq(live_after.HostBytes, live_before.HostBytes, "no host bytes");
+  args.Flags.Reserved = 1;
+  args.NumAllocations = 1;
+  expect_status(f->ddi->DxgkDdiOpenAllocation(device, &args), STATUS_INVALID_PARAMETER, "reserved flag");
+  close_one(f, device, a.binding);
+  destroy_one(f, a.allocation);
+  destroy_one(f, b);
+  f->ddi->DxgkDdiDestroyDevice(device);
+  fake_end(f, true);
+}
+
+TEST(create_is_all_or_nothing_and_resources) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  SIM_ALLOCATION_DATA good = sim_allocation_buffer(4096, 0, 0), bad = good;
+  bad.Placement = 7;
+  DXGK_ALLOCATIONINFO infos[3];
+  memset(infos, 0, sizeof infos);
+  const SIM_ALLOCATION_DATA *datas[3] = {&good, &bad, &good};
+  for (int i = 0; i < 3; i++) {
+    infos[i].pPrivateDriverData = (void *)datas[i];
+    infos[i].PrivateDriverDataSize = sizeof good;
+  }
+  DXGKARG_CREATEALLOCATION args;
+  memset(&args, 0, sizeof args);
+  args.NumAllocations = 3;
+  args.pAllocationInfo = infos;
+  args.Flags.Resource = 1;
+  expect_status(f->ddi->DxgkDdiCreateAllocation(f->ctx, &args), STATUS_INVALID_PARAMETER, "the second is bad");
+  expect_ptr_eq(infos[0].hAllocation, NULL, "no handle written");
+  expect_ptr_eq(args.hResource, NULL, "no resource");
+  ALDDI_LIVE_OBJECTS live = fake_live(f);
+  expect_u64_eq(live.Allocations + live.Resources + live.HostBytes, 0, "nothing made");
+  infos[1].pPrivateDriverData = &good;
+  assert_status(f->ddi->DxgkDdiCreateAllocation(f->ctx, &args), STATUS_SUCCESS, "three in a resource");
+  HANDLE resource = args.hResource;
+  expect_ptr_ne(resource, NULL, "resource");
+  live = fake_live(f);
+  expect_u64_eq(live.Allocations, 3, "three");
+  expect_u64_eq(live.Resources, 1, "one resource");
+  /* Add one more to it. */
+  DXGK_ALLOCATIONINFO more;
+  memset(&more, 0, sizeof more);
+  more.pPrivateDriverData = &good;
+  more.PrivateDriverDataSize = sizeof good;
+  DXGKARG_CREATEALLOCATION add;
+  memset(&add, 0, sizeof add);
+  add.NumAllocations = 1;
+  add.pAllocationInfo = &more;
+  add.Flags.Resource = 1;
+  add.hResource = resource;
+  assert_status(f->ddi->DxgkDdiCreateAllocation(f->ctx, &add), STATUS_SUCCESS, "add");
+  expect_ptr_eq(add.hResource, resource, "same resource");
+  /* DestroyResource must name all four. */
+  HANDLE list[4] = {infos[0].hAllocation, infos[1].hAllocation, infos[2].hAllocation, more.hAllocation};
+  DXGKARG_DESTROYALLOCATION destroy;
+  memset(&destroy, 0, sizeof destroy);
+  destroy.NumAllocations = 3;
+  destroy.pAllocationList = list;
+  destroy.hResource = resource;
+  destroy.Flags.DestroyResource = 1;
+  expect_status(f->ddi->DxgkDdiDestroyAllocation(f->ctx, &destroy), STATUS_INVALID_PARAMETER, "not all of it");
+  HANDLE twice[2] = {list[0], list[0]};
+  destroy.NumAllocations = 2;
+  destroy.pAllocationList = twice;
+  destroy.Flags.DestroyResource = 0;
+  expect_status(f->ddi->DxgkDdiDestroyAllocation(f->ctx, &destroy), STATUS_INVALID_PARAMETER, "duplicate");
+  destroy.NumAllocations = 4;
+  destroy.pAllocationList = list;
+  destroy.Flags.DestroyResource = 1;
+  expect_status(f->ddi->DxgkDdiDestroyAllocation(f->ctx, &destroy), STATUS_SUCCESS, "all four and the resource");
+  fake_end(f, true);
+}
+
+TEST(zombie_device_freed_by_its_last_completion) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE device = device_create(f, 1);
+  expect_status(submit(f, device, NULL, 0, NULL, 0), STATUS_SUCCESS, "a Null submission");
+  expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_SUCCESS, "destroy with work queued");
+  sim_miniport_stats s;
+  sim_miniport_get_stats(&s);
+  expect_u64_eq(s.devices, 0, "no live device");
+  expect_u64_eq(s.zombie_devices, 1, "a zombie keeps the address space");
+  expect_u64_gt(fake_live(f).HostBytes, 0, "its page tables still count");
+  expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_INVALID_HANDLE, "no longer a device");
+  expect_u64_eq(run_engine(f), 1, "the work runs");
+  sim_miniport_get_stats(&s);
+  expect_u64_eq(s.zombie_devices, 0, "freed by the completion");
+  expect_u64_eq(fake_fences(f), 1, "fence reported");
+  /* A zombie left at RemoveDevice is freed there (its work is cancelled, not reported). */
+  device = device_create(f, 2);
+  expect_status(submit(f, device, NULL, 0, NULL, 0), STATUS_SUCCESS, "queued");
+  expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_SUCCESS, "zombie");
+  fake_end(f, false);
+}
+
+TEST(device_removed_sticks) {
+  fault_injector inj;
+  fault_injector_init(&inj);
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  config.Faults = &inj;
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE device = device_create(f, 1);
+  placed a = place(f, device, 4 * KiB, SIM_PLACEMENT_ANY, 1, 0);
+  fault_injector_arm(&inj, FAULT_DEVICE_REMOVED, 1, 0);
+  uint8_t cmd[64];
+  UINT n = (UINT)sim_cmd_fill(cmd, 0, 0, 16, 1);
+  expect_status(submit(f, device, &a.binding, 1, cmd, n), STATUS_DEVICE_REMOVED, "removed now");
+  expect_status(submit(f, device, &a.binding, 1, cmd, n), STATUS_DEVICE_REMOVED, "and stays removed");
+  DXGKARG_CREATEDEVICE create;
+  memset(&create, 0, sizeof create);
+  expect_status(f->ddi->DxgkDdiCreateDevice(f->ctx, &create), STATUS_DEVICE_REMOVED, "no new device");
+  SIM_ALLOCATION_DATA data = sim_allocation_buffer(4096, 0, 0);
+  HANDLE b;
+  expect_status(alloc_create(f, &data, &b, NULL), STATUS_DEVICE_REMOVED, "no new allocation");
+  HANDLE binding;
+  expect_status(open_one(f, device, a.kmt, true, &binding), STATUS_DEVICE_REMOVED, "no new binding");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 4096, 1, 0, 0, 0), STATUS_DEVICE_REMOVED, "no paging");
+  expect_u64_eq(fault_injector_failures(&inj, FAULT_DEVICE_REMOVED), 1, "asked once, then remembered");
+  /* Teardown still works. */
+  expect_status(close_one(f, device, a.binding), STATUS_SUCCESS, "close");
+  expect_status(destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy");
+  expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_SUCCESS, "destroy device");
+  fake_end(f, true);
+}
+
+/* A TRANSFER whose re-map fails (page-table page) still moves the contents; the binding is mapped
+ * again at the next submit, which fails cleanly while the map cannot be made. */
+TEST(remap_failure_maps_on_demand) {
+  fault_injector inj;
+  fault_injector_init(&inj);
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  config.Faults = &inj;
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE device = device_create(f, 1);
+  placed a = place(f, device, 8 * KiB, SIM_PLACEMENT_ANY, 1, 0);
+  uint8_t cmd[64];
+  UINT n = (UINT)sim_cmd_fill(cmd, 0, 0, 8 * KiB, 0xFEEDFACEu);
+  assert_status(submit(f, device, &a.binding, 1, cmd, n), STATUS_SUCCESS, "fill");
+  run_engine(f);
+  sim_miniport_stats before, after;
+  sim_miniport_get_stats(&before);
+  fault_injector_arm(&inj, FAULT_PAGE_TABLE_PAGE, 1, FAULT_REPEAT_FOREVER);
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 8 * KiB, 1, 0, 2, 0), STATUS_SUCCESS,
+                "the transfer succeeds");
+  sim_miniport_get_stats(&after);
+  expect_u64_eq(after.mapped_bytes, before.mapped_bytes - 8 * KiB, "the binding was left unmapped");
+  n = (UINT)sim_cmd_check(cmd, 0, 0, 8 * KiB, 0xFEEDFACEu);
+  expect_status(submit(f, device, &a.binding, 1, cmd, n), STATUS_NO_MEMORY, "the map on demand fails");
+  expect_u64_eq(run_engine(f), 0, "nothing queued");
+  fault_injector_disarm_all(&inj);
+  sim_miniport_events_clear();
+  expect_status(submit(f, device, &a.binding, 1, cmd, n), STATUS_SUCCESS, "mapped on demand");
+  expect_u64_eq(run_engine(f), 1, "ran");
+  sim_event events[2];
+  expect_u64_eq(last_events(events, 2), 0, "contents moved");
+  sim_miniport_get_stats(&after);
+  expect_u64_eq(after.lazy_maps, before.lazy_maps + 1, "one lazy map");
+  close_one(f, device, a.binding);
+  destroy_one(f, a.allocation);
+  f->ddi->DxgkDdiDestroyDevice(device);
+  fake_end(f, true);
+}
+
+/* ---- Host memory per allocation --------------------------------------------------------------------- */
+
+/* 1024 allocations of 4 KiB, one CreateAllocation and one OpenAllocation each, side by side in one
+ * device's address space: what each costs in host memory (HostBytes). */
+TEST(host_bytes_per_4k_allocation) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE device = device_create(f, 1);
+  enum { N = 1024 };
+  static placed all[N];
+  UINT64 before = fake_live(f).HostBytes;
+  sim_miniport_stats s0, s1;
+  sim_miniport_get_stats(&s0);
+  for (int i = 0; i < N; i++) all[i] = place(f, device, 4096, SIM_PLACEMENT_ANY, 1, (UINT64)i * 4096);
+  UINT64 after = fake_live(f).HostBytes;
+  sim_miniport_get_stats(&s1);
+  UINT64 per = (after - before) / N;
+  printf("HostBytes per 4 KiB allocation + binding: %llu (objects 120 + 88, page tables %llu); VA records %llu\n",
+         (unsigned long long)per, (unsigned long long)((s1.page_table_bytes - s0.page_table_bytes) / N),
+         (unsigned long long)((s1.va_host_bytes - s0.va_host_bytes) / N));
+  expect_u64_ge(per, 120 + 88 + 8, "at least the objects and a leaf");
+  expect_u64_le(per, 240, "lean");
+  for (int i = 0; i < N; i++) {
+    close_one(f, device, all[i].binding);
+    destroy_one(f, all[i].allocation);
+  }
+  f->ddi->DxgkDdiDestroyDevice(device);
+  fake_end(f, true);
+}
+
+/* ---- Concurrency (TSan) --------------------------------------------------------------------------------- */
+
+typedef struct race {
+  fake *f;
+  HANDLE device;
+  D3DKMT_HANDLE shared_kmt;
+  HANDLE shared;
+  placed own;
+  int rounds;
+} race;
+
+/* Opens and closes a binding of the shared allocation, and works on its own allocation. */
+static void *race_binder(void *arg) {
+  race *r = arg;
+  uint8_t cmd[64];
+  for (int i = 0; i < r->rounds; i++) {
+    HANDLE binding;
+    if (open_one(r->f, r->device, r->shared_kmt, (i & 1) != 0, &binding) == STATUS_SUCCESS)
+      close_one(r->f, r->device, binding);
+    UINT n = (UINT)sim_cmd_fill(cmd, 0, 0, 4096, (UINT)i);
+    DXGK_ALLOCATIONLIST list = {.hDeviceSpecificAllocation = r->own.binding};
+    DXGKARG_SUBMITCOMMAND args;
+    memset(&args, 0, sizeof args);
+    args.DmaBufferSize = args.DmaBufferSubmissionEndOffset = n;
+    args.SubmissionFenceId = (UINT)(i + 1);
+    args.hContext = r->device;
+    args.pAlDmaBuffer = cmd;
+    args.pAlAllocationList = &list;
+    args.AlAllocationListSize = 1;
+    r->f->ddi->DxgkDdiSubmitCommand(r->f->ctx, &args);
+  }
+  return NULL;
+}
+
+/* Moves the shared allocation back and forth between the segments and system memory. */
+static void *race_pager(void *arg) {
+  race *r = arg;
+  UINT from = 1;
+  UINT64 offset = 0;
+  for (int i = 0; i < r->rounds; i++) {
+    UINT to = (UINT)(i % 3 == 2 ? 0 : (i % 3) + 1);
+    if (to == from) to = to == 1 ? 2 : 1;
+    UINT64 to_offset = to ? (UINT64)(1 + i % 8) * 64 * KiB : 0;
+    if (paging(r->f, DXGK_OPERATION_TRANSFER, r->shared, 8 * KiB, from, offset, to, to_offset) == STATUS_SUCCESS) {
+      from = to;
+      offset = to_offset;
+    }
+  }
+  return NULL;
+}
+
+TEST(concurrent_open_close_paging_threaded_engine) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  config.EngineMode = SIM_ENGINE_THREADED;
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  sim_miniport_stats before, after;
+  sim_miniport_get_stats(&before);
+  race r[2];
+  SIM_ALLOCATION_DATA data = sim_allocation_buffer(8 * KiB, SIM_PLACEMENT_ANY, 0);
+  HANDLE shared;
+  D3DKMT_HANDLE shared_kmt;
+  assert_status(alloc_create(f, &data, &shared, &shared_kmt), STATUS_SUCCESS, "shared");
+  assert_status(paging(f, DXGK_OPERATION_FILL, shared, 8 * KiB, 0, 0, 1, 0), STATUS_SUCCESS, "fill");
+  for (int i = 0; i < 2; i++) {
+    r[i] = (race){.f = f, .device = device_create(f, (UINT)(10 + i)), .shared_kmt = shared_kmt, .shared = shared,
+                  .rounds = 300};
+    r[i].own = place(f, r[i].device, 4 * KiB, SIM_PLACEMENT_APERTURE_ONLY, 2, (UINT64)(2 * MiB + i * 64 * KiB));
+  }
+  race pager = {.f = f, .shared = shared, .rounds = 300};
+  pthread_t threads[3];
+  pthread_create(&threads[0], NULL, race_binder, &r[0]);
+  pthread_create(&threads[1], NULL, race_binder, &r[1]);
+  pthread_create(&threads[2], NULL, race_pager, &pager);
+  for (int i = 0; i < 3; i++) pthread_join(threads[i], NULL);
+  /* Drain the engine thread: wait for every fence to be reported. */
+  for (int spin = 0; spin < 10000; spin++) {
+    sim_miniport_stats s;
+    sim_miniport_get_stats(&s);
+    if (s.queued_submissions == 0) break;
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
+  sim_miniport_get_stats(&after);
+  expect_u64_eq(after.gpu_faults, before.gpu_faults, "no fault: work never touched the moving allocation");
+  expect_u64_eq(after.queued_submissions, 0, "drained");
+  for (int i = 0; i < 2; i++) {
+    close_one(f, r[i].device, r[i].own.binding);
+    destroy_one(f, r[i].own.allocation);
+    f->ddi->DxgkDdiDestroyDevice(r[i].device);
+  }
+  destroy_one(f, shared);
+  fake_end(f, true);
+}
+
+RUN_TESTS(T(gpu_fault_on_freed_page_is_logged), T(gpu_fault_on_freed_page_aborts_by_default),
+          T(gpu_fault_on_unmapped_va), T(read_only_binding_refuses_writes), T(hostile_submissions_queue_nothing),
+          T(random_streams_never_fault), T(paging_rules_and_round_trip), T(open_rules_and_rollback),
+          T(create_is_all_or_nothing_and_resources), T(zombie_device_freed_by_its_last_completion),
+          T(device_removed_sticks), T(remap_failure_maps_on_demand), T(host_bytes_per_4k_allocation),
+          T(concurrent_open_close_paging_threaded_engine))

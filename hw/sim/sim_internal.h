@@ -1,0 +1,298 @@
+/*
+ * sim_internal.h — the sim miniport's objects and the functions its files share (private).
+ *
+ * Object layout (every handle points at a 32-bit magic/state word at offset 0):
+ *   sim_adapter          hAdapter; owns the GPU (MMU, two segments, engine), the device list,
+ *                        the zombie list, allocation blocks and resources.
+ *   sim_device           hDevice; owns its GPU address space and its binding blocks.
+ *   sim_resource         hResource; counts its allocations.
+ *   sim_allocation       hAllocation, inside a sim_allocation_block (one per CreateAllocation
+ *                        call); holds its placement and the list of its open bindings.
+ *   sim_binding          hDeviceSpecificAllocation, inside a sim_binding_block (one per
+ *                        OpenAllocation call); holds its VA range and whether it is mapped.
+ *   sim_submission       one queued submission: translated GPU commands, checks, readback.
+ * An object finds its block from its index (container_of), so it carries no block pointer.
+ *
+ * Every field marked (lock) is read and written under adapter->lock.
+ */
+#ifndef ALLOCLAB_HW_SIM_INTERNAL_H
+#define ALLOCLAB_HW_SIM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alloclab/hw/gpu_engine.h"
+#include "alloclab/hw/gpu_memory.h"
+#include "alloclab/hw/gpu_mmu.h"
+#include "alloclab/hw/sim_miniport.h"
+
+/* Magic/state words. Distinct per kind, so a handle of the wrong kind is refused. */
+#define SIM_ADAPTER_LIVE 0x53414431u      /* adapter context */
+#define SIM_DEVICE_LIVE 0x53444531u       /* device */
+#define SIM_DEVICE_ZOMBIE 0x53444532u     /* destroyed, waiting for its queued work */
+#define SIM_RESOURCE_LIVE 0x53525331u     /* resource */
+#define SIM_ALLOCATION_NEW 0x53414E30u    /* being created, not yet a handle */
+#define SIM_ALLOCATION_LIVE 0x53414C31u   /* allocation */
+#define SIM_ALLOCATION_DOOMED 0x53414432u /* listed by the DestroyAllocation in progress */
+#define SIM_BINDING_OPEN 0x53424E31u      /* binding */
+#define SIM_BINDING_CLOSING 0x53424E32u   /* listed by the CloseAllocation in progress */
+#define SIM_DEAD 0xDEADDEADu              /* destroyed (the memory may still be held) */
+
+#define SIM_SEGMENT_BIT(id) (1u << ((id) - 1u))
+#define SIM_SEGMENT_SET_ALL (SIM_SEGMENT_BIT(1) | SIM_SEGMENT_BIT(2))
+
+#define SIM_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- Lists ------------------------------------------------------------------------------------ */
+
+/* A circular doubly-linked list node; a head is a node linked to itself when empty. */
+typedef struct sim_link {
+  struct sim_link *prev;
+  struct sim_link *next;
+} sim_link;
+
+static inline void sim_list_init(sim_link *head) { head->prev = head->next = head; }
+static inline bool sim_list_empty(const sim_link *head) { return head->next == head; }
+static inline void sim_list_add(sim_link *head, sim_link *node) {
+  node->prev = head->prev;
+  node->next = head;
+  head->prev->next = node;
+  head->prev = node;
+}
+static inline void sim_list_del(sim_link *node) {
+  node->prev->next = node->next;
+  node->next->prev = node->prev;
+  node->prev = node->next = node;
+}
+
+/* ---- Objects ---------------------------------------------------------------------------------- */
+
+typedef struct sim_adapter sim_adapter;
+typedef struct sim_resource sim_resource;
+
+/* Where an allocation's contents are. */
+enum {
+  SIM_PLACE_NONE = 0,    /* not placed yet (no FILL) */
+  SIM_PLACE_SEGMENT = 1, /* committed in segment_id at offset */
+  SIM_PLACE_SYSTEM = 2,  /* in the host buffer @system */
+};
+
+typedef struct sim_allocation {
+  _Atomic UINT state; /* SIM_ALLOCATION_*; written under the lock */
+  UINT index;         /* position in its block */
+  UINT64 id;          /* owner id of its physical pages (never 0) */
+  UINT64 size;        /* Size reported to the port */
+  sim_resource *resource; /* NULL, or its resource (fixed at create) */
+  sim_link bindings;      /* (lock) its open bindings (sim_binding.allocation_link) */
+  UINT64 offset;          /* (lock) SEGMENT: offset in the segment */
+  UINT64 committed;       /* (lock) SEGMENT: committed bytes (Size rounded to the page) */
+  void *system;           /* (lock) SYSTEM: Size bytes of contents */
+  UINT alignment;         /* Alignment reported (VA reservations use it) */
+  UCHAR place;            /* (lock) SIM_PLACE_* */
+  UCHAR segment_id;       /* (lock) SEGMENT: 1 or 2 */
+  UCHAR supported_set;    /* may be placed in */
+  UCHAR eviction_set;     /* may be evicted to (0 = system memory) */
+  bool paging;            /* (lock) a FILL/TRANSFER is in progress */
+} sim_allocation;
+
+typedef struct sim_allocation_block {
+  sim_link link;        /* adapter->allocation_blocks (lock) */
+  sim_adapter *adapter; /* the adapter that created it */
+  UINT count;           /* allocations in the block */
+  UINT live;            /* not yet destroyed; the block is freed at 0 (lock) */
+  sim_allocation allocations[];
+} sim_allocation_block;
+
+struct sim_resource {
+  UINT magic;            /* SIM_RESOURCE_LIVE (lock) */
+  UINT allocation_count; /* live allocations of it (lock) */
+  sim_adapter *adapter;
+  sim_link link; /* adapter->resources (lock) */
+};
+
+typedef struct sim_device {
+  UINT magic;       /* SIM_DEVICE_LIVE / SIM_DEVICE_ZOMBIE (lock once published) */
+  UINT port_handle; /* DXGKARG_CREATEDEVICE.hDevice on input (for messages) */
+  sim_adapter *adapter;
+  gpu_as *as;
+  sim_link link;           /* adapter->devices or adapter->zombies (lock) */
+  sim_link binding_blocks; /* its sim_binding_block (lock) */
+  UINT64 pending;          /* queued submissions (lock) */
+} sim_device;
+
+typedef struct sim_binding {
+  _Atomic UINT state;         /* SIM_BINDING_* */
+  UINT index;                 /* position in its block */
+  sim_allocation *allocation; /* (lock) NULL once the allocation was destroyed under it */
+  sim_link allocation_link;   /* (lock) in allocation->bindings */
+  UINT64 va;                  /* its VA block (gpu_va_reserve) */
+  UINT64 size;                /* the allocation's Size: the mapped length */
+  bool mapped;                /* (lock) [va, va + size) is mapped */
+  bool read_only;             /* opened with Flags.ReadOnly */
+} sim_binding;
+
+typedef struct sim_binding_block {
+  sim_link link;      /* device->binding_blocks (lock) */
+  sim_device *device; /* the device that opened the bindings */
+  UINT count;
+  UINT live; /* (lock) not yet closed; freed at 0 */
+  sim_binding bindings[];
+} sim_binding_block;
+
+struct sim_adapter {
+  UINT magic; /* SIM_ADAPTER_LIVE */
+  UINT serial;
+  SIM_HARDWARE_CONFIG config;
+  fault_injector *faults;
+  gpu_mmu *mmu;
+  gpu_segment *segments[SIM_SEGMENT_COUNT]; /* [id - 1] */
+  gpu_engine *engine;
+  sim_link registry_link; /* the process-wide adapter list (registry lock) */
+
+  pthread_mutex_t lock;
+  /* (lock) */
+  bool started;
+  HANDLE device_handle; /* DXGKRNL_INTERFACE.DeviceHandle */
+  PDXGKCB_GETHANDLEDATA get_handle_data;
+  PDXGKCB_NOTIFY_INTERRUPT notify_interrupt;
+  UINT64 last_fence; /* the last fence given to the engine (64-bit extension) */
+  sim_link devices;
+  sim_link zombies;
+  sim_link allocation_blocks;
+  sim_link resources;
+
+  atomic_bool removed;
+  _Atomic UINT64 next_allocation_id;
+  /* Live counts (AlDdiQueryLiveObjects). */
+  _Atomic UINT live_devices;
+  _Atomic UINT live_zombies;
+  _Atomic UINT live_resources;
+  _Atomic UINT live_allocations;
+  _Atomic UINT live_bindings;
+  _Atomic UINT64 object_bytes; /* devices, resources, blocks, submission records */
+  _Atomic UINT64 system_bytes; /* system-memory copies */
+  _Atomic UINT64 queued;       /* submissions queued, not completed */
+};
+
+_Static_assert(SIZE_MAX / 128u >= UINT32_MAX, "64-bit size_t: block byte counts cannot overflow");
+_Static_assert(sizeof(sim_allocation) == 88, "keep allocations lean");
+_Static_assert(sizeof(sim_binding) == 56, "keep bindings lean");
+_Static_assert(offsetof(sim_allocation_block, allocations) == 32, "32-byte block header");
+_Static_assert(offsetof(sim_binding_block, bindings) == 32, "32-byte block header");
+
+static inline sim_allocation_block *sim_allocation_block_of(sim_allocation *allocation) {
+  return SIM_CONTAINER_OF(allocation - allocation->index, sim_allocation_block, allocations);
+}
+static inline sim_binding_block *sim_binding_block_of(sim_binding *binding) {
+  return SIM_CONTAINER_OF(binding - binding->index, sim_binding_block, bindings);
+}
+static inline size_t sim_allocation_block_bytes(UINT count) {
+  return offsetof(sim_allocation_block, allocations) + (size_t)count * sizeof(sim_allocation);
+}
+static inline size_t sim_binding_block_bytes(UINT count) {
+  return offsetof(sim_binding_block, bindings) + (size_t)count * sizeof(sim_binding);
+}
+
+static inline UINT sim_load(_Atomic UINT *word) { return atomic_load_explicit(word, memory_order_acquire); }
+static inline void sim_store(_Atomic UINT *word, UINT value) {
+  atomic_store_explicit(word, value, memory_order_release);
+}
+
+/* An open binding of @device; NULL for anything else. */
+static inline sim_binding *sim_binding_from(HANDLE handle, const sim_device *device) {
+  sim_binding *binding = handle;
+  if (!binding || sim_load(&binding->state) != SIM_BINDING_OPEN) return NULL;
+  return sim_binding_block_of(binding)->device == device ? binding : NULL;
+}
+
+/* ---- Process-wide totals and the event log (sim_adapter.c) ------------------------------------- */
+
+typedef struct sim_totals {
+  _Atomic uint64_t submissions, completions, gpu_faults, check_failures, fills, transfers,
+      to_system, from_system, remaps, lazy_maps, rejected_submissions;
+} sim_totals;
+extern sim_totals sim_global_totals;
+
+static inline void sim_total_add(_Atomic uint64_t *counter, uint64_t n) {
+  atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+
+/* Appends @event (its seq is assigned) to the process-wide ring. */
+void sim_event_record(sim_event *event);
+
+/* ---- Shared helpers --------------------------------------------------------------------------- */
+
+/* The adapter/device a handle names, or NULL. */
+sim_adapter *sim_adapter_from(HANDLE handle);
+sim_device *sim_device_from(HANDLE handle); /* live devices only (not zombies) */
+
+/* malloc with FAULT_DRIVER_OBJECT asked first; NULL on (injected) failure. */
+void *sim_object_alloc(sim_adapter *adapter, size_t bytes);
+
+/* True (and the adapter marked removed) when the adapter is removed or FAULT_DEVICE_REMOVED
+ * fires now. Ask once at the start of every creating DDI. */
+bool sim_check_removed(sim_adapter *adapter);
+
+static inline void sim_count_bytes(_Atomic UINT64 *counter, size_t bytes) {
+  atomic_fetch_add_explicit(counter, (UINT64)bytes, memory_order_relaxed);
+}
+static inline void sim_uncount_bytes(_Atomic UINT64 *counter, size_t bytes) {
+  atomic_fetch_sub_explicit(counter, (UINT64)bytes, memory_order_relaxed);
+}
+
+static inline gpu_segment *sim_segment(sim_adapter *adapter, UINT id) {
+  return adapter->segments[id - 1u];
+}
+static inline UINT64 sim_segment_page(const sim_adapter *adapter, UINT id) {
+  return id == SIM_SEGMENT_ID_MEMORY ? adapter->config.MemoryPageSize : SIM_APERTURE_PAGE_SIZE;
+}
+static inline UINT64 sim_segment_bytes(const sim_adapter *adapter, UINT id) {
+  return id == SIM_SEGMENT_ID_MEMORY ? adapter->config.MemorySegmentSize
+                                     : adapter->config.ApertureSegmentSize;
+}
+
+/* Maps @binding (lock held) to its allocation's segment placement. Does nothing when it is
+ * mapped already, orphaned, or its allocation is not in a segment. STATUS_NO_MEMORY when a
+ * page-table page could not be had. */
+NTSTATUS sim_binding_map_locked(sim_adapter *adapter, sim_binding *binding);
+/* Unmaps @binding (lock held) if mapped. Never fails. */
+void sim_binding_unmap_locked(sim_binding *binding);
+/* Closes @binding (lock held): unmap, release its VA, unlink it. Does not free its block. */
+void sim_binding_close_locked(sim_binding *binding);
+/* Frees every binding block of @device (lock held), closing what is still open. */
+void sim_device_free_bindings_locked(sim_device *device);
+/* Frees a device object and its address space (lock held; device unlinked, no pending work). */
+void sim_device_free_locked(sim_device *device);
+/* Releases what an allocation holds (lock held): its segment range or system copy. Bindings
+ * still open under it are orphaned (their stale mappings stay: a later access faults). */
+void sim_allocation_release_locked(sim_adapter *adapter, sim_allocation *allocation);
+
+/* ---- Config and private data (sim_private_data.c) ---------------------------------------------- */
+
+/* Reads and validates the configuration of @pdo (NULL blob: defaults). */
+NTSTATUS sim_config_read(const DEVICE_OBJECT *pdo, SIM_HARDWARE_CONFIG *out);
+/* Validates a configuration struct. */
+bool sim_config_valid(const SIM_HARDWARE_CONFIG *config);
+
+/* ---- DDIs ---------------------------------------------------------------------------------------- */
+
+DXGKDDI_ADD_DEVICE sim_ddi_add_device;
+DXGKDDI_START_DEVICE sim_ddi_start_device;
+DXGKDDI_STOP_DEVICE sim_ddi_stop_device;
+DXGKDDI_REMOVE_DEVICE sim_ddi_remove_device;
+DXGKDDI_QUERYADAPTERINFO sim_ddi_query_adapter_info;
+DXGKDDI_CREATEDEVICE sim_ddi_create_device;
+DXGKDDI_DESTROYDEVICE sim_ddi_destroy_device;
+DXGKDDI_CREATEALLOCATION sim_ddi_create_allocation;
+DXGKDDI_DESTROYALLOCATION sim_ddi_destroy_allocation;
+DXGKDDI_OPENALLOCATIONINFO sim_ddi_open_allocation;
+DXGKDDI_CLOSEALLOCATION sim_ddi_close_allocation;
+DXGKDDI_SUBMITCOMMAND sim_ddi_submit_command;
+DXGKDDI_BUILDPAGINGBUFFER sim_ddi_build_paging_buffer;
+ALDDI_RUN_ENGINE sim_ddi_run_engine;
+ALDDI_QUERY_LIVE_OBJECTS sim_ddi_query_live_objects;
+
+#endif /* ALLOCLAB_HW_SIM_INTERNAL_H */
