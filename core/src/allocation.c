@@ -249,27 +249,13 @@ static NTSTATUS create_into(al_adapter *adapter, port_device *device, const crea
   status = ddi_create_allocation(adapter, &create);
   if (!NT_SUCCESS(status)) goto out_private;
 
-  /* Place every allocation (VidMm); reclaim deferred memory once before giving up. */
-  uint32_t placed = 0;
-  for (; placed < n; placed++) {
-    port_allocation *record = &resource->records[first + placed];
-    memset(record, 0, sizeof *record);
-    resource->placement[first + placed] = placement_request(adapter, &infos[placed]);
-    const port_placement *request = &resource->placement[first + placed];
-    if (atomic_load(&adapter->deferred_count)) fence_reap(adapter); /* released memory first */
-    status = placement_place(adapter, request, record, &resource, 1);
-    if (NT_SUCCESS(status)) {
-      status = ddi_fill(adapter, infos[placed].hAllocation, record);
-      if (!NT_SUCCESS(status)) placement_release(adapter, record, 1);
-    }
-    if (!NT_SUCCESS(status)) {
-      undo_create(adapter, target, first, &create, placed, 0, 0);
-      goto out_private;
-    }
-    resource->miniport_allocations[first + placed] = infos[placed].hAllocation;
+  /* Handles first, unpublished until the whole call has succeeded: placement tags each block
+   * with its allocation's handle in the same segment-lock hold. */
+  for (uint32_t i = 0; i < n; i++) {
+    memset(&resource->records[first + i], 0, sizeof resource->records[first + i]);
+    resource->placement[first + i] = placement_request(adapter, &infos[i]);
+    resource->miniport_allocations[first + i] = infos[i].hAllocation;
   }
-
-  /* Handles, unpublished until the whole call has succeeded. */
   uint32_t made = 0, resource_handle = 0;
   handle_table_lock(&adapter->allocations);
   for (; made < n; made++) {
@@ -284,12 +270,31 @@ static NTSTATUS create_into(al_adapter *adapter, port_device *device, const crea
     handle_table_unlock(&adapter->resources);
   }
   if (!NT_SUCCESS(status)) {
-    undo_create(adapter, target, first, &create, n, made, resource_handle);
+    undo_create(adapter, target, first, &create, 0, made, resource_handle);
     goto out_private;
+  }
+
+  /* Place every allocation (VidMm; deferred memory is reclaimed first) and tell the miniport
+   * where it lives. */
+  if (atomic_load(&adapter->deferred_count)) fence_reap(adapter);
+  for (uint32_t placed = 0; placed < n; placed++) {
+    port_allocation *record = &resource->records[first + placed];
+    const port_placement *request = &resource->placement[first + placed];
+    uint64_t offset = 0;
+    status = placement_place(adapter, request, record, &resource, 1, &offset);
+    if (NT_SUCCESS(status)) {
+      uint64_t page = adapter->segments[record->segment_index].page_size;
+      status = ddi_fill(adapter, infos[placed].hAllocation, record->segment_index + 1, offset,
+                        (request->size + page - 1) & ~(page - 1));
+      if (!NT_SUCCESS(status)) placement_release(adapter, record, 1);
+    }
+    if (!NT_SUCCESS(status)) {
+      undo_create(adapter, target, first, &create, placed, n, resource_handle);
+      goto out_private;
+    }
   }
   /* Written once, before the resource is published: a queued teardown reads it without the lock. */
   if (target->new_resource) resource->miniport_resource = create.hResource;
-  for (uint32_t i = 0; i < n; i++) placement_set_owner(adapter, &resource->records[first + i]);
 
   /* DxgkDdiOpenAllocation(Create) on the creating device. */
   for (uint32_t i = 0; i < n; i++) {

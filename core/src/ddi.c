@@ -235,14 +235,14 @@ NTSTATUS ddi_transfer(al_adapter *adapter, HANDLE allocation, uint64_t size, uin
   return status;
 }
 
-NTSTATUS ddi_fill(al_adapter *adapter, HANDLE allocation, const port_allocation *record) {
+NTSTATUS ddi_fill(al_adapter *adapter, HANDLE allocation, uint32_t segment_id, uint64_t offset, uint64_t size) {
   if (adapter->driver.ddi.DxgkDdiBuildPagingBuffer == NULL) return STATUS_SUCCESS;
   DXGKARG_BUILDPAGINGBUFFER args = {.Operation = DXGK_OPERATION_FILL};
   args.Fill.hAllocation = allocation;
-  args.Fill.FillSize = placement_size(adapter, record);
+  args.Fill.FillSize = size;
   args.Fill.FillPattern = 0;
-  args.Fill.Destination.SegmentId = record->segment_index + 1;
-  args.Fill.Destination.SegmentAddress.QuadPart = (LONGLONG)placement_offset(adapter, record);
+  args.Fill.Destination.SegmentId = segment_id;
+  args.Fill.Destination.SegmentAddress.QuadPart = (LONGLONG)offset;
   NTSTATUS status;
   DDI_CALL(adapter, adapter->driver.ddi.DxgkDdiBuildPagingBuffer(adapter->miniport, &args));
   return status;

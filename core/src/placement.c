@@ -53,11 +53,13 @@ static uint32_t candidates(const port_placement *request, uint32_t out[DXGK_MAX_
   return count;
 }
 
+/* Allocates a block for @request in segment @index, tagged with @owner, in one lock hold. */
 static NTSTATUS alloc_in(al_adapter *adapter, uint32_t index, const port_placement *request,
-                         uint32_t *out_block, uint64_t *out_offset) {
+                         uint32_t owner, uint32_t *out_block, uint64_t *out_offset) {
   port_segment *segment = &adapter->segments[index];
   pthread_mutex_lock(&segment->lock);
   NTSTATUS status = segment_heap_alloc(&segment->heap, request->size, request->alignment, out_block, out_offset);
+  if (NT_SUCCESS(status)) segment_heap_set_owner(&segment->heap, *out_block, owner);
   pthread_mutex_unlock(&segment->lock);
   return status;
 }
@@ -66,13 +68,6 @@ static void free_block(al_adapter *adapter, uint32_t index, uint32_t block) {
   port_segment *segment = &adapter->segments[index];
   pthread_mutex_lock(&segment->lock);
   segment_heap_free(&segment->heap, block);
-  pthread_mutex_unlock(&segment->lock);
-}
-
-static void set_owner(al_adapter *adapter, uint32_t index, uint32_t block, uint32_t owner) {
-  port_segment *segment = &adapter->segments[index];
-  pthread_mutex_lock(&segment->lock);
-  segment_heap_set_owner(&segment->heap, block, owner);
   pthread_mutex_unlock(&segment->lock);
 }
 
@@ -96,8 +91,7 @@ static NTSTATUS move_record(al_adapter *adapter, port_resource *resource, uint32
   }
   if (from != PORT_SYSTEM_MEMORY) free_block(adapter, from, record->block);
   record->segment_index = to;
-  record->block = to_block;
-  if (to != PORT_SYSTEM_MEMORY) set_owner(adapter, to, to_block, record->handle);
+  record->block = to_block; /* tagged with the record's handle when it was allocated */
   return STATUS_SUCCESS;
 }
 
@@ -109,7 +103,7 @@ static NTSTATUS evict_record(al_adapter *adapter, port_resource *resource, uint3
   for (uint32_t set = request->eviction_set & ~(1u << from); set; set &= set - 1) {
     uint32_t to = (uint32_t)__builtin_ctz(set), block;
     uint64_t offset;
-    if (NT_SUCCESS(alloc_in(adapter, to, request, &block, &offset)))
+    if (NT_SUCCESS(alloc_in(adapter, to, request, resource->records[index].handle, &block, &offset)))
       return move_record(adapter, resource, index, to, block, offset);
   }
   return move_record(adapter, resource, index, PORT_SYSTEM_MEMORY, SEGMENT_HEAP_NO_BLOCK, 0);
@@ -167,7 +161,7 @@ static bool evict_one(al_adapter *adapter, uint32_t index, port_resource *const 
 }
 
 NTSTATUS placement_place(al_adapter *adapter, const port_placement *request, port_allocation *record,
-                         port_resource *const *held, uint32_t held_count) {
+                         port_resource *const *held, uint32_t held_count, uint64_t *out_offset) {
   uint32_t order[DXGK_MAX_SEGMENTS];
   uint32_t count = candidates(request, order);
   bool host_memory_ran_out = false;
@@ -177,10 +171,11 @@ NTSTATUS placement_place(al_adapter *adapter, const port_placement *request, por
       for (;;) {
         uint64_t offset = 0;
         uint32_t block = SEGMENT_HEAP_NO_BLOCK;
-        NTSTATUS status = alloc_in(adapter, index, request, &block, &offset);
+        NTSTATUS status = alloc_in(adapter, index, request, record->handle, &block, &offset);
         if (NT_SUCCESS(status)) {
           record->segment_index = index;
           record->block = block;
+          if (out_offset) *out_offset = offset;
           return status;
         }
         if (status == STATUS_NO_MEMORY) host_memory_ran_out = true;
@@ -201,29 +196,20 @@ NTSTATUS placement_page_in(al_adapter *adapter, port_resource *resource, uint32_
   if (!in_system && !(away && record->last_fence <= atomic_load(&adapter->fence_completed)))
     return STATUS_SUCCESS;
   port_allocation placed = {.handle = record->handle};
+  uint64_t offset = 0;
   NTSTATUS status;
   if (in_system) {
-    status = placement_place(adapter, request, &placed, held, held_count); /* may evict others */
+    status = placement_place(adapter, request, &placed, held, held_count, &offset); /* may evict others */
   } else {
     /* Back home only if it fits without pushing others out. */
-    uint64_t offset;
-    status = alloc_in(adapter, first - 1, request, &placed.block, &offset);
+    status = alloc_in(adapter, first - 1, request, record->handle, &placed.block, &offset);
     placed.segment_index = first - 1;
     if (!NT_SUCCESS(status)) return STATUS_SUCCESS;
   }
   if (!NT_SUCCESS(status)) return status;
-  port_segment *segment = &adapter->segments[placed.segment_index];
-  pthread_mutex_lock(&segment->lock);
-  uint64_t offset = segment_heap_block_offset(&segment->heap, placed.block);
-  pthread_mutex_unlock(&segment->lock);
   status = move_record(adapter, resource, index, placed.segment_index, placed.block, offset);
   if (NT_SUCCESS(status)) atomic_fetch_add(&adapter->page_ins, 1);
   return status;
-}
-
-void placement_set_owner(al_adapter *adapter, const port_allocation *record) {
-  if (record->segment_index != PORT_SYSTEM_MEMORY)
-    set_owner(adapter, record->segment_index, record->block, record->handle);
 }
 
 void placement_release(al_adapter *adapter, const port_allocation *records, uint32_t count) {

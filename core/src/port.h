@@ -224,13 +224,12 @@ port_placement placement_request(const al_adapter *adapter, const DXGK_ALLOCATIO
 /* Places one allocation by PreferredSegment, then SupportedWriteSegmentSet, with its Alignment;
  * when nothing fits, evicts idle allocations from those segments to make room: of other
  * resources whose lock is free (trylock), and of the @held_count resources in @held (which the
- * caller holds locked; their unpublished and pinned records are never victims). Returns
- * STATUS_SUCCESS (record's segment_index/block set, owner tag 0), STATUS_NO_VIDEO_MEMORY or
+ * caller holds locked; their unpublished and pinned records are never victims). The block is
+ * tagged with record->handle (so eviction can find who lives there). Returns STATUS_SUCCESS
+ * (record's segment_index/block set, *out_offset when not NULL), STATUS_NO_VIDEO_MEMORY or
  * STATUS_NO_MEMORY. Takes segment locks itself; the caller may hold device and resource locks. */
 NTSTATUS placement_place(al_adapter *adapter, const port_placement *request, port_allocation *record,
-                         port_resource *const *held, uint32_t held_count);
-/* Tags the record's block with its handle, so eviction can find who lives there. */
-void placement_set_owner(al_adapter *adapter, const port_allocation *record);
+                         port_resource *const *held, uint32_t held_count, uint64_t *out_offset);
 /* Releases the blocks of @count records, one segment lock per run of records in a segment
  * (records in system memory have none). */
 void placement_release(al_adapter *adapter, const port_allocation *records, uint32_t count);
@@ -272,7 +271,8 @@ NTSTATUS ddi_create_device(al_adapter *adapter, uint32_t device_handle, HANDLE *
 void ddi_destroy_device(al_adapter *adapter, HANDLE driver_device);
 NTSTATUS ddi_submit(al_adapter *adapter, HANDLE driver_device, uint64_t fence, const void *command,
                     uint32_t command_size, const DXGK_ALLOCATIONLIST *list, uint32_t list_size);
-NTSTATUS ddi_fill(al_adapter *adapter, HANDLE allocation, const port_allocation *record);
+/* DXGK_OPERATION_FILL with zeroes: tells the miniport where a new allocation lives. */
+NTSTATUS ddi_fill(al_adapter *adapter, HANDLE allocation, uint32_t segment_id, uint64_t offset, uint64_t size);
 /* DXGK_OPERATION_TRANSFER of @size bytes between (segment id, offset) pairs; id 0 = system memory. */
 NTSTATUS ddi_transfer(al_adapter *adapter, HANDLE allocation, uint64_t size, uint32_t from_id,
                       uint64_t from_offset, uint32_t to_id, uint64_t to_offset);
