@@ -22,7 +22,9 @@
  * the duration of the call only.
  *
  * Errors: every call returns an NTSTATUS (alloclab/d3dkmddi.h). A failed call changes nothing:
- * a batch that fails at allocation k has rolled back the first k-1 when it returns.
+ * a batch that fails at allocation k has rolled back the first k-1 when it returns. (Residency is
+ * not part of that promise: a create or submit that evicted idle allocations to make room and
+ * then failed leaves them where VidMm moved them, contents intact, as VidMm would.)
  *  - STATUS_INVALID_PARAMETER: a NULL pointer, a count of 0 or above its maximum, a reserved flag
  *    bit, a list with duplicates or with allocations of different owners, an operation that the
  *    object's state forbids (adding to a resource opened elsewhere, opening a resource that is not
@@ -221,7 +223,8 @@ uint64_t al_fence_submitted(al_adapter *adapter);
  * al_fence_wait - returns once @fence has signalled, running a deterministic engine as needed.
  * @timeout_ns bounds the wait for an engine with its own thread (UINT64_MAX = forever).
  * Deferred destroys whose fences signalled are released before it returns.
- * Returns: STATUS_SUCCESS; STATUS_INVALID_PARAMETER (a fence never handed out); STATUS_TIMEOUT.
+ * Returns: STATUS_SUCCESS; STATUS_INVALID_PARAMETER (a fence never handed out); STATUS_TIMEOUT;
+ * STATUS_DEVICE_REMOVED (the adapter was removed while the fence was pending: it never signals).
  */
 NTSTATUS al_fence_wait(al_adapter *adapter, uint64_t fence, uint64_t timeout_ns);
 
