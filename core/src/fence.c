@@ -39,9 +39,11 @@ uint64_t fence_teardown_or_defer(al_adapter *adapter, const port_teardown *teard
   bool ready = assume_not_in_use || teardown->fence <= atomic_load(&adapter->fence_completed);
   /* Teardowns of one resource keep their order (rule 4: a destroy never overtakes a queued
    * close, and a device's bindings of a resource are closed together): run what is ready first,
-   * and queue behind what is not. */
-  if (ready && atomic_load(&resource->pending_teardowns) != 0) fence_reap(adapter);
-  bool behind_others = atomic_load(&resource->pending_teardowns) != 0;
+   * and queue behind what is not. A device's pool is no resource: its allocations have one
+   * device, no hResource and nothing to close together, so each goes on its own fence. */
+  bool ordered = !(resource->flags & RESOURCE_POOL);
+  if (ordered && ready && atomic_load(&resource->pending_teardowns) != 0) fence_reap(adapter);
+  bool behind_others = ordered && atomic_load(&resource->pending_teardowns) != 0;
   if (!behind_others &&
       (assume_not_in_use || teardown->fence <= atomic_load(&adapter->fence_completed))) {
     port_teardown now = *teardown;

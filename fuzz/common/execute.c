@@ -1,0 +1,741 @@
+/*
+ * execute.c — the executor and oracle of alloclab's fuzz programs (see alloclab/fuzz/execute.h).
+ */
+#include "alloclab/fuzz/execute.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloclab/hw/fault_injection.h"
+#include "alloclab/hw/miniport.h"
+#include "alloclab/hw/sim_miniport.h"
+#include "alloclab/status.h"
+#include "fuzz/common/text.h"
+
+const fz_port_ops fz_port_alloclab = {
+    .adapter_create = al_adapter_create,
+    .adapter_destroy = al_adapter_destroy,
+    .device_create = al_device_create,
+    .device_destroy = al_device_destroy,
+    .allocation_create = al_allocation_create,
+    .resource_open = al_resource_open,
+    .allocation_destroy = al_allocation_destroy,
+    .submit = al_submit,
+    .fence_completed = al_fence_completed,
+    .fence_submitted = al_fence_submitted,
+    .fence_wait = al_fence_wait,
+    .gpu_run = al_gpu_run,
+    .get_stats = al_adapter_get_stats,
+    .allocation_query = al_allocation_query,
+    .adapter_check = al_adapter_check,
+};
+
+void fz_exec_options_default(fz_exec_options *out) {
+  memset(out, 0, sizeof *out);
+  out->check_adapter_each_call = true;
+  out->check_stats_each_call = true;
+  out->check_miniport_totals = true;
+  out->strict_release = true; /* memory no work uses is released at once, as documented */
+}
+
+/* ---- Context ------------------------------------------------------------------------------ */
+
+#define LIST_CAP FZ_MODEL_COUNT_OVER
+#define BLOB_CAP 1024u
+#define CMD_CAP 4096u
+#define HW_CAP 1024u
+#define IMPLICIT UINT32_MAX /* call index of a call the executor adds */
+
+/* Oversized private data / command stream (never written: the port takes const pointers). */
+#define BIG_BYTES ((AL_MAX_PRIVATE_DATA_SIZE > AL_MAX_COMMAND_SIZE ? AL_MAX_PRIVATE_DATA_SIZE : AL_MAX_COMMAND_SIZE) + 1u)
+static const uint8_t big_buffer[BIG_BYTES];
+
+typedef struct exec_ctx {
+  fz_model *model;
+  fault_injector inj;
+  bool faults_on;
+  uint64_t failures_seen;
+  al_adapter *adapter;
+  const fz_port_ops *port;
+  const fz_exec_options *o;
+  fz_exec_report *rep;
+  const fz_program *p;
+  bool sim;
+  bool failed; /* a mismatch was reported (return_on_mismatch) */
+  uint64_t value[FZ_MAX_CALLS];
+  uint8_t nalloc[FZ_MAX_CALLS];
+  al_handle allocs[FZ_MAX_CALLS][FZ_MAX_LIST];
+  al_handle list[LIST_CAP]; /* entries >= FZ_MAX_LIST stay 0 */
+  al_allocation_desc descs[LIST_CAP];
+  al_handle outs[LIST_CAP];
+  al_handle live[FZ_MODEL_MAX_ALLOCATIONS];
+  _Alignas(8) uint8_t blob[BLOB_CAP];
+  _Alignas(8) uint8_t bad_blob[BLOB_CAP];
+  _Alignas(8) uint8_t cmd[CMD_CAP];
+  _Alignas(8) uint8_t hw[HW_CAP];
+  char msg[1024];
+  fz_exec_report local_report;
+} exec_ctx;
+
+static _Thread_local exec_ctx *tls_ctx;
+
+static exec_ctx *ctx_get(void) {
+  if (tls_ctx) return tls_ctx;
+  exec_ctx *x = calloc(1, sizeof *x);
+  if (x == NULL) return NULL;
+  fz_model_config empty;
+  memset(&empty, 0, sizeof empty);
+  x->model = fz_model_create(&empty);
+  if (x->model == NULL) {
+    free(x);
+    return NULL;
+  }
+  tls_ctx = x;
+  return x;
+}
+
+void fz_execute_release_thread_context(void) {
+  if (tls_ctx == NULL) return;
+  fz_model_destroy(tls_ctx->model);
+  free(tls_ctx);
+  tls_ctx = NULL;
+}
+
+/* ---- Messages ----------------------------------------------------------------------------- */
+
+/* "destroy_allocations(dev=v1, ...)" for program call @i, or @label for an implicit call. */
+static const char *call_text(const exec_ctx *x, uint32_t i, const char *label, char *buf, size_t cap) {
+  if (i == IMPLICIT) {
+    snprintf(buf, cap, "%s", label);
+    return buf;
+  }
+  fz_format_call(buf, cap, x->p, i);
+  const char *eq = strstr(buf, " = ");
+  return eq && buf[0] == 'v' ? eq + 3 : buf;
+}
+
+static void print_program(const exec_ctx *x, uint32_t upto) {
+  fz_program *copy = malloc(sizeof *copy);
+  if (copy == NULL) return;
+  memcpy(copy, x->p, sizeof *copy);
+  if (upto < copy->call_count) copy->call_count = upto;
+  fprintf(stderr, "alloclab oracle: the program (statuses the port returned):\n");
+  fz_print_program(stderr, copy, x->rep->status);
+  free(copy);
+}
+
+/* Reports a disagreement about program call @i (or an implicit call): aborts, or records it. */
+__attribute__((format(printf, 4, 5))) static void mismatch(exec_ctx *x, uint32_t i, const char *label,
+                                                           const char *fmt, ...) {
+  char text[512], detail[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  const char *what = call_text(x, i, label, text, sizeof text);
+  if (i == IMPLICIT)
+    snprintf(x->rep->message, sizeof x->rep->message, "alloclab oracle: %s: %s", what, detail);
+  else
+    snprintf(x->rep->message, sizeof x->rep->message, "alloclab oracle: call %u %s: %s", i + 1, what, detail);
+  x->rep->mismatches++;
+  x->failed = true;
+  if (x->o->return_on_mismatch) return;
+  fprintf(stderr, "%s\n", x->rep->message);
+  print_program(x, i == IMPLICIT ? x->p->call_count : i + 1);
+  fflush(stderr);
+  abort();
+}
+
+/* ---- One call ----------------------------------------------------------------------------- */
+
+typedef struct exec_call {
+  fz_model_args a;
+  bool null_args;
+  al_create_allocation_args cargs;
+  al_destroy_allocation_args dargs;
+  al_submit_args sargs;
+  al_handle out_device, out_resource;
+  uint64_t out_fence;
+  uint32_t out_completed;
+  al_allocation_info info;
+  uint32_t fills, checks;
+} exec_call;
+
+static uint64_t resolve(const exec_ctx *x, uint32_t i, const fz_ref *r) {
+  if (r->kind == FZ_REF_LITERAL) return r->literal;
+  if (r->kind != FZ_REF_RESULT || r->call >= i) return 0;
+  if (r->element == FZ_ELEMENT_SELF) return x->value[r->call];
+  return r->element < x->nalloc[r->call] ? x->allocs[r->call][r->element] : 0;
+}
+
+static uint32_t norm_count(uint32_t c) { return c <= FZ_MAX_LIST ? c : FZ_MODEL_COUNT_OVER; }
+
+static fz_placement norm_placement(fz_placement p) {
+  return p <= FZ_PLACEMENT_APERTURE_ONLY ? p : FZ_PLACEMENT_ANY;
+}
+
+/* Resolves the call's list into x->list; returns the count passed. */
+static uint32_t resolve_list(exec_ctx *x, uint32_t i, const fz_call *c) {
+  uint32_t n = norm_count(c->list_length);
+  uint32_t given = n < FZ_MAX_LIST ? n : FZ_MAX_LIST;
+  for (uint32_t j = 0; j < given; j++) x->list[j] = (al_handle)resolve(x, i, &c->list[j]);
+  for (uint32_t j = given; j < FZ_MAX_LIST; j++) x->list[j] = 0;
+  return n;
+}
+
+static void prepare_create(exec_ctx *x, uint32_t i, const fz_call *c, exec_call *e) {
+  fz_model_args *a = &e->a;
+  uint32_t n = norm_count(c->count);
+  a->count = n;
+  a->size = c->size ? c->size : 1;
+  a->placement = norm_placement(c->placement);
+  a->shared = c->op == FZ_OP_CREATE_RESOURCE && c->shared;
+  a->device = (al_handle)resolve(x, i, &c->device);
+  if (c->op == FZ_OP_ADD_TO_RESOURCE) a->resource = (al_handle)resolve(x, i, &c->resource);
+  al_allocation_request req = {
+      .size = a->size, .alignment = 0, .placement = (al_placement)a->placement, .cpu_visible = false};
+  uint32_t blob_size = al_selected_miniport.make_allocation_data(&req, x->blob, BLOB_CAP);
+  a->private_data_ok = blob_size != 0;
+  for (uint32_t j = 0; j < n; j++) x->descs[j] = (al_allocation_desc){x->blob, blob_size};
+
+  al_create_allocation_args *ca = &e->cargs;
+  memset(ca, 0, sizeof *ca);
+  ca->device = a->device;
+  ca->resource = a->resource;
+  if (c->op == FZ_OP_CREATE_RESOURCE) ca->flags = AL_CREATE_RESOURCE | (a->shared ? AL_CREATE_SHARED : 0u);
+  if (c->hostile & FZ_HOSTILE_RESERVED_FLAGS) ca->flags |= FZ_RESERVED_FLAG;
+  ca->allocation_count = n;
+  ca->allocations = (c->hostile & FZ_HOSTILE_NULL_LIST) ? NULL : x->descs;
+  ca->out_allocations = x->outs;
+  ca->out_resource = c->op == FZ_OP_CREATE_RESOURCE ? &e->out_resource : NULL;
+  if (c->hostile & FZ_HOSTILE_PRIVATE_DATA) {
+    /* 0: one descriptor's data too large; 1: NULL with a size; 2: the resource's data too large;
+     * 3 (sim: documented to reject it): one descriptor's data corrupt (bad magic). */
+    a->variant = i % (x->sim && blob_size >= 4 ? 4u : 3u);
+    al_allocation_desc *last = n ? &x->descs[n - 1] : NULL;
+    switch (a->variant) {
+    case 0:
+      if (last) *last = (al_allocation_desc){big_buffer, AL_MAX_PRIVATE_DATA_SIZE + 1u};
+      break;
+    case 1:
+      if (last) *last = (al_allocation_desc){NULL, blob_size ? blob_size : 1u};
+      break;
+    case 2:
+      ca->resource_private_data = big_buffer;
+      ca->resource_private_data_size = AL_MAX_PRIVATE_DATA_SIZE + 1u;
+      break;
+    default:
+      memcpy(x->bad_blob, x->blob, blob_size);
+      x->bad_blob[0] ^= 0xFFu;
+      if (last) *last = (al_allocation_desc){x->bad_blob, blob_size};
+      break;
+    }
+    /* With no descriptor to spoil, spoil the resource's data instead. */
+    if (last == NULL && a->variant != 2) {
+      ca->resource_private_data = big_buffer;
+      ca->resource_private_data_size = AL_MAX_PRIVATE_DATA_SIZE + 1u;
+    }
+  }
+}
+
+static uint32_t min_u64(uint64_t a, uint64_t b) { return (uint32_t)(a < b ? a : b); }
+
+static void prepare_submit(exec_ctx *x, uint32_t i, const fz_call *c, exec_call *e) {
+  fz_model_args *a = &e->a;
+  a->device = (al_handle)resolve(x, i, &c->device);
+  a->list_length = resolve_list(x, i, c);
+  a->list = x->list;
+  a->command = c->command;
+  const al_miniport_descriptor *mp = &al_selected_miniport;
+  uint32_t used = 0, cmax = mp->command_size_max;
+  if (c->command == FZ_COMMAND_NOP) {
+    al_command_request rq = {.kind = AL_COMMAND_NOP};
+    used += mp->append_command(&rq, x->cmd, CMD_CAP);
+  } else if (a->list_length <= FZ_MAX_LIST) {
+    for (uint32_t j = 0; j < a->list_length && used + cmax <= CMD_CAP; j++) {
+      fz_model_allocation_view v;
+      if (!fz_model_allocation(x->model, x->list[j], &v) || !v.alive) continue;
+      al_command_request rq = {.index = j, .offset = 0, .size = min_u64(v.size, FZ_MODEL_PATTERN_BYTES)};
+      if (c->command == FZ_COMMAND_FILL) {
+        rq.kind = AL_COMMAND_FILL;
+        fz_model_fill_pattern(x->model, x->list[j], &rq.pattern);
+        e->fills++;
+      } else {
+        if (!v.has_pattern) continue;
+        rq.kind = AL_COMMAND_CHECK;
+        rq.pattern = v.pattern;
+        e->checks++;
+      }
+      used += mp->append_command(&rq, x->cmd + used, CMD_CAP - used);
+    }
+  }
+  al_submit_args *sa = &e->sargs;
+  sa->device = a->device;
+  sa->allocations = (c->hostile & FZ_HOSTILE_NULL_LIST) ? NULL : x->list;
+  sa->allocation_count = a->list_length;
+  sa->command = used ? x->cmd : NULL;
+  sa->command_size = used;
+  sa->out_fence = (c->hostile & FZ_HOSTILE_RESERVED_FLAGS) ? NULL : &e->out_fence;
+  if (c->hostile & FZ_HOSTILE_PRIVATE_DATA) {
+    /* 0: a stream above the maximum; 1 (sim: documented to reject it): an unknown opcode. */
+    a->variant = i % (x->sim ? 2u : 1u);
+    if (a->variant == 0) {
+      sa->command = big_buffer;
+      sa->command_size = AL_MAX_COMMAND_SIZE + 1u;
+    } else {
+      static const uint32_t bad[2] = {0x7Fu, 0u}; /* opcode 0x7F, length 0 */
+      sa->command = bad;
+      sa->command_size = sizeof bad;
+    }
+  }
+}
+
+/* Builds the model's view and the API arguments of program call @i. */
+static void prepare(exec_ctx *x, uint32_t i, const fz_call *c, exec_call *e) {
+  memset(&e->a, 0, sizeof e->a);
+  e->fills = e->checks = 0;
+  fz_model_args *a = &e->a;
+  a->op = c->op;
+  a->hostile = c->hostile;
+  a->private_data_ok = true;
+  e->null_args = (c->hostile & FZ_HOSTILE_NULL_ARGS) != 0;
+  switch (c->op) {
+  case FZ_OP_CREATE_DEVICE:
+    break;
+  case FZ_OP_DESTROY_DEVICE:
+    a->device = (al_handle)resolve(x, i, &c->device);
+    break;
+  case FZ_OP_CREATE_ALLOCATIONS:
+  case FZ_OP_CREATE_RESOURCE:
+  case FZ_OP_ADD_TO_RESOURCE:
+    prepare_create(x, i, c, e);
+    break;
+  case FZ_OP_OPEN_RESOURCE:
+    a->device = (al_handle)resolve(x, i, &c->device);
+    a->resource = (al_handle)resolve(x, i, &c->resource);
+    break;
+  case FZ_OP_DESTROY_RESOURCE: {
+    a->device = (al_handle)resolve(x, i, &c->device);
+    a->resource = (al_handle)resolve(x, i, &c->resource);
+    a->flags = c->flags | ((c->hostile & FZ_HOSTILE_RESERVED_FLAGS) ? FZ_RESERVED_FLAG : 0u);
+    al_destroy_allocation_args *da = &e->dargs;
+    *da = (al_destroy_allocation_args){.device = a->device, .resource = a->resource, .flags = a->flags};
+    if (c->hostile & FZ_HOSTILE_BOTH_FORMS) {
+      uint32_t n = resolve_list(x, i, c);
+      a->list = x->list;
+      a->list_length = n ? n : 1u;
+      da->allocations = x->list;
+      da->allocation_count = a->list_length;
+    }
+    break;
+  }
+  case FZ_OP_DESTROY_ALLOCATIONS: {
+    a->device = (al_handle)resolve(x, i, &c->device);
+    a->flags = c->flags | ((c->hostile & FZ_HOSTILE_RESERVED_FLAGS) ? FZ_RESERVED_FLAG : 0u);
+    a->list_length = resolve_list(x, i, c);
+    a->list = x->list;
+    if (c->hostile & FZ_HOSTILE_BOTH_FORMS) a->resource = (al_handle)resolve(x, i, &c->resource);
+    al_destroy_allocation_args *da = &e->dargs;
+    *da = (al_destroy_allocation_args){.device = a->device,
+                                       .resource = a->resource,
+                                       .allocations = (c->hostile & FZ_HOSTILE_NULL_LIST) ? NULL : x->list,
+                                       .allocation_count = a->list_length,
+                                       .flags = a->flags};
+    break;
+  }
+  case FZ_OP_SUBMIT:
+    prepare_submit(x, i, c, e);
+    break;
+  case FZ_OP_GPU_RUN:
+    a->count = c->count;
+    break;
+  case FZ_OP_FENCE_WAIT:
+    a->fence = resolve(x, i, &c->fence);
+    break;
+  case FZ_OP_QUERY:
+    a->allocation = (al_handle)resolve(x, i, &c->allocation);
+    break;
+  default:
+    break;
+  }
+}
+
+/* Makes the call. */
+static NTSTATUS invoke(exec_ctx *x, exec_call *e) {
+  const fz_port_ops *port = x->port;
+  al_adapter *ad = x->adapter;
+  const fz_model_args *a = &e->a;
+  switch (a->op) {
+  case FZ_OP_CREATE_DEVICE:
+    return port->device_create(ad, e->null_args ? NULL : &e->out_device);
+  case FZ_OP_DESTROY_DEVICE:
+    return port->device_destroy(ad, a->device);
+  case FZ_OP_CREATE_ALLOCATIONS:
+  case FZ_OP_CREATE_RESOURCE:
+  case FZ_OP_ADD_TO_RESOURCE:
+    return port->allocation_create(ad, e->null_args ? NULL : &e->cargs);
+  case FZ_OP_OPEN_RESOURCE:
+    return port->resource_open(ad, a->device, a->resource);
+  case FZ_OP_DESTROY_RESOURCE:
+  case FZ_OP_DESTROY_ALLOCATIONS:
+    return port->allocation_destroy(ad, e->null_args ? NULL : &e->dargs);
+  case FZ_OP_SUBMIT:
+    return port->submit(ad, e->null_args ? NULL : &e->sargs);
+  case FZ_OP_GPU_RUN:
+    e->out_completed = 0;
+    return port->gpu_run(ad, a->count, e->null_args ? NULL : &e->out_completed);
+  case FZ_OP_FENCE_WAIT:
+    return port->fence_wait(ad, a->fence, UINT64_MAX);
+  case FZ_OP_QUERY:
+    memset(&e->info, 0, sizeof e->info);
+    return port->allocation_query(ad, a->allocation, e->null_args ? NULL : &e->info);
+  default:
+    return STATUS_SUCCESS;
+  }
+}
+
+static uint64_t failures_total(const exec_ctx *x) {
+  uint64_t n = 0;
+  for (uint32_t pt = 0; pt < FAULT_POINT_COUNT; pt++) n += fault_injector_failures(&x->inj, (enum fault_point)pt);
+  return n;
+}
+
+/* ---- Checks ------------------------------------------------------------------------------- */
+
+/* A successful query: no other live allocation overlaps the queried one in its segment. */
+static bool check_overlap(exec_ctx *x, uint32_t i, const char *label, al_handle h, const al_allocation_info *in) {
+  if (in->segment_id == 0) return true;
+  uint32_t n = fz_model_live_allocations(x->model, x->live, FZ_MODEL_MAX_ALLOCATIONS);
+  for (uint32_t k = 0; k < n; k++) {
+    if (x->live[k] == h) continue;
+    al_allocation_info o;
+    NTSTATUS st = x->port->allocation_query(x->adapter, x->live[k], &o);
+    if (st != STATUS_SUCCESS) {
+      mismatch(x, i, label, "querying live allocation 0x%08x returned %s", x->live[k], al_status_name(st));
+      return false;
+    }
+    if (o.segment_id != in->segment_id) continue;
+    if (o.segment_offset < in->segment_offset + in->size && in->segment_offset < o.segment_offset + o.size) {
+      mismatch(x, i, label,
+               "allocations 0x%08x [%llu, +%llu) and 0x%08x [%llu, +%llu) overlap in segment %u", h,
+               (unsigned long long)in->segment_offset, (unsigned long long)in->size, x->live[k],
+               (unsigned long long)o.segment_offset, (unsigned long long)o.size, in->segment_id);
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats, bool walk) {
+  if (stats) {
+    al_adapter_stats st;
+    x->port->get_stats(x->adapter, &st);
+    if (!fz_model_check_stats(x->model, &st, x->msg, sizeof x->msg)) {
+      mismatch(x, i, label, "statistics disagree with the model: %s", x->msg);
+      return false;
+    }
+  }
+  if (walk && !x->port->adapter_check(x->adapter, x->msg, sizeof x->msg)) {
+    mismatch(x, i, label, "al_adapter_check: %s", x->msg);
+    return false;
+  }
+  return true;
+}
+
+/* Predicts, calls, compares, commits and checks one call. false after a mismatch. */
+static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, exec_call *e) {
+  fz_prediction pr;
+  fz_model_predict(x->model, &e->a, &pr);
+  if (c != NULL && x->o->adjust_prediction) x->o->adjust_prediction(x->o->adjust_ctx, i, c, &pr);
+  uint64_t before = x->faults_on ? failures_total(x) : 0;
+  NTSTATUS st = invoke(x, e);
+  if (i != IMPLICIT) {
+    x->rep->status[i] = st;
+    x->rep->calls_run = i + 1;
+  } else {
+    x->rep->implicit_calls++;
+  }
+  bool faulted = false, removed = false;
+  if (x->faults_on) {
+    uint64_t after = failures_total(x);
+    faulted = after != before;
+    x->rep->faults_injected += (uint32_t)(after - before);
+    removed = fault_injector_failures(&x->inj, FAULT_DEVICE_REMOVED) != 0;
+  }
+  fz_status_set allowed = faulted ? pr.allowed_if_faulted : pr.allowed;
+  if (!(fz_status_bit(st) & allowed)) {
+    char want[160];
+    mismatch(x, i, label, "port returned %s, model expected %s (%s)%s", al_status_name(st),
+             fz_status_set_format(allowed, want, sizeof want), pr.reason,
+             faulted ? " [an injected failure happened during the call]" : "");
+    return false;
+  }
+  fz_model_result r = {
+      .status = st,
+      .device = e->out_device,
+      .resource = e->out_resource,
+      .allocations = x->outs,
+      .fence = e->out_fence,
+      .gpu_completed = e->out_completed,
+      .info = e->null_args ? NULL : &e->info,
+      .fence_submitted = x->port->fence_submitted(x->adapter),
+      .fence_completed = x->port->fence_completed(x->adapter),
+      .fault_injected = faulted,
+      .removed = removed,
+  };
+  if (!fz_model_commit(x->model, &e->a, &r, x->msg, sizeof x->msg)) {
+    mismatch(x, i, label, "port returned %s, but %s", al_status_name(st), x->msg);
+    return false;
+  }
+  if (st == STATUS_NO_VIDEO_MEMORY) x->rep->no_video_memory++;
+  if (st == STATUS_SUCCESS) {
+    x->rep->gpu_fills += e->fills;
+    x->rep->gpu_checks += e->checks;
+  }
+  if (i != IMPLICIT) {
+    uint64_t v = 0;
+    uint32_t n = 0;
+    if (st == STATUS_SUCCESS) {
+      switch (e->a.op) {
+      case FZ_OP_CREATE_DEVICE: v = e->out_device; break;
+      case FZ_OP_CREATE_RESOURCE: v = e->out_resource; n = e->a.count; break;
+      case FZ_OP_ADD_TO_RESOURCE: v = e->a.resource; n = e->a.count; break;
+      case FZ_OP_CREATE_ALLOCATIONS: n = e->a.count; break;
+      case FZ_OP_SUBMIT: v = e->out_fence; break;
+      default: break;
+      }
+    }
+    if (n > FZ_MAX_LIST) n = 0;
+    x->value[i] = v;
+    x->rep->value[i] = v;
+    x->nalloc[i] = (uint8_t)n;
+    if (n) memcpy(x->allocs[i], x->outs, n * sizeof x->outs[0]);
+  }
+  if (e->a.op == FZ_OP_QUERY && st == STATUS_SUCCESS && !check_overlap(x, i, label, e->a.allocation, &e->info))
+    return false;
+  return check_adapter(x, i, label, x->o->check_stats_each_call, x->o->check_adapter_each_call);
+}
+
+static bool implicit_call(exec_ctx *x, fz_op op, al_handle device, uint64_t fence, const char *label) {
+  exec_call e;
+  memset(&e, 0, sizeof e);
+  e.a.op = op;
+  e.a.device = device;
+  e.a.fence = fence;
+  e.a.private_data_ok = true;
+  return step(x, IMPLICIT, label, NULL, &e);
+}
+
+/* ---- Program ------------------------------------------------------------------------------ */
+
+static bool setup(exec_ctx *x) {
+  const al_miniport_descriptor *mp = &al_selected_miniport;
+  const fz_exec_options *o = x->o;
+  al_hardware_request req = {
+      .memory_segment_size = o->memory_segment_size ? o->memory_segment_size : FZ_EXEC_DEFAULT_MEMORY_SEGMENT_SIZE,
+      .aperture_segment_size =
+          o->aperture_segment_size ? o->aperture_segment_size : FZ_EXEC_DEFAULT_APERTURE_SEGMENT_SIZE,
+      .memory_page_size = o->memory_page_size,
+      .threaded_engine = false,
+  };
+  uint32_t hw_size = mp->make_hardware_config(&req, x->hw, HW_CAP);
+  if (hw_size == 0) {
+    mismatch(x, IMPLICIT, "setup", "miniport \"%s\" cannot make the hardware configuration", mp->name);
+    return false;
+  }
+  x->faults_on = false;
+  fault_injector_init(&x->inj);
+  uint32_t nfaults = x->p->fault_count < 4 ? x->p->fault_count : 4;
+  bool want_faults = false;
+  for (uint32_t f = 0; f < nfaults; f++) {
+    enum fault_point pt;
+    if (fault_injector_point_from_id(x->p->faults[f].point, &pt)) want_faults = true;
+  }
+  if (want_faults && x->sim && hw_size == sizeof(SIM_HARDWARE_CONFIG)) {
+    SIM_HARDWARE_CONFIG cfg;
+    memcpy(&cfg, x->hw, sizeof cfg);
+    cfg.Faults = &x->inj;
+    memcpy(x->hw, &cfg, sizeof cfg);
+    x->faults_on = true;
+  }
+  al_adapter_config ac = {
+      .driver_entry = mp->driver_entry, .hardware_config = x->hw, .hardware_config_size = hw_size,
+      .flags = AL_ADAPTER_VERIFIER};
+  x->adapter = NULL;
+  NTSTATUS st = x->port->adapter_create(&ac, &x->adapter);
+  if (st != STATUS_SUCCESS || x->adapter == NULL) {
+    mismatch(x, IMPLICIT, "setup", "al_adapter_create over \"%s\" returned %s", mp->name, al_status_name(st));
+    x->adapter = NULL;
+    return false;
+  }
+  al_adapter_stats stats;
+  x->port->get_stats(x->adapter, &stats);
+  fz_model_config mc;
+  memset(&mc, 0, sizeof mc);
+  mc.segment_count = stats.segment_count < DXGK_MAX_SEGMENTS ? stats.segment_count : DXGK_MAX_SEGMENTS;
+  mc.page_size_max = 4096;
+  for (uint32_t s = 0; s < mc.segment_count; s++) {
+    mc.segments[s].id = stats.segments[s].id;
+    mc.segments[s].aperture = stats.segments[s].aperture;
+    mc.segments[s].size = stats.segments[s].size;
+    if (stats.segments[s].page_size > mc.page_size_max) mc.page_size_max = stats.segments[s].page_size;
+  }
+  mc.miniport_validates_private_data = x->sim;
+  mc.placed_size_is_page_rounded = x->sim;
+  mc.strict_release = o->strict_release;
+  fz_model_reset(x->model, &mc);
+  if (x->faults_on) {
+    for (uint32_t f = 0; f < nfaults; f++) {
+      enum fault_point pt;
+      if (!fault_injector_point_from_id(x->p->faults[f].point, &pt)) continue;
+      uint32_t nth = x->p->faults[f].nth ? x->p->faults[f].nth : 1u;
+      fault_injector_arm(&x->inj, pt, nth, x->p->faults[f].repeat);
+    }
+  }
+  return true;
+}
+
+static void teardown(exec_ctx *x) {
+  char label[96];
+  if (!x->failed) {
+    al_handle devs[FZ_MODEL_MAX_DEVICES];
+    uint32_t n = fz_model_live_devices(x->model, devs, FZ_MODEL_MAX_DEVICES);
+    for (uint32_t k = 0; k < n && !x->failed; k++) {
+      snprintf(label, sizeof label, "teardown destroy_device(0x%08x)", devs[k]);
+      implicit_call(x, FZ_OP_DESTROY_DEVICE, devs[k], 0, label);
+    }
+  }
+  if (!x->failed) {
+    fz_model_counts cnt;
+    fz_model_expected(x->model, &cnt);
+    if (cnt.fence_submitted) {
+      snprintf(label, sizeof label, "teardown fence_wait(%llu)", (unsigned long long)cnt.fence_submitted);
+      implicit_call(x, FZ_OP_FENCE_WAIT, 0, cnt.fence_submitted, label);
+    }
+  }
+  if (!x->failed) {
+    al_adapter_stats st;
+    x->port->get_stats(x->adapter, &st);
+    const char *what = NULL;
+    if (st.devices || st.resources || st.allocations || st.bindings) what = "objects are left";
+    else if (st.deferred_allocations || st.deferred_destroys) what = "deferred destroys are left";
+    for (uint32_t s = 0; what == NULL && s < st.segment_count && s < DXGK_MAX_SEGMENTS; s++)
+      if (st.segments[s].used_bytes || st.segments[s].live_blocks) what = "segment memory is left";
+    if (what)
+      mismatch(x, IMPLICIT, "teardown",
+               "%s after every device was destroyed and the GPU drained: devices %u resources %u "
+               "allocations %u bindings %u deferred %u/%u",
+               what, st.devices, st.resources, st.allocations, st.bindings, st.deferred_destroys,
+               st.deferred_allocations);
+    else
+      check_adapter(x, IMPLICIT, "teardown", true, true);
+  }
+  x->port->adapter_destroy(x->adapter);
+  x->adapter = NULL;
+}
+
+static bool totals_equal(const sim_miniport_stats *a, const sim_miniport_stats *b, char *buf, size_t cap) {
+#define FZ_TOTAL(f)                                                                                \
+  if (a->f != b->f) {                                                                              \
+    snprintf(buf, cap, #f " %llu before the program, %llu after", (unsigned long long)a->f,        \
+             (unsigned long long)b->f);                                                            \
+    return false;                                                                                  \
+  }
+  FZ_TOTAL(adapters)
+  FZ_TOTAL(devices)
+  FZ_TOTAL(zombie_devices)
+  FZ_TOTAL(resources)
+  FZ_TOTAL(allocations)
+  FZ_TOTAL(bindings)
+  FZ_TOTAL(host_bytes)
+  FZ_TOTAL(committed_bytes)
+  FZ_TOTAL(mapped_bytes)
+  FZ_TOTAL(va_reserved_bytes)
+  FZ_TOTAL(queued_submissions)
+#undef FZ_TOTAL
+  return true;
+}
+
+int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *out) {
+  fz_exec_options defaults;
+  if (o == NULL) {
+    fz_exec_options_default(&defaults);
+    o = &defaults;
+  }
+  exec_ctx *x = ctx_get();
+  if (x == NULL) {
+    fprintf(stderr, "alloclab oracle: out of host memory for the executor\n");
+    abort();
+  }
+  x->o = o;
+  x->port = o->port ? o->port : &fz_port_alloclab;
+  x->p = p;
+  x->rep = out ? out : &x->local_report;
+  memset(x->rep, 0, sizeof *x->rep);
+  x->failed = false;
+  x->sim = strcmp(al_selected_miniport.name, "sim") == 0;
+  uint32_t ncalls = p->call_count < FZ_MAX_CALLS ? p->call_count : FZ_MAX_CALLS;
+  memset(x->nalloc, 0, sizeof x->nalloc);
+
+  bool totals = x->sim && o->check_miniport_totals;
+  sim_miniport_stats before;
+  if (totals) sim_miniport_get_stats(&before);
+
+  if (!setup(x)) return FZ_EXEC_SETUP_FAILED;
+
+  exec_call e;
+  for (uint32_t i = 0; i < ncalls && !x->failed; i++) {
+    const fz_call *c = &p->calls[i];
+    memset(&e, 0, sizeof e);
+    prepare(x, i, c, &e);
+    if ((c->op == FZ_OP_DESTROY_RESOURCE || c->op == FZ_OP_DESTROY_ALLOCATIONS) &&
+        (e.a.flags & AL_DESTROY_ASSUME_NOT_IN_USE)) {
+      /* Make the caller's promise true: no queued work may use what it destroys. */
+      fz_model_counts cnt;
+      fz_model_expected(x->model, &cnt);
+      if (cnt.fence_submitted > cnt.fence_completed) {
+        char label[96];
+        snprintf(label, sizeof label, "fence_wait(%llu) before call %u (assume_not_in_use)",
+                 (unsigned long long)cnt.fence_submitted, i + 1);
+        if (!implicit_call(x, FZ_OP_FENCE_WAIT, 0, cnt.fence_submitted, label)) break;
+      }
+    }
+    step(x, i, NULL, c, &e);
+    if (o->verbose) {
+      char text[512];
+      fz_format_call(text, sizeof text, p, i);
+      fprintf(stderr, "%s = %s\n", text, al_status_name(x->rep->status[i]));
+    }
+  }
+  teardown(x);
+
+  if (totals && !x->failed) {
+    sim_miniport_stats after;
+    sim_miniport_get_stats(&after);
+    if (!totals_equal(&before, &after, x->msg, sizeof x->msg))
+      mismatch(x, IMPLICIT, "after al_adapter_destroy", "the sim miniport's live totals: %s (leak)", x->msg);
+  }
+  return x->failed ? FZ_EXEC_MISMATCH : FZ_EXEC_OK;
+}
+
+int fz_execute_text(const char *text, const fz_exec_options *o, fz_exec_report *out) {
+  fz_program *p = malloc(sizeof *p);
+  if (p == NULL) {
+    fprintf(stderr, "alloclab oracle: out of host memory\n");
+    abort();
+  }
+  char err[256];
+  if (!fz_parse_program(text, p, err, sizeof err)) {
+    if (out) {
+      memset(out, 0, sizeof *out);
+      snprintf(out->message, sizeof out->message, "not a program: %s", err);
+    }
+    free(p);
+    return FZ_EXEC_PARSE_FAILED;
+  }
+  int rc = fz_execute(p, o, out);
+  free(p);
+  return rc;
+}

@@ -1,0 +1,153 @@
+/*
+ * execute.h — the executor of alloclab's fuzz programs: runs a program (program.h) against the
+ * port over the selected miniport, and is the oracle: every status, every output, every live
+ * count and every invariant is compared with the reference model (model.h).
+ *
+ * DOC: Overview
+ * fz_execute() creates one adapter per program over al_selected_miniport (small segments from
+ * make_hardware_config, the deterministic engine, AL_ADAPTER_VERIFIER on; with the sim miniport,
+ * a fault injector armed from p->faults after bring-up and passed in SIM_HARDWARE_CONFIG.Faults),
+ * then runs each call:
+ *  1. its references become handle values: v<k> is call k's primary value (a device or resource
+ *     handle, a submit's fence, 0 for create_allocations and the other calls), v<k>.a<e> its
+ *     e-th allocation; a reference to a later call, to a call that failed or to a missing
+ *     element is 0. A reference to an object that is gone yields its old, stale value (the ABA
+ *     probe); a literal is passed as is;
+ *  2. the model predicts the allowed statuses (model.h "what is exact and what is a set");
+ *  3. the call is made; FILL writes a pattern the model derives from the allocation (serial,
+ *     fill count) over its first min(size, 64) bytes; CHECK reads back, for every listed
+ *     allocation that had a FILL submitted, the last such pattern. CHECK is emitted whether or
+ *     not that FILL's fence signalled: the GPU runs submissions in order, so a CHECK always
+ *     sees the last FILL submitted before it (the sim aborts on a failed check or GPU fault:
+ *     memory freed while mapped, or reused while in flight, shows up there);
+ *  4. the status must be in the predicted set (widened for the creating calls when an injected
+ *     failure happened during this call: fault_injector_failures() moved); the outputs are
+ *     committed to the model (new handles non-zero and never seen before in the program,
+ *     fences, query results; a query also checks that the allocation overlaps no other live
+ *     allocation in its segment); the adapter's statistics must show the model's live counts;
+ *     al_adapter_check() must pass.
+ * A destroy with AL_DESTROY_ASSUME_NOT_IN_USE is preceded by al_fence_wait(fence_submitted)
+ * when work is queued, so that the caller's promise holds (breaking it is the caller's bug).
+ * An op out of range is skipped (status STATUS_SUCCESS, nothing called). Counts above
+ * FZ_MAX_LIST are passed as AL_MAX_ALLOCATIONS_PER_CALL + 1; a size of 0 is asked as 1; a
+ * placement out of range as any. FZ_HOSTILE_* bits are applied as model.h describes.
+ * At the end every live device is destroyed, the GPU drained, and the adapter must be empty
+ * (no object, no deferred destroy, no segment byte) and pass al_adapter_check() before
+ * al_adapter_destroy() (whose verifier checks the miniport's live objects); with the sim, the
+ * miniport's process-wide live totals must be back to their values before the program.
+ *
+ * A disagreement is a finding: by default the process aborts with
+ *   alloclab oracle: call 7 destroy_allocations(...): port returned STATUS_SUCCESS, model
+ *   expected STATUS_INVALID_HANDLE (a listed handle is not a live allocation)
+ * followed by the program (text form, statuses of the calls run). With
+ * fz_exec_options.return_on_mismatch the message goes to fz_exec_report.message instead and
+ * fz_execute() returns FZ_EXEC_MISMATCH.
+ *
+ * Cost: one adapter per program; the model is reset in O(1). Contexts (model, buffers) are
+ * cached per thread: fz_execute() allocates nothing per program but what the port does. The
+ * executor and the model take ~2% of a run; the rest is the port and the simulated GPU (adapter
+ * bring-up and teardown, segment memory touched by paging, and al_adapter_check(), which walks
+ * whole handle-table chunks: check_adapter_each_call off saves 35-75%).
+ * Threading: fz_execute() may run on several threads at once (one context each), but the sim's
+ * process-wide totals check (check_miniport_totals) then races: turn it off.
+ */
+#ifndef ALLOCLAB_FUZZ_EXECUTE_H
+#define ALLOCLAB_FUZZ_EXECUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alloclab/alloclab.h"
+#include "alloclab/fuzz/model.h"
+#include "alloclab/fuzz/program.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* fz_execute() results. */
+#define FZ_EXEC_OK 0
+#define FZ_EXEC_MISMATCH 1     /* only with return_on_mismatch */
+#define FZ_EXEC_SETUP_FAILED 2 /* the adapter could not be brought up (return_on_mismatch) */
+#define FZ_EXEC_PARSE_FAILED 3 /* fz_execute_text(): the text is not a program */
+
+/* Defaults: small segments, so memory pressure and eviction are reachable. */
+#define FZ_EXEC_DEFAULT_MEMORY_SEGMENT_SIZE ((uint64_t)2 << 20)
+#define FZ_EXEC_DEFAULT_APERTURE_SEGMENT_SIZE ((uint64_t)2 << 20)
+
+/* The port's functions the executor calls. fz_port_alloclab is alloclab's own; the oracle's
+ * self-tests pass a copy with some entries replaced by broken ones. */
+typedef struct fz_port_ops {
+  NTSTATUS (*adapter_create)(const al_adapter_config *config, al_adapter **out_adapter);
+  void (*adapter_destroy)(al_adapter *adapter);
+  NTSTATUS (*device_create)(al_adapter *adapter, al_handle *out_device);
+  NTSTATUS (*device_destroy)(al_adapter *adapter, al_handle device);
+  NTSTATUS (*allocation_create)(al_adapter *adapter, const al_create_allocation_args *args);
+  NTSTATUS (*resource_open)(al_adapter *adapter, al_handle device, al_handle resource);
+  NTSTATUS (*allocation_destroy)(al_adapter *adapter, const al_destroy_allocation_args *args);
+  NTSTATUS (*submit)(al_adapter *adapter, const al_submit_args *args);
+  uint64_t (*fence_completed)(al_adapter *adapter);
+  uint64_t (*fence_submitted)(al_adapter *adapter);
+  NTSTATUS (*fence_wait)(al_adapter *adapter, uint64_t fence, uint64_t timeout_ns);
+  NTSTATUS (*gpu_run)(al_adapter *adapter, uint32_t max_submissions, uint32_t *out_completed);
+  void (*get_stats)(al_adapter *adapter, al_adapter_stats *out_stats);
+  NTSTATUS (*allocation_query)(al_adapter *adapter, al_handle allocation, al_allocation_info *out_info);
+  bool (*adapter_check)(al_adapter *adapter, char *msg, size_t cap);
+} fz_port_ops;
+
+extern const fz_port_ops fz_port_alloclab;
+
+typedef struct fz_exec_options {
+  uint64_t memory_segment_size;   /* 0: FZ_EXEC_DEFAULT_MEMORY_SEGMENT_SIZE */
+  uint64_t aperture_segment_size; /* 0: FZ_EXEC_DEFAULT_APERTURE_SEGMENT_SIZE */
+  uint32_t memory_page_size;      /* 0: the miniport's default */
+  bool check_adapter_each_call;   /* al_adapter_check() after every call (else only at the end) */
+  bool check_stats_each_call;     /* live counts after every call (else only at the end) */
+  bool check_miniport_totals;     /* sim: process-wide live totals back to before (single thread) */
+  bool return_on_mismatch;        /* false: abort with the message (what a fuzzer wants) */
+  bool verbose;                   /* print every call and its status on stderr */
+  bool strict_release;            /* fz_model_config.strict_release (default on: memory no queued
+                                     work uses must be released at once) */
+  const fz_port_ops *port;        /* NULL: fz_port_alloclab */
+  /* Called with each prediction before the call (NULL: none): lets a self-test make the model
+   * deliberately wrong and check that the oracle notices. */
+  void (*adjust_prediction)(void *ctx, uint32_t call, const fz_call *c, fz_prediction *prediction);
+  void *adjust_ctx;
+} fz_exec_options;
+
+/* The defaults: every check on, abort on mismatch, alloclab's port. */
+void fz_exec_options_default(fz_exec_options *out);
+
+typedef struct fz_exec_report {
+  uint32_t calls_run;               /* program calls made */
+  uint32_t mismatches;              /* 0, or 1 (the run stops at the first) */
+  NTSTATUS status[FZ_MAX_CALLS];    /* per program call (for `trace`) */
+  uint64_t value[FZ_MAX_CALLS];     /* per call: its primary value v<k> (handle or fence) */
+  uint32_t implicit_calls;          /* teardown and pre-waits made by the executor */
+  uint32_t faults_injected;         /* injected failures during the program */
+  uint32_t gpu_fills, gpu_checks;   /* FILL / CHECK commands in successful submissions */
+  uint32_t no_video_memory;         /* calls that returned STATUS_NO_VIDEO_MEMORY */
+  char message[2048];               /* the mismatch, when there was one */
+} fz_exec_report;
+
+/*
+ * fz_execute - run @p against a new adapter and check everything against the model.
+ * @o: options (NULL: the defaults). @out: the report (may be NULL).
+ * Returns: FZ_EXEC_OK; with return_on_mismatch, FZ_EXEC_MISMATCH or FZ_EXEC_SETUP_FAILED (the
+ * adapter is torn down, best effort). Without it a mismatch aborts the process.
+ */
+int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *out);
+
+/* fz_execute() on the text form (fuzz/common/text.h); FZ_EXEC_PARSE_FAILED with the parser's
+ * message in @out->message when it is not a program. */
+int fz_execute_text(const char *text, const fz_exec_options *o, fz_exec_report *out);
+
+/* Frees the calling thread's cached context (optional: for leak checkers and tests). */
+void fz_execute_release_thread_context(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ALLOCLAB_FUZZ_EXECUTE_H */

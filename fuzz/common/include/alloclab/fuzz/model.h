@@ -1,0 +1,259 @@
+/*
+ * model.h — the reference model of alloclab's fuzz oracle: a small, obviously correct shadow of
+ * what the port (core/, alloclab.h) must hold after every call of a fuzz program.
+ *
+ * DOC: Overview
+ * The model is a second implementation written from the contract (../shared/wddm-contract.md)
+ * and the API documentation (alloclab/alloclab.h), never from core's code: plain arrays of
+ * devices, resources and allocations with alive flags, owners, holders (a bit set of devices),
+ * sealed/shared flags, and per allocation its last fence and the last pattern the GPU was asked
+ * to write. There is no handle table and no segment heap: handle values come from the port and
+ * the model only checks what the documentation promises about them (non-zero, unique, never
+ * repeated within a program, invalid as soon as their object is gone).
+ *
+ * Use, per call: fz_model_predict() says which statuses the port may return (a set, see
+ * fz_status_set) and why; the caller makes the call; fz_model_commit() checks the outputs
+ * (handles, fences, query results) and applies the effects of the status the port returned
+ * (nothing for a failure: a failed call changes nothing). fz_model_expected() then gives the
+ * live counts the port's statistics must show, and fz_model_check_stats() compares them.
+ *
+ * What is exact and what is a set:
+ *  - Validation is exact: each documented error condition that holds adds its status; when
+ *    several hold, the documentation does not order the checks, so the set is their union
+ *    (e.g. a stale device and a count of 0: {INVALID_HANDLE, INVALID_PARAMETER}). With no error
+ *    condition the prediction is exactly STATUS_SUCCESS, except:
+ *  - Video memory: a create whose placement the model cannot prove (from a worst-case
+ *    accounting, fz_model_config) may also return STATUS_NO_VIDEO_MEMORY; once that happened
+ *    in a program, a submit (which pages evicted allocations in) may too. A size above every
+ *    allowed segment gives {INVALID_PARAMETER (miniport), NO_VIDEO_MEMORY (port)}.
+ *  - Fault injection: when the caller reports that an injected failure happened during the call,
+ *    the creating calls may also return STATUS_NO_MEMORY, STATUS_DEVICE_REMOVED or
+ *    STATUS_NO_VIDEO_MEMORY (fz_prediction.allowed_if_faulted). Once the adapter is removed,
+ *    every creating call predicts STATUS_DEVICE_REMOVED; destroys still work.
+ *  - Handle validity, live counts (devices, resources, allocations), the submitted fence, a
+ *    query's resource / owner / last fence are exact. Bounded: the completed fence; deferred
+ *    allocations (a deferred destroy may be released at any call once its fence signalled; it
+ *    must be released by gpu_run / fence_wait); open bindings: a binding closed while GPU work
+ *    was queued may stay open (mapped) until a fence that was queued then, and must stay open
+ *    while queued work of its own device uses it (the VA must not be unmapped under the GPU);
+ *    a destroyed device has no binding left.
+ *
+ * Calling convention (shared with execute.c): the model sees what the port sees. Handles are the
+ * 32-bit values passed to the port; hostile bits (FZ_HOSTILE_*) mean, per op:
+ *  - NULL_ARGS: create_device: out_device NULL; create_*, add_to_resource, destroy_*, submit:
+ *    args NULL; query: out_info NULL (all STATUS_INVALID_PARAMETER); gpu_run: out_completed NULL
+ *    (allowed); ignored by destroy_device, open_resource, fence_wait.
+ *  - NULL_LIST: create_*, add_to_resource: allocation descriptors NULL; destroy_allocations and
+ *    submit: the handle list NULL with its count (INVALID_PARAMETER when count != 0).
+ *  - RESERVED_FLAGS: create_*, add_to_resource, destroy_*: FZ_RESERVED_FLAG set in flags;
+ *    submit: out_fence NULL (INVALID_PARAMETER).
+ *  - BOTH_FORMS: destroy_resource also passes the call's list (count >= 1); destroy_allocations
+ *    also passes the call's resource (INVALID_PARAMETER).
+ *  - PRIVATE_DATA: create_*, add_to_resource: private data too large, or NULL with a size, or
+ *    (sim miniport) corrupt; submit: a command stream too large, or (sim) malformed
+ *    (INVALID_PARAMETER).
+ * Counts are as passed: 0..FZ_MAX_LIST, or FZ_MODEL_COUNT_OVER (AL_MAX_ALLOCATIONS_PER_CALL + 1).
+ * A resource value of 0 means "no resource", as in D3DKMT: add_to_resource with 0 is a plain
+ * create of device-owned allocations; a destroy with 0 is the list form (so destroy_resource(0)
+ * is "neither form", and both_forms with 0 is a plain list destroy).
+ *
+ * Deferred teardown, as the model reads the contract: a destroyed allocation must keep its
+ * memory while its own last fence is queued (unless ASSUME_NOT_IN_USE); the port may keep it
+ * until the latest fence of the group torn down with it (one DxgkDdiDestroyAllocation: a whole
+ * resource, a list) and of earlier teardowns of the same resource that are still waiting
+ * (teardowns of a resource keep their order, closes before destroys); gpu_run and fence_wait
+ * must release what is due. A destroyed device has no binding and waited for its own work.
+ *
+ * Ownership: fz_model_create() returns a model the caller must fz_model_destroy(); it allocates
+ * nothing else. fz_model_reset() starts a new program in O(1) (no memset of the tables).
+ * Threading: a model is used by one thread at a time.
+ *
+ * Glossary: holder = a device that created or opened a resource and has not let it go; sealed =
+ * a resource that was opened on another device (nothing may be added to it any more); deferred =
+ * destroyed, handle gone, memory kept until its last fence signals; possible segment = a segment
+ * an allocation may occupy now (its supported set, or its eviction target).
+ */
+#ifndef ALLOCLAB_FUZZ_MODEL_H
+#define ALLOCLAB_FUZZ_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alloclab/alloclab.h"
+#include "alloclab/fuzz/program.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Capacity of one model: every object a program of FZ_MAX_CALLS calls can create. */
+#define FZ_MODEL_MAX_DEVICES FZ_MAX_CALLS
+#define FZ_MODEL_MAX_RESOURCES FZ_MAX_CALLS
+#define FZ_MODEL_MAX_ALLOCATIONS (FZ_MAX_CALLS * FZ_MAX_LIST)
+/* The count passed for FZ_COUNT_OVER_MAXIMUM (and any count above FZ_MAX_LIST). */
+#define FZ_MODEL_COUNT_OVER (AL_MAX_ALLOCATIONS_PER_CALL + 1u)
+/* The reserved flag bit set by FZ_HOSTILE_RESERVED_FLAGS. */
+#define FZ_RESERVED_FLAG 0x80000000u
+/* Bytes a FILL writes and a CHECK reads, from offset 0: min(size, FZ_MODEL_PATTERN_BYTES). */
+#define FZ_MODEL_PATTERN_BYTES 64u
+
+/* A set of statuses, one bit per status the port documents. */
+typedef uint32_t fz_status_set;
+#define FZ_ST_SUCCESS (1u << 0)
+#define FZ_ST_INVALID_PARAMETER (1u << 1)
+#define FZ_ST_INVALID_HANDLE (1u << 2)
+#define FZ_ST_NO_MEMORY (1u << 3)
+#define FZ_ST_NO_VIDEO_MEMORY (1u << 4)
+#define FZ_ST_DEVICE_REMOVED (1u << 5)
+#define FZ_ST_TIMEOUT (1u << 6)
+
+/* The bit of @status; 0 for a status the port does not document (never allowed). */
+fz_status_set fz_status_bit(NTSTATUS status);
+/* Writes "STATUS_A or STATUS_B" into @buf (cut to @cap); returns @buf. */
+const char *fz_status_set_format(fz_status_set set, char *buf, size_t cap);
+
+/* What the model needs to know of the adapter: its segments (al_adapter_get_stats() right
+ * after al_adapter_create()) and the largest page size among them. */
+typedef struct fz_model_config {
+  uint32_t segment_count;
+  struct {
+    uint32_t id;
+    bool aperture;
+    uint64_t size;
+  } segments[DXGK_MAX_SEGMENTS];
+  uint64_t page_size_max; /* placed sizes are rounded up to at most this */
+  /* The miniport rejects corrupt private data / command streams with INVALID_PARAMETER (sim):
+   * lets the executor use its corrupt variants of FZ_HOSTILE_PRIVATE_DATA. */
+  bool miniport_validates_private_data;
+  /* The placed size is at most the request rounded up to page_size_max (sim): enables the
+   * upper bound on segment bytes in fz_model_check_stats(). */
+  bool placed_size_is_page_rounded;
+  /* alloclab.h: an idle allocation's memory is released "at once". false tolerates what core
+   * does today: a device-owned teardown queued behind an earlier deferred teardown of the same
+   * device waits too, for a later fence (memory held longer, never shorter; see execute_test.c
+   * test_known_divergence_deferred_release). */
+  bool strict_release;
+} fz_model_config;
+
+/* A call as the port sees it (see the calling convention above). */
+typedef struct fz_model_args {
+  fz_op op;
+  uint32_t hostile;      /* FZ_HOSTILE_* bits the executor applied */
+  uint32_t variant;      /* which PRIVATE_DATA variant (executor's choice, see execute.c) */
+  al_handle device;
+  al_handle resource;    /* ADD_TO_RESOURCE, OPEN_RESOURCE, DESTROY_RESOURCE; DESTROY_ALLOCATIONS
+                            with BOTH_FORMS */
+  uint64_t fence;        /* FENCE_WAIT */
+  al_handle allocation;  /* QUERY */
+  uint32_t count;        /* CREATE_*, ADD_TO_RESOURCE: allocations; GPU_RUN: max submissions */
+  uint64_t size;         /* bytes per allocation as requested (>= 1) */
+  fz_placement placement;
+  bool shared;
+  bool private_data_ok;  /* make_allocation_data could express the request */
+  uint32_t flags;        /* DESTROY_*: as passed, reserved bits included */
+  fz_command command;
+  const al_handle *list; /* DESTROY_ALLOCATIONS, SUBMIT, DESTROY_RESOURCE with BOTH_FORMS */
+  uint32_t list_length;  /* the count passed: 0..FZ_MAX_LIST or FZ_MODEL_COUNT_OVER */
+} fz_model_args;
+
+/* What the model expects of one call. */
+typedef struct fz_prediction {
+  fz_status_set allowed;            /* without an injected failure */
+  fz_status_set allowed_if_faulted; /* when one happened during the call (a superset) */
+  const char *reason;               /* why, for messages: the first error found, or "valid" */
+} fz_prediction;
+
+/* What the call did, for fz_model_commit(). */
+typedef struct fz_model_result {
+  NTSTATUS status;
+  al_handle device;             /* CREATE_DEVICE: *out_device */
+  al_handle resource;           /* CREATE_RESOURCE: *out_resource */
+  const al_handle *allocations; /* CREATE_*, ADD_TO_RESOURCE: out_allocations (count) */
+  uint64_t fence;               /* SUBMIT: *out_fence */
+  uint32_t gpu_completed;       /* GPU_RUN: *out_completed (when asked) */
+  const al_allocation_info *info; /* QUERY: *out_info */
+  uint64_t fence_submitted;     /* al_fence_submitted() after the call */
+  uint64_t fence_completed;     /* al_fence_completed() after the call */
+  bool fault_injected;          /* an injected failure happened during the call */
+  bool removed;                 /* the adapter has been removed (injected, so far) */
+} fz_model_result;
+
+/* What the port's statistics must show after a call. */
+typedef struct fz_model_counts {
+  uint32_t devices, resources, allocations;
+  uint32_t bindings_min, bindings_max; /* open bindings: bounds (closes that may wait for a fence) */
+  uint32_t deferred_min, deferred_max; /* deferred allocations: bounds */
+  uint64_t fence_submitted;
+  uint64_t fence_completed; /* the value last observed (a lower bound for the next call) */
+  uint64_t segment_bytes_max; /* upper bound of the bytes in segments (UINT64_MAX: unknown) */
+} fz_model_counts;
+
+/* What the model knows of one allocation (for building commands and messages). */
+typedef struct fz_model_allocation_view {
+  bool alive;
+  uint32_t serial;     /* 0-based creation order within the program */
+  uint64_t size;       /* requested bytes */
+  fz_placement placement;
+  uint64_t last_fence;
+  bool has_pattern;    /* a FILL was submitted (successfully) since creation */
+  uint32_t pattern;    /* the last pattern submitted */
+} fz_model_allocation_view;
+
+typedef struct fz_model fz_model;
+
+/* A new model (NULL when host memory ran out); reset with @config. */
+fz_model *fz_model_create(const fz_model_config *config);
+void fz_model_destroy(fz_model *model);
+/* Forget everything: a new program on a new adapter. O(1). */
+void fz_model_reset(fz_model *model, const fz_model_config *config);
+
+/*
+ * fz_model_predict - which statuses the port may return for @args, given everything committed
+ * so far. Changes nothing. Never fails.
+ */
+void fz_model_predict(const fz_model *model, const fz_model_args *args, fz_prediction *out);
+
+/*
+ * fz_model_commit - check the outputs of a call that returned @result->status (the caller has
+ * checked it against the prediction) and apply its effects.
+ * Returns: true when every output holds; false with a message in @msg (cut to @cap) naming the
+ * broken promise (a handle 0 or repeated, a fence that went backwards, a query that disagrees,
+ * ...). The model is still updated as well as it can be.
+ */
+bool fz_model_commit(fz_model *model, const fz_model_args *args, const fz_model_result *result,
+                     char *msg, size_t cap);
+
+/* The counts the port's statistics must show now. */
+void fz_model_expected(const fz_model *model, fz_model_counts *out);
+
+/*
+ * fz_model_check_stats - compare @stats (al_adapter_get_stats() after the last committed call)
+ * with fz_model_expected(). Returns true when they agree; else false with a message.
+ */
+bool fz_model_check_stats(const fz_model *model, const al_adapter_stats *stats, char *msg,
+                          size_t cap);
+
+/* The pattern the next FILL of @allocation writes (a function of the allocation's serial and of
+ * how many FILLs it had: never 0, every byte non-zero). false when @allocation is not live. */
+bool fz_model_fill_pattern(const fz_model *model, al_handle allocation, uint32_t *out_pattern);
+
+/* What the model knows of @allocation (any handle the program saw, live or not). false for a
+ * value that never named an allocation. */
+bool fz_model_allocation(const fz_model *model, al_handle allocation,
+                         fz_model_allocation_view *out);
+
+/* The live devices, in creation order (for teardown): writes at most @cap, returns how many. */
+uint32_t fz_model_live_devices(const fz_model *model, al_handle *out, uint32_t cap);
+
+/* The live allocations' handles (for overlap checks): writes at most @cap, returns how many. */
+uint32_t fz_model_live_allocations(const fz_model *model, al_handle *out, uint32_t cap);
+
+/* Whether the adapter is known to be removed. */
+bool fz_model_removed(const fz_model *model);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ALLOCLAB_FUZZ_MODEL_H */

@@ -1,0 +1,133 @@
+/*
+ * program.h — the vocabulary of alloclab's fuzz programs: a decoded fuzz input is a program, a
+ * list of calls of the public API, each naming earlier results by reference.
+ *
+ * DOC: Overview
+ * A program is what every fuzz target runs, what `trace` prints, what `encode` reads back, what
+ * the custom mutator edits at the call level, and what the reference model (model.h) predicts
+ * the outcome of. It is independent of any byte format (input.h decodes and encodes bytes).
+ *
+ * Results and references. Call k produces the value v<k>: for a device create, the device
+ * handle; for a create of allocations or of a resource, the resource handle (0 for device-owned
+ * allocations) and its allocations v<k>.a0 .. v<k>.a<n-1>; for a submit, a fence. An argument
+ * names a handle by reference: (call, element) — element FZ_ELEMENT_SELF for the primary handle,
+ * else the allocation index — so a program stays meaningful when calls before it are inserted
+ * or removed (the mutator rewires references), and "stale" is just a reference to an object a
+ * later call destroyed. An argument may instead be a literal 32-bit value (garbage, 0, or a
+ * value of the wrong type), which is how hostile handles are written.
+ *
+ * Text form (trace / encode), one call per line, numbered by its result:
+ *   v1 = create_device()
+ *   v2 = create_resource(dev=v1, n=4, size=65536, placement=any, shared=1)
+ *   v3 = open_resource(dev=v1, resource=v2)
+ *   v5 = destroy_allocations(dev=v1, list=[v2.a0, v2.a3, 0xdead0001], flags=0)
+ *   v6 = submit(dev=v1, list=[v2.a1], command=fill)
+ * Statuses are printed after the call by trace: "... = STATUS_SUCCESS".
+ */
+#ifndef ALLOCLAB_FUZZ_PROGRAM_H
+#define ALLOCLAB_FUZZ_PROGRAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Limits that keep one input cheap (>= 20k exec/s): a program holds at most this many calls,
+ * a create or a list at most FZ_MAX_LIST entries (the port's own maximum is 1024: lists of
+ * FZ_MAX_LIST + 1 .. 1025 are written with FZ_COUNT_OVER_MAXIMUM). */
+#define FZ_MAX_CALLS 64
+#define FZ_MAX_LIST 32
+#define FZ_ELEMENT_SELF 0xFFFFu
+
+typedef enum fz_op {
+  FZ_OP_CREATE_DEVICE = 0,      /* v = create_device() */
+  FZ_OP_DESTROY_DEVICE = 1,     /* destroy_device(dev) */
+  FZ_OP_CREATE_ALLOCATIONS = 2, /* v = create_allocations(dev, n, size, placement): device-owned */
+  FZ_OP_CREATE_RESOURCE = 3,    /* v = create_resource(dev, n, size, placement, shared) */
+  FZ_OP_ADD_TO_RESOURCE = 4,    /* v = add_to_resource(dev, resource, n, size, placement) */
+  FZ_OP_OPEN_RESOURCE = 5,      /* open_resource(dev, resource) */
+  FZ_OP_DESTROY_RESOURCE = 6,   /* destroy_resource(dev, resource, flags) */
+  FZ_OP_DESTROY_ALLOCATIONS = 7,/* destroy_allocations(dev, list, flags) */
+  FZ_OP_SUBMIT = 8,             /* v = submit(dev, list, command) : v is the fence */
+  FZ_OP_GPU_RUN = 9,            /* gpu_run(count) */
+  FZ_OP_FENCE_WAIT = 10,        /* fence_wait(fence) : fence = a submit's result */
+  FZ_OP_QUERY = 11,             /* query(allocation) */
+  FZ_OP_COUNT
+} fz_op;
+
+typedef enum fz_ref_kind {
+  FZ_REF_RESULT = 0,  /* v<call>.a<element>, or v<call> when element == FZ_ELEMENT_SELF */
+  FZ_REF_LITERAL = 1, /* a raw 32-bit value */
+} fz_ref_kind;
+
+typedef struct fz_ref {
+  fz_ref_kind kind;
+  uint16_t call;    /* index of the call whose result is named (< the referring call) */
+  uint16_t element; /* FZ_ELEMENT_SELF or an allocation index */
+  uint32_t literal; /* FZ_REF_LITERAL */
+} fz_ref;
+
+typedef enum fz_placement {
+  FZ_PLACEMENT_ANY = 0,
+  FZ_PLACEMENT_MEMORY_ONLY = 1,
+  FZ_PLACEMENT_APERTURE_ONLY = 2,
+} fz_placement;
+
+typedef enum fz_command {
+  FZ_COMMAND_NOP = 0,
+  FZ_COMMAND_FILL = 1,  /* fill each listed allocation's first bytes with a pattern */
+  FZ_COMMAND_CHECK = 2, /* check a pattern an earlier FILL wrote (the model knows which) */
+} fz_command;
+
+/* Count encodings beyond a plain 0..FZ_MAX_LIST value (hostile counts). */
+#define FZ_COUNT_OVER_MAXIMUM 0xFFFFu /* AL_MAX_ALLOCATIONS_PER_CALL + 1 */
+
+/* Argument-shape faults a call may carry, to reach the port's validation paths. */
+enum {
+  FZ_HOSTILE_NULL_ARGS = 0x1,      /* pass NULL for the args struct */
+  FZ_HOSTILE_NULL_LIST = 0x2,      /* a NULL list with a non-zero count */
+  FZ_HOSTILE_RESERVED_FLAGS = 0x4, /* set a reserved flag bit */
+  FZ_HOSTILE_BOTH_FORMS = 0x8,     /* destroy with a resource and a list */
+  FZ_HOSTILE_PRIVATE_DATA = 0x10,  /* corrupt / oversize private data */
+};
+
+typedef struct fz_call {
+  fz_op op;
+  uint32_t hostile; /* FZ_HOSTILE_* */
+  fz_ref device;
+  fz_ref resource;  /* ADD_TO_RESOURCE, OPEN_RESOURCE, DESTROY_RESOURCE */
+  fz_ref fence;     /* FENCE_WAIT: a submit's result */
+  fz_ref allocation;/* QUERY */
+  uint32_t count;   /* CREATE_*, ADD_TO_RESOURCE: allocations; GPU_RUN: submissions; or FZ_COUNT_OVER_MAXIMUM */
+  uint64_t size;    /* bytes per allocation */
+  fz_placement placement;
+  bool shared;      /* CREATE_RESOURCE */
+  uint32_t flags;   /* DESTROY_*: AL_DESTROY_* bits */
+  fz_command command;
+  uint32_t list_length;
+  fz_ref list[FZ_MAX_LIST]; /* DESTROY_ALLOCATIONS, SUBMIT */
+} fz_call;
+
+typedef struct fz_program {
+  uint32_t call_count;
+  fz_call calls[FZ_MAX_CALLS];
+  /* Which backend and miniport faults the input asks for (fault_injection target): point ids
+   * of alloclab/hw/fault_injection.h, the n-th call to fail, and a repeat count. */
+  uint32_t fault_count;
+  struct {
+    uint32_t point;
+    uint32_t nth;
+    uint32_t repeat;
+  } faults[4];
+} fz_program;
+
+/* The op's name in the text form ("create_resource"); NULL for an op out of range. */
+const char *fz_op_name(fz_op op);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ALLOCLAB_FUZZ_PROGRAM_H */

@@ -1,0 +1,352 @@
+/*
+ * input_test.c — the binary input format: data provider, round trips, robustness on random and
+ * truncated bytes, version handling, validation.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloclab/fuzz/input.h"
+#include "fuzz/common/test_util.h"
+#include "fuzz/common/text.h"
+#include "fuzz/common/track.h"
+
+static fz_program p, q;
+static uint8_t buf[FZ_ENCODE_MAX_SIZE + 64];
+static uint8_t buf2[FZ_ENCODE_MAX_SIZE + 64];
+
+static void test_cursor(void) {
+  static const uint8_t data[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09};
+  fz_cursor c;
+  fz_cursor_init(&c, data, sizeof data);
+  CHECK(fz_consume_u8(&c) == 0x01, "u8");
+  CHECK(fz_consume_u16(&c) == 0x0302, "u16 little-endian");
+  CHECK(fz_consume_u32(&c) == 0x07060504u, "u32 little-endian");
+  CHECK(fz_cursor_remaining(&c) == 2, "remaining");
+  CHECK(fz_consume_u32(&c) == 0x0908u, "u32 across the end: zeros past it");
+  CHECK(fz_consume_u64(&c) == 0, "past the end: zero");
+  CHECK(!fz_consume_bool(&c), "past the end: false");
+  CHECK(fz_cursor_remaining(&c) == 0, "remaining at the end");
+
+  fz_cursor_init(&c, NULL, 5);
+  CHECK(fz_cursor_remaining(&c) == 0 && fz_consume_u32(&c) == 0, "NULL data reads as empty");
+
+  static const uint8_t e[] = {7, 200, 0x34, 0x12, 0xFF};
+  fz_cursor_init(&c, e, sizeof e);
+  CHECK(fz_consume_enum(&c, 3) == 1, "enum: 7 %% 3");
+  CHECK(fz_consume_enum(&c, 1) == 0 && fz_cursor_remaining(&c) == 4, "enum(1) reads nothing");
+  CHECK(fz_consume_enum(&c, 256) == 200, "enum(256) is one byte");
+  CHECK(fz_consume_enum(&c, 1000) == 0x1234 % 1000, "enum(1000) is two bytes");
+  CHECK(fz_consume_bool(&c), "bool: low bit");
+
+  static const uint8_t v[] = {0x96, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F, 0x05, 0x80};
+  fz_cursor_init(&c, v, sizeof v);
+  CHECK(fz_consume_varint32(&c) == 150, "varint 150");
+  CHECK(fz_consume_varint32(&c) == UINT32_MAX, "varint of 5 bytes, truncated to 32 bits");
+  CHECK(fz_consume_varint32(&c) == 5, "varint after a 5-byte one");
+  CHECK(fz_consume_varint32(&c) == 0, "varint cut by the end");
+
+  uint8_t out[6];
+  fz_cursor_init(&c, data, 3);
+  CHECK(fz_consume_bytes(&c, out, sizeof out) == 3, "bytes: 3 available");
+  CHECK(out[0] == 1 && out[2] == 3 && out[3] == 0 && out[5] == 0, "bytes: zero-filled");
+}
+
+/* A hand-made input checks the documented layout. */
+static void test_layout(void) {
+  static const uint8_t in[] = {
+      'A', 'L', 'F', 'Z', 1, /* header */
+      0x00,                  /* no faults */
+      0x00,                  /* v1 = create_device() */
+      0x03, 0x00, 0x03, 0x0F, 0x06, /* v2 = create_resource(PREF 0 -> v1, n=4, 16 pages,
+                                       placement 2, shared) */
+      0x05, 0x00, 0x00,      /* v3 = open_resource(resource PREF -> v2, dev PREF -> v1) */
+      0x08, 0x00, 0x01, 0x01, 0x00, 0x00, /* v4 = submit(dev v1, fill, 2 entries: v2.a0 v2.a1) */
+      0xFB, 0x01, 0xE2,      /* v5 = query(0xdead0001) hostile=null_args */
+      0x01, 0xC0, 0x03, 0xFF, /* v6 = destroy_device(explicit: back 3 -> v2, SELF) */
+  };
+  CHECK(fz_decode(in, sizeof in, &p), "decode");
+  CHECK(p.call_count == 6, "6 calls, got %u", p.call_count);
+  const fz_call *c = p.calls;
+  CHECK(c[0].op == FZ_OP_CREATE_DEVICE, "v1 op");
+  CHECK(c[1].op == FZ_OP_CREATE_RESOURCE && c[1].device.kind == FZ_REF_RESULT &&
+            c[1].device.call == 0 && c[1].device.element == FZ_ELEMENT_SELF && c[1].count == 4 &&
+            c[1].size == 65536 && c[1].placement == FZ_PLACEMENT_APERTURE_ONLY && c[1].shared,
+        "v2: %s", fz_test_text(&p));
+  CHECK(c[2].op == FZ_OP_OPEN_RESOURCE && c[2].resource.call == 1 && c[2].device.call == 0,
+        "v3");
+  CHECK(c[3].op == FZ_OP_SUBMIT && c[3].command == FZ_COMMAND_FILL && c[3].list_length == 2 &&
+            c[3].list[0].call == 1 && c[3].list[0].element == 0 && c[3].list[1].call == 1 &&
+            c[3].list[1].element == 1,
+        "v4: PREFERRED 0 twice lists distinct allocations: %s", fz_test_text(&p));
+  CHECK(c[4].op == FZ_OP_QUERY && c[4].hostile == FZ_HOSTILE_NULL_ARGS &&
+            c[4].allocation.kind == FZ_REF_LITERAL && c[4].allocation.literal == 0xDEAD0001u,
+        "v5");
+  CHECK(c[5].op == FZ_OP_DESTROY_DEVICE && c[5].device.kind == FZ_REF_RESULT &&
+            c[5].device.call == 1 && c[5].device.element == FZ_ELEMENT_SELF,
+        "v6: explicit wrong-type reference");
+  size_t n = fz_encode(&p, buf, sizeof buf);
+  CHECK(n == sizeof in && memcmp(buf, in, n) == 0, "the encoder writes the documented bytes");
+}
+
+static void check_roundtrip(const fz_program *prog, const char *what) {
+  char why[256];
+  CHECK(fz_program_validate(prog, why, sizeof why), "%s: invalid: %s", what, why);
+  memset(buf, 0xA5, sizeof buf);
+  size_t n = fz_encode(prog, buf, FZ_ENCODE_MAX_SIZE);
+  CHECK(n >= FZ_FORMAT_HEADER_SIZE && n <= FZ_ENCODE_MAX_SIZE, "%s: encode size %zu", what, n);
+  CHECK(buf[FZ_ENCODE_MAX_SIZE] == 0xA5, "%s: wrote past cap", what);
+  CHECK(memcmp(buf, "ALFZ\x01", 5) == 0, "%s: header", what);
+  CHECK(fz_decode(buf, n, &q), "%s: decode refused", what);
+  if (!fz_program_equal(prog, &q)) {
+    char a[64 * 1024];
+    snprintf(a, sizeof a, "%s", fz_test_text(prog));
+    CHECK(false, "%s: decode(encode(p)) != p\n--- p:\n%s--- decoded:\n%s", what, a,
+          fz_test_text(&q));
+  }
+  /* A short buffer: same size reported, nothing written past the cap. */
+  size_t cap = n / 2;
+  memset(buf2, 0x5A, sizeof buf2);
+  CHECK(fz_encode(prog, buf2, cap) == n, "%s: needed size with a short buffer", what);
+  CHECK(buf2[cap] == 0x5A, "%s: wrote past a short cap", what);
+  CHECK(memcmp(buf2, buf, cap) == 0, "%s: prefix differs with a short buffer", what);
+  CHECK(fz_encode(prog, NULL, 0) == n, "%s: size query with NULL", what);
+}
+
+static void test_roundtrip_random(void) {
+  uint64_t rng = fz_test_seed();
+  for (int i = 0; i < 3000 && fz_test_failures == 0; i++) {
+    fz_test_random_program(&rng, &p);
+    char what[64];
+    snprintf(what, sizeof what, "random program %d", i);
+    check_roundtrip(&p, what);
+  }
+  fz_program empty;
+  memset(&empty, 0, sizeof empty);
+  check_roundtrip(&empty, "the empty program");
+}
+
+/* Every decoded program is valid and its references name earlier calls or are literals. */
+static void check_decoded(const uint8_t *data, size_t size, const char *what) {
+  char why[256];
+  bool ok = fz_decode(data, size, &p);
+  bool versioned = size >= 5 && memcmp(data, "ALFZ", 4) == 0 && data[4] != 1;
+  CHECK(ok == !versioned, "%s: decode returned %d", what, ok);
+  CHECK(fz_program_validate(&p, why, sizeof why), "%s: invalid program: %s", what, why);
+  if (ok) {
+    check_roundtrip(&p, what);
+  }
+}
+
+static void test_decode_random_bytes(void) {
+  uint64_t rng = fz_test_seed() ^ 0x1234u;
+  static uint8_t data[4096];
+  for (int i = 0; i < 4000 && fz_test_failures == 0; i++) {
+    size_t size = fz_test_below(&rng, 8) == 0 ? fz_test_below(&rng, sizeof data)
+                                              : fz_test_below(&rng, 400);
+    for (size_t j = 0; j < size; j++) {
+      data[j] = (uint8_t)fz_test_next(&rng);
+    }
+    if (size >= 5 && fz_test_below(&rng, 2)) {
+      memcpy(data, "ALFZ", 4);
+      data[4] = fz_test_below(&rng, 8) == 0 ? (uint8_t)fz_test_next(&rng) : 1u;
+    }
+    char what[64];
+    snprintf(what, sizeof what, "random bytes %d (%zu bytes)", i, size);
+    check_decoded(data, size, what);
+  }
+  /* Uniform bytes. */
+  for (int b = 0; b < 256; b++) {
+    memset(data, b, 600);
+    char what[64];
+    snprintf(what, sizeof what, "600 bytes of 0x%02x", b);
+    check_decoded(data, 600, what);
+  }
+}
+
+static void test_truncations(void) {
+  uint64_t rng = fz_test_seed() ^ 0x5678u;
+  static uint8_t enc[FZ_ENCODE_MAX_SIZE];
+  for (int i = 0; i < 150 && fz_test_failures == 0; i++) {
+    fz_program prog;
+    fz_test_random_program(&rng, &prog);
+    size_t n = fz_encode(&prog, enc, sizeof enc);
+    for (size_t cut = 0; cut <= n && fz_test_failures == 0; cut++) {
+      /* An exact-size copy, so ASan would see a read past the end. */
+      uint8_t *exact = malloc(cut > 0 ? cut : 1u);
+      memcpy(exact, enc, cut);
+      char what[64];
+      snprintf(what, sizeof what, "program %d cut to %zu of %zu bytes", i, cut, n);
+      check_decoded(exact, cut, what);
+      if (cut == n) {
+        CHECK(fz_program_equal(&p, &prog), "%s: the whole input is the program", what);
+      }
+      free(exact);
+    }
+  }
+}
+
+static void test_versions(void) {
+  static const uint8_t v2[] = {'A', 'L', 'F', 'Z', 2, 0x00, 0x00};
+  memset(&p, 0xFF, sizeof p);
+  CHECK(!fz_decode(v2, sizeof v2, &p), "version 2 is refused");
+  CHECK(p.call_count == 0 && p.fault_count == 0, "a refused input gives the empty program");
+  static const uint8_t v0[] = {'A', 'L', 'F', 'Z', 0};
+  CHECK(!fz_decode(v0, sizeof v0, &p), "version 0 is refused");
+  static const uint8_t v1[] = {'A', 'L', 'F', 'Z', 1};
+  CHECK(fz_decode(v1, sizeof v1, &p) && p.call_count == 0, "version 1, nothing else: empty");
+  static const uint8_t magic_only[] = {'A', 'L', 'F', 'Z'};
+  CHECK(fz_decode(magic_only, sizeof magic_only, &p), "4 bytes are no header: a body");
+  CHECK(p.call_count == 2, "'ALFZ' as a body: faults byte, then 2 calls (got %u)", p.call_count);
+  static const uint8_t headerless[] = {0x00, 0x00, 0x00};
+  CHECK(fz_decode(headerless, sizeof headerless, &p) && p.call_count == 2 &&
+            p.calls[0].op == FZ_OP_CREATE_DEVICE,
+        "a headerless body decodes");
+  CHECK(fz_decode(NULL, 0, &p) && p.call_count == 0, "no bytes: the empty program");
+}
+
+static void test_validate(void) {
+  char why[256];
+  fz_program base;
+  memset(&base, 0, sizeof base);
+  base.call_count = 2;
+  base.calls[0].op = FZ_OP_CREATE_DEVICE;
+  base.calls[1].op = FZ_OP_DESTROY_DEVICE;
+  base.calls[1].device.element = FZ_ELEMENT_SELF;
+  CHECK(fz_program_validate(&base, why, sizeof why), "base: %s", why);
+
+  p = base;
+  p.calls[1].device.call = 1;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "not an earlier call"),
+        "self reference: %s", why);
+  p = base;
+  p.calls[1].device.element = 40;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "element 40"),
+        "element out of range: %s", why);
+  p = base;
+  p.calls[0].count = 1;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "unused count"),
+        "an unused field: %s", why);
+  p = base;
+  p.calls[1].op = FZ_OP_GPU_RUN;
+  p.calls[1].device.element = 0;
+  p.calls[1].count = 33;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "count 33"), "count: %s", why);
+  p.calls[1].count = FZ_COUNT_OVER_MAXIMUM;
+  CHECK(fz_program_validate(&p, why, sizeof why), "over_max is a valid count: %s", why);
+  p = base;
+  p.calls[1].hostile = 0x20;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "hostile"), "hostile: %s", why);
+  p = base;
+  p.calls[1].op = FZ_OP_COUNT;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "op 12"), "op: %s", why);
+  p = base;
+  p.call_count = FZ_MAX_CALLS + 1u;
+  CHECK(!fz_program_validate(&p, why, sizeof why), "too many calls");
+  p = base;
+  p.calls[1].device.kind = FZ_REF_LITERAL;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "literal"),
+        "a literal with an element: %s", why);
+  p = base;
+  p.calls[0].op = FZ_OP_QUERY;
+  p.calls[0].allocation.element = FZ_ELEMENT_SELF;
+  CHECK(!fz_program_validate(&p, why, sizeof why), "the first call names a result");
+  CHECK(fz_encode(&p, buf, sizeof buf) == 0, "encode refuses an invalid program");
+  p = base;
+  p.calls[1].op = FZ_OP_SUBMIT;
+  p.calls[1].list_length = FZ_MAX_LIST + 1u;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "list of 33"), "list: %s", why);
+}
+
+/* Decoding random bytes mostly names live objects of the right type when there are some. */
+static void test_preferences(void) {
+  uint64_t rng = fz_test_seed() ^ 0x9ABCu;
+  static uint8_t data[512];
+  unsigned dev_refs = 0, dev_live = 0, list_refs = 0, list_live = 0;
+  for (int i = 0; i < 2000; i++) {
+    for (size_t j = 0; j < sizeof data; j++) {
+      data[j] = (uint8_t)fz_test_next(&rng);
+    }
+    data[0] = 0; /* no faults */
+    fz_decode(data, sizeof data, &p);
+    fz_track t;
+    fz_track_init(&t);
+    for (uint32_t k = 0; k < p.call_count; k++) {
+      const fz_call *c = &p.calls[k];
+      fz_ref_ctx ctx;
+      fz_ref_ctx_init(&ctx, &t, c, FZ_SLOT_DEVICE, NULL);
+      if ((c->op == FZ_OP_CREATE_RESOURCE || c->op == FZ_OP_CREATE_ALLOCATIONS) &&
+          fz_track_count(&t, &ctx, FZ_PICK_LIVE) > 0) {
+        int d = fz_track_device_of(&t, &c->device);
+        dev_refs++;
+        dev_live += d >= 0 && ((t.devices_live >> d) & 1u);
+      }
+      fz_ref_ctx_init(&ctx, &t, c, FZ_SLOT_ALLOCATION, NULL);
+      if (c->op == FZ_OP_SUBMIT && fz_track_count(&t, &ctx, FZ_PICK_LIVE) >= c->list_length) {
+        for (uint32_t e = 0; e < c->list_length; e++) {
+          list_refs++;
+          list_live += fz_track_allocation_live(&t, c->list[e].call, c->list[e].element);
+        }
+      }
+      fz_track_apply(&t, c);
+    }
+  }
+  printf("  create device arguments naming a live device: %u of %u\n", dev_live, dev_refs);
+  printf("  submit list entries naming a live allocation: %u of %u\n", list_live, list_refs);
+  CHECK(dev_refs > 100 && dev_live * 10 > dev_refs * 6, "device refs: %u of %u live", dev_live,
+        dev_refs);
+  CHECK(list_refs > 100 && list_live * 10 > list_refs * 6, "list entries: %u of %u live",
+        list_live, list_refs);
+}
+
+/* The largest encodings fit FZ_ENCODE_MAX_SIZE. */
+static void test_max_size(void) {
+  memset(&p, 0, sizeof p);
+  p.fault_count = 4;
+  for (int i = 0; i < 4; i++) {
+    p.faults[i].point = p.faults[i].nth = p.faults[i].repeat = UINT32_MAX;
+  }
+  for (fz_op op = 0; op < FZ_OP_COUNT; op++) {
+    p.call_count = FZ_MAX_CALLS;
+    for (uint32_t k = 0; k < FZ_MAX_CALLS; k++) {
+      fz_call *c = &p.calls[k];
+      memset(c, 0, sizeof *c);
+      c->op = op;
+      c->hostile = 0x1F;
+      uint32_t f = fz_op_fields(op);
+      fz_ref lit = {.kind = FZ_REF_LITERAL, .literal = 0x12345678u};
+      c->device = (f & FZ_FIELD_DEVICE) ? lit : c->device;
+      c->resource = (f & FZ_FIELD_RESOURCE) ? lit : c->resource;
+      c->fence = (f & FZ_FIELD_FENCE) ? lit : c->fence;
+      c->allocation = (f & FZ_FIELD_ALLOCATION) ? lit : c->allocation;
+      c->count = (f & FZ_FIELD_COUNT) ? 17u : 0u;
+      c->size = (f & FZ_FIELD_SIZE) ? UINT64_C(0x123456789) : 0u;
+      c->flags = (f & FZ_FIELD_FLAGS) ? 0xFEu : 0u;
+      if (f & FZ_FIELD_LIST) {
+        c->list_length = FZ_MAX_LIST;
+        for (uint32_t i = 0; i < FZ_MAX_LIST; i++) {
+          c->list[i] = lit;
+        }
+      }
+    }
+    size_t n = fz_encode(&p, NULL, 0);
+    CHECK(n > 0 && n <= FZ_ENCODE_MAX_SIZE, "%s x64: %zu bytes (max %u)", fz_op_name(op), n,
+          (unsigned)FZ_ENCODE_MAX_SIZE);
+    char what[64];
+    snprintf(what, sizeof what, "64 x %s", fz_op_name(op));
+    check_roundtrip(&p, what);
+  }
+}
+
+int main(void) {
+  fz_test_run("cursor", test_cursor);
+  fz_test_run("layout", test_layout);
+  fz_test_run("roundtrip_random", test_roundtrip_random);
+  fz_test_run("decode_random_bytes", test_decode_random_bytes);
+  fz_test_run("truncations", test_truncations);
+  fz_test_run("versions", test_versions);
+  fz_test_run("validate", test_validate);
+  fz_test_run("preferences", test_preferences);
+  fz_test_run("max_size", test_max_size);
+  return fz_test_finish();
+}

@@ -1,0 +1,540 @@
+/*
+ * model_test.c — the reference model (model.h) alone, without a port: its predictions for
+ * hand-made states (exact statuses and sets), the promises fz_model_commit() checks (handles,
+ * fences, query results), the expected counts and their bounds, the memory heuristics, reset.
+ *
+ * A plain main (//core:test_harness is visible to //core/... and //hw/... only): CHECK()
+ * records a failure and goes on; argv[1] filters tests by name; exit status 1 on failure.
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloclab/alloclab.h"
+#include "alloclab/fuzz/model.h"
+#include "alloclab/fuzz/program.h"
+#include "alloclab/status.h"
+
+static int failures;
+static const char *current;
+
+__attribute__((format(printf, 4, 5))) static bool check_impl(bool ok, const char *file, int line, const char *fmt,
+                                                             ...) {
+  if (ok) return true;
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "%s:%d: [%s] ", file, line, current);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  failures++;
+  return false;
+}
+#define CHECK(cond, ...) check_impl((cond), __FILE__, __LINE__, __VA_ARGS__)
+
+/* ---- A model over two 1 MiB segments (memory, aperture), 4 KiB pages ----------------------- */
+
+static fz_model *m;
+static uint64_t submitted, completed;
+static char msg[512];
+
+static fz_model_config config(void) {
+  fz_model_config c;
+  memset(&c, 0, sizeof c);
+  c.segment_count = 2;
+  c.segments[0].id = 1;
+  c.segments[0].size = 1u << 20;
+  c.segments[1].id = 2;
+  c.segments[1].aperture = true;
+  c.segments[1].size = 1u << 20;
+  c.page_size_max = 4096;
+  c.placed_size_is_page_rounded = true;
+  c.strict_release = true;
+  return c;
+}
+
+static void fresh(void) {
+  fz_model_config c = config();
+  fz_model_reset(m, &c);
+  submitted = completed = 0;
+}
+
+static fz_model_args args(fz_op op) {
+  fz_model_args a;
+  memset(&a, 0, sizeof a);
+  a.op = op;
+  a.private_data_ok = true;
+  a.size = 4096;
+  return a;
+}
+
+static fz_status_set predict(const fz_model_args *a) {
+  fz_prediction p;
+  fz_model_predict(m, a, &p);
+  return p.allowed;
+}
+
+/* Commits @a with @status and the given outputs; returns whether the model accepted them. */
+static bool commit_full(const fz_model_args *a, NTSTATUS status, al_handle primary, const al_handle *allocs,
+                        uint64_t fence, uint32_t gpu_completed, const al_allocation_info *info) {
+  fz_model_result r;
+  memset(&r, 0, sizeof r);
+  r.status = status;
+  r.device = primary;
+  r.resource = primary;
+  r.allocations = allocs;
+  r.fence = fence;
+  r.gpu_completed = gpu_completed;
+  r.info = info;
+  if (status == STATUS_SUCCESS && a->op == FZ_OP_SUBMIT) submitted = fence;
+  r.fence_submitted = submitted;
+  r.fence_completed = completed;
+  return fz_model_commit(m, a, &r, msg, sizeof msg);
+}
+
+static bool commit(const fz_model_args *a, NTSTATUS status) {
+  return commit_full(a, status, 0, NULL, 0, 0, NULL);
+}
+
+static al_handle next_handle = 0x1000;
+
+static al_handle device(void) {
+  fz_model_args a = args(FZ_OP_CREATE_DEVICE);
+  al_handle h = next_handle++;
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "create_device");
+  CHECK(commit_full(&a, STATUS_SUCCESS, h, NULL, 0, 0, NULL), "create_device: %s", msg);
+  return h;
+}
+
+/* Creates @n allocations (op CREATE_ALLOCATIONS, or CREATE_RESOURCE with @shared) into @out;
+ * returns the resource handle (0 for device-owned). */
+static al_handle create(fz_op op, al_handle dev, al_handle res, uint32_t n, bool shared, al_handle *out) {
+  fz_model_args a = args(op);
+  a.device = dev;
+  a.resource = res;
+  a.count = n;
+  a.shared = shared;
+  al_handle r = op == FZ_OP_CREATE_RESOURCE ? next_handle++ : 0;
+  for (uint32_t i = 0; i < n; i++) out[i] = next_handle++;
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "create predicted %#x", predict(&a));
+  CHECK(commit_full(&a, STATUS_SUCCESS, r, out, 0, 0, NULL), "create: %s", msg);
+  return r;
+}
+
+static fz_model_args list_args(fz_op op, al_handle dev, uint32_t n, const al_handle *list) {
+  fz_model_args a = args(op);
+  a.device = dev;
+  a.list = list;
+  a.list_length = n;
+  return a;
+}
+
+static uint64_t submit(al_handle dev, uint32_t n, const al_handle *list, fz_command cmd) {
+  fz_model_args a = list_args(FZ_OP_SUBMIT, dev, n, list);
+  a.command = cmd;
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "submit predicted %#x", predict(&a));
+  CHECK(commit_full(&a, STATUS_SUCCESS, 0, NULL, submitted + 1, 0, NULL), "submit: %s", msg);
+  return submitted;
+}
+
+static fz_model_counts counts(void) {
+  fz_model_counts c;
+  fz_model_expected(m, &c);
+  return c;
+}
+
+/* ---- Tests -------------------------------------------------------------------------------- */
+
+static void test_status_sets(void) {
+  CHECK(fz_status_bit(STATUS_SUCCESS) == FZ_ST_SUCCESS, "success bit");
+  CHECK(fz_status_bit(STATUS_NO_VIDEO_MEMORY) == FZ_ST_NO_VIDEO_MEMORY, "nvm bit");
+  CHECK(fz_status_bit((NTSTATUS)0xC0000001L) == 0, "an undocumented status has no bit");
+  char buf[128];
+  fz_status_set_format(FZ_ST_SUCCESS | FZ_ST_NO_VIDEO_MEMORY, buf, sizeof buf);
+  CHECK(strcmp(buf, "STATUS_SUCCESS or STATUS_GRAPHICS_NO_VIDEO_MEMORY") == 0 ||
+            strcmp(buf, "STATUS_SUCCESS or STATUS_NO_VIDEO_MEMORY") == 0,
+        "format: %s", buf);
+  fz_status_set_format(0, buf, sizeof buf);
+  CHECK(strcmp(buf, "(nothing)") == 0, "empty set: %s", buf);
+}
+
+static void test_literal_handles(void) {
+  fresh();
+  al_handle d = device();
+  al_handle x[2];
+  al_handle r = create(FZ_OP_CREATE_RESOURCE, d, 0, 2, true, x);
+  fz_model_args a = args(FZ_OP_DESTROY_DEVICE);
+  const al_handle bad[] = {0, 0xdead0001u, r, x[0]};
+  for (size_t i = 0; i < 4; i++) { /* 0, garbage, wrong types */
+    a.device = bad[i];
+    CHECK(predict(&a) == FZ_ST_INVALID_HANDLE, "destroy_device(%#x)", bad[i]);
+  }
+  a = args(FZ_OP_QUERY);
+  a.allocation = d;
+  CHECK(predict(&a) == FZ_ST_INVALID_HANDLE, "query(device)");
+  a.allocation = x[1];
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "query(allocation)");
+  a.hostile = FZ_HOSTILE_NULL_ARGS;
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "query NULL out");
+  a.allocation = 0;
+  CHECK(predict(&a) == (FZ_ST_INVALID_PARAMETER | FZ_ST_INVALID_HANDLE), "two errors: the union");
+}
+
+static void test_create_rules(void) {
+  fresh();
+  al_handle d = device(), e = device();
+  fz_model_args a = args(FZ_OP_CREATE_ALLOCATIONS);
+  a.device = d;
+  a.count = 0;
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "count 0");
+  a.count = FZ_MODEL_COUNT_OVER;
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "count over");
+  a.count = 1;
+  const uint32_t hostile[] = {FZ_HOSTILE_NULL_ARGS, FZ_HOSTILE_NULL_LIST, FZ_HOSTILE_RESERVED_FLAGS,
+                              FZ_HOSTILE_PRIVATE_DATA};
+  for (size_t i = 0; i < 4; i++) {
+    a.hostile = hostile[i];
+    CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "hostile %#x", hostile[i]);
+  }
+  a.hostile = 0;
+  a.private_data_ok = false;
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "private data not expressible");
+  a.private_data_ok = true;
+  a.device = 0x7777;
+  a.count = 0;
+  CHECK(predict(&a) == (FZ_ST_INVALID_HANDLE | FZ_ST_INVALID_PARAMETER), "stale device and count 0");
+
+  al_handle x[4], y[1];
+  al_handle r = create(FZ_OP_CREATE_RESOURCE, d, 0, 2, true, x);
+  al_handle p = create(FZ_OP_CREATE_RESOURCE, d, 0, 1, false, y);
+  a = args(FZ_OP_ADD_TO_RESOURCE);
+  a.device = e;
+  a.resource = r;
+  a.count = 1;
+  CHECK(predict(&a) == FZ_ST_INVALID_HANDLE, "add by another device");
+  a.device = d;
+  a.resource = 0;
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "add with resource 0 is a plain create");
+  a.resource = r;
+  create(FZ_OP_ADD_TO_RESOURCE, d, r, 1, false, x + 2);
+  fz_model_args o = args(FZ_OP_OPEN_RESOURCE);
+  o.device = e;
+  o.resource = p;
+  CHECK(predict(&o) == FZ_ST_INVALID_PARAMETER, "open non-shared");
+  o.resource = r;
+  o.device = d;
+  CHECK(predict(&o) == FZ_ST_INVALID_PARAMETER, "open by a holder");
+  o.device = e;
+  CHECK(predict(&o) == FZ_ST_SUCCESS, "open");
+  CHECK(commit(&o, STATUS_SUCCESS), "open: %s", msg);
+  CHECK(predict(&o) == FZ_ST_INVALID_PARAMETER, "open twice");
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "add to a sealed resource");
+  fz_model_args dr = args(FZ_OP_DESTROY_RESOURCE);
+  dr.device = e;
+  dr.resource = r;
+  CHECK(commit(&dr, STATUS_SUCCESS), "release: %s", msg);
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "still sealed after the opener let go");
+  fz_model_counts c = counts();
+  CHECK(c.devices == 2 && c.resources == 2 && c.allocations == 4 && c.bindings_min == 4 && c.bindings_max == 4,
+        "counts %u %u %u %u..%u", c.devices, c.resources, c.allocations, c.bindings_min, c.bindings_max);
+}
+
+static void test_destroy_rules(void) {
+  fresh();
+  al_handle d = device(), e = device();
+  al_handle own[3], other[1], rx[2], px[1];
+  create(FZ_OP_CREATE_ALLOCATIONS, d, 0, 3, false, own);
+  create(FZ_OP_CREATE_ALLOCATIONS, e, 0, 1, false, other);
+  al_handle r = create(FZ_OP_CREATE_RESOURCE, d, 0, 2, true, rx);
+  create(FZ_OP_CREATE_RESOURCE, d, 0, 1, false, px);
+  struct {
+    const char *what;
+    al_handle list[3];
+    uint32_t n;
+    fz_status_set want;
+  } cases[] = {
+      {"valid", {own[0], own[1]}, 2, FZ_ST_SUCCESS},
+      {"duplicates", {own[0], own[0]}, 2, FZ_ST_INVALID_PARAMETER},
+      {"device + resource", {own[0], rx[0]}, 2, FZ_ST_INVALID_PARAMETER},
+      {"two resources", {rx[0], px[0]}, 2, FZ_ST_INVALID_PARAMETER},
+      {"foreign", {other[0]}, 1, FZ_ST_INVALID_HANDLE},
+      {"foreign and mine", {own[0], other[0]}, 2, FZ_ST_INVALID_HANDLE | FZ_ST_INVALID_PARAMETER},
+      {"stale literal", {0xdeadu}, 1, FZ_ST_INVALID_HANDLE},
+      {"a resource handle", {r}, 1, FZ_ST_INVALID_HANDLE},
+      {"neither", {0}, 0, FZ_ST_INVALID_PARAMETER},
+      {"over", {own[0]}, FZ_MODEL_COUNT_OVER, FZ_ST_INVALID_PARAMETER},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    fz_model_args a = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, cases[i].n, cases[i].list);
+    CHECK(predict(&a) == cases[i].want, "%s: %#x want %#x", cases[i].what, predict(&a), cases[i].want);
+  }
+  fz_model_args a = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, 1, own);
+  a.flags = 0x10;
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "reserved flag");
+  a.flags = 0;
+  a.hostile = FZ_HOSTILE_BOTH_FORMS;
+  a.resource = r;
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "both forms");
+  a.resource = 0; /* both_forms with resource 0: the list form */
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "both forms with resource 0");
+  a.hostile = FZ_HOSTILE_NULL_LIST;
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "NULL list");
+
+  fz_model_args dr = args(FZ_OP_DESTROY_RESOURCE);
+  dr.device = d;
+  dr.resource = 0;
+  CHECK(predict(&dr) == FZ_ST_INVALID_PARAMETER, "destroy_resource(0): neither form");
+  dr.resource = r;
+  dr.device = e;
+  CHECK(predict(&dr) == FZ_ST_INVALID_HANDLE, "not held");
+  fz_model_args o = args(FZ_OP_OPEN_RESOURCE);
+  o.device = e;
+  o.resource = r;
+  CHECK(commit(&o, STATUS_SUCCESS), "open: %s", msg);
+  a = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, 1, rx);
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "open on several devices");
+  CHECK(predict(&dr) == FZ_ST_SUCCESS, "e lets go");
+  CHECK(commit(&dr, STATUS_SUCCESS), "release: %s", msg);
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "d holds it alone");
+  CHECK(commit(&a, STATUS_SUCCESS), "destroy: %s", msg);
+  CHECK(predict(&a) == FZ_ST_INVALID_HANDLE, "destroyed handle is invalid at once");
+  fz_model_counts c = counts();
+  CHECK(c.allocations == 6 && c.resources == 2 && c.bindings_min == 6, "counts %u %u %u", c.allocations, c.resources,
+        c.bindings_min);
+  /* A failed call changes nothing. */
+  a = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, 1, own);
+  CHECK(commit(&a, STATUS_INVALID_PARAMETER), "failed destroy: %s", msg);
+  c = counts();
+  CHECK(c.allocations == 6, "a failed destroy destroyed something");
+}
+
+static void test_deferred_and_fences(void) {
+  fresh();
+  al_handle d = device();
+  al_handle x[3];
+  create(FZ_OP_CREATE_ALLOCATIONS, d, 0, 3, false, x);
+  uint64_t f = submit(d, 2, x, FZ_COMMAND_FILL);
+  fz_model_allocation_view v;
+  CHECK(fz_model_allocation(m, x[0], &v) && v.has_pattern && v.last_fence == f, "fill recorded");
+  uint32_t next;
+  CHECK(fz_model_fill_pattern(m, x[0], &next) && next != v.pattern, "the next fill writes another pattern");
+  CHECK((v.pattern & 0xFFu) && (v.pattern >> 24), "pattern bytes non-zero");
+  fz_model_args a = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, 1, x);
+  CHECK(commit(&a, STATUS_SUCCESS), "destroy: %s", msg);
+  fz_model_counts c = counts();
+  CHECK(c.deferred_min == 1 && c.deferred_max == 1, "deferred %u..%u", c.deferred_min, c.deferred_max);
+  CHECK(c.bindings_min == 3 && c.bindings_max == 3, "the binding stays while the GPU uses it: %u..%u",
+        c.bindings_min, c.bindings_max);
+  CHECK(fz_model_allocation(m, x[0], &v) && !v.alive, "destroyed at once");
+  /* gpu_run(1) must complete the one submission. */
+  fz_model_args g = args(FZ_OP_GPU_RUN);
+  g.count = 1;
+  CHECK(!commit_full(&g, STATUS_SUCCESS, 0, NULL, 0, 0, NULL), "gpu_run that ran nothing accepted");
+  fresh();
+  d = device();
+  create(FZ_OP_CREATE_ALLOCATIONS, d, 0, 3, false, x);
+  f = submit(d, 2, x, FZ_COMMAND_NOP);
+  a = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, 1, x);
+  CHECK(commit(&a, STATUS_SUCCESS), "destroy: %s", msg);
+  completed = f;
+  CHECK(commit_full(&g, STATUS_SUCCESS, 0, NULL, 0, 1, NULL), "gpu_run: %s", msg);
+  c = counts();
+  CHECK(c.deferred_min == 0 && c.deferred_max == 0 && c.bindings_max == 2, "released at the release point");
+  /* fence_wait: handed-out fences only */
+  fz_model_args w = args(FZ_OP_FENCE_WAIT);
+  w.fence = f + 1;
+  CHECK(predict(&w) == FZ_ST_INVALID_PARAMETER, "future fence");
+  w.fence = f;
+  CHECK(predict(&w) == FZ_ST_SUCCESS, "signalled fence");
+  w.fence = 0;
+  CHECK(predict(&w) == (FZ_ST_SUCCESS | FZ_ST_INVALID_PARAMETER), "fence 0: either");
+  /* fences must not go back, and a failed submit hands nothing out */
+  completed = 0;
+  CHECK(!commit(&w, STATUS_SUCCESS), "fence_completed went back");
+  completed = f;
+  fz_model_args s = list_args(FZ_OP_SUBMIT, d, 1, x + 1);
+  submitted = f + 1;
+  CHECK(!commit(&s, STATUS_INVALID_PARAMETER), "a failed submit moved fence_submitted");
+  submitted = f;
+  CHECK(!commit_full(&s, STATUS_SUCCESS, 0, NULL, f, 0, NULL), "a submit reused a fence");
+}
+
+static void test_commit_promises(void) {
+  fresh();
+  al_handle d = device();
+  fz_model_args a = args(FZ_OP_CREATE_DEVICE);
+  CHECK(!commit_full(&a, STATUS_SUCCESS, 0, NULL, 0, 0, NULL), "handle 0 accepted");
+  CHECK(!commit_full(&a, STATUS_SUCCESS, d, NULL, 0, 0, NULL), "a repeated device handle accepted");
+  al_handle x[2];
+  create(FZ_OP_CREATE_ALLOCATIONS, d, 0, 2, false, x);
+  fz_model_args del = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, 1, x);
+  CHECK(commit(&del, STATUS_SUCCESS), "destroy: %s", msg);
+  fz_model_args c = args(FZ_OP_CREATE_ALLOCATIONS);
+  c.device = d;
+  c.count = 1;
+  CHECK(!commit_full(&c, STATUS_SUCCESS, 0, x, 0, 0, NULL), "ABA: a destroyed handle's value handed out again");
+  CHECK(strstr(msg, "handle reused") != NULL, "message: %s", msg);
+  /* query */
+  fz_model_args q = args(FZ_OP_QUERY);
+  q.allocation = x[1];
+  al_allocation_info info = {.resource = 0, .owner_device = d, .segment_id = 1, .segment_offset = 0, .size = 4096,
+                             .last_fence = 0};
+  CHECK(commit_full(&q, STATUS_SUCCESS, 0, NULL, 0, 0, &info), "query: %s", msg);
+  info.last_fence = 9;
+  CHECK(!commit_full(&q, STATUS_SUCCESS, 0, NULL, 0, 0, &info), "wrong last_fence accepted");
+  info.last_fence = 0;
+  info.owner_device = d + 1;
+  CHECK(!commit_full(&q, STATUS_SUCCESS, 0, NULL, 0, 0, &info), "wrong owner accepted");
+  info.owner_device = d;
+  info.segment_offset = (1u << 20) - 2048;
+  CHECK(!commit_full(&q, STATUS_SUCCESS, 0, NULL, 0, 0, &info), "outside its segment accepted");
+  info.segment_offset = 0;
+  info.segment_id = 7;
+  CHECK(!commit_full(&q, STATUS_SUCCESS, 0, NULL, 0, 0, &info), "unknown segment accepted");
+  info.segment_id = 1;
+  info.size = 1024;
+  CHECK(!commit_full(&q, STATUS_SUCCESS, 0, NULL, 0, 0, &info), "placed size below the request accepted");
+}
+
+static void test_stats_check(void) {
+  fresh();
+  al_handle d = device();
+  al_handle x[2];
+  create(FZ_OP_CREATE_ALLOCATIONS, d, 0, 2, false, x);
+  al_adapter_stats st;
+  memset(&st, 0, sizeof st);
+  st.devices = 1;
+  st.allocations = 2;
+  st.bindings = 2;
+  st.segment_count = 2;
+  st.segments[0].size = st.segments[1].size = 1u << 20;
+  st.segments[0].used_bytes = 8192;
+  CHECK(fz_model_check_stats(m, &st, msg, sizeof msg), "agreeing stats: %s", msg);
+  st.bindings = 3;
+  CHECK(!fz_model_check_stats(m, &st, msg, sizeof msg) && strstr(msg, "bindings"), "a leaked binding: %s", msg);
+  st.bindings = 2;
+  st.segments[1].used_bytes = 4096;
+  CHECK(!fz_model_check_stats(m, &st, msg, sizeof msg) && strstr(msg, "memory leaked"), "segment bytes: %s", msg);
+  st.segments[1].used_bytes = 0;
+  st.deferred_allocations = 1;
+  CHECK(!fz_model_check_stats(m, &st, msg, sizeof msg), "a deferred allocation that does not exist");
+}
+
+static void test_memory_sets(void) {
+  fresh();
+  al_handle d = device();
+  fz_model_args a = args(FZ_OP_CREATE_ALLOCATIONS);
+  a.device = d;
+  a.count = 1;
+  a.size = 4096;
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "small: exact success");
+  a.size = 600 << 10;
+  CHECK(predict(&a) == (FZ_ST_SUCCESS | FZ_ST_NO_VIDEO_MEMORY), "large: success or no video memory");
+  a.size = (2u << 20);
+  CHECK(predict(&a) == (FZ_ST_INVALID_PARAMETER | FZ_ST_NO_VIDEO_MEMORY), "above every segment");
+  a.placement = FZ_PLACEMENT_APERTURE_ONLY;
+  a.size = 4096;
+  a.count = 32;
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "32 small ones");
+  /* a submit may page in only after memory got tight once */
+  al_handle x[1];
+  create(FZ_OP_CREATE_ALLOCATIONS, d, 0, 1, false, x);
+  fz_model_args s = list_args(FZ_OP_SUBMIT, d, 1, x);
+  CHECK(predict(&s) == FZ_ST_SUCCESS, "submit without pressure");
+  a.placement = FZ_PLACEMENT_ANY;
+  a.count = 1;
+  a.size = 900 << 10;
+  CHECK(commit(&a, STATUS_NO_VIDEO_MEMORY), "nvm: %s", msg);
+  CHECK(predict(&s) == (FZ_ST_SUCCESS | FZ_ST_NO_VIDEO_MEMORY), "submit after pressure");
+}
+
+static void test_removed_and_faults(void) {
+  fresh();
+  al_handle d = device();
+  fz_model_args a = args(FZ_OP_CREATE_ALLOCATIONS);
+  a.device = d;
+  a.count = 1;
+  fz_prediction p;
+  fz_model_predict(m, &a, &p);
+  CHECK(p.allowed == FZ_ST_SUCCESS, "exact");
+  CHECK(p.allowed_if_faulted == (FZ_ST_SUCCESS | FZ_ST_NO_MEMORY | FZ_ST_DEVICE_REMOVED | FZ_ST_NO_VIDEO_MEMORY),
+        "widened under faults: %#x", p.allowed_if_faulted);
+  fz_model_args g = args(FZ_OP_GPU_RUN);
+  fz_model_predict(m, &g, &p);
+  CHECK(p.allowed_if_faulted == FZ_ST_SUCCESS, "gpu_run is not widened");
+  CHECK(commit(&a, STATUS_DEVICE_REMOVED), "removed: %s", msg);
+  CHECK(fz_model_removed(m), "removal remembered");
+  CHECK(predict(&a) == FZ_ST_DEVICE_REMOVED, "creates fail once removed");
+  fz_model_args c = args(FZ_OP_CREATE_DEVICE);
+  CHECK(predict(&c) == FZ_ST_DEVICE_REMOVED, "create_device once removed");
+  a.count = 0;
+  CHECK(predict(&a) == (FZ_ST_INVALID_PARAMETER | FZ_ST_DEVICE_REMOVED), "an error or removed");
+  fz_model_args dd = args(FZ_OP_DESTROY_DEVICE);
+  dd.device = d;
+  CHECK(predict(&dd) == FZ_ST_SUCCESS, "destroys still work");
+}
+
+static void test_reset(void) {
+  fresh();
+  al_handle d = device();
+  fresh();
+  fz_model_args a = args(FZ_OP_DESTROY_DEVICE);
+  a.device = d;
+  CHECK(predict(&a) == FZ_ST_INVALID_HANDLE, "a handle of the previous program");
+  fz_model_counts c = counts();
+  CHECK(c.devices == 0 && c.fence_submitted == 0, "counts after reset");
+  fz_model_args cd = args(FZ_OP_CREATE_DEVICE);
+  CHECK(commit_full(&cd, STATUS_SUCCESS, d, NULL, 0, 0, NULL), "the same value is new in a new program: %s", msg);
+}
+
+static void test_capacity(void) {
+  fresh();
+  al_handle d = device();
+  al_handle x[FZ_MAX_LIST];
+  for (int k = 0; k < FZ_MAX_CALLS - 1; k++) {
+    create(FZ_OP_CREATE_ALLOCATIONS, d, 0, FZ_MAX_LIST, false, x);
+    fz_model_args a = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, FZ_MAX_LIST, x);
+    CHECK(commit(&a, STATUS_SUCCESS), "destroy: %s", msg);
+  }
+  fz_model_counts c = counts();
+  CHECK(c.allocations == 0 && c.devices == 1, "all gone");
+  al_handle list[FZ_MAX_LIST];
+  CHECK(fz_model_live_allocations(m, list, FZ_MAX_LIST) == 0, "no live allocation");
+  CHECK(fz_model_live_devices(m, list, FZ_MAX_LIST) == 1 && list[0] == d, "one live device");
+}
+
+int main(int argc, char **argv) {
+  static const struct {
+    const char *name;
+    void (*fn)(void);
+  } tests[] = {
+      {"status_sets", test_status_sets},
+      {"literal_handles", test_literal_handles},
+      {"create_rules", test_create_rules},
+      {"destroy_rules", test_destroy_rules},
+      {"deferred_and_fences", test_deferred_and_fences},
+      {"commit_promises", test_commit_promises},
+      {"stats_check", test_stats_check},
+      {"memory_sets", test_memory_sets},
+      {"removed_and_faults", test_removed_and_faults},
+      {"reset", test_reset},
+      {"capacity", test_capacity},
+  };
+  fz_model_config c = config();
+  m = fz_model_create(&c);
+  if (m == NULL) return 1;
+  int ran = 0;
+  for (size_t k = 0; k < sizeof tests / sizeof tests[0]; k++) {
+    if (argc > 1 && strstr(tests[k].name, argv[1]) == NULL) continue;
+    current = tests[k].name;
+    int before = failures;
+    tests[k].fn();
+    fprintf(stderr, "%s %s\n", failures == before ? "PASS" : "FAIL", tests[k].name);
+    ran++;
+  }
+  fz_model_destroy(m);
+  fprintf(stderr, "%d tests, %d failures\n", ran, failures);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,814 @@
+/*
+ * text.c — printing and parsing the text form of fuzz programs (text.h).
+ */
+#include "fuzz/common/text.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloclab/fuzz/input.h"
+#include "alloclab/hw/fault_injection.h"
+
+static const char *const placement_names[] = {"any", "memory_only", "aperture_only"};
+static const char *const command_names[] = {"nop", "fill", "check"};
+static const char *const hostile_names[] = {"null_args", "null_list", "reserved_flags",
+                                            "both_forms", "private_data"};
+static const char *const flag_names[] = {"assume_not_in_use", "synchronous"};
+
+/* ---- Printing ---------------------------------------------------------------------------- */
+
+typedef struct fz_sb {
+  char *buf;
+  size_t cap;
+  size_t len; /* the whole length, even past cap */
+} fz_sb;
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(fz_sb *sb, const char *fmt, ...) {
+  char *dst = NULL;
+  size_t room = 0;
+  if (sb->len < sb->cap) {
+    dst = sb->buf + sb->len;
+    room = sb->cap - sb->len;
+  }
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(dst, room, fmt, ap);
+  va_end(ap);
+  if (n > 0) {
+    sb->len += (size_t)n;
+  }
+}
+
+static void sb_ref(fz_sb *sb, const fz_ref *ref) {
+  if (ref->kind == FZ_REF_LITERAL) {
+    if (ref->literal == 0) {
+      sb_printf(sb, "0");
+    } else {
+      sb_printf(sb, "0x%" PRIx32, ref->literal);
+    }
+  } else if (ref->element == FZ_ELEMENT_SELF) {
+    sb_printf(sb, "v%u", (unsigned)ref->call + 1u);
+  } else {
+    sb_printf(sb, "v%u.a%u", (unsigned)ref->call + 1u, (unsigned)ref->element);
+  }
+}
+
+static void sb_finish(fz_sb *sb) {
+  if (sb->cap > 0) {
+    sb->buf[sb->len < sb->cap ? sb->len : sb->cap - 1u] = '\0';
+  }
+}
+
+size_t fz_format_ref(char *buf, size_t cap, const fz_ref *ref) {
+  fz_sb sb = {buf, cap, 0};
+  sb_ref(&sb, ref);
+  sb_finish(&sb);
+  return sb.len;
+}
+
+static const char *name_or_null(const char *const *names, size_t n, unsigned v) {
+  return v < n ? names[v] : NULL;
+}
+
+size_t fz_format_call(char *buf, size_t cap, const fz_program *p, uint32_t index) {
+  fz_sb sb = {buf, cap, 0};
+  if (index >= p->call_count || index >= FZ_MAX_CALLS) {
+    sb_finish(&sb);
+    return 0;
+  }
+  const fz_call *call = &p->calls[index];
+  const char *op = fz_op_name(call->op);
+  uint32_t fields = fz_op_fields(call->op);
+  if (op != NULL) {
+    sb_printf(&sb, "v%u = %s(", index + 1u, op);
+  } else {
+    sb_printf(&sb, "v%u = op_%u(", index + 1u, (unsigned)call->op);
+  }
+  const char *sep = "";
+#define ARG(key) (sb_printf(&sb, "%s%s=", sep, key), sep = ", ")
+  if (fields & FZ_FIELD_DEVICE) {
+    ARG("dev");
+    sb_ref(&sb, &call->device);
+  }
+  if (fields & FZ_FIELD_RESOURCE) {
+    ARG("resource");
+    sb_ref(&sb, &call->resource);
+  }
+  if (fields & FZ_FIELD_FENCE) {
+    ARG("fence");
+    sb_ref(&sb, &call->fence);
+  }
+  if (fields & FZ_FIELD_ALLOCATION) {
+    ARG("allocation");
+    sb_ref(&sb, &call->allocation);
+  }
+  if (fields & FZ_FIELD_COUNT) {
+    ARG("n");
+    if (call->count == FZ_COUNT_OVER_MAXIMUM) {
+      sb_printf(&sb, "over_max");
+    } else {
+      sb_printf(&sb, "%" PRIu32, call->count);
+    }
+  }
+  if (fields & FZ_FIELD_SIZE) {
+    ARG("size");
+    sb_printf(&sb, "%" PRIu64, call->size);
+  }
+  if (fields & FZ_FIELD_PLACEMENT) {
+    ARG("placement");
+    const char *name = name_or_null(placement_names, 3, (unsigned)call->placement);
+    if (name != NULL) {
+      sb_printf(&sb, "%s", name);
+    } else {
+      sb_printf(&sb, "%u", (unsigned)call->placement);
+    }
+  }
+  if (fields & FZ_FIELD_SHARED) {
+    ARG("shared");
+    sb_printf(&sb, "%d", call->shared ? 1 : 0);
+  }
+  if (fields & FZ_FIELD_LIST) {
+    ARG("list");
+    sb_printf(&sb, "[");
+    uint32_t n = call->list_length < FZ_MAX_LIST ? call->list_length : FZ_MAX_LIST;
+    for (uint32_t i = 0; i < n; i++) {
+      if (i > 0) {
+        sb_printf(&sb, ", ");
+      }
+      sb_ref(&sb, &call->list[i]);
+    }
+    sb_printf(&sb, "]");
+  }
+  if (fields & FZ_FIELD_FLAGS) {
+    ARG("flags");
+    sb_printf(&sb, "%" PRIu32, call->flags);
+  }
+  if (fields & FZ_FIELD_COMMAND) {
+    ARG("command");
+    const char *name = name_or_null(command_names, 3, (unsigned)call->command);
+    if (name != NULL) {
+      sb_printf(&sb, "%s", name);
+    } else {
+      sb_printf(&sb, "%u", (unsigned)call->command);
+    }
+  }
+  if (call->hostile != 0) {
+    ARG("hostile");
+    const char *bar = "";
+    uint32_t rest = call->hostile;
+    for (unsigned i = 0; i < 5; i++) {
+      if (rest & (UINT32_C(1) << i)) {
+        sb_printf(&sb, "%s%s", bar, hostile_names[i]);
+        bar = "|";
+        rest &= ~(UINT32_C(1) << i);
+      }
+    }
+    if (rest != 0) {
+      sb_printf(&sb, "%s0x%" PRIx32, bar, rest);
+    }
+  }
+#undef ARG
+  sb_printf(&sb, ")");
+  sb_finish(&sb);
+  return sb.len;
+}
+
+static void print_fault(FILE *out, uint32_t point, uint32_t nth, uint32_t repeat) {
+  const char *name = point < FAULT_POINT_COUNT ? fault_injector_point_name((enum fault_point)point)
+                                               : NULL;
+  if (name != NULL) {
+    fprintf(out, "fault(point=%s, nth=%" PRIu32 ", ", name, nth);
+  } else {
+    fprintf(out, "fault(point=%" PRIu32 ", nth=%" PRIu32 ", ", point, nth);
+  }
+  if (repeat == FAULT_REPEAT_FOREVER) {
+    fprintf(out, "repeat=forever)\n");
+  } else {
+    fprintf(out, "repeat=%" PRIu32 ")\n", repeat);
+  }
+}
+
+void fz_print_program(FILE *out, const fz_program *p, const NTSTATUS *statuses) {
+  uint32_t nf = p->fault_count < 4u ? p->fault_count : 4u;
+  for (uint32_t i = 0; i < nf; i++) {
+    print_fault(out, p->faults[i].point, p->faults[i].nth, p->faults[i].repeat);
+  }
+  uint32_t nc = p->call_count < FZ_MAX_CALLS ? p->call_count : FZ_MAX_CALLS;
+  for (uint32_t k = 0; k < nc; k++) {
+    char line[2048];
+    fz_format_call(line, sizeof line, p, k);
+    if (statuses != NULL) {
+      fprintf(out, "%s = %s\n", line, al_status_name(statuses[k]));
+    } else {
+      fprintf(out, "%s\n", line);
+    }
+  }
+}
+
+/* ---- Parsing ------------------------------------------------------------------------------ */
+
+typedef struct fz_parser {
+  const char *s;   /* the next character of the line */
+  const char *end; /* the end of the line (its newline, '#' or NUL) */
+  unsigned line;
+  char *err;
+  size_t cap;
+} fz_parser;
+
+__attribute__((format(printf, 2, 3))) static bool perr(fz_parser *ps, const char *fmt, ...) {
+  if (ps->err != NULL && ps->cap > 0) {
+    int n = snprintf(ps->err, ps->cap, "line %u: ", ps->line);
+    if (n >= 0 && (size_t)n < ps->cap) {
+      va_list ap;
+      va_start(ap, fmt);
+      vsnprintf(ps->err + n, ps->cap - (size_t)n, fmt, ap);
+      va_end(ap);
+    }
+  }
+  return false;
+}
+
+static char peek(const fz_parser *ps) { return ps->s < ps->end ? *ps->s : '\0'; }
+
+static void skip_ws(fz_parser *ps) {
+  while (ps->s < ps->end && (*ps->s == ' ' || *ps->s == '\t' || *ps->s == '\r')) {
+    ps->s++;
+  }
+}
+
+/* What is at the cursor, for messages: "'abc...'" or "the end of the line". */
+static const char *near(fz_parser *ps, char *buf, size_t cap) {
+  skip_ws(ps);
+  if (ps->s >= ps->end) {
+    return "the end of the line";
+  }
+  int n = (int)(ps->end - ps->s);
+  snprintf(buf, cap, "'%.*s%s'", n > 20 ? 20 : n, ps->s, n > 20 ? "..." : "");
+  return buf;
+}
+
+static bool expect(fz_parser *ps, char c, const char *context) {
+  skip_ws(ps);
+  if (peek(ps) == c) {
+    ps->s++;
+    return true;
+  }
+  char buf[40];
+  return perr(ps, "expected '%c' %s, got %s", c, context, near(ps, buf, sizeof buf));
+}
+
+static bool is_word_start(char c) { return isalpha((unsigned char)c) || c == '_'; }
+static bool is_word_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
+
+/* An identifier into buf; false (no message) when there is none. */
+static bool word(fz_parser *ps, char *buf, size_t cap) {
+  skip_ws(ps);
+  if (!is_word_start(peek(ps))) {
+    return false;
+  }
+  size_t n = 0;
+  while (ps->s < ps->end && is_word_char(*ps->s)) {
+    if (n + 1 < cap) {
+      buf[n++] = *ps->s;
+    }
+    ps->s++;
+  }
+  buf[n] = '\0';
+  return true;
+}
+
+static bool number(fz_parser *ps, uint64_t *out, const char *what) {
+  skip_ws(ps);
+  const char *s = ps->s;
+  if (!isdigit((unsigned char)peek(ps))) {
+    char buf[40];
+    return perr(ps, "expected %s, got %s", what, near(ps, buf, sizeof buf));
+  }
+  unsigned base = 10;
+  if (s + 1 < ps->end && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    base = 16;
+    s += 2;
+  }
+  const char *digits = s;
+  uint64_t v = 0;
+  while (s < ps->end && is_word_char(*s)) {
+    unsigned char c = (unsigned char)*s;
+    unsigned d = isdigit(c) ? (unsigned)(c - '0')
+                 : isxdigit(c) ? (unsigned)(tolower(c) - 'a' + 10)
+                               : 99u;
+    if (d >= base) {
+      int n = (int)(ps->end - ps->s);
+      return perr(ps, "bad number '%.*s'", n > 20 ? 20 : n, ps->s);
+    }
+    if (v > (UINT64_MAX - d) / base) {
+      return perr(ps, "%s too large (more than 64 bits)", what);
+    }
+    v = v * base + d;
+    s++;
+  }
+  if (s == digits) {
+    return perr(ps, "bad number: '0x' without digits");
+  }
+  ps->s = s;
+  *out = v;
+  return true;
+}
+
+static bool number32(fz_parser *ps, uint32_t *out, const char *what) {
+  uint64_t v = 0;
+  if (!number(ps, &v, what)) {
+    return false;
+  }
+  if (v > UINT32_MAX) {
+    return perr(ps, "%s 0x%" PRIx64 " does not fit 32 bits", what, v);
+  }
+  *out = (uint32_t)v;
+  return true;
+}
+
+static int lookup(const char *const *names, size_t n, const char *w) {
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(names[i], w) == 0) {
+      return (int)i;
+    }
+  }
+  return -1;
+}
+
+/* A reference of call k. */
+static bool parse_ref(fz_parser *ps, uint32_t k, fz_ref *out, const char *what) {
+  skip_ws(ps);
+  memset(out, 0, sizeof *out);
+  if (peek(ps) == 'v' && ps->s + 1 < ps->end && isdigit((unsigned char)ps->s[1])) {
+    ps->s++;
+    uint64_t n = 0;
+    if (!number(ps, &n, "a call number")) {
+      return false;
+    }
+    if (n == 0 || n > k) {
+      if (k == 0) {
+        return perr(ps, "%s: v%" PRIu64 " is not an earlier call (the first call can only "
+                        "name literal values)", what, n);
+      }
+      return perr(ps, "%s: v%" PRIu64 " is not an earlier call (v%u can name v1..v%u)", what, n,
+                  k + 1u, k);
+    }
+    out->kind = FZ_REF_RESULT;
+    out->call = (uint16_t)(n - 1u);
+    out->element = FZ_ELEMENT_SELF;
+    if (peek(ps) == '.') {
+      ps->s++;
+      if (peek(ps) != 'a') {
+        return perr(ps, "%s: expected '.a<element>' after v%" PRIu64, what, n);
+      }
+      ps->s++;
+      uint64_t e = 0;
+      if (!number(ps, &e, "an allocation index")) {
+        return false;
+      }
+      if (e >= FZ_MAX_LIST) {
+        return perr(ps, "%s: allocation index %" PRIu64 " out of range (0..%u)", what, e,
+                    FZ_MAX_LIST - 1u);
+      }
+      out->element = (uint16_t)e;
+    }
+    return true;
+  }
+  if (isdigit((unsigned char)peek(ps))) {
+    out->kind = FZ_REF_LITERAL;
+    return number32(ps, &out->literal, "a literal handle");
+  }
+  char buf[40];
+  return perr(ps, "%s: expected a reference (vK, vK.aE or a number), got %s", what,
+              near(ps, buf, sizeof buf));
+}
+
+/* Names and numbers joined by '|' (flags, hostile). */
+static bool parse_bits(fz_parser *ps, const char *const *names, size_t n, uint32_t *out,
+                       const char *what) {
+  uint32_t v = 0;
+  for (;;) {
+    skip_ws(ps);
+    char w[64];
+    if (isdigit((unsigned char)peek(ps))) {
+      uint32_t x = 0;
+      if (!number32(ps, &x, what)) {
+        return false;
+      }
+      v |= x;
+    } else if (word(ps, w, sizeof w)) {
+      int i = lookup(names, n, w);
+      if (i < 0) {
+        char list[160] = "";
+        for (size_t j = 0; j < n; j++) {
+          strncat(list, j ? ", " : "", sizeof list - strlen(list) - 1);
+          strncat(list, names[j], sizeof list - strlen(list) - 1);
+        }
+        return perr(ps, "unknown %s '%s' (expected a number or %s)", what, w, list);
+      }
+      v |= UINT32_C(1) << i;
+    } else {
+      char buf[40];
+      return perr(ps, "expected %s, got %s", what, near(ps, buf, sizeof buf));
+    }
+    skip_ws(ps);
+    if (peek(ps) != '|') {
+      break;
+    }
+    ps->s++;
+  }
+  *out = v;
+  return true;
+}
+
+static bool parse_name(fz_parser *ps, const char *const *names, size_t n, unsigned *out,
+                       const char *what) {
+  char w[64];
+  if (!word(ps, w, sizeof w)) {
+    char buf[40];
+    return perr(ps, "expected %s, got %s", what, near(ps, buf, sizeof buf));
+  }
+  int i = lookup(names, n, w);
+  if (i < 0) {
+    char list[160] = "";
+    for (size_t j = 0; j < n; j++) {
+      strncat(list, j ? ", " : "", sizeof list - strlen(list) - 1);
+      strncat(list, names[j], sizeof list - strlen(list) - 1);
+    }
+    return perr(ps, "unknown %s '%s' (expected %s)", what, w, list);
+  }
+  *out = (unsigned)i;
+  return true;
+}
+
+#define FZ_FIELD_HOSTILE 0x10000u
+
+static const struct {
+  const char *key;
+  uint32_t field;
+} arg_keys[] = {
+    {"dev", FZ_FIELD_DEVICE},     {"resource", FZ_FIELD_RESOURCE},
+    {"fence", FZ_FIELD_FENCE},    {"allocation", FZ_FIELD_ALLOCATION},
+    {"n", FZ_FIELD_COUNT},        {"size", FZ_FIELD_SIZE},
+    {"placement", FZ_FIELD_PLACEMENT}, {"shared", FZ_FIELD_SHARED},
+    {"list", FZ_FIELD_LIST},      {"flags", FZ_FIELD_FLAGS},
+    {"command", FZ_FIELD_COMMAND}, {"hostile", FZ_FIELD_HOSTILE},
+};
+#define ARG_KEY_COUNT (sizeof arg_keys / sizeof arg_keys[0])
+
+static void list_keys(char *buf, size_t cap, uint32_t fields) {
+  buf[0] = '\0';
+  for (size_t i = 0; i < ARG_KEY_COUNT; i++) {
+    if (fields & arg_keys[i].field) {
+      strncat(buf, buf[0] ? ", " : "", cap - strlen(buf) - 1);
+      strncat(buf, arg_keys[i].key, cap - strlen(buf) - 1);
+    }
+  }
+  if (buf[0] == '\0') {
+    snprintf(buf, cap, "no arguments");
+  }
+}
+
+static bool parse_value(fz_parser *ps, uint32_t k, fz_call *call, uint32_t field) {
+  switch (field) {
+  case FZ_FIELD_DEVICE:
+    return parse_ref(ps, k, &call->device, "dev");
+  case FZ_FIELD_RESOURCE:
+    return parse_ref(ps, k, &call->resource, "resource");
+  case FZ_FIELD_FENCE:
+    return parse_ref(ps, k, &call->fence, "fence");
+  case FZ_FIELD_ALLOCATION:
+    return parse_ref(ps, k, &call->allocation, "allocation");
+  case FZ_FIELD_COUNT: {
+    char w[32];
+    skip_ws(ps);
+    if (is_word_start(peek(ps))) {
+      word(ps, w, sizeof w);
+      if (strcmp(w, "over_max") != 0) {
+        return perr(ps, "n: expected a count (0..%u) or over_max, got '%s'", FZ_MAX_LIST, w);
+      }
+      call->count = FZ_COUNT_OVER_MAXIMUM;
+      return true;
+    }
+    uint64_t v = 0;
+    if (!number(ps, &v, "a count")) {
+      return false;
+    }
+    if (v > FZ_MAX_LIST) {
+      return perr(ps, "n: count %" PRIu64 " out of range (0..%u, or over_max)", v, FZ_MAX_LIST);
+    }
+    call->count = (uint32_t)v;
+    return true;
+  }
+  case FZ_FIELD_SIZE:
+    return number(ps, &call->size, "a size");
+  case FZ_FIELD_PLACEMENT: {
+    unsigned v = 0;
+    if (!parse_name(ps, placement_names, 3, &v, "placement")) {
+      return false;
+    }
+    call->placement = (fz_placement)v;
+    return true;
+  }
+  case FZ_FIELD_SHARED: {
+    uint64_t v = 0;
+    if (!number(ps, &v, "shared (0 or 1)")) {
+      return false;
+    }
+    if (v > 1) {
+      return perr(ps, "shared: expected 0 or 1, got %" PRIu64, v);
+    }
+    call->shared = v != 0;
+    return true;
+  }
+  case FZ_FIELD_FLAGS:
+    if (!parse_bits(ps, flag_names, 2, &call->flags, "flags")) {
+      return false;
+    }
+    if (call->flags > 0xFFu) {
+      return perr(ps, "flags 0x%" PRIx32 " out of range (at most 0xff)", call->flags);
+    }
+    return true;
+  case FZ_FIELD_COMMAND: {
+    unsigned v = 0;
+    if (!parse_name(ps, command_names, 3, &v, "command")) {
+      return false;
+    }
+    call->command = (fz_command)v;
+    return true;
+  }
+  case FZ_FIELD_HOSTILE:
+    if (!parse_bits(ps, hostile_names, 5, &call->hostile, "hostile")) {
+      return false;
+    }
+    if (call->hostile & ~UINT32_C(0x1F)) {
+      return perr(ps, "hostile: unknown bits 0x%" PRIx32 " (known: 0x1f)",
+                  call->hostile & ~UINT32_C(0x1F));
+    }
+    return true;
+  case FZ_FIELD_LIST: {
+    if (!expect(ps, '[', "to open the list")) {
+      return false;
+    }
+    skip_ws(ps);
+    if (peek(ps) == ']') {
+      ps->s++;
+      return true;
+    }
+    for (;;) {
+      if (call->list_length >= FZ_MAX_LIST) {
+        return perr(ps, "list: more than %u entries", FZ_MAX_LIST);
+      }
+      char what[32];
+      snprintf(what, sizeof what, "list[%u]", call->list_length);
+      if (!parse_ref(ps, k, &call->list[call->list_length], what)) {
+        return false;
+      }
+      call->list_length++;
+      skip_ws(ps);
+      if (peek(ps) == ']') {
+        ps->s++;
+        return true;
+      }
+      if (!expect(ps, ',', "or ']' in the list")) {
+        return false;
+      }
+    }
+  }
+  default:
+    return perr(ps, "internal: no parser for field 0x%" PRIx32, field);
+  }
+}
+
+static bool parse_call(fz_parser *ps, uint32_t k, const char *opname, fz_call *call) {
+  int op = -1;
+  for (int i = 0; i < FZ_OP_COUNT && op < 0; i++) {
+    if (strcmp(fz_op_name((fz_op)i), opname) == 0) {
+      op = i;
+    }
+  }
+  if (op < 0) {
+    return perr(ps, "unknown call '%s' (expected create_device, destroy_device, "
+                    "create_allocations, create_resource, add_to_resource, open_resource, "
+                    "destroy_resource, destroy_allocations, submit, gpu_run, fence_wait, query "
+                    "or fault)", opname);
+  }
+  memset(call, 0, sizeof *call);
+  call->op = (fz_op)op;
+  uint32_t fields = fz_op_fields(call->op);
+  uint32_t allowed = fields | FZ_FIELD_HOSTILE;
+  uint32_t seen = 0;
+  if (!expect(ps, '(', "after the call name")) {
+    return false;
+  }
+  skip_ws(ps);
+  if (peek(ps) == ')') {
+    ps->s++;
+  } else {
+    for (;;) {
+      char key[32];
+      char keys[160];
+      if (!word(ps, key, sizeof key)) {
+        char buf[40];
+        return perr(ps, "expected an argument name, got %s", near(ps, buf, sizeof buf));
+      }
+      uint32_t field = 0;
+      for (size_t i = 0; i < ARG_KEY_COUNT && field == 0; i++) {
+        if (strcmp(arg_keys[i].key, key) == 0) {
+          field = arg_keys[i].field;
+        }
+      }
+      if (!(field & allowed)) {
+        list_keys(keys, sizeof keys, fields);
+        return perr(ps, "%s has no argument '%s' (it takes %s%s)", opname, key, keys,
+                    fields ? ", hostile" : "; hostile is allowed");
+      }
+      if (seen & field) {
+        return perr(ps, "argument '%s' given twice", key);
+      }
+      seen |= field;
+      if (!expect(ps, '=', "after the argument name")) {
+        return false;
+      }
+      if (!parse_value(ps, k, call, field)) {
+        return false;
+      }
+      skip_ws(ps);
+      if (peek(ps) == ')') {
+        ps->s++;
+        break;
+      }
+      if (!expect(ps, ',', "or ')' after an argument")) {
+        return false;
+      }
+    }
+  }
+  for (size_t i = 0; i < ARG_KEY_COUNT; i++) {
+    if ((fields & arg_keys[i].field) && !(seen & arg_keys[i].field)) {
+      return perr(ps, "%s needs argument '%s'", opname, arg_keys[i].key);
+    }
+  }
+  return true;
+}
+
+static bool parse_fault(fz_parser *ps, fz_program *out) {
+  if (out->fault_count >= 4) {
+    return perr(ps, "more than 4 faults");
+  }
+  uint32_t v[3] = {0, 0, 0};
+  unsigned seen = 0;
+  static const char *const keys[3] = {"point", "nth", "repeat"};
+  if (!expect(ps, '(', "after 'fault'")) {
+    return false;
+  }
+  for (;;) {
+    char key[32];
+    if (!word(ps, key, sizeof key)) {
+      char buf[40];
+      return perr(ps, "expected point=, nth= or repeat=, got %s", near(ps, buf, sizeof buf));
+    }
+    int i = lookup(keys, 3, key);
+    if (i < 0) {
+      return perr(ps, "fault has no argument '%s' (it takes point, nth, repeat)", key);
+    }
+    if (seen & (1u << i)) {
+      return perr(ps, "argument '%s' given twice", key);
+    }
+    seen |= 1u << i;
+    if (!expect(ps, '=', "after the argument name")) {
+      return false;
+    }
+    skip_ws(ps);
+    char w[64];
+    if (i != 1 && is_word_start(peek(ps))) {
+      word(ps, w, sizeof w);
+      if (i == 0) {
+        enum fault_point point;
+        if (!fault_injector_point_from_name(w, &point)) {
+          return perr(ps, "unknown fault point '%s'", w);
+        }
+        v[0] = (uint32_t)point;
+      } else if (strcmp(w, "forever") == 0) {
+        v[2] = FAULT_REPEAT_FOREVER;
+      } else {
+        return perr(ps, "repeat: expected a number or forever, got '%s'", w);
+      }
+    } else if (!number32(ps, &v[i], keys[i])) {
+      return false;
+    }
+    skip_ws(ps);
+    if (peek(ps) == ')') {
+      ps->s++;
+      break;
+    }
+    if (!expect(ps, ',', "or ')' after an argument")) {
+      return false;
+    }
+  }
+  for (int i = 0; i < 3; i++) {
+    if (!(seen & (1u << i))) {
+      return perr(ps, "fault needs argument '%s'", keys[i]);
+    }
+  }
+  out->faults[out->fault_count].point = v[0];
+  out->faults[out->fault_count].nth = v[1];
+  out->faults[out->fault_count].repeat = v[2];
+  out->fault_count++;
+  return true;
+}
+
+static bool parse_line(fz_parser *ps, fz_program *out) {
+  skip_ws(ps);
+  if (ps->s >= ps->end) {
+    return true;
+  }
+  char w[64];
+  if (!word(ps, w, sizeof w)) {
+    char buf[40];
+    return perr(ps, "expected a call (vN = op(...)) or fault(...), got %s",
+                near(ps, buf, sizeof buf));
+  }
+  if (strcmp(w, "fault") == 0) {
+    if (!parse_fault(ps, out)) {
+      return false;
+    }
+  } else {
+    uint32_t k = out->call_count;
+    skip_ws(ps);
+    if (peek(ps) == '=') {
+      /* "vN = op(...)": N must be this call's number. */
+      const char *digits = w + 1;
+      bool numbered = w[0] == 'v' && digits[0] != '\0' && strspn(digits, "0123456789") ==
+                                                               strlen(digits);
+      if (!numbered) {
+        return perr(ps, "expected vN before '=', got '%s'", w);
+      }
+      if (strlen(digits) > 6 || (uint32_t)strtoul(digits, NULL, 10) != k + 1u) {
+        return perr(ps, "this is call v%u (calls are numbered in order), not %s", k + 1u, w);
+      }
+      ps->s++;
+      if (!word(ps, w, sizeof w)) {
+        char buf[40];
+        return perr(ps, "expected a call name after '=', got %s", near(ps, buf, sizeof buf));
+      }
+    }
+    if (k >= FZ_MAX_CALLS) {
+      return perr(ps, "more than %u calls", FZ_MAX_CALLS);
+    }
+    if (!parse_call(ps, k, w, &out->calls[k])) {
+      return false;
+    }
+    out->call_count = k + 1u;
+    skip_ws(ps);
+    if (peek(ps) == '=') {
+      /* A status printed by trace: "= STATUS_SUCCESS". */
+      ps->s++;
+      skip_ws(ps);
+      if (ps->s >= ps->end) {
+        return perr(ps, "expected a status after '='");
+      }
+      while (ps->s < ps->end && *ps->s != ' ' && *ps->s != '\t' && *ps->s != '\r') {
+        ps->s++;
+      }
+    }
+  }
+  skip_ws(ps);
+  if (ps->s < ps->end) {
+    char buf[40];
+    return perr(ps, "unexpected %s at the end of the line", near(ps, buf, sizeof buf));
+  }
+  return true;
+}
+
+bool fz_parse_program(const char *text, fz_program *out, char *err, size_t cap) {
+  /* As fz_decode: the calls parsed are cleared one by one, the rest is left alone. */
+  out->call_count = 0;
+  out->fault_count = 0;
+  memset(out->faults, 0, sizeof out->faults);
+  if (err != NULL && cap > 0) {
+    err[0] = '\0';
+  }
+  fz_parser ps = {.line = 0, .err = err, .cap = cap};
+  const char *line = text;
+  while (*line != '\0') {
+    const char *nl = strchr(line, '\n');
+    const char *eol = nl != NULL ? nl : line + strlen(line);
+    const char *hash = memchr(line, '#', (size_t)(eol - line));
+    ps.line++;
+    ps.s = line;
+    ps.end = hash != NULL ? hash : eol;
+    if (!parse_line(&ps, out)) {
+      return false;
+    }
+    line = nl != NULL ? nl + 1 : eol;
+  }
+  char why[160];
+  if (!fz_program_validate(out, why, sizeof why)) {
+    ps.line = 0;
+    return perr(&ps, "internal: the parsed program is invalid: %s", why);
+  }
+  return true;
+}

@@ -1,0 +1,184 @@
+/*
+ * text_test.c — the text form: print/parse round trips, the documented syntax, error lines.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloclab/fuzz/input.h"
+#include "fuzz/common/test_util.h"
+#include "fuzz/common/text.h"
+
+static fz_program p, q;
+
+static void test_roundtrip_random(void) {
+  uint64_t rng = fz_test_seed() ^ 0x7777u;
+  char err[256];
+  for (int i = 0; i < 3000 && fz_test_failures == 0; i++) {
+    fz_test_random_program(&rng, &p);
+    const char *text = fz_test_text(&p);
+    bool ok = fz_parse_program(text, &q, err, sizeof err);
+    CHECK(ok, "program %d: parse(print(p)) failed: %s\n%s", i, err, text);
+    CHECK(!ok || fz_program_equal(&p, &q), "program %d: parse(print(p)) != p\n%s", i, text);
+  }
+}
+
+static const char example[] =
+    "# the example of program.h\n"
+    "fault(point=driver_object, nth=2, repeat=forever)\n"
+    "v1 = create_device()\n"
+    "v2 = create_resource(dev=v1, n=4, size=65536, placement=any, shared=1)\n"
+    "v3 = open_resource(dev=v1, resource=v2)\n"
+    "v4 = destroy_allocations(dev=v1, list=[v2.a0, v2.a3, 0xdead0001], flags=0)\n"
+    "v5 = submit(dev=v1, list=[v2.a1], command=fill) = STATUS_SUCCESS\n"
+    "\n"
+    "  gpu_run( n = over_max )   # no vN prefix, spaces\n"
+    "v7 = fence_wait(fence=v5)\n"
+    "v8 = query(allocation=v2.a1, hostile=null_args|reserved_flags)\n"
+    "v9 = create_allocations(size=0x1000, n=0, placement=aperture_only, dev=7)\n"
+    "v10 = add_to_resource(dev=v1, resource=v2, n=32, size=18446744073709551615, "
+    "placement=memory_only)\n"
+    "v11 = destroy_resource(dev=v1, resource=v2, flags=assume_not_in_use|synchronous)\n"
+    "v12 = destroy_device(dev=v1)\n";
+
+static void test_example(void) {
+  char err[256];
+  bool ok = fz_parse_program(example, &p, err, sizeof err);
+  CHECK(ok, "parse: %s", err);
+  if (!ok) {
+    return;
+  }
+  CHECK(p.fault_count == 1 && p.faults[0].point == 2 && p.faults[0].nth == 2 &&
+            p.faults[0].repeat == UINT32_MAX,
+        "fault");
+  CHECK(p.call_count == 12, "12 calls, got %u", p.call_count);
+  const fz_call *c = p.calls;
+  CHECK(c[1].op == FZ_OP_CREATE_RESOURCE && c[1].count == 4 && c[1].size == 65536 &&
+            c[1].shared && c[1].device.kind == FZ_REF_RESULT && c[1].device.call == 0 &&
+            c[1].device.element == FZ_ELEMENT_SELF,
+        "v2");
+  CHECK(c[3].list_length == 3 && c[3].list[1].call == 1 && c[3].list[1].element == 3 &&
+            c[3].list[2].kind == FZ_REF_LITERAL && c[3].list[2].literal == 0xDEAD0001u,
+        "v4 list");
+  CHECK(c[4].command == FZ_COMMAND_FILL, "v5 command (status ignored)");
+  CHECK(c[5].op == FZ_OP_GPU_RUN && c[5].count == FZ_COUNT_OVER_MAXIMUM, "v6");
+  CHECK(c[6].fence.call == 4, "v7 fence");
+  CHECK(c[7].hostile == (FZ_HOSTILE_NULL_ARGS | FZ_HOSTILE_RESERVED_FLAGS), "v8 hostile");
+  CHECK(c[8].size == 4096 && c[8].count == 0 && c[8].placement == FZ_PLACEMENT_APERTURE_ONLY &&
+            c[8].device.kind == FZ_REF_LITERAL && c[8].device.literal == 7,
+        "v9 (arguments in any order)");
+  CHECK(c[9].size == UINT64_MAX && c[9].count == 32, "v10");
+  CHECK(c[10].flags == 3, "v11 flags");
+  /* And back. */
+  const char *text = fz_test_text(&p);
+  CHECK(strstr(text, "fault(point=driver_object, nth=2, repeat=forever)\n") != NULL,
+        "fault printed by name:\n%s", text);
+  CHECK(strstr(text, "v2 = create_resource(dev=v1, n=4, size=65536, placement=any, "
+                     "shared=1)\n") != NULL,
+        "v2 printed:\n%s", text);
+  CHECK(strstr(text, "v4 = destroy_allocations(dev=v1, list=[v2.a0, v2.a3, 0xdead0001], "
+                     "flags=0)\n") != NULL,
+        "v4 printed:\n%s", text);
+  CHECK(strstr(text, "v8 = query(allocation=v2.a1, hostile=null_args|reserved_flags)\n") != NULL,
+        "v8 printed:\n%s", text);
+  CHECK(fz_parse_program(text, &q, err, sizeof err) && fz_program_equal(&p, &q),
+        "reparse: %s", err);
+}
+
+static void test_statuses(void) {
+  char err[256];
+  CHECK(fz_parse_program("v1 = create_device()\nv2 = destroy_device(dev=v1)\n", &p, err,
+                         sizeof err),
+        "parse: %s", err);
+  NTSTATUS st[2] = {STATUS_SUCCESS, STATUS_INVALID_HANDLE};
+  static char text[4096];
+  FILE *f = fmemopen(text, sizeof text, "w");
+  fz_print_program(f, &p, st);
+  fclose(f);
+  CHECK(strcmp(text, "v1 = create_device() = STATUS_SUCCESS\n"
+                     "v2 = destroy_device(dev=v1) = STATUS_INVALID_HANDLE\n") == 0,
+        "statuses:\n%s", text);
+  CHECK(fz_parse_program(text, &q, err, sizeof err) && fz_program_equal(&p, &q),
+        "a trace with statuses parses back: %s", err);
+  char small[12];
+  size_t n = fz_format_call(small, sizeof small, &p, 1);
+  CHECK(n == strlen("v2 = destroy_device(dev=v1)") && strlen(small) == sizeof small - 1u,
+        "fz_format_call cuts and returns the whole length (%zu, '%s')", n, small);
+  fz_ref lit = {.kind = FZ_REF_LITERAL, .literal = 0};
+  CHECK(fz_format_ref(small, sizeof small, &lit) == 1 && strcmp(small, "0") == 0, "literal 0");
+}
+
+static void test_errors(void) {
+  static const struct {
+    const char *text;
+    const char *needle;
+  } cases[] = {
+      {"v1 = create_device()\nv2 = frobnicate()\n", "line 2: unknown call 'frobnicate'"},
+      {"v1 = create_device()\n\n# c\nv2 = destroy_device(dev=v3)\n",
+       "line 4: dev: v3 is not an earlier call (v2 can name v1..v1)"},
+      {"v1 = destroy_device(dev=v1)\n", "line 1: dev: v1 is not an earlier call"},
+      {"v1 = create_device()\nv3 = create_device()\n", "line 2: this is call v2"},
+      {"v1 = create_device()\nv2 = create_resource(dev=v1, n=4, size=4096, placement=any)\n",
+       "line 2: create_resource needs argument 'shared'"},
+      {"v1 = create_device(dev=0)\n", "line 1: create_device has no argument 'dev'"},
+      {"v1 = gpu_run(n=1, n=2)\n", "line 1: argument 'n' given twice"},
+      {"v1 = gpu_run(n=33)\n", "line 1: n: count 33 out of range"},
+      {"v1 = gpu_run(n=12abc)\n", "line 1: bad number"},
+      {"v1 = query(allocation=0x100000000)\n", "line 1: a literal handle 0x100000000 does not fit"},
+      {"v1 = create_device()\nv2 = query(allocation=v1.a32)\n",
+       "line 2: allocation: allocation index 32 out of range"},
+      {"v1 = create_device()\nv2 = query(allocation=v1.b2)\n", "line 2: allocation: expected '.a"},
+      {"v1 = create_device()\nv2 = submit(dev=v1, list=[v1 v1], command=nop)\n",
+       "line 2: expected ',' or ']' in the list"},
+      {"v1 = create_device()\nv2 = submit(dev=v1, list=[], command=paint)\n",
+       "line 2: unknown command 'paint'"},
+      {"v1 = create_device()\nv2 = destroy_resource(dev=v1, resource=0, flags=0x100)\n",
+       "line 2: flags 0x100 out of range"},
+      {"v1 = create_device(hostile=evil)\n", "line 1: unknown hostile 'evil'"},
+      {"v1 = create_device() extra\n", "line 1: unexpected 'extra'"},
+      {"v1 = create_device() =\n", "line 1: expected a status"},
+      {"v1 = create_device() = STATUS_SUCCESS junk\n", "line 1: unexpected 'junk'"},
+      {"v1 = create_device(\n", "line 1: expected an argument name"},
+      {"fault(point=nowhere, nth=1, repeat=1)\n", "line 1: unknown fault point 'nowhere'"},
+      {"fault(point=1, nth=1)\n", "line 1: fault needs argument 'repeat'"},
+      {"fault(point=1,nth=1,repeat=1)\nfault(point=1,nth=1,repeat=1)\n"
+       "fault(point=1,nth=1,repeat=1)\nfault(point=1,nth=1,repeat=1)\n"
+       "fault(point=1,nth=1,repeat=1)\n",
+       "line 5: more than 4 faults"},
+      {"= create_device()\n", "line 1: expected a call"},
+      {"x1 = create_device()\n", "line 1: expected vN before '='"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char err[256] = "";
+    bool ok = fz_parse_program(cases[i].text, &p, err, sizeof err);
+    CHECK(!ok, "case %zu parsed:\n%s", i, cases[i].text);
+    CHECK(strstr(err, cases[i].needle) != NULL, "case %zu: error '%s' lacks '%s'", i, err,
+          cases[i].needle);
+  }
+  /* Too many calls. */
+  static char many[80 * 24];
+  many[0] = '\0';
+  for (int i = 0; i < FZ_MAX_CALLS + 1; i++) {
+    strcat(many, "create_device()\n");
+  }
+  char err[256];
+  CHECK(!fz_parse_program(many, &p, err, sizeof err) && strstr(err, "line 65: more than 64"),
+        "65 calls: %s", err);
+  /* A tiny error buffer still gets a NUL-terminated prefix. */
+  char tiny[8];
+  CHECK(!fz_parse_program("bogus()\n", &p, tiny, sizeof tiny) && strlen(tiny) == 7,
+        "tiny buffer");
+  CHECK(!fz_parse_program("bogus()\n", &p, NULL, 0), "no buffer");
+  CHECK(fz_parse_program("", &p, err, sizeof err) && p.call_count == 0, "empty text");
+  CHECK(fz_parse_program("v1 = create_device()", &p, err, sizeof err) && p.call_count == 1,
+        "no final newline");
+  CHECK(fz_parse_program("v1 = create_device()\r\n", &p, err, sizeof err) && p.call_count == 1,
+        "CRLF");
+}
+
+int main(void) {
+  fz_test_run("roundtrip_random", test_roundtrip_random);
+  fz_test_run("example", test_example);
+  fz_test_run("statuses", test_statuses);
+  fz_test_run("errors", test_errors);
+  return fz_test_finish();
+}

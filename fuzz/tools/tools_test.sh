@@ -1,0 +1,89 @@
+#!/bin/bash
+# tools_test.sh — trace and encode: round trips and their errors.
+#   tools_test.sh TRACE ENCODE
+set -uo pipefail
+
+trace=$1
+encode=$2
+tmp=${TEST_TMPDIR:-$(mktemp -d)}
+failures=0
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+# expect_error NEEDLE CMD...: CMD must exit non-zero with NEEDLE on stderr.
+expect_error() {
+  local needle=$1
+  shift
+  if "$@" >"$tmp/out" 2>"$tmp/err"; then
+    fail "'$*' succeeded"
+  elif ! grep -qF -- "$needle" "$tmp/err"; then
+    fail "'$*': stderr lacks '$needle': $(cat "$tmp/err")"
+  fi
+}
+
+cat >"$tmp/prog.txt" <<'PROG'
+# a comment
+fault(point=driver_object, nth=3, repeat=1)
+v1 = create_device()
+v2 = create_resource(dev=v1, n=4, size=65536, placement=any, shared=1)
+v3 = open_resource(dev=v1, resource=v2)
+v4 = destroy_allocations(dev=v1, list=[v2.a0, v2.a3, 0xdead0001], flags=0)
+v5 = submit(dev=v1, list=[v2.a1], command=fill) = STATUS_SUCCESS
+PROG
+
+"$encode" "$tmp/prog.txt" "$tmp/prog.bin" >"$tmp/out" 2>"$tmp/err" ||
+  fail "encode: $(cat "$tmp/err")"
+grep -q "5 calls, 1 faults" "$tmp/out" || fail "encode summary: $(cat "$tmp/out")"
+head -c 5 "$tmp/prog.bin" | grep -q "^ALFZ" || fail "the input lacks its header"
+
+"$trace" "$tmp/prog.bin" >"$tmp/trace.txt" 2>"$tmp/err" || fail "trace: $(cat "$tmp/err")"
+grep -qx "v2 = create_resource(dev=v1, n=4, size=65536, placement=any, shared=1)" \
+  "$tmp/trace.txt" || fail "trace output: $(cat "$tmp/trace.txt")"
+grep -qx "fault(point=driver_object, nth=3, repeat=1)" "$tmp/trace.txt" ||
+  fail "trace fault line: $(cat "$tmp/trace.txt")"
+grep -q "^# .*prog.bin: [0-9]* bytes, format version 1, 5 calls, 1 faults" "$tmp/trace.txt" ||
+  fail "trace header line: $(head -1 "$tmp/trace.txt")"
+
+# trace | encode is the identity on inputs.
+"$encode" "$tmp/trace.txt" "$tmp/again.bin" >/dev/null 2>"$tmp/err" ||
+  fail "encode of trace output: $(cat "$tmp/err")"
+cmp -s "$tmp/prog.bin" "$tmp/again.bin" || fail "trace | encode changed the input"
+
+# Several files, raw bytes without a header.
+printf '\x00\x00\x03\x00\x03\x0f\x06' >"$tmp/raw.bin"
+"$trace" "$tmp/prog.bin" "$tmp/raw.bin" >"$tmp/two.txt" 2>"$tmp/err" ||
+  fail "trace of two files: $(cat "$tmp/err")"
+grep -q "raw.bin: 7 bytes, no header" "$tmp/two.txt" || fail "headerless: $(cat "$tmp/two.txt")"
+grep -qx "v2 = create_resource(dev=v1, n=4, size=65536, placement=aperture_only, shared=1)" \
+  "$tmp/two.txt" || fail "raw bytes decode: $(cat "$tmp/two.txt")"
+
+# Errors.
+expect_error "usage: trace" "$trace"
+expect_error "usage: encode" "$encode" "$tmp/prog.txt"
+expect_error "trace: cannot read '$tmp/missing.bin': No such file or directory" \
+  "$trace" "$tmp/missing.bin"
+expect_error "cannot read '$tmp': it is a directory" "$trace" "$tmp"
+printf 'ALFZ\x07\x00' >"$tmp/v7.bin"
+expect_error "trace: $tmp/v7.bin: unsupported format version 7 (this build reads version 1)" \
+  "$trace" "$tmp/v7.bin"
+# A bad file among good ones: the good ones are printed, the exit status is 1.
+if "$trace" "$tmp/prog.bin" "$tmp/missing.bin" >"$tmp/out" 2>/dev/null; then
+  fail "trace with a missing file exited 0"
+fi
+grep -q "^v5 = submit" "$tmp/out" || fail "trace stopped at the missing file"
+
+expect_error "encode: cannot read '$tmp/missing.txt'" "$encode" "$tmp/missing.txt" "$tmp/x.bin"
+printf 'v1 = create_device()\nv2 = destroy_device(dev=v5)\n' >"$tmp/bad.txt"
+expect_error "encode: $tmp/bad.txt: line 2: dev: v5 is not an earlier call" \
+  "$encode" "$tmp/bad.txt" "$tmp/bad.bin"
+[[ -e $tmp/bad.bin ]] && fail "encode wrote an output for bad text"
+expect_error "not a text file" "$encode" "$tmp/prog.bin" "$tmp/x.bin"
+expect_error "encode: cannot write '$tmp/no/such/dir/x.bin'" \
+  "$encode" "$tmp/prog.txt" "$tmp/no/such/dir/x.bin"
+
+if [[ $failures -gt 0 ]]; then
+  echo "$failures failures" >&2
+  exit 1
+fi
+echo "PASS"
