@@ -245,6 +245,8 @@ static NTSTATUS query_segments(al_adapter *adapter) {
   status = ddi->DxgkDdiQueryAdapterInfo(adapter->miniport, &query);
   if (!NT_SUCCESS(status)) return status;
   if (out.NbSegment != count) return STATUS_GRAPHICS_DRIVER_MISMATCH;
+  adapter->segments = calloc(count, sizeof *adapter->segments);
+  if (adapter->segments == NULL) return STATUS_NO_MEMORY;
   for (uint32_t i = 0; i < count; i++) {
     port_segment *segment = &adapter->segments[i];
     uint64_t page_size = descriptors[i].AlPageSize ? descriptors[i].AlPageSize : 4096;
@@ -269,6 +271,7 @@ static void adapter_free(al_adapter *adapter) {
     segment_heap_fini(&adapter->segments[i].heap);
     pthread_mutex_destroy(&adapter->segments[i].lock);
   }
+  free(adapter->segments);
   handle_table_fini(&adapter->devices);
   handle_table_fini(&adapter->resources);
   handle_table_fini(&adapter->allocations);

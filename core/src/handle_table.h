@@ -287,7 +287,7 @@ bool handle_table_next_locked(const handle_table *table, uint32_t *cursor, uint3
  * @cap:   size of @msg in bytes.
  * Checks: the type is valid; chunks [0, chunk_count) are allocated and the rest NULL;
  * chunk_count <= max_chunks; 1 <= high_water <= min(2^20, chunk_count * 1024); slot 0 and every
- * slot at or above high water are pristine (all zero); every slot's meta holds a generation in
+ * the first 64 slots at and above high water are pristine (all zero); every slot's meta holds a generation in
  * range and a valid state and no other bit; free slots hold a NULL object; the free list is well
  * formed: head and tail are 0 exactly when free_count is 0, following the FIFO links from head
  * reaches tail in exactly free_count steps through free, in-range slots and ends there (tail's

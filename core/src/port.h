@@ -175,7 +175,7 @@ struct al_adapter {
   handle_table allocations;
 
   uint32_t segment_count;
-  port_segment segments[DXGK_MAX_SEGMENTS];
+  port_segment *segments; /* [segment_count], as the miniport described them */
   uint32_t segment_set_all; /* bit (id-1) per described segment */
   uint32_t segment_set_aperture;
 
