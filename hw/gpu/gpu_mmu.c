@@ -657,6 +657,49 @@ NTSTATUS gpu_as_unmap(gpu_as *as, uint64_t va, uint64_t size) {
   return st;
 }
 
+/* One walk, no check pass: the caller vouches that [va, va + size) is what one gpu_as_map
+ * mapped (holes are skipped, so a range some of which was never mapped is harmless too). */
+NTSTATUS gpu_as_unmap_known(gpu_as *as, uint64_t va, uint64_t size) {
+  if (as == NULL || size == 0 || ((va | size) & (GPU_PAGE_SIZE - 1)) != 0 ||
+      va < GPU_PAGE_SIZE || va > GPU_VA_LIMIT || size > GPU_VA_LIMIT - va) {
+    return STATUS_INVALID_PARAMETER;
+  }
+  uint64_t unmapped[GPU_SEGMENT_MAX_ID + 1] = {0};
+  pthread_mutex_lock(&as->lock);
+  pt_clear(as, as->root, 4, 0, va, va + size, unmapped);
+  mmu_account_unmapped(as->mmu, unmapped);
+  as->st.unmaps++;
+  pthread_mutex_unlock(&as->lock);
+  return STATUS_SUCCESS;
+}
+
+NTSTATUS gpu_as_unmap_release(gpu_as *as, uint64_t va) {
+  if (as == NULL || va == 0 || (va & (GPU_PAGE_SIZE - 1)) != 0 || va >= GPU_VA_LIMIT) {
+    return STATUS_INVALID_PARAMETER;
+  }
+  NTSTATUS st = STATUS_INVALID_PARAMETER;
+  uint64_t unmapped[GPU_SEGMENT_MAX_ID + 1] = {0};
+  pthread_mutex_lock(&as->lock);
+  struct gpu_va_block *b = va_find(as, va);
+  if (b != NULL && !b->free) {
+    uint64_t bytes = GPU_PAGE_SIZE << b->order;
+    /* Blocks are naturally aligned: only a block under 2 MiB can lie inside a large leaf. */
+    uint64_t page_size = 0;
+    bool straddled = bytes < GPU_LARGE_PAGE_SIZE && pt_lookup(as, va, &page_size) != 0 &&
+                     page_size > bytes;
+    if (!straddled) {
+      pt_clear(as, as->root, 4, 0, va, va + bytes, unmapped);
+      mmu_account_unmapped(as->mmu, unmapped);
+      va_push_free(as, b);
+      as->st.va_reserved_blocks--;
+      as->st.va_reserved_bytes -= bytes;
+      st = STATUS_SUCCESS;
+    }
+  }
+  pthread_mutex_unlock(&as->lock);
+  return st;
+}
+
 /* ---- Translation and access ----------------------------------------------------------------- */
 
 bool gpu_as_query(gpu_as *as, uint64_t va, gpu_mapping *out) {

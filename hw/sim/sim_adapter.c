@@ -402,11 +402,12 @@ void sim_device_free_bindings_locked(sim_device *device) {
     for (UINT i = 0; i < block->count; i++) {
       sim_binding *binding = &block->bindings[i];
       if (sim_load(&binding->state) != SIM_DEAD) {
-        sim_binding_close_locked(binding);
+        sim_binding_close_locked(binding, false); /* the block's VA release clears its mapping */
         atomic_fetch_sub(&adapter->live_bindings, 1);
       }
       sim_store(&binding->state, SIM_DEAD);
     }
+    sim_binding_block_release_va_locked(block);
     sim_uncount_bytes(&adapter->object_bytes, sim_binding_block_bytes(block->count));
     free(block);
   }

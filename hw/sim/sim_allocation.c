@@ -26,7 +26,7 @@ static sim_resource *resource_from(HANDLE handle, const sim_adapter *adapter) {
 uint64_t sim_miniport_allocation_id(HANDLE hAllocation) {
   sim_allocation *allocation = hAllocation;
   if (!allocation || sim_load(&allocation->state) != SIM_ALLOCATION_LIVE) return 0;
-  return allocation->id;
+  return sim_allocation_id(allocation);
 }
 
 static UINT64 round_up(UINT64 value, UINT64 unit) { return (value + unit - 1u) / unit * unit; }
@@ -39,54 +39,70 @@ NTSTATUS sim_binding_map_locked(sim_adapter *adapter, sim_binding *binding) {
   sim_allocation *allocation = binding->allocation;
   if (binding->mapped || allocation == NULL || allocation->place != SIM_PLACE_SEGMENT) return STATUS_SUCCESS;
   NTSTATUS status = gpu_as_map(binding_as(binding), binding->va, sim_segment(adapter, allocation->segment_id),
-                               allocation->offset, binding->size, binding->read_only ? GPU_MAP_READ_ONLY : 0u);
+                               allocation->offset, sim_binding_size(binding),
+                               sim_binding_block_of(binding)->read_only ? GPU_MAP_READ_ONLY : 0u);
   if (NT_SUCCESS(status)) binding->mapped = true;
   return status;
 }
 
+/* Its own mapping, made by one gpu_as_map: the one-walk unmap. */
 void sim_binding_unmap_locked(sim_binding *binding) {
   if (!binding->mapped) return;
-  (void)gpu_as_unmap(binding_as(binding), binding->va, binding->size);
+  (void)gpu_as_unmap_known(binding_as(binding), binding->va, sim_binding_size(binding));
   binding->mapped = false;
 }
 
-void sim_binding_close_locked(sim_binding *binding) {
-  sim_binding_unmap_locked(binding); /* unmap before the VA (and anything else) goes */
-  (void)gpu_va_release(binding_as(binding), binding->va);
-  if (binding->allocation) sim_list_del(&binding->allocation_link);
+/* Removes @binding from its allocation's list (lock held). */
+static void binding_unlink_locked(sim_binding *binding) {
+  sim_allocation *allocation = binding->allocation;
+  if (!allocation) return;
+  sim_binding **link = &allocation->bindings;
+  while (*link != binding) link = &(*link)->next;
+  *link = binding->next;
+  binding->next = NULL;
   binding->allocation = NULL;
+}
+
+void sim_binding_close_locked(sim_binding *binding, bool unmap) {
+  if (unmap) sim_binding_unmap_locked(binding); /* unmap before the VA (and anything else) goes */
+  binding->mapped = false;
+  binding_unlink_locked(binding);
+}
+
+void sim_binding_block_release_va_locked(sim_binding_block *block) {
+  (void)gpu_as_unmap_release(block->device->as, block->va);
 }
 
 /* Maps every binding of @allocation again (after FILL/TRANSFER); a failure leaves that binding
  * unmapped, to be mapped on demand at submit. */
 static void remap_bindings_locked(sim_adapter *adapter, sim_allocation *allocation) {
-  for (sim_link *node = allocation->bindings.next; node != &allocation->bindings; node = node->next) {
-    sim_binding *binding = SIM_CONTAINER_OF(node, sim_binding, allocation_link);
+  for (sim_binding *binding = allocation->bindings; binding; binding = binding->next) {
     if (NT_SUCCESS(sim_binding_map_locked(adapter, binding)) && binding->mapped)
       sim_total_add(&sim_global_totals.remaps, 1);
   }
 }
 
 static void unmap_bindings_locked(sim_allocation *allocation) {
-  for (sim_link *node = allocation->bindings.next; node != &allocation->bindings; node = node->next)
-    sim_binding_unmap_locked(SIM_CONTAINER_OF(node, sim_binding, allocation_link));
+  for (sim_binding *binding = allocation->bindings; binding; binding = binding->next)
+    sim_binding_unmap_locked(binding);
 }
 
 void sim_allocation_release_locked(sim_adapter *adapter, sim_allocation *allocation) {
   /* Bindings the port left open: orphaned, their mappings kept (stale on purpose). */
-  while (!sim_list_empty(&allocation->bindings)) {
-    sim_binding *binding = SIM_CONTAINER_OF(allocation->bindings.next, sim_binding, allocation_link);
-    sim_list_del(&binding->allocation_link);
+  while (allocation->bindings) {
+    sim_binding *binding = allocation->bindings;
+    allocation->bindings = binding->next;
+    binding->next = NULL;
     binding->allocation = NULL;
   }
   if (allocation->place == SIM_PLACE_SEGMENT) {
     (void)gpu_segment_release(sim_segment(adapter, allocation->segment_id), allocation->offset,
-                              allocation->committed);
+                              sim_allocation_committed(adapter, allocation));
   } else if (allocation->place == SIM_PLACE_SYSTEM) {
     free(allocation->system);
     sim_uncount_bytes(&adapter->system_bytes, (size_t)allocation->size);
   }
-  allocation->system = NULL;
+  allocation->offset = 0; /* and system */
   allocation->place = SIM_PLACE_NONE;
 }
 
@@ -128,11 +144,12 @@ NTSTATUS APIENTRY sim_ddi_create_allocation(const HANDLE hAdapter, DXGKARG_CREAT
     atomic_init(&allocation->state, SIM_ALLOCATION_NEW);
     allocation->index = i;
     allocation->size = info->Size;
-    allocation->alignment = info->Alignment;
+    allocation->va_align_shift = 12;
+    while (((UINT64)1 << allocation->va_align_shift) < info->Alignment) allocation->va_align_shift++;
     allocation->supported_set = (UCHAR)info->SupportedWriteSegmentSet;
     allocation->eviction_set = (UCHAR)info->EvictionSegmentSet;
     allocation->place = SIM_PLACE_NONE;
-    sim_list_init(&allocation->bindings);
+    allocation->bindings = NULL;
   }
 
   sim_resource *new_resource = NULL;
@@ -159,11 +176,9 @@ NTSTATUS APIENTRY sim_ddi_create_allocation(const HANDLE hAdapter, DXGKARG_CREAT
   }
   if (new_resource) sim_list_add(&adapter->resources, &new_resource->link);
   if (resource) resource->allocation_count += count;
-  for (UINT i = 0; i < count; i++) {
-    block->allocations[i].resource = resource;
-    block->allocations[i].id = atomic_fetch_add(&adapter->next_allocation_id, 1);
-    sim_store(&block->allocations[i].state, SIM_ALLOCATION_LIVE);
-  }
+  block->resource = resource;
+  block->first_id = atomic_fetch_add(&adapter->next_allocation_id, (UINT64)count);
+  for (UINT i = 0; i < count; i++) sim_store(&block->allocations[i].state, SIM_ALLOCATION_LIVE);
   sim_list_add(&adapter->allocation_blocks, &block->link);
   /* Counted before the handles escape, so a destroy can never count below zero. */
   atomic_fetch_add(&adapter->live_allocations, count);
@@ -217,7 +232,7 @@ NTSTATUS APIENTRY sim_ddi_destroy_allocation(const HANDLE hAdapter,
       status = STATUS_INVALID_HANDLE;
       break;
     }
-    if ((destroy_resource && allocation->resource != resource) || allocation->paging) {
+    if ((destroy_resource && sim_allocation_resource(allocation) != resource) || allocation->paging) {
       status = STATUS_INVALID_PARAMETER;
       break;
     }
@@ -232,18 +247,36 @@ NTSTATUS APIENTRY sim_ddi_destroy_allocation(const HANDLE hAdapter,
     return status;
   }
 
+  /* Physical ranges that follow each other (adjacent allocations of one CreateAllocation are
+   * usually placed back to back) are released by one gpu_segment_release per run. */
+  gpu_segment *run_segment = NULL;
+  UINT64 run_offset = 0, run_bytes = 0;
   for (UINT i = 0; i < count; i++) {
     sim_allocation *allocation = args->pAllocationList[i];
     sim_allocation_block *block = sim_allocation_block_of(allocation);
+    if (allocation->place == SIM_PLACE_SEGMENT) {
+      gpu_segment *segment = sim_segment(adapter, allocation->segment_id);
+      const UINT64 bytes = sim_allocation_committed(adapter, allocation);
+      if (segment == run_segment && run_offset + run_bytes == allocation->offset) {
+        run_bytes += bytes;
+      } else {
+        if (run_segment) (void)gpu_segment_release(run_segment, run_offset, run_bytes);
+        run_segment = segment;
+        run_offset = allocation->offset;
+        run_bytes = bytes;
+      }
+      allocation->place = SIM_PLACE_NONE; /* released with its run */
+    }
     sim_allocation_release_locked(adapter, allocation);
     sim_store(&allocation->state, SIM_DEAD);
-    if (allocation->resource) allocation->resource->allocation_count--;
+    if (block->resource) block->resource->allocation_count--;
     if (--block->live == 0) {
       sim_list_del(&block->link);
       freed_bytes += sim_allocation_block_bytes(block->count);
       free(block);
     }
   }
+  if (run_segment) (void)gpu_segment_release(run_segment, run_offset, run_bytes);
   if (resource) {
     sim_list_del(&resource->link);
     resource->magic = SIM_DEAD;
@@ -261,17 +294,17 @@ NTSTATUS APIENTRY sim_ddi_destroy_allocation(const HANDLE hAdapter,
 
 /* Whether @allocation already has an open binding on @device (lock held). */
 static bool bound_on(const sim_allocation *allocation, const sim_device *device) {
-  for (const sim_link *node = allocation->bindings.next; node != &allocation->bindings; node = node->next) {
-    sim_binding *binding = SIM_CONTAINER_OF(node, sim_binding, allocation_link);
+  for (sim_binding *binding = allocation->bindings; binding; binding = binding->next)
     if (sim_binding_block_of(binding)->device == device) return true;
-  }
   return false;
 }
 
 /*
  * One block of bindings per call. Port handles are resolved (DxgkCbGetHandleData) before the lock
- * is taken; then, under it, each binding reserves its VA range in the device's address space and
- * is mapped to the allocation's current placement. Any failure closes the bindings made so far.
+ * is taken; then, under it, the allocations are checked and linked, the bindings laid out back to
+ * back (each at its allocation's alignment) in ONE VA block reserved in the device's address
+ * space for the whole call, and each binding is mapped to its allocation's current placement.
+ * Any failure closes the bindings made so far and releases the block.
  */
 NTSTATUS APIENTRY sim_ddi_open_allocation(const HANDLE hDevice, const DXGKARG_OPENALLOCATION *pOpenAllocation) {
   sim_device *device = sim_device_from(hDevice);
@@ -294,6 +327,9 @@ NTSTATUS APIENTRY sim_ddi_open_allocation(const HANDLE hDevice, const DXGKARG_OP
   if (!block) return STATUS_NO_MEMORY;
   block->device = device;
   block->count = block->live = count;
+  block->va = 0;
+  block->closing = 0;
+  block->read_only = args->Flags.ReadOnly;
   for (UINT i = 0; i < count; i++) {
     DXGKARGCB_GETHANDLEDATA query;
     memset(&query, 0, sizeof query);
@@ -304,16 +340,16 @@ NTSTATUS APIENTRY sim_ddi_open_allocation(const HANDLE hDevice, const DXGKARG_OP
     atomic_init(&binding->state, SIM_BINDING_OPEN);
     binding->index = i;
     binding->allocation = get_handle_data(&query); /* checked under the lock */
-    binding->read_only = args->Flags.ReadOnly;
-    sim_list_init(&binding->allocation_link);
   }
 
   NTSTATUS status = STATUS_SUCCESS;
-  UINT made = 0;
+  UINT linked = 0;
+  UINT64 layout = 0, alignment = GPU_PAGE_SIZE;
   pthread_mutex_lock(&adapter->lock);
   if (sim_device_from(hDevice) != device) status = STATUS_INVALID_HANDLE;
-  for (; NT_SUCCESS(status) && made < count; made++) {
-    sim_binding *binding = &block->bindings[made];
+  /* Check and link every binding; lay them out (va relative to the block for now). */
+  for (; NT_SUCCESS(status) && linked < count; linked++) {
+    sim_binding *binding = &block->bindings[linked];
     sim_allocation *allocation = allocation_from(binding->allocation, adapter);
     binding->allocation = NULL;
     if (!allocation) {
@@ -324,25 +360,34 @@ NTSTATUS APIENTRY sim_ddi_open_allocation(const HANDLE hDevice, const DXGKARG_OP
       status = STATUS_INVALID_PARAMETER; /* a second binding on one device */
       break;
     }
-    binding->size = allocation->size;
-    status = gpu_va_reserve(device->as, allocation->size,
-                            allocation->alignment > GPU_PAGE_SIZE ? allocation->alignment : GPU_PAGE_SIZE,
-                            &binding->va);
-    if (!NT_SUCCESS(status)) {
-      if (status != STATUS_NO_MEMORY) status = STATUS_NO_MEMORY; /* VA space exhausted */
+    const UINT64 align = (UINT64)1 << allocation->va_align_shift;
+    layout = round_up(layout, align);
+    if (layout > GPU_VA_LIMIT || allocation->size > GPU_VA_LIMIT - layout) {
+      status = STATUS_NO_MEMORY; /* more than the VA space */
       break;
     }
+    if (align > alignment) alignment = align;
+    binding->va = layout;
+    binding->pages = (UINT)(allocation->size >> 12);
+    layout += allocation->size;
     binding->allocation = allocation;
-    sim_list_add(&allocation->bindings, &binding->allocation_link);
-    status = sim_binding_map_locked(adapter, binding);
-    if (!NT_SUCCESS(status)) {
-      sim_binding_close_locked(binding);
-      status = STATUS_NO_MEMORY;
-      break;
-    }
+    binding->next = allocation->bindings;
+    allocation->bindings = binding;
+  }
+  bool reserved = false;
+  if (NT_SUCCESS(status)) {
+    status = gpu_va_reserve(device->as, layout, alignment, &block->va);
+    if (!NT_SUCCESS(status)) status = STATUS_NO_MEMORY; /* VA space exhausted */
+    reserved = NT_SUCCESS(status);
+  }
+  for (UINT i = 0; NT_SUCCESS(status) && i < count; i++) {
+    sim_binding *binding = &block->bindings[i];
+    binding->va += block->va;
+    if (!NT_SUCCESS(sim_binding_map_locked(adapter, binding))) status = STATUS_NO_MEMORY;
   }
   if (!NT_SUCCESS(status)) {
-    for (UINT i = 0; i < made; i++) sim_binding_close_locked(&block->bindings[i]);
+    for (UINT i = 0; i < linked; i++) sim_binding_close_locked(&block->bindings[i], !reserved);
+    if (reserved) sim_binding_block_release_va_locked(block);
     pthread_mutex_unlock(&adapter->lock);
     free(block);
     return status;
@@ -355,6 +400,12 @@ NTSTATUS APIENTRY sim_ddi_open_allocation(const HANDLE hDevice, const DXGKARG_OP
   return STATUS_SUCCESS;
 }
 
+/*
+ * Validates the whole list under the lock, marking each binding CLOSING (a second sighting is a
+ * duplicate) and counting, per block, the bindings listed; any failure restores the marks and
+ * changes nothing. A binding whose block has all its open bindings in this call is not unmapped
+ * by itself: the block's last close clears the whole VA block and releases it in one walk.
+ */
 NTSTATUS APIENTRY sim_ddi_close_allocation(const HANDLE hDevice, const DXGKARG_CLOSEALLOCATION *pCloseAllocation) {
   sim_device *device = sim_device_from(hDevice);
   if (!device) return STATUS_INVALID_HANDLE;
@@ -378,10 +429,14 @@ NTSTATUS APIENTRY sim_ddi_close_allocation(const HANDLE hDevice, const DXGKARG_C
       break;
     }
     sim_store(&binding->state, SIM_BINDING_CLOSING);
+    sim_binding_block_of(binding)->closing++;
   }
   if (!NT_SUCCESS(status)) {
-    for (UINT i = 0; i < marked; i++)
-      sim_store(&((sim_binding *)args->pOpenHandleList[i])->state, SIM_BINDING_OPEN);
+    for (UINT i = 0; i < marked; i++) {
+      sim_binding *binding = args->pOpenHandleList[i];
+      sim_store(&binding->state, SIM_BINDING_OPEN);
+      sim_binding_block_of(binding)->closing--;
+    }
     pthread_mutex_unlock(&adapter->lock);
     return status;
   }
@@ -389,9 +444,12 @@ NTSTATUS APIENTRY sim_ddi_close_allocation(const HANDLE hDevice, const DXGKARG_C
   for (UINT i = 0; i < count; i++) {
     sim_binding *binding = args->pOpenHandleList[i];
     sim_binding_block *block = sim_binding_block_of(binding);
-    sim_binding_close_locked(binding);
+    /* closing == live: every binding still open in the block goes now (invariant in the loop). */
+    sim_binding_close_locked(binding, block->closing != block->live);
     sim_store(&binding->state, SIM_DEAD);
+    block->closing--;
     if (--block->live == 0) {
+      sim_binding_block_release_va_locked(block);
       sim_list_del(&block->link);
       freed_bytes += sim_binding_block_bytes(block->count);
       free(block);
@@ -436,7 +494,7 @@ static NTSTATUS paging_fill(sim_adapter *adapter, const DXGKARG_BUILDPAGINGBUFFE
       status = STATUS_INVALID_PARAMETER;
   }
   if (NT_SUCCESS(status)) allocation->paging = true;
-  const UINT64 owner = allocation->id;
+  const UINT64 owner = sim_allocation_id(allocation);
   pthread_mutex_unlock(&adapter->lock);
   if (!NT_SUCCESS(status)) return status;
 
@@ -456,7 +514,6 @@ static NTSTATUS paging_fill(sim_adapter *adapter, const DXGKARG_BUILDPAGINGBUFFE
     allocation->place = SIM_PLACE_SEGMENT;
     allocation->segment_id = (UCHAR)id;
     allocation->offset = offset;
-    allocation->committed = committed;
     remap_bindings_locked(adapter, allocation);
   }
   pthread_mutex_unlock(&adapter->lock);
@@ -505,9 +562,10 @@ static NTSTATUS paging_transfer(sim_adapter *adapter, const DXGKARG_BUILDPAGINGB
     }
   }
   const UINT from = allocation->place == SIM_PLACE_SEGMENT ? allocation->segment_id : 0u;
-  const UINT64 from_offset = allocation->offset, from_committed = allocation->committed;
-  void *from_system = allocation->system;
-  const UINT64 owner = allocation->id;
+  const UINT64 from_offset = from ? allocation->offset : 0;
+  const UINT64 from_committed = from ? sim_allocation_committed(adapter, allocation) : 0;
+  void *from_system = allocation->place == SIM_PLACE_SYSTEM ? allocation->system : NULL;
+  const UINT64 owner = sim_allocation_id(allocation);
   if (NT_SUCCESS(status)) allocation->paging = true;
   pthread_mutex_unlock(&adapter->lock);
   if (!NT_SUCCESS(status)) return status;
@@ -548,13 +606,9 @@ static NTSTATUS paging_transfer(sim_adapter *adapter, const DXGKARG_BUILDPAGINGB
       allocation->place = SIM_PLACE_SEGMENT;
       allocation->segment_id = (UCHAR)to;
       allocation->offset = to_offset;
-      allocation->committed = to_committed;
-      allocation->system = NULL;
     } else {
       allocation->place = SIM_PLACE_SYSTEM;
       allocation->segment_id = 0;
-      allocation->offset = 0;
-      allocation->committed = 0;
       allocation->system = to_system;
       sim_count_bytes(&adapter->system_bytes, (size_t)size);
     }

@@ -9,7 +9,8 @@
  *   sim_allocation       hAllocation, inside a sim_allocation_block (one per CreateAllocation
  *                        call); holds its placement and the list of its open bindings.
  *   sim_binding          hDeviceSpecificAllocation, inside a sim_binding_block (one per
- *                        OpenAllocation call); holds its VA range and whether it is mapped.
+ *                        OpenAllocation call, which holds one VA block for all of them); holds
+ *                        its VA range and whether it is mapped.
  *   sim_submission       one queued submission: translated GPU commands, checks, readback.
  * An object finds its block from its index (container_of), so it carries no block pointer.
  *
@@ -80,17 +81,26 @@ enum {
   SIM_PLACE_SYSTEM = 2,  /* in the host buffer @system */
 };
 
+/*
+ * Lean objects (host bytes per allocation are a goal): what is shared by a whole CreateAllocation
+ * or OpenAllocation call lives in its block header (resource, first owner id; VA block,
+ * ReadOnly), what can be derived is not stored (committed = Size rounded to the segment's page;
+ * id = block->first_id + index), offset and system copy share a word (place says which), and the
+ * bindings of an allocation are a singly-linked list (an allocation has one binding per device
+ * that opened it: a handful).
+ */
+typedef struct sim_binding sim_binding;
+
 typedef struct sim_allocation {
   _Atomic UINT state; /* SIM_ALLOCATION_*; written under the lock */
   UINT index;         /* position in its block */
-  UINT64 id;          /* owner id of its physical pages (never 0) */
   UINT64 size;        /* Size reported to the port */
-  sim_resource *resource; /* NULL, or its resource (fixed at create) */
-  sim_link bindings;      /* (lock) its open bindings (sim_binding.allocation_link) */
-  UINT64 offset;          /* (lock) SEGMENT: offset in the segment */
-  UINT64 committed;       /* (lock) SEGMENT: committed bytes (Size rounded to the page) */
-  void *system;           /* (lock) SYSTEM: Size bytes of contents */
-  UINT alignment;         /* Alignment reported (VA reservations use it) */
+  sim_binding *bindings; /* (lock) its open bindings (linked by sim_binding.next) */
+  union {
+    UINT64 offset; /* (lock) SEGMENT: offset in the segment */
+    void *system;  /* (lock) SYSTEM: Size bytes of contents */
+  };
+  UCHAR va_align_shift;   /* log2 of the VA alignment: max(Alignment reported, 4 KiB) */
   UCHAR place;            /* (lock) SIM_PLACE_* */
   UCHAR segment_id;       /* (lock) SEGMENT: 1 or 2 */
   UCHAR supported_set;    /* may be placed in */
@@ -99,10 +109,12 @@ typedef struct sim_allocation {
 } sim_allocation;
 
 typedef struct sim_allocation_block {
-  sim_link link;        /* adapter->allocation_blocks (lock) */
-  sim_adapter *adapter; /* the adapter that created it */
-  UINT count;           /* allocations in the block */
-  UINT live;            /* not yet destroyed; the block is freed at 0 (lock) */
+  sim_link link;          /* adapter->allocation_blocks (lock) */
+  sim_adapter *adapter;   /* the adapter that created it */
+  UINT count;             /* allocations in the block */
+  UINT live;              /* not yet destroyed; the block is freed at 0 (lock) */
+  sim_resource *resource; /* NULL, or the resource of every allocation of it (fixed at create) */
+  UINT64 first_id;        /* owner id of allocations[0]; allocations[i] has first_id + i */
   sim_allocation allocations[];
 } sim_allocation_block;
 
@@ -123,22 +135,33 @@ typedef struct sim_device {
   UINT64 pending;          /* queued submissions (lock) */
 } sim_device;
 
-typedef struct sim_binding {
+/*
+ * One OpenAllocation call reserves ONE VA block in the device's address space and lays its
+ * bindings out back to back in it (each at its allocation's alignment). Each binding maps its own
+ * range. A CloseAllocation that closes every binding still open in a block (the port closes a
+ * device's bindings of a resource in one call) unmaps nothing binding by binding: the block's
+ * last close clears the whole block and releases its VA in one walk (gpu_as_unmap_release).
+ * A partial close unmaps just that binding (gpu_as_unmap_known: one walk); the VA block stays
+ * until its last binding closes.
+ */
+struct sim_binding {
   _Atomic UINT state;         /* SIM_BINDING_* */
   UINT index;                 /* position in its block */
   sim_allocation *allocation; /* (lock) NULL once the allocation was destroyed under it */
-  sim_link allocation_link;   /* (lock) in allocation->bindings */
-  UINT64 va;                  /* its VA block (gpu_va_reserve) */
-  UINT64 size;                /* the allocation's Size: the mapped length */
+  sim_binding *next;          /* (lock) in allocation->bindings */
+  UINT64 va;                  /* its range's start, inside the block's VA block */
+  UINT pages;                 /* the allocation's Size in 4 KiB pages: the mapped length */
   bool mapped;                /* (lock) [va, va + size) is mapped */
-  bool read_only;             /* opened with Flags.ReadOnly */
-} sim_binding;
+};
 
 typedef struct sim_binding_block {
   sim_link link;      /* device->binding_blocks (lock) */
   sim_device *device; /* the device that opened the bindings */
   UINT count;
-  UINT live; /* (lock) not yet closed; freed at 0 */
+  UINT live;          /* (lock) not yet closed; freed at 0 */
+  UINT64 va;          /* the VA block (gpu_va_reserve) holding every binding's range */
+  UINT closing;       /* (lock) bindings of it listed by the CloseAllocation in progress */
+  bool read_only;     /* opened with Flags.ReadOnly */
   sim_binding bindings[];
 } sim_binding_block;
 
@@ -178,10 +201,10 @@ struct sim_adapter {
 };
 
 _Static_assert(SIZE_MAX / 128u >= UINT32_MAX, "64-bit size_t: block byte counts cannot overflow");
-_Static_assert(sizeof(sim_allocation) == 88, "keep allocations lean");
-_Static_assert(sizeof(sim_binding) == 56, "keep bindings lean");
-_Static_assert(offsetof(sim_allocation_block, allocations) == 32, "32-byte block header");
-_Static_assert(offsetof(sim_binding_block, bindings) == 32, "32-byte block header");
+_Static_assert(sizeof(sim_allocation) == 40, "keep allocations lean");
+_Static_assert(sizeof(sim_binding) == 40, "keep bindings lean");
+_Static_assert(offsetof(sim_allocation_block, allocations) == 48, "48-byte block header");
+_Static_assert(offsetof(sim_binding_block, bindings) == 48, "48-byte block header");
 
 static inline sim_allocation_block *sim_allocation_block_of(sim_allocation *allocation) {
   return SIM_CONTAINER_OF(allocation - allocation->index, sim_allocation_block, allocations);
@@ -189,6 +212,13 @@ static inline sim_allocation_block *sim_allocation_block_of(sim_allocation *allo
 static inline sim_binding_block *sim_binding_block_of(sim_binding *binding) {
   return SIM_CONTAINER_OF(binding - binding->index, sim_binding_block, bindings);
 }
+static inline UINT64 sim_allocation_id(sim_allocation *allocation) {
+  return sim_allocation_block_of(allocation)->first_id + allocation->index;
+}
+static inline sim_resource *sim_allocation_resource(sim_allocation *allocation) {
+  return sim_allocation_block_of(allocation)->resource;
+}
+static inline UINT64 sim_binding_size(const sim_binding *binding) { return (UINT64)binding->pages << 12; }
 static inline size_t sim_allocation_block_bytes(UINT count) {
   return offsetof(sim_allocation_block, allocations) + (size_t)count * sizeof(sim_allocation);
 }
@@ -254,14 +284,23 @@ static inline UINT64 sim_segment_bytes(const sim_adapter *adapter, UINT id) {
                                      : adapter->config.ApertureSegmentSize;
 }
 
+/* SEGMENT: the committed bytes of @allocation (Size rounded up to its segment's page). */
+static inline UINT64 sim_allocation_committed(const sim_adapter *adapter, const sim_allocation *allocation) {
+  const UINT64 page = sim_segment_page(adapter, allocation->segment_id);
+  return (allocation->size + page - 1u) / page * page;
+}
+
 /* Maps @binding (lock held) to its allocation's segment placement. Does nothing when it is
  * mapped already, orphaned, or its allocation is not in a segment. STATUS_NO_MEMORY when a
  * page-table page could not be had. */
 NTSTATUS sim_binding_map_locked(sim_adapter *adapter, sim_binding *binding);
 /* Unmaps @binding (lock held) if mapped. Never fails. */
 void sim_binding_unmap_locked(sim_binding *binding);
-/* Closes @binding (lock held): unmap, release its VA, unlink it. Does not free its block. */
-void sim_binding_close_locked(sim_binding *binding);
+/* Closes @binding (lock held): unlinks it and, when @unmap, unmaps it. Does not release the
+ * block's VA nor free the block: sim_binding_block_release_va_locked does, at its last close. */
+void sim_binding_close_locked(sim_binding *binding, bool unmap);
+/* Clears whatever is still mapped in @block's VA block and releases it (one walk). */
+void sim_binding_block_release_va_locked(sim_binding_block *block);
 /* Frees every binding block of @device (lock held), closing what is still open. */
 void sim_device_free_bindings_locked(sim_device *device);
 /* Frees a device object and its address space (lock held; device unlinked, no pending work). */

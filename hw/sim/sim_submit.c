@@ -295,7 +295,8 @@ static NTSTATUS submit(sim_adapter *adapter, sim_device *device, const DXGKARG_S
       }
       if (binding->mapped) sim_total_add(&sim_global_totals.lazy_maps, 1);
     }
-    targets[i] = (sim_target){binding->va, binding->size, binding->allocation ? binding->allocation->id : 0};
+    targets[i] = (sim_target){binding->va, sim_binding_size(binding),
+                              binding->allocation ? sim_allocation_id(binding->allocation) : 0};
   }
   pthread_mutex_unlock(&adapter->lock);
 

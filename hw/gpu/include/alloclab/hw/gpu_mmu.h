@@ -62,7 +62,8 @@
  * Cost (p = 4 KiB pages of the range, L = 2 MiB large pages, b = bytes):
  *   map:    O(p + L) entry writes + the missing tables (one per 2 MiB of 4 KiB leaves).
  *   unmap:  O(p + L): one cleared entry per 4 KiB page, one per large page (O(1) per 2 MiB),
- *           plus one check pass of the same size.
+ *           plus one check pass of the same size (gpu_as_unmap_known and gpu_as_unmap_release
+ *           skip the check pass: one walk; release's own emptiness walk is skipped too).
  *   translate: O(1) (a 4-level walk) + the segment's owner check.
  *   read/write/fill: one walk per 4 KiB page (per 2 MiB for a large page) + O(b).
  *   host memory: 8 bytes of leaf per mapped 4 KiB page plus its share of the 4104-byte level-1
@@ -302,6 +303,31 @@ NTSTATUS gpu_as_map(gpu_as *as, uint64_t va, gpu_segment *segment, uint64_t phys
  * Never allocates. Returns: STATUS_SUCCESS; STATUS_INVALID_PARAMETER (nothing changed).
  */
 NTSTATUS gpu_as_unmap(gpu_as *as, uint64_t va, uint64_t size);
+
+/**
+ * gpu_as_unmap_known - gpu_as_unmap's fast path: clears the leaves of [@va, @va + @size) and
+ * frees tables left empty in ONE walk, with no check pass.
+ * @va, @size: as gpu_as_unmap. The range should be exactly what one successful gpu_as_map
+ *	mapped (a caller that tracks its own mappings, like the sim miniport's bindings). It is a
+ *	bug to call it on a range a 2 MiB leaf straddles (that leaf is cleared whole). Pages of the
+ *	range that are not mapped are skipped, so no check is needed for them.
+ *
+ * Never allocates. Returns: STATUS_SUCCESS; STATUS_INVALID_PARAMETER for a malformed range.
+ */
+NTSTATUS gpu_as_unmap_known(gpu_as *as, uint64_t va, uint64_t size);
+
+/**
+ * gpu_as_unmap_release - clear every leaf inside the reserved VA block that starts at @va, free
+ * the tables left empty, and release the block (gpu_va_release without its emptiness walk): one
+ * walk of the block's live entries in all.
+ * @va: a start returned by gpu_va_reserve() and not released since. Whatever is mapped inside
+ *	the block is the caller's (it reserved it), so it may map many ranges there and drop them
+ *	all at once.
+ *
+ * Returns: STATUS_SUCCESS; STATUS_INVALID_PARAMETER when @va starts no reserved block or a 2 MiB
+ * leaf straddles the block (only possible for a block under 2 MiB): nothing changed.
+ */
+NTSTATUS gpu_as_unmap_release(gpu_as *as, uint64_t va);
 
 /**
  * gpu_as_query - look a VA up without recording anything.
