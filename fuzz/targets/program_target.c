@@ -1,0 +1,41 @@
+/*
+ * program_target.c — decode and run one program input (see program_target.h).
+ */
+#include "fuzz/targets/program_target.h"
+
+#include <stdlib.h>
+
+#include "alloclab/fuzz/execute.h"
+#include "alloclab/fuzz/input.h"
+#include "alloclab/hw/fault_injection.h"
+
+/* Static: a program is ~80 KiB, too big for libFuzzer's stack. One thread runs the target. */
+static fz_program program;
+static fz_exec_options options;
+static int options_ready;
+
+static bool requests_a_fault(const fz_program *p) {
+  uint32_t n = p->fault_count < 4u ? p->fault_count : 4u;
+  for (uint32_t f = 0; f < n; f++) {
+    enum fault_point point;
+    if (fault_injector_point_from_id(p->faults[f].point, &point)) return true;
+  }
+  return false;
+}
+
+int fzt_run_program_input(const uint8_t *data, size_t size, fzt_faults faults) {
+  if (!options_ready) {
+    fz_exec_options_default(&options);
+    const char *verbose = getenv("ALLOCLAB_FUZZ_VERBOSE");
+    options.verbose = verbose != NULL && verbose[0] != '\0' && verbose[0] != '0';
+    options_ready = 1;
+  }
+  if (!fz_decode(data, size, &program)) return -1; /* an unsupported format version */
+  if (faults == FZT_FAULTS_IGNORED) {
+    program.fault_count = 0;
+  } else if (!requests_a_fault(&program)) {
+    return -1; /* nothing to inject: ddi_sequence's job */
+  }
+  fz_execute(&program, &options, NULL);
+  return 0;
+}
