@@ -207,6 +207,10 @@ static void seg_copy_locked(gpu_segment *src, uint64_t src_offset, gpu_segment *
 static void fill_bytes(uint8_t *dst, uint64_t n, uint32_t pattern, uint32_t phase) {
   uint8_t pat[4];
   for (uint32_t k = 0; k < 4; k++) pat[k] = (uint8_t)(pattern >> (8u * ((phase + k) & 3u)));
+  if (pat[0] == pat[1] && pat[0] == pat[2] && pat[0] == pat[3]) {
+    memset(dst, pat[0], (size_t)n); /* zero-fill of every new allocation takes this path */
+    return;
+  }
   uint64_t i = 0;
   for (; i + 4 <= n; i += 4) memcpy(dst + i, pat, 4);
   for (; i < n; i++) dst[i] = pat[i & 3u];
