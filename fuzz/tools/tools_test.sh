@@ -45,6 +45,21 @@ grep -qx "fault(point=driver_object, nth=3, repeat=1)" "$tmp/trace.txt" ||
 grep -q "^# .*prog.bin: [0-9]* bytes, format version 1, 5 calls, 1 faults" "$tmp/trace.txt" ||
   fail "trace header line: $(head -1 "$tmp/trace.txt")"
 
+# trace --run executes the program (port + miniport + model) and prints each call's status.
+cat >"$tmp/run.txt" <<'PROG'
+v1 = create_device()
+v2 = create_resource(dev=v1, n=2, size=4096, placement=any, shared=0)
+v3 = destroy_allocations(dev=v1, list=[v2.a0, 0xdead0001], flags=0)
+v4 = destroy_resource(dev=v1, resource=v2, flags=0)
+PROG
+"$encode" "$tmp/run.txt" "$tmp/run.bin" >/dev/null 2>"$tmp/err" || fail "encode run.txt: $(cat "$tmp/err")"
+"$trace" --run "$tmp/run.bin" >"$tmp/run.out" 2>"$tmp/err" || fail "trace --run: $(cat "$tmp/run.out" "$tmp/err")"
+grep -qx "v2 = create_resource(dev=v1, n=2, size=4096, placement=any, shared=0) = STATUS_SUCCESS" \
+  "$tmp/run.out" || fail "trace --run create status: $(cat "$tmp/run.out")"
+grep -qx "v3 = destroy_allocations(dev=v1, list=\[v2.a0, 0xdead0001\], flags=0) = STATUS_INVALID_HANDLE" \
+  "$tmp/run.out" || fail "trace --run error status: $(cat "$tmp/run.out")"
+expect_error "usage: trace" "$trace" --run
+
 # trace | encode is the identity on inputs.
 "$encode" "$tmp/trace.txt" "$tmp/again.bin" >/dev/null 2>"$tmp/err" ||
   fail "encode of trace output: $(cat "$tmp/err")"

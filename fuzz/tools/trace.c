@@ -1,11 +1,14 @@
 /*
  * trace.c — print fuzz inputs as programs.
  *
- *   trace FILE...
+ *   trace [--run] FILE...
  *
  * Decodes each input (fuzz/common/include/alloclab/fuzz/input.h) and prints it in the text
  * form (fuzz/common/text.h), one numbered call a line, after a "# FILE: ..." comment line; the
- * output can be fed back to `encode`. Nothing is executed (the executor prints statuses).
+ * output can be fed back to `encode`. With --run, each program is also executed against the
+ * port over the selected miniport with the reference-model oracle (fuzz/common execute.h), and
+ * every call line ends with the status the port returned ("... = STATUS_SUCCESS"); when the
+ * port and the model disagree, the oracle's message is printed instead and the exit status is 3.
  * Exits 1 when a file cannot be read or names an unsupported format version (the other files
  * are still printed), 2 on a usage error.
  */
@@ -13,21 +16,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloclab/fuzz/execute.h"
 #include "alloclab/fuzz/input.h"
 #include "fuzz/common/text.h"
 #include "fuzz/tools/read_file.h"
 
 static fz_program program;
+static fz_exec_report report;
 
 int main(int argc, char **argv) {
-  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+  bool run = argc > 1 && strcmp(argv[1], "--run") == 0;
+  int first = run ? 2 : 1;
+  if (argc <= first || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
     fprintf(stderr,
-            "usage: trace FILE...\n"
-            "Prints each fuzz input as a numbered program (the text form `encode` reads).\n");
-    return argc < 2 ? 2 : 0;
+            "usage: trace [--run] FILE...\n"
+            "Prints each fuzz input as a numbered program (the text form `encode` reads).\n"
+            "--run: also executes it (port + selected miniport + reference model) and prints\n"
+            "       each call's status; exits 3 when the port and the model disagree.\n");
+    return argc <= first ? 2 : 0;
   }
   int status = 0;
-  for (int i = 1; i < argc; i++) {
+  for (int i = first; i < argc; i++) {
     uint8_t *data;
     size_t size;
     if (!fz_read_file("trace", argv[i], &data, &size)) {
@@ -42,13 +51,27 @@ int main(int argc, char **argv) {
       status = 1;
       continue;
     }
-    if (i > 1) {
+    if (i > first) {
       printf("\n");
     }
     printf("# %s: %zu bytes, %s, %u calls, %u faults\n", argv[i], size,
            headed ? "format version 1" : "no header (read as a version 1 body)",
            program.call_count, program.fault_count);
-    fz_print_program(stdout, &program, NULL);
+    if (!run) {
+      fz_print_program(stdout, &program, NULL);
+    } else {
+      fz_exec_options options;
+      fz_exec_options_default(&options);
+      options.return_on_mismatch = true;
+      int result = fz_execute(&program, &options, &report);
+      if (result == FZ_EXEC_OK) {
+        fz_print_program(stdout, &program, report.status);
+      } else {
+        fz_print_program(stdout, &program, NULL);
+        printf("# the port and the model disagree:\n%s\n", report.message);
+        status = 3;
+      }
+    }
     free(data);
   }
   if (fflush(stdout) != 0 || ferror(stdout)) {
