@@ -222,8 +222,6 @@ static VOID APIENTRY port_notify_interrupt(const HANDLE hAdapter,
 
 /* ---- Bring-up ------------------------------------------------------------------------------------ */
 
-static bool is_power_of_two(uint64_t value) { return value && (value & (value - 1)) == 0; }
-
 static NTSTATUS query_segments(al_adapter *adapter) {
   const DRIVER_INITIALIZATION_DATA *ddi = &adapter->driver.ddi;
   DXGK_QUERYSEGMENTIN in = {0};
@@ -250,7 +248,7 @@ static NTSTATUS query_segments(al_adapter *adapter) {
   for (uint32_t i = 0; i < count; i++) {
     port_segment *segment = &adapter->segments[i];
     uint64_t page_size = descriptors[i].AlPageSize ? descriptors[i].AlPageSize : 4096;
-    if (!is_power_of_two(page_size) || page_size < 4096 || descriptors[i].Size == 0 ||
+    if (!port_is_power_of_two(page_size) || page_size < 4096 || descriptors[i].Size == 0 ||
         descriptors[i].Size % page_size != 0)
       return STATUS_GRAPHICS_DRIVER_MISMATCH;
     status = segment_heap_init(&segment->heap, descriptors[i].Size, page_size);

@@ -119,7 +119,6 @@ static NTSTATUS release_hold(al_adapter *adapter, port_device *device, port_reso
   return STATUS_SUCCESS;
 }
 
-NTSTATUS port_release_all_holds(al_adapter *adapter, port_device *device);
 NTSTATUS port_release_all_holds(al_adapter *adapter, port_device *device) {
   uint64_t ignored;
   while (device->opens) {
@@ -496,11 +495,6 @@ NTSTATUS al_resource_open(al_adapter *adapter, al_handle device_handle, al_handl
 
 /* ---- Destroy ---------------------------------------------------------------------------------------- */
 
-static int compare_u32(const void *a, const void *b) {
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  return (x > y) - (x < y);
-}
-
 /* Destroys the listed allocations of @resource, held by @device alone. Both locks held. */
 static NTSTATUS destroy_listed(al_adapter *adapter, port_device *device, port_resource *resource,
                                const al_handle *handles, uint32_t n, uint32_t flags,
@@ -525,7 +519,7 @@ static NTSTATUS destroy_listed(al_adapter *adapter, port_device *device, port_re
       status = STATUS_INVALID_HANDLE; /* destroyed by another thread since the lookup */
   handle_table_unlock(&adapter->allocations);
   if (NT_SUCCESS(status)) {
-    qsort(indices, n, sizeof *indices, compare_u32);
+    qsort(indices, n, sizeof *indices, port_compare_u32);
     for (uint32_t i = 1; i < n; i++)
       if (indices[i] == indices[i - 1]) status = STATUS_INVALID_PARAMETER; /* duplicates */
   }

@@ -37,8 +37,6 @@ void ddi_note_status(al_adapter *adapter, NTSTATUS status) {
   if (status == STATUS_DEVICE_REMOVED) atomic_store(&adapter->removed, true);
 }
 
-static bool is_power_of_two(uint64_t value) { return value && (value & (value - 1)) == 0; }
-
 const char *ddi_check_create_output(const al_adapter *adapter, const DXGKARG_CREATEALLOCATION *args,
                                     uint32_t *out_bad_index) {
   static _Thread_local char message[256];
@@ -52,7 +50,7 @@ const char *ddi_check_create_output(const al_adapter *adapter, const DXGKARG_CRE
       broken = "Size is not a positive multiple of 4096";
     else if (info->PitchAlignedSize != 0 && info->PitchAlignedSize < info->Size)
       broken = "PitchAlignedSize is neither 0 nor >= Size";
-    else if (info->Alignment != 0 && !is_power_of_two(info->Alignment))
+    else if (info->Alignment != 0 && !port_is_power_of_two(info->Alignment))
       broken = "Alignment is not a power of two";
     else if (write_set == 0 || (write_set & ~adapter->segment_set_all))
       broken = "SupportedWriteSegmentSet is empty or names a segment that was not described";

@@ -6,8 +6,6 @@
 
 #include "port.h"
 
-NTSTATUS port_release_all_holds(al_adapter *adapter, port_device *device);
-
 NTSTATUS al_device_create(al_adapter *adapter, al_handle *out_device) {
   if (adapter == NULL || out_device == NULL) return STATUS_INVALID_PARAMETER;
   if (atomic_load(&adapter->removed)) return STATUS_DEVICE_REMOVED;

@@ -197,6 +197,16 @@ struct al_adapter {
   atomic_uint_fast64_t page_ins;  /* allocations brought back for GPU work */
 };
 
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static inline bool port_is_power_of_two(uint64_t value) { return value && (value & (value - 1)) == 0; }
+
+/* qsort comparison of uint32_t values. */
+static inline int port_compare_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
 /* ---- adapter.c: references and lookups ------------------------------------------------------ */
 
 void port_device_ref(port_device *device);
@@ -210,6 +220,9 @@ port_resource *port_lookup_resource(al_adapter *adapter, al_handle resource);
 port_open *port_find_open(port_resource *resource, al_handle device);
 /* Allocates a zeroed resource with one structural reference; NULL when out of memory. */
 port_resource *port_resource_new(uint32_t flags, al_handle creator);
+/* allocation.c: releases every hold of a dying device (device lock held); DestroyDevice may
+ * follow once it returns. */
+NTSTATUS port_release_all_holds(al_adapter *adapter, port_device *device);
 /* Frees a port_open and its bindings array. */
 void port_open_free(port_open *open);
 /* Grows the records (and bindings of @open, if not NULL) to hold @needed; false on NO_MEMORY,

@@ -13,11 +13,6 @@ static int compare_pointers(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int compare_u32(const void *a, const void *b) {
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  return (x > y) - (x < y);
-}
-
 NTSTATUS al_submit(al_adapter *adapter, const al_submit_args *args) {
   if (adapter == NULL || args == NULL || args->out_fence == NULL ||
       args->allocation_count > AL_MAX_ALLOCATIONS_PER_CALL || args->command_size > AL_MAX_COMMAND_SIZE ||
@@ -29,7 +24,7 @@ NTSTATUS al_submit(al_adapter *adapter, const al_submit_args *args) {
     uint32_t *sorted = malloc(n * sizeof *sorted);
     if (sorted == NULL) return STATUS_NO_MEMORY;
     memcpy(sorted, args->allocations, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, compare_u32);
+    qsort(sorted, n, sizeof *sorted, port_compare_u32);
     bool duplicates = false;
     for (uint32_t i = 1; i < n; i++) duplicates |= sorted[i] == sorted[i - 1];
     free(sorted);
