@@ -173,8 +173,6 @@ port_open *port_find_open(port_resource *resource, al_handle device) {
 
 /* ---- Callbacks (miniport -> port) --------------------------------------------------------------- */
 
-extern _Thread_local al_adapter *ddi_current_adapter;
-
 static VOID *APIENTRY port_get_handle_data(const DXGKARGCB_GETHANDLEDATA *data) {
   al_adapter *adapter = ddi_current_adapter;
   if (adapter == NULL || data == NULL) return NULL;
@@ -200,7 +198,7 @@ static VOID APIENTRY port_notify_interrupt(const HANDLE hAdapter,
   al_adapter *adapter = hAdapter;
   if (adapter == NULL || data == NULL || data->InterruptType != DXGK_INTERRUPT_DMA_COMPLETED)
     return;
-  pthread_mutex_lock(&adapter->fence_lock);
+  port_lock(&adapter->fence_lock);
   uint64_t completed = atomic_load(&adapter->fence_completed);
   uint64_t submitted = atomic_load(&adapter->fence_issued);
   /* The DDI carries 32 bits: extend against the last completed value. A report at or behind it
@@ -208,7 +206,7 @@ static VOID APIENTRY port_notify_interrupt(const HANDLE hAdapter,
    * newer fence implies the older ones), so only a step forward counts. */
   int32_t step = (int32_t)(data->DmaCompleted.SubmissionFenceId - (uint32_t)completed);
   if (step <= 0) {
-    pthread_mutex_unlock(&adapter->fence_lock);
+    port_unlock(&adapter->fence_lock);
     return;
   }
   uint64_t fence = completed + (uint32_t)step;
@@ -217,7 +215,7 @@ static VOID APIENTRY port_notify_interrupt(const HANDLE hAdapter,
     atomic_store(&adapter->fence_completed, fence);
     pthread_cond_broadcast(&adapter->fence_signalled);
   }
-  pthread_mutex_unlock(&adapter->fence_lock);
+  port_unlock(&adapter->fence_lock);
 }
 
 /* ---- Bring-up ------------------------------------------------------------------------------------ */
@@ -397,9 +395,9 @@ void al_adapter_get_stats(al_adapter *adapter, al_adapter_stats *out) {
   for (uint32_t i = 0; i < adapter->segment_count; i++) {
     port_segment *segment = &adapter->segments[i];
     segment_heap_stats heap;
-    pthread_mutex_lock(&segment->lock);
+    port_lock(&segment->lock);
     segment_heap_get_stats(&segment->heap, &heap);
-    pthread_mutex_unlock(&segment->lock);
+    port_unlock(&segment->lock);
     out->segments[i] = (al_segment_stats){
         .id = segment->id,
         .aperture = segment->descriptor.Flags.Aperture != 0,
@@ -419,7 +417,7 @@ NTSTATUS al_allocation_query(al_adapter *adapter, al_handle allocation, al_alloc
   handle_table_unlock(&adapter->allocations);
   if (resource == NULL) return STATUS_INVALID_HANDLE;
   NTSTATUS status = STATUS_INVALID_HANDLE;
-  pthread_mutex_lock(&resource->lock);
+  port_lock(&resource->lock);
   uint32_t index = 0;
   handle_table_lock(&adapter->allocations);
   bool still = handle_table_lookup_locked(&adapter->allocations, allocation, &index) == resource;
@@ -437,7 +435,7 @@ NTSTATUS al_allocation_query(al_adapter *adapter, al_handle allocation, al_alloc
     };
     status = STATUS_SUCCESS;
   }
-  pthread_mutex_unlock(&resource->lock);
+  port_unlock(&resource->lock);
   port_resource_unref(adapter, resource);
   return status;
 }
@@ -485,9 +483,9 @@ static bool check_resource(al_adapter *adapter, port_resource *resource, check_t
       return check_fail(msg, cap, "allocation 0x%08x: segment index %u out of range",
                         record->handle, record->segment_index);
     port_segment *segment = &adapter->segments[record->segment_index];
-    pthread_mutex_lock(&segment->lock);
+    port_lock(&segment->lock);
     uint32_t tag = segment_heap_block_owner(&segment->heap, record->block);
-    pthread_mutex_unlock(&segment->lock);
+    port_unlock(&segment->lock);
     if (tag != record->handle)
       return check_fail(msg, cap, "allocation 0x%08x: its block in segment %u is tagged 0x%08x",
                         record->handle, record->segment_index + 1, tag);
@@ -546,9 +544,9 @@ bool al_adapter_check(al_adapter *adapter, char *msg, size_t cap) {
     if (resource->handle != handle)
       return check_fail(msg, cap, "resource handle 0x%08x names an object whose handle is 0x%08x",
                         handle, resource->handle);
-    pthread_mutex_lock(&resource->lock);
+    port_lock(&resource->lock);
     bool ok = check_resource(adapter, resource, &totals, msg, cap);
-    pthread_mutex_unlock(&resource->lock);
+    port_unlock(&resource->lock);
     if (!ok) return false;
   }
   /* Devices, their opens and pools. */
@@ -559,7 +557,7 @@ bool al_adapter_check(al_adapter *adapter, char *msg, size_t cap) {
     handle_table_unlock(&adapter->devices);
     if (!found) break;
     port_device *device = object;
-    pthread_mutex_lock(&device->lock);
+    port_lock(&device->lock);
     bool ok = true;
     if (device->handle != handle || device->dying)
       ok = check_fail(msg, cap, "device handle 0x%08x names object with handle 0x%08x (dying %d)",
@@ -575,14 +573,14 @@ bool al_adapter_check(al_adapter *adapter, char *msg, size_t cap) {
     }
     if (ok && device->pool) {
       port_resource *pool = device->pool;
-      pthread_mutex_lock(&pool->lock);
+      port_lock(&pool->lock);
       if (!(pool->flags & RESOURCE_POOL) || pool->creator != handle)
         ok = check_fail(msg, cap, "device 0x%08x: its pool is not its own", handle);
       else
         ok = check_resource(adapter, pool, &totals, msg, cap);
-      pthread_mutex_unlock(&pool->lock);
+      port_unlock(&pool->lock);
     }
-    pthread_mutex_unlock(&device->lock);
+    port_unlock(&device->lock);
     if (!ok) return false;
   }
   if (totals.records != handle_table_live_count(&adapter->allocations))
@@ -593,21 +591,21 @@ bool al_adapter_check(al_adapter *adapter, char *msg, size_t cap) {
                       atomic_load(&adapter->bindings));
 
   /* Segments: exact byte accounting (deferred teardowns still hold their blocks). */
-  pthread_mutex_lock(&adapter->deferred_lock);
+  port_lock(&adapter->deferred_lock);
   for (port_teardown *t = adapter->deferred_head; t; t = t->next)
     for (uint32_t i = 0; t->destroy && i < t->destroy_count; i++) {
       if (t->records[i].segment_index == PORT_SYSTEM_MEMORY) continue;
       totals.placed[t->records[i].segment_index] += placement_size(adapter, &t->records[i]);
       totals.blocks[t->records[i].segment_index]++;
     }
-  pthread_mutex_unlock(&adapter->deferred_lock);
+  port_unlock(&adapter->deferred_lock);
   for (uint32_t i = 0; i < adapter->segment_count; i++) {
     port_segment *segment = &adapter->segments[i];
     segment_heap_stats heap;
-    pthread_mutex_lock(&segment->lock);
+    port_lock(&segment->lock);
     bool ok = segment_heap_check(&segment->heap, msg, cap);
     segment_heap_get_stats(&segment->heap, &heap);
-    pthread_mutex_unlock(&segment->lock);
+    port_unlock(&segment->lock);
     if (!ok) return false;
     if (heap.used_bytes != totals.placed[i] || heap.live_blocks != totals.blocks[i])
       return check_fail(msg, cap,

@@ -63,10 +63,10 @@ static NTSTATUS release_hold(al_adapter *adapter, port_device *device, port_reso
                              bool assume_not_in_use, uint64_t *out_wait_fence) {
   *out_wait_fence = 0;
   port_resource_ref(resource); /* the teardown may drop the last reference */
-  pthread_mutex_lock(&resource->lock);
+  port_lock(&resource->lock);
   port_open *open = (resource->flags & RESOURCE_DEAD) ? NULL : port_find_open(resource, device->handle);
   if (open == NULL) {
-    pthread_mutex_unlock(&resource->lock);
+    port_unlock(&resource->lock);
     port_resource_unref(adapter, resource);
     return STATUS_INVALID_HANDLE;
   }
@@ -114,7 +114,7 @@ static NTSTATUS release_hold(al_adapter *adapter, port_device *device, port_reso
     if (destroy.fence < close.fence) destroy.fence = close.fence;
     *out_wait_fence = fence_teardown_or_defer(adapter, &destroy, assume_not_in_use);
   }
-  pthread_mutex_unlock(&resource->lock);
+  port_unlock(&resource->lock);
   port_resource_unref(adapter, resource);
   return STATUS_SUCCESS;
 }
@@ -361,13 +361,13 @@ NTSTATUS al_allocation_create(al_adapter *adapter, const al_create_allocation_ar
     port_device_unref(adapter, device);
     return STATUS_INVALID_HANDLE;
   }
-  pthread_mutex_lock(&device->lock);
+  port_lock(&device->lock);
   create_target target = {0};
   uint32_t resource_handle = 0;
   if (device->dying) {
     status = STATUS_INVALID_HANDLE;
   } else if (existing) {
-    pthread_mutex_lock(&existing->lock);
+    port_lock(&existing->lock);
     target.resource = existing;
     target.open = port_find_open(existing, device->handle);
     if ((existing->flags & RESOURCE_DEAD) || target.open == NULL || existing->creator != device->handle)
@@ -376,7 +376,7 @@ NTSTATUS al_allocation_create(al_adapter *adapter, const al_create_allocation_ar
       status = STATUS_INVALID_PARAMETER;
     else
       status = create_into(adapter, device, &target, args, &resource_handle);
-    pthread_mutex_unlock(&existing->lock);
+    port_unlock(&existing->lock);
   } else if (args->flags & AL_CREATE_RESOURCE) {
     target.new_resource = true;
     target.resource = port_resource_new((args->flags & AL_CREATE_SHARED) ? RESOURCE_SHARED : 0,
@@ -386,9 +386,9 @@ NTSTATUS al_allocation_create(al_adapter *adapter, const al_create_allocation_ar
     if (target.resource && target.open && (!(args->flags & AL_CREATE_SHARED) ||
         copy_private(&target.resource->resource_private, args->resource_private_data,
                      args->resource_private_data_size))) {
-      pthread_mutex_lock(&target.resource->lock);
+      port_lock(&target.resource->lock);
       status = create_into(adapter, device, &target, args, &resource_handle);
-      pthread_mutex_unlock(&target.resource->lock);
+      port_unlock(&target.resource->lock);
     }
     if (!NT_SUCCESS(status)) {
       port_open_free(target.open);
@@ -399,9 +399,9 @@ NTSTATUS al_allocation_create(al_adapter *adapter, const al_create_allocation_ar
     if (NT_SUCCESS(status)) {
       target.resource = device->pool;
       target.open = device->pool->holders;
-      pthread_mutex_lock(&target.resource->lock);
+      port_lock(&target.resource->lock);
       status = create_into(adapter, device, &target, args, &resource_handle);
-      pthread_mutex_unlock(&target.resource->lock);
+      port_unlock(&target.resource->lock);
     }
   }
   if (NT_SUCCESS(status)) {
@@ -409,7 +409,7 @@ NTSTATUS al_allocation_create(al_adapter *adapter, const al_create_allocation_ar
       args->out_allocations[i] = target.resource->records[target.resource->count - args->allocation_count + i].handle;
     if (target.new_resource) *args->out_resource = resource_handle;
   }
-  pthread_mutex_unlock(&device->lock);
+  port_unlock(&device->lock);
   if (existing) port_resource_unref(adapter, existing);
   port_device_unref(adapter, device);
   return status;
@@ -480,14 +480,14 @@ NTSTATUS al_resource_open(al_adapter *adapter, al_handle device_handle, al_handl
     port_device_unref(adapter, device);
     return STATUS_INVALID_HANDLE;
   }
-  pthread_mutex_lock(&device->lock);
+  port_lock(&device->lock);
   NTSTATUS status = STATUS_INVALID_HANDLE;
   if (!device->dying) {
-    pthread_mutex_lock(&resource->lock);
+    port_lock(&resource->lock);
     status = open_on(adapter, device, resource);
-    pthread_mutex_unlock(&resource->lock);
+    port_unlock(&resource->lock);
   }
-  pthread_mutex_unlock(&device->lock);
+  port_unlock(&device->lock);
   port_resource_unref(adapter, resource);
   port_device_unref(adapter, device);
   return status;
@@ -610,18 +610,18 @@ NTSTATUS al_allocation_destroy(al_adapter *adapter, const al_destroy_allocation_
   uint64_t wait_fence = 0;
   if (NT_SUCCESS(status)) {
     bool assume = args->flags & AL_DESTROY_ASSUME_NOT_IN_USE;
-    pthread_mutex_lock(&device->lock);
+    port_lock(&device->lock);
     if (device->dying) {
       status = STATUS_INVALID_HANDLE;
     } else if (args->resource) {
       status = release_hold(adapter, device, resource, assume, &wait_fence);
     } else {
-      pthread_mutex_lock(&resource->lock);
+      port_lock(&resource->lock);
       status = destroy_listed(adapter, device, resource, args->allocations, args->allocation_count,
                               args->flags, &wait_fence);
-      pthread_mutex_unlock(&resource->lock);
+      port_unlock(&resource->lock);
     }
-    pthread_mutex_unlock(&device->lock);
+    port_unlock(&device->lock);
   }
   if (resource) port_resource_unref(adapter, resource);
   port_device_unref(adapter, device);

@@ -40,10 +40,10 @@ NTSTATUS al_device_destroy(al_adapter *adapter, al_handle handle) {
   if (adapter == NULL) return STATUS_INVALID_PARAMETER;
   port_device *device = port_lookup_device(adapter, handle);
   if (device == NULL) return STATUS_INVALID_HANDLE;
-  pthread_mutex_lock(&device->lock);
+  port_lock(&device->lock);
   bool already_dying = device->dying;
   device->dying = true;
-  pthread_mutex_unlock(&device->lock);
+  port_unlock(&device->lock);
   if (already_dying) {
     port_device_unref(adapter, device);
     return STATUS_INVALID_HANDLE;
@@ -55,9 +55,9 @@ NTSTATUS al_device_destroy(al_adapter *adapter, al_handle handle) {
   /* The device's queued work must finish before its bindings close; deferred closes of its
    * bindings run in the reap that follows. */
   fence_wait_idle(adapter);
-  pthread_mutex_lock(&device->lock);
+  port_lock(&device->lock);
   NTSTATUS status = port_release_all_holds(adapter, device);
-  pthread_mutex_unlock(&device->lock);
+  port_unlock(&device->lock);
   fence_reap(adapter);
   ddi_destroy_device(adapter, device->driver_device);
   port_device_unref(adapter, device); /* the lookup's */

@@ -68,7 +68,7 @@ uint64_t fence_teardown_or_defer(al_adapter *adapter, const port_teardown *teard
   entry->fence = fence;
   entry->next = NULL;
   atomic_fetch_add(&resource->pending_teardowns, 1);
-  pthread_mutex_lock(&adapter->deferred_lock);
+  port_lock(&adapter->deferred_lock);
   if (adapter->deferred_tail)
     adapter->deferred_tail->next = entry;
   else
@@ -76,15 +76,15 @@ uint64_t fence_teardown_or_defer(al_adapter *adapter, const port_teardown *teard
   adapter->deferred_tail = entry;
   atomic_fetch_add(&adapter->deferred_count, 1);
   if (entry->destroy) atomic_fetch_add(&adapter->deferred_allocations, entry->destroy_count);
-  pthread_mutex_unlock(&adapter->deferred_lock);
+  port_unlock(&adapter->deferred_lock);
   return fence;
 }
 
 void fence_reap(al_adapter *adapter) {
   if (atomic_load(&adapter->deferred_count) == 0) return;
-  pthread_mutex_lock(&adapter->reap_lock);
+  port_lock(&adapter->reap_lock);
   port_teardown *ready = NULL, **ready_tail = &ready;
-  pthread_mutex_lock(&adapter->deferred_lock);
+  port_lock(&adapter->deferred_lock);
   uint64_t completed = atomic_load(&adapter->fence_completed);
   port_teardown *previous = NULL;
   for (port_teardown *entry = adapter->deferred_head; entry;) {
@@ -105,7 +105,7 @@ void fence_reap(al_adapter *adapter) {
     }
     entry = next;
   }
-  pthread_mutex_unlock(&adapter->deferred_lock);
+  port_unlock(&adapter->deferred_lock);
   while (ready) {
     port_teardown *entry = ready;
     ready = entry->next;
@@ -119,20 +119,20 @@ void fence_reap(al_adapter *adapter) {
     atomic_fetch_sub(&adapter->deferred_count, 1);
     free(entry);
   }
-  pthread_mutex_unlock(&adapter->reap_lock);
+  port_unlock(&adapter->reap_lock);
 }
 
 void fence_wait_idle(al_adapter *adapter) {
   uint64_t submitted = atomic_load(&adapter->fence_submitted);
   if (submitted && al_fence_wait(adapter, submitted, UINT64_MAX) == STATUS_DEVICE_REMOVED) {
     /* A removed GPU runs nothing any more: what it was given counts as finished. */
-    pthread_mutex_lock(&adapter->fence_lock);
+    port_lock(&adapter->fence_lock);
     if (atomic_load(&adapter->fence_completed) < submitted) {
       if (adapter->verifier) verifier_on_fence_completed(adapter->verifier, submitted, submitted);
       atomic_store(&adapter->fence_completed, submitted);
     }
     pthread_cond_broadcast(&adapter->fence_signalled);
-    pthread_mutex_unlock(&adapter->fence_lock);
+    port_unlock(&adapter->fence_lock);
   }
   fence_reap(adapter);
 }
@@ -173,10 +173,10 @@ NTSTATUS al_fence_wait(al_adapter *adapter, uint64_t fence, uint64_t timeout_ns)
     if (atomic_load(&adapter->removed)) return STATUS_DEVICE_REMOVED;
     struct timespec deadline;
     deadline_after(&deadline, 1000000u);
-    pthread_mutex_lock(&adapter->fence_lock);
+    port_lock(&adapter->fence_lock);
     if (atomic_load(&adapter->fence_completed) < fence)
       pthread_cond_timedwait(&adapter->fence_signalled, &adapter->fence_lock, &deadline);
-    pthread_mutex_unlock(&adapter->fence_lock);
+    port_unlock(&adapter->fence_lock);
   }
   fence_reap(adapter);
   return STATUS_SUCCESS;

@@ -57,18 +57,18 @@ static uint32_t candidates(const port_placement *request, uint32_t out[DXGK_MAX_
 static NTSTATUS alloc_in(al_adapter *adapter, uint32_t index, const port_placement *request,
                          uint32_t owner, uint32_t *out_block, uint64_t *out_offset) {
   port_segment *segment = &adapter->segments[index];
-  pthread_mutex_lock(&segment->lock);
+  port_lock(&segment->lock);
   NTSTATUS status = segment_heap_alloc(&segment->heap, request->size, request->alignment, out_block, out_offset);
   if (NT_SUCCESS(status)) segment_heap_set_owner(&segment->heap, *out_block, owner);
-  pthread_mutex_unlock(&segment->lock);
+  port_unlock(&segment->lock);
   return status;
 }
 
 static void free_block(al_adapter *adapter, uint32_t index, uint32_t block) {
   port_segment *segment = &adapter->segments[index];
-  pthread_mutex_lock(&segment->lock);
+  port_lock(&segment->lock);
   segment_heap_free(&segment->heap, block);
-  pthread_mutex_unlock(&segment->lock);
+  port_unlock(&segment->lock);
 }
 
 /*
@@ -119,17 +119,17 @@ static bool is_held(const port_resource *resource, port_resource *const *held, u
 static bool evict_one(al_adapter *adapter, uint32_t index, port_resource *const *held,
                       uint32_t held_count) {
   port_segment *segment = &adapter->segments[index];
-  pthread_mutex_lock(&segment->lock);
+  port_lock(&segment->lock);
   segment_heap_stats stats;
   segment_heap_get_stats(&segment->heap, &stats);
-  pthread_mutex_unlock(&segment->lock);
+  port_unlock(&segment->lock);
   /* Every live block once, starting where the last eviction stopped (a clock). */
   for (uint64_t looked = 0; looked <= stats.live_blocks; looked++) {
     uint32_t block = SEGMENT_HEAP_NO_BLOCK, owner = 0;
-    pthread_mutex_lock(&segment->lock);
+    port_lock(&segment->lock);
     bool found = segment_heap_next_live(&segment->heap, &segment->clock, &block, &owner) ||
                  segment_heap_next_live(&segment->heap, &segment->clock, &block, &owner);
-    pthread_mutex_unlock(&segment->lock);
+    port_unlock(&segment->lock);
     if (!found) return false;
     if (owner == 0) continue; /* still being created */
     uint32_t slot = 0;
@@ -152,7 +152,7 @@ static bool evict_one(al_adapter *adapter, uint32_t index, port_resource *const 
         atomic_fetch_add(&adapter->evictions, 1);
         evicted = true;
       }
-      if (!ours) pthread_mutex_unlock(&resource->lock);
+      if (!ours) port_unlock(&resource->lock);
     }
     port_resource_unref(adapter, resource);
     if (evicted) return true;
@@ -222,9 +222,9 @@ void placement_release(al_adapter *adapter, const port_allocation *records, uint
     uint32_t segment_index = records[i].segment_index, run = 1;
     while (i + run < count && records[i + run].segment_index == segment_index) run++;
     port_segment *segment = &adapter->segments[segment_index];
-    pthread_mutex_lock(&segment->lock);
+    port_lock(&segment->lock);
     segment_heap_free_many(&segment->heap, &records[i].block, sizeof *records / sizeof(uint32_t), run);
-    pthread_mutex_unlock(&segment->lock);
+    port_unlock(&segment->lock);
     i += run;
   }
 }
@@ -232,17 +232,17 @@ void placement_release(al_adapter *adapter, const port_allocation *records, uint
 uint64_t placement_offset(al_adapter *adapter, const port_allocation *record) {
   if (record->segment_index == PORT_SYSTEM_MEMORY) return 0;
   port_segment *segment = &adapter->segments[record->segment_index];
-  pthread_mutex_lock(&segment->lock);
+  port_lock(&segment->lock);
   uint64_t offset = segment_heap_block_offset(&segment->heap, record->block);
-  pthread_mutex_unlock(&segment->lock);
+  port_unlock(&segment->lock);
   return offset;
 }
 
 uint64_t placement_size(al_adapter *adapter, const port_allocation *record) {
   if (record->segment_index == PORT_SYSTEM_MEMORY) return 0;
   port_segment *segment = &adapter->segments[record->segment_index];
-  pthread_mutex_lock(&segment->lock);
+  port_lock(&segment->lock);
   uint64_t size = segment_heap_block_size(&segment->heap, record->block);
-  pthread_mutex_unlock(&segment->lock);
+  port_unlock(&segment->lock);
   return size;
 }

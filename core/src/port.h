@@ -43,6 +43,7 @@
 
 #include "alloclab/alloclab.h"
 #include "handle_table.h"
+#include "schedule_points.h"
 #include "segment_heap.h"
 
 typedef struct verifier verifier;

@@ -59,11 +59,11 @@ NTSTATUS al_submit(al_adapter *adapter, const al_submit_args *args) {
     for (uint32_t i = 0; i < n; i++)
       if (i == 0 || locks[i] != locks[i - 1]) locks[lock_count++] = locks[i];
   }
-  pthread_mutex_lock(&device->lock);
+  port_lock(&device->lock);
   if (NT_SUCCESS(status) && device->dying) status = STATUS_INVALID_HANDLE;
   uint32_t locked = 0;
   if (NT_SUCCESS(status))
-    for (; locked < lock_count; locked++) pthread_mutex_lock(&locks[locked]->lock);
+    for (; locked < lock_count; locked++) port_lock(&locks[locked]->lock);
   if (NT_SUCCESS(status)) {
     /* Re-check under the locks: still live, still in the same place, bound on this device. */
     handle_table_lock(&adapter->allocations);
@@ -95,13 +95,13 @@ NTSTATUS al_submit(al_adapter *adapter, const al_submit_args *args) {
   if (NT_SUCCESS(status)) {
     /* The fence is issued (so a completion reported from inside the DDI is accepted) but
      * published as submitted only once the miniport took the work. */
-    pthread_mutex_lock(&adapter->submit_lock);
+    port_lock(&adapter->submit_lock);
     fence = atomic_load(&adapter->fence_issued) + 1;
     atomic_store(&adapter->fence_issued, fence);
     status = ddi_submit(adapter, device->driver_device, fence, args->command, args->command_size, list, n);
     atomic_store(NT_SUCCESS(status) ? &adapter->fence_submitted : &adapter->fence_issued,
                  NT_SUCCESS(status) ? fence : fence - 1);
-    pthread_mutex_unlock(&adapter->submit_lock);
+    port_unlock(&adapter->submit_lock);
   }
   if (NT_SUCCESS(status)) {
     for (uint32_t i = 0; i < n; i++) {
@@ -112,8 +112,8 @@ NTSTATUS al_submit(al_adapter *adapter, const al_submit_args *args) {
     device->last_fence = fence;
     *args->out_fence = fence;
   }
-  while (locked) pthread_mutex_unlock(&locks[--locked]->lock);
-  pthread_mutex_unlock(&device->lock);
+  while (locked) port_unlock(&locks[--locked]->lock);
+  port_unlock(&device->lock);
   for (uint32_t i = 0; i < found; i++) port_resource_unref(adapter, owners[i]);
   free(owners);
   free(list);

@@ -739,3 +739,328 @@ int fz_execute_text(const char *text, const fz_exec_options *o, fz_exec_report *
   free(p);
   return rc;
 }
+
+/* ---- Concurrent programs (fz_execute_concurrent) ------------------------------------------ */
+
+/* One concurrent call: its own copies of every buffer its arguments point into, so the other
+ * logical threads' calls (prepared in the shared context while it is suspended) cannot change
+ * them, and the model can read its list after the run. */
+typedef struct conc_call {
+  uint32_t index;  /* program call */
+  uint32_t thread; /* logical thread */
+  uint64_t start, end; /* logical clock: prepared at start, returned at end */
+  bool ran;
+  NTSTATUS status;
+  uint64_t completed_after; /* al_fence_completed() when it returned */
+  exec_call e;
+  al_handle list[LIST_CAP];
+  al_allocation_desc descs[LIST_CAP];
+  al_handle outs[LIST_CAP];
+  _Alignas(8) uint8_t blob[BLOB_CAP];
+  _Alignas(8) uint8_t bad_blob[BLOB_CAP];
+  _Alignas(8) uint8_t cmd[CMD_CAP];
+} conc_call;
+
+typedef struct conc_ctx {
+  exec_ctx *x;
+  const fz_program *p;
+  const fz_concurrency *cc;
+  uint32_t count; /* concurrent calls */
+  uint64_t clock;
+  conc_call calls[FZ_CONCURRENT_MAX_CALLS];
+  fz_model *snapshots[FZ_CONCURRENT_MAX_CALLS];
+  uint32_t order[FZ_CONCURRENT_MAX_CALLS]; /* the linearization found */
+  uint64_t search_nodes;
+  char why[1024]; /* the deepest disagreement seen by the search */
+  uint32_t why_depth;
+} conc_ctx;
+
+static _Thread_local conc_ctx *tls_conc;
+
+/* Moves a pointer into the shared context's buffers to the same place in @k's copies. */
+#define CONC_REBASE(ptr, x, k, field)                                                            \
+  do {                                                                                           \
+    const uint8_t *p_ = (const uint8_t *)(ptr);                                                  \
+    const uint8_t *b_ = (const uint8_t *)(x)->field;                                             \
+    if (p_ >= b_ && p_ < b_ + sizeof (x)->field)                                                 \
+      (ptr) = (void *)((uint8_t *)(k)->field + (p_ - b_));                                       \
+  } while (0)
+
+static void conc_rebase(exec_ctx *x, conc_call *k) {
+  exec_call *e = &k->e;
+  memcpy(k->list, x->list, sizeof k->list);
+  memcpy(k->descs, x->descs, sizeof k->descs);
+  memcpy(k->blob, x->blob, sizeof k->blob);
+  memcpy(k->bad_blob, x->bad_blob, sizeof k->bad_blob);
+  memcpy(k->cmd, x->cmd, sizeof k->cmd);
+  CONC_REBASE(e->a.list, x, k, list);
+  CONC_REBASE(e->dargs.allocations, x, k, list);
+  CONC_REBASE(e->sargs.allocations, x, k, list);
+  CONC_REBASE(e->sargs.command, x, k, cmd);
+  CONC_REBASE(e->cargs.allocations, x, k, descs);
+  CONC_REBASE(e->cargs.out_allocations, x, k, outs);
+  for (uint32_t j = 0; j < LIST_CAP; j++) {
+    CONC_REBASE(k->descs[j].private_data, x, k, blob);
+    CONC_REBASE(k->descs[j].private_data, x, k, bad_blob);
+  }
+}
+
+/* The call as it runs concurrently: GPU commands become NOP (a FILL's pattern depends on the
+ * order of calls the run has not fixed yet), destroys lose ASSUME_NOT_IN_USE (nothing can make
+ * that promise true while other threads submit). */
+static fz_call conc_adjust(const fz_call *c) {
+  fz_call a = *c;
+  if (a.op == FZ_OP_SUBMIT) a.command = FZ_COMMAND_NOP;
+  if (a.op == FZ_OP_DESTROY_RESOURCE || a.op == FZ_OP_DESTROY_ALLOCATIONS) a.flags &= ~AL_DESTROY_ASSUME_NOT_IN_USE;
+  return a;
+}
+
+static bool conc_runs(fz_op op) { return op != FZ_OP_GPU_RUN && op != FZ_OP_FENCE_WAIT && op < FZ_OP_COUNT; }
+
+static void conc_thread(void *arg, uint32_t thread) {
+  conc_ctx *cx = arg;
+  exec_ctx *x = cx->x;
+  for (uint32_t k = 0; k < cx->count; k++) {
+    conc_call *q = &cx->calls[k];
+    if (q->thread != thread) continue;
+    fz_call c = conc_adjust(&cx->p->calls[q->index]);
+    memset(&q->e, 0, sizeof q->e);
+    q->start = ++cx->clock;
+    prepare(x, q->index, &c, &q->e);
+    conc_rebase(x, q);
+    q->status = invoke(x, &q->e);
+    q->completed_after = x->port->fence_completed(x->adapter);
+    q->end = ++cx->clock;
+    q->ran = true;
+    /* Publish the results for later calls' references (as step() does). */
+    uint64_t v = 0;
+    uint32_t n = 0;
+    if (q->status == STATUS_SUCCESS) {
+      switch (q->e.a.op) {
+      case FZ_OP_CREATE_DEVICE: v = q->e.out_device; break;
+      case FZ_OP_CREATE_RESOURCE: v = q->e.out_resource; n = q->e.a.count; break;
+      case FZ_OP_ADD_TO_RESOURCE: v = q->e.a.resource; n = q->e.a.count; break;
+      case FZ_OP_CREATE_ALLOCATIONS: n = q->e.a.count; break;
+      case FZ_OP_SUBMIT: v = q->e.out_fence; break;
+      default: break;
+      }
+    }
+    if (n > FZ_MAX_LIST) n = 0;
+    x->value[q->index] = v;
+    x->rep->value[q->index] = v;
+    x->rep->status[q->index] = q->status;
+    x->nalloc[q->index] = (uint8_t)n;
+    if (n) memcpy(x->allocs[q->index], q->outs, n * sizeof q->outs[0]);
+  }
+}
+
+/* Tries to commit concurrent call @k to the model: its status must be one the model allows
+ * there, and its outputs must fit. */
+static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
+  exec_ctx *x = cx->x;
+  conc_call *q = &cx->calls[k];
+  fz_prediction pr;
+  fz_model_predict(x->model, &q->e.a, &pr);
+  char text[512];
+  if (!(fz_status_bit(q->status) & pr.allowed)) {
+    if (depth >= cx->why_depth) {
+      char want[160];
+      cx->why_depth = depth;
+      fz_format_call(text, sizeof text, cx->p, q->index);
+      snprintf(cx->why, sizeof cx->why, "after %u calls in order, call %u %.400s returned %s, model expected %s (%.200s)",
+               depth, q->index + 1, text, al_status_name(q->status), fz_status_set_format(pr.allowed, want, sizeof want),
+               pr.reason);
+    }
+    return false;
+  }
+  fz_model_counts cnt;
+  fz_model_expected(x->model, &cnt);
+  fz_model_result r = {
+      .status = q->status,
+      .device = q->e.out_device,
+      .resource = q->e.out_resource,
+      .allocations = q->outs,
+      .fence = q->e.out_fence,
+      .info = q->e.null_args ? NULL : &q->e.info,
+      .fence_submitted = q->e.a.op == FZ_OP_SUBMIT && q->status == STATUS_SUCCESS ? q->e.out_fence : cnt.fence_submitted,
+      .fence_completed = q->completed_after > cnt.fence_completed ? q->completed_after : cnt.fence_completed,
+  };
+  if (!fz_model_commit(x->model, &q->e.a, &r, x->msg, sizeof x->msg)) {
+    if (depth >= cx->why_depth) {
+      cx->why_depth = depth;
+      fz_format_call(text, sizeof text, cx->p, q->index);
+      snprintf(cx->why, sizeof cx->why, "after %u calls in order, call %u %.400s returned %s, but %.400s", depth,
+               q->index + 1, text, al_status_name(q->status), x->msg);
+    }
+    return false;
+  }
+  return true;
+}
+
+/* Wing & Gong: is there an order of the remaining calls (bit set @left), consistent with real
+ * time (a call that returned before another started comes first), in which the model accepts
+ * every status? Leaves the model in the state after the order found. */
+static bool conc_linearize(conc_ctx *cx, uint32_t left, uint32_t depth) {
+  if (left == 0) return true;
+  if (++cx->search_nodes > FZ_CONCURRENT_SEARCH_LIMIT) return false;
+  uint64_t min_end = UINT64_MAX;
+  for (uint32_t k = 0; k < cx->count; k++)
+    if ((left >> k & 1u) && cx->calls[k].end < min_end) min_end = cx->calls[k].end;
+  /* Candidates: started before the earliest return among the rest; tried in return order. */
+  uint32_t cand[FZ_CONCURRENT_MAX_CALLS], n = 0;
+  for (uint32_t k = 0; k < cx->count; k++)
+    if ((left >> k & 1u) && cx->calls[k].start <= min_end) cand[n++] = k;
+  for (uint32_t a = 1; a < n; a++)
+    for (uint32_t b = a; b > 0 && cx->calls[cand[b]].end < cx->calls[cand[b - 1]].end; b--) {
+      uint32_t t = cand[b];
+      cand[b] = cand[b - 1];
+      cand[b - 1] = t;
+    }
+  exec_ctx *x = cx->x;
+  if (n > 1) fz_model_copy(cx->snapshots[depth], x->model);
+  for (uint32_t j = 0; j < n; j++) {
+    uint32_t k = cand[j];
+    if (conc_apply(cx, k, depth) && conc_linearize(cx, left & ~(1u << k), depth + 1)) {
+      cx->order[depth] = k;
+      return true;
+    }
+    if (n > 1) fz_model_copy(x->model, cx->snapshots[depth]);
+    else return false;
+  }
+  return false;
+}
+
+static conc_ctx *conc_get(exec_ctx *x) {
+  if (tls_conc == NULL) {
+    conc_ctx *cx = calloc(1, sizeof *cx);
+    if (cx == NULL) return NULL;
+    fz_model_config empty;
+    memset(&empty, 0, sizeof empty);
+    for (uint32_t d = 0; d < FZ_CONCURRENT_MAX_CALLS; d++) {
+      if ((cx->snapshots[d] = fz_model_create(&empty)) == NULL) return NULL;
+    }
+    tls_conc = cx;
+  }
+  tls_conc->x = x;
+  return tls_conc;
+}
+
+/* Prints the concurrent calls: thread, interval, status (the interleaving that failed). */
+static void conc_print(const conc_ctx *cx) {
+  fprintf(stderr, "concurrent calls (thread, [start, end] on the logical clock, status):\n");
+  for (uint32_t k = 0; k < cx->count; k++) {
+    const conc_call *q = &cx->calls[k];
+    char text[512];
+    fz_format_call(text, sizeof text, cx->p, q->index);
+    fprintf(stderr, "  t%u [%llu, %llu] %s = %s\n", q->thread, (unsigned long long)q->start,
+            (unsigned long long)q->end, text, al_status_name(q->status));
+  }
+}
+
+int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const fz_exec_options *o,
+                          fz_exec_report *out) {
+  fz_exec_options defaults;
+  if (o == NULL) {
+    fz_exec_options_default(&defaults);
+    o = &defaults;
+  }
+  exec_ctx *x = ctx_get();
+  conc_ctx *cx = x ? conc_get(x) : NULL;
+  if (x == NULL || cx == NULL) {
+    fprintf(stderr, "alloclab oracle: out of host memory for the executor\n");
+    abort();
+  }
+  x->o = o;
+  x->port = o->port ? o->port : &fz_port_alloclab;
+  x->p = p;
+  x->rep = out ? out : &x->local_report;
+  memset(x->rep, 0, sizeof *x->rep);
+  x->failed = false;
+  x->sim = strcmp(al_selected_miniport.name, "sim") == 0;
+  uint32_t ncalls = p->call_count < FZ_MAX_CALLS ? p->call_count : FZ_MAX_CALLS;
+  uint32_t fork = cc->fork < ncalls ? cc->fork : ncalls;
+  uint32_t threads = cc->threads < 1 ? 1 : cc->threads > FZ_SCHED_MAX_THREADS ? FZ_SCHED_MAX_THREADS : cc->threads;
+  memset(x->nalloc, 0, sizeof x->nalloc);
+  memset(x->value, 0, sizeof x->value);
+  cx->p = p;
+  cx->cc = cc;
+  cx->clock = 0;
+  cx->count = 0;
+  cx->search_nodes = 0;
+  cx->why[0] = '\0';
+  cx->why_depth = 0;
+
+  /* Faults are fz_execute's business: a concurrent program injects none. */
+  if (p->fault_count) {
+    static _Thread_local fz_program without_faults;
+    without_faults = *p;
+    without_faults.fault_count = 0;
+    x->p = cx->p = p = &without_faults;
+  }
+  if (!setup(x)) return FZ_EXEC_SETUP_FAILED;
+
+  exec_call e;
+  for (uint32_t i = 0; i < fork && !x->failed; i++) {
+    const fz_call *c = &p->calls[i];
+    memset(&e, 0, sizeof e);
+    prepare(x, i, c, &e);
+    if ((c->op == FZ_OP_DESTROY_RESOURCE || c->op == FZ_OP_DESTROY_ALLOCATIONS) &&
+        (e.a.flags & AL_DESTROY_ASSUME_NOT_IN_USE)) {
+      fz_model_counts cnt;
+      fz_model_expected(x->model, &cnt);
+      if (cnt.fence_submitted > cnt.fence_completed) {
+        char label[96];
+        snprintf(label, sizeof label, "fence_wait(%llu) before call %u (assume_not_in_use)",
+                 (unsigned long long)cnt.fence_submitted, i + 1);
+        if (!implicit_call(x, FZ_OP_FENCE_WAIT, 0, cnt.fence_submitted, label)) break;
+      }
+    }
+    step(x, i, NULL, c, &e);
+  }
+  if (!x->failed) {
+    for (uint32_t i = fork, j = 0; i < ncalls && cx->count < FZ_CONCURRENT_MAX_CALLS; i++, j++) {
+      if (!conc_runs(p->calls[i].op)) continue;
+      conc_call *q = &cx->calls[cx->count++];
+      q->index = i;
+      q->thread = j % threads;
+      q->ran = false;
+    }
+    fz_schedule_report sr;
+    int rc = fz_scheduler_run(threads, conc_thread, cx, cc->choices, cc->choice_count, &sr);
+    x->rep->calls_run = ncalls;
+    if (rc != FZ_SCHED_OK) {
+      snprintf(x->rep->message, sizeof x->rep->message, "alloclab oracle: schedules: %s", sr.message);
+      x->rep->mismatches++;
+      x->failed = true;
+      fprintf(stderr, "%s\n", x->rep->message);
+      conc_print(cx);
+      print_program(x, ncalls);
+      fflush(stderr);
+      abort(); /* the logical threads are stuck mid-call: nothing can be torn down */
+    }
+    if (o->verbose) conc_print(cx);
+    uint32_t all = cx->count == 32 ? UINT32_MAX : (1u << cx->count) - 1u;
+    if (!conc_linearize(cx, all, 0)) {
+      bool gave_up = cx->search_nodes > FZ_CONCURRENT_SEARCH_LIMIT;
+      snprintf(x->rep->message, sizeof x->rep->message,
+               "alloclab oracle: no order of the %u concurrent calls explains their statuses%s; deepest "
+               "disagreement: %.900s",
+               cx->count, gave_up ? " (search limit reached)" : "", cx->why);
+      x->rep->mismatches++;
+      x->failed = true;
+      if (!o->return_on_mismatch) {
+        fprintf(stderr, "%s\n", x->rep->message);
+        conc_print(cx);
+        print_program(x, ncalls);
+        fflush(stderr);
+        abort();
+      }
+    }
+    if (!x->failed) {
+      /* The model is now in the state after the order found: check the port against it. */
+      check_adapter(x, IMPLICIT, "after the concurrent calls", true, true);
+    }
+  }
+  teardown(x);
+  return x->failed ? FZ_EXEC_MISMATCH : FZ_EXEC_OK;
+}

@@ -1110,3 +1110,7 @@ uint32_t fz_model_live_allocations(const fz_model *m, al_handle *out, uint32_t c
 }
 
 bool fz_model_removed(const fz_model *m) { return m->removed; }
+
+void fz_model_copy(fz_model *dst, const fz_model *src) {
+  if (dst != src) memcpy(dst, src, sizeof *dst);
+}

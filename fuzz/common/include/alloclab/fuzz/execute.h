@@ -61,6 +61,7 @@
 #include "alloclab/alloclab.h"
 #include "alloclab/fuzz/model.h"
 #include "alloclab/fuzz/program.h"
+#include "alloclab/fuzz/scheduler.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -142,6 +143,36 @@ int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *ou
 /* fz_execute() on the text form (fuzz/common/text.h); FZ_EXEC_PARSE_FAILED with the parser's
  * message in @out->message when it is not a program. */
 int fz_execute_text(const char *text, const fz_exec_options *o, fz_exec_report *out);
+
+/* ---- Concurrent programs (the schedules target) ---------------------------------------------- */
+
+/* At most this many calls of a program run concurrently (later ones are not run), so that the
+ * search for an order that explains them stays small. */
+#define FZ_CONCURRENT_MAX_CALLS 16u
+#define FZ_CONCURRENT_SEARCH_LIMIT 200000u
+
+typedef struct fz_concurrency {
+  uint32_t fork;          /* calls [0, fork) run first, one at a time, checked as fz_execute does */
+  uint32_t threads;       /* 1..FZ_SCHED_MAX_THREADS logical threads; call fork+j runs on j % threads */
+  const uint8_t *choices; /* the scheduler's choices (alloclab/fuzz/scheduler.h) */
+  size_t choice_count;
+} fz_concurrency;
+
+/*
+ * fz_execute_concurrent - run @p's first @cc->fork calls as fz_execute() does, then the next
+ * calls (at most FZ_CONCURRENT_MAX_CALLS) on @cc->threads logical threads interleaved by the
+ * deterministic scheduler at the port's schedule points, then tear down as fz_execute() does.
+ * The concurrent calls are checked by linearizability (Wing & Gong): there must be an order of
+ * them, consistent with real time (a call that returned before another began comes first), in
+ * which the reference model accepts every status and output; the adapter's statistics and
+ * al_adapter_check() must then match the model. Differences from fz_execute() in the concurrent
+ * part: gpu_run and fence_wait are not run; submits carry a NOP command (a FILL pattern depends
+ * on the order); destroys lose AL_DESTROY_ASSUME_NOT_IN_USE (other threads may queue work);
+ * fault requests are ignored. A deadlock or a lock needed inside a DDI while a suspended thread
+ * holds it aborts (the threads cannot be unwound). Returns as fz_execute() does.
+ */
+int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const fz_exec_options *o,
+                          fz_exec_report *out);
 
 /* Frees the calling thread's cached context (optional: for leak checkers and tests). */
 void fz_execute_release_thread_context(void);

@@ -1,0 +1,69 @@
+/*
+ * scheduler.h — a deterministic scheduler of logical threads over the port's schedule points
+ * (alloclab/schedule.h), for the `schedules` fuzz target: a race found once replays every time.
+ *
+ * DOC: Overview
+ * fz_scheduler_run() runs N logical threads as coroutines on the calling OS thread, one at a
+ * time. Whenever the running thread reaches a schedule point outside a DDI call (before taking
+ * one of the port's locks, after releasing one), the scheduler reads the next choice byte c and
+ * runs the (c mod n)-th of the n runnable threads (in index order; it may be the same one).
+ * When the choices run out the running thread goes on until it finishes or blocks. A thread
+ * that wants a lock another logical thread holds is blocked (it never blocks the OS thread)
+ * until that lock is released. So the interleaving is a pure function of the choices: the same
+ * bytes give the same run.
+ *
+ * A deadlock (every unfinished thread waits for a lock another holds) is a finding: the port
+ * took its locks against its own order. So is a lock that a thread inside a DDI call needs
+ * while a suspended thread holds it (the DDI would hang: the port held a lock across a DDI
+ * that a callback needs). Both make fz_scheduler_run() return FZ_SCHED_DEADLOCK with a message.
+ *
+ * Threading: one scheduler per OS thread at a time; it installs itself with
+ * al_scheduler_install() for the duration of fz_scheduler_run() (process-wide: no other thread
+ * may call the port meanwhile). Under AddressSanitizer the stack switches are annotated
+ * (__sanitizer_start_switch_fiber), so ASan keeps working inside logical threads.
+ */
+#ifndef ALLOCLAB_FUZZ_SCHEDULER_H
+#define ALLOCLAB_FUZZ_SCHEDULER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FZ_SCHED_MAX_THREADS 4u
+
+#define FZ_SCHED_OK 0
+#define FZ_SCHED_DEADLOCK 1
+
+typedef struct fz_schedule_report {
+  uint32_t points;        /* schedule points reached where a switch was allowed */
+  uint32_t switches;      /* times another thread was chosen */
+  uint32_t choices_used;  /* choice bytes read */
+  uint32_t blocked_waits; /* times a thread found its lock taken and was blocked */
+  char message[512];      /* FZ_SCHED_DEADLOCK: who waits for what */
+} fz_schedule_report;
+
+/* The body of logical thread @index (0..count-1); @arg as given to fz_scheduler_run(). */
+typedef void (*fz_logical_thread)(void *arg, uint32_t index);
+
+/*
+ * fz_scheduler_run - run @count (1..FZ_SCHED_MAX_THREADS) logical threads to completion,
+ * interleaved by @choices (@choice_count bytes; may be NULL when 0). Thread 0 runs first.
+ * @report (may be NULL) receives what happened. Returns FZ_SCHED_OK or FZ_SCHED_DEADLOCK (the
+ * threads are then abandoned mid-call: the caller must not use the port's objects again, only
+ * report and abort). Coroutine stacks are allocated once per OS thread and reused; aborts with
+ * a message when host memory runs out.
+ */
+int fz_scheduler_run(uint32_t count, fz_logical_thread body, void *arg, const uint8_t *choices,
+                     size_t choice_count, fz_schedule_report *report);
+
+/* Frees the calling thread's coroutine stacks (optional: for leak checkers). */
+void fz_scheduler_release_thread_stacks(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ALLOCLAB_FUZZ_SCHEDULER_H */
