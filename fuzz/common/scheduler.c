@@ -24,6 +24,25 @@
 #ifdef FZ_SCHED_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FZ_SCHED_TSAN 1
+#endif
+#endif
+#if !defined(FZ_SCHED_TSAN) && defined(__SANITIZE_THREAD__)
+#define FZ_SCHED_TSAN 1
+#endif
+#ifdef FZ_SCHED_TSAN
+/* ThreadSanitizer's fiber API (sanitizer/tsan_interface.h): each logical thread is a fiber;
+ * a switch synchronises, as handing over a baton does. */
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#define TSAN_SWITCH(fiber) __tsan_switch_to_fiber((fiber), 0)
+#else
+#define TSAN_SWITCH(fiber) ((void)0)
+#endif
 
 /* ASan's instrumentation and the port's calls need room; allocated once per OS thread. */
 #define STACK_BYTES ((size_t)1 << 20)
@@ -36,6 +55,7 @@ typedef struct logical_thread {
   thread_state state;
   pthread_mutex_t *waiting_for; /* T_BLOCKED */
   void *fake_stack;             /* ASan's fake stack while suspended */
+  void *tsan_fiber;             /* ThreadSanitizer's fiber (NULL without TSan) */
 } logical_thread;
 
 typedef struct scheduler {
@@ -46,6 +66,7 @@ typedef struct scheduler {
   const void *main_stack_bottom;
   size_t main_stack_size;
   void *main_fake_stack;
+  void *main_tsan_fiber;
   fz_logical_thread body;
   void *arg;
   const uint8_t *choices;
@@ -68,6 +89,7 @@ static void switch_to_main(scheduler *s) {
   __sanitizer_start_switch_fiber(t->state == T_DONE ? NULL : &t->fake_stack, s->main_stack_bottom,
                                  s->main_stack_size);
 #endif
+  TSAN_SWITCH(s->main_tsan_fiber);
   swapcontext(&t->context, &s->main_context);
 #ifdef FZ_SCHED_ASAN
   __sanitizer_finish_switch_fiber(t->fake_stack, &s->main_stack_bottom, &s->main_stack_size);
@@ -94,9 +116,8 @@ static void fail_deadlock(scheduler *s, const char *what) {
     int n = snprintf(m, cap, "%s:", what);
     for (uint32_t i = 0; i < s->count && n > 0 && (size_t)n < cap; i++) {
       const logical_thread *t = &s->threads[i];
-      n += snprintf(m + n, cap - (size_t)n, " t%u %s%s", i,
-                    t->state == T_DONE ? "done" : t->state == T_BLOCKED ? "waits for lock " : "runnable",
-                    "");
+      n += snprintf(m + n, cap - (size_t)n, " t%u %s", i,
+                    t->state == T_DONE ? "done" : t->state == T_BLOCKED ? "waits for lock " : "runnable");
       if (t->state == T_BLOCKED && n > 0 && (size_t)n < cap)
         n += snprintf(m + n, cap - (size_t)n, "%p", (void *)t->waiting_for);
     }
@@ -133,6 +154,7 @@ static void schedule_point(scheduler *s) {
 #ifdef FZ_SCHED_ASAN
   __sanitizer_start_switch_fiber(&t->fake_stack, s->main_stack_bottom, s->main_stack_size);
 #endif
+  TSAN_SWITCH(s->main_tsan_fiber);
   swapcontext(&t->context, &s->main_context);
 #ifdef FZ_SCHED_ASAN
   __sanitizer_finish_switch_fiber(t->fake_stack, &s->main_stack_bottom, &s->main_stack_size);
@@ -210,7 +232,13 @@ int fz_scheduler_run(uint32_t count, fz_logical_thread body, void *arg, const ui
     t->context.uc_stack.ss_size = STACK_BYTES;
     t->context.uc_link = NULL;
     makecontext(&t->context, thread_entry, 0);
+#ifdef FZ_SCHED_TSAN
+    t->tsan_fiber = __tsan_create_fiber(0);
+#endif
   }
+#ifdef FZ_SCHED_TSAN
+  s->main_tsan_fiber = __tsan_get_current_fiber();
+#endif
   tls_scheduler = s;
   al_scheduler_install(&s->hooks);
   s->current = 0;
@@ -234,6 +262,7 @@ int fz_scheduler_run(uint32_t count, fz_logical_thread body, void *arg, const ui
 #ifdef FZ_SCHED_ASAN
     __sanitizer_start_switch_fiber(&s->main_fake_stack, t->stack, STACK_BYTES);
 #endif
+    TSAN_SWITCH(t->tsan_fiber);
     swapcontext(&s->main_context, &t->context);
 #ifdef FZ_SCHED_ASAN
     __sanitizer_finish_switch_fiber(s->main_fake_stack, NULL, NULL);
@@ -241,6 +270,9 @@ int fz_scheduler_run(uint32_t count, fz_logical_thread body, void *arg, const ui
   }
   al_scheduler_install(NULL);
   tls_scheduler = NULL;
+#ifdef FZ_SCHED_TSAN
+  for (uint32_t i = 0; i < count; i++) __tsan_destroy_fiber(s->threads[i].tsan_fiber);
+#endif
   return s->deadlocked ? FZ_SCHED_DEADLOCK : FZ_SCHED_OK;
 }
 
