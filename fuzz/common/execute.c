@@ -429,6 +429,11 @@ static bool check_overlap(exec_ctx *x, uint32_t i, const char *label, al_handle 
 }
 
 static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats, bool walk) {
+  if (x->o->observe_check) {
+    fz_model_counts expected;
+    if (stats) fz_model_expected(x->model, &expected);
+    x->o->observe_check(x->o->observe_ctx, i, label, stats ? &expected : NULL, walk);
+  }
   if (stats) {
     al_adapter_stats st;
     x->port->get_stats(x->adapter, &st);
@@ -449,6 +454,7 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
   fz_prediction pr;
   fz_model_predict(x->model, &e->a, &pr);
   if (c != NULL && x->o->adjust_prediction) x->o->adjust_prediction(x->o->adjust_ctx, i, c, &pr);
+  if (x->o->observe_prediction) x->o->observe_prediction(x->o->observe_ctx, i, label, &pr);
   uint64_t before = x->faults_on ? failures_total(x) : 0;
   NTSTATUS st = invoke(x, e);
   if (i != IMPLICIT) {

@@ -115,6 +115,17 @@ typedef struct fz_exec_options {
    * deliberately wrong and check that the oracle notices. */
   void (*adjust_prediction)(void *ctx, uint32_t call, const fz_call *c, fz_prediction *prediction);
   void *adjust_ctx;
+  /* Observers (NULL: none), for tools that turn a run into something else (fuzz/tools:emit_c
+   * writes it out as a standalone C program). observe_prediction is called before every call
+   * the executor makes, program or implicit (@call: the program call's index, or UINT32_MAX
+   * with @label naming the implicit call: "teardown destroy_device(0x...)", ...), with the
+   * prediction it will be checked against. observe_check is called before the checks that
+   * follow a call (or end the program: @label "teardown"), with the counts the statistics must
+   * show (@expected; NULL when they are not checked) and whether al_adapter_check() runs. */
+  void (*observe_prediction)(void *ctx, uint32_t call, const char *label, const fz_prediction *prediction);
+  void (*observe_check)(void *ctx, uint32_t call, const char *label, const fz_model_counts *expected,
+                        bool adapter_check);
+  void *observe_ctx;
 } fz_exec_options;
 
 /* The defaults: every check on, abort on mismatch, alloclab's port. */

@@ -1,0 +1,917 @@
+/*
+ * emit_c.c — write a fuzz input out as a standalone C program that makes the same calls through
+ * the public API (alloclab.h, the selected miniport's descriptor) and checks what the oracle
+ * checked, so a crash can be read, debugged and attached to a bug without the fuzzing code.
+ *
+ *   emit_c [--keep-faults] [--build-command CMD] INPUT OUT.c      (program targets)
+ *   emit_c --private-data [--build-command CMD] INPUT OUT.c       (private_data inputs)
+ *
+ * Program targets: INPUT is decoded into a program (alloclab/fuzz/input.h; its fault requests
+ * dropped, as ddi_sequence does, unless --keep-faults, as fault_injection does) and run once by
+ * the executor (alloclab/fuzz/execute.h) with its default options, through a recording port:
+ * every port call the executor makes — the program's calls and its implicit ones (the adapter
+ * bring-up, pre-waits before ASSUME_NOT_IN_USE destroys, the end-of-program teardown) — is
+ * written as the same call with the same argument values (private data and command streams as
+ * byte arrays, handles as variables holding what the port returned). After each call come the
+ * oracle's checks, with the model's expectations written in as constants: the status must be in
+ * the predicted set, new handles non-zero and never repeated, the adapter's statistics equal to
+ * the model's counts, al_adapter_check() must pass; at the end the adapter must be empty and the
+ * sim's process-wide totals back to where they were. A failed check prints the oracle's message
+ * ("alloclab oracle: call 3 ...: port returned X, model expected Y (...)") and aborts. The run
+ * happens in a child process, so an abort or a sanitizer report during it (a crash in the port,
+ * the verifier, a GPU fault) still leaves a program: it ends with the call that crashed.
+ * Not transplanted (the oracle checks them, the program does not): the model's output checks
+ * beyond non-zero and unique handles (fences, query results), the overlap check after a query,
+ * and the deferred-destroy count rules of fz_model_check_stats.
+ *
+ * --private-data: INPUT is raw SIM_ALLOCATION_DATA (the private_data target); the program
+ * creates one device-owned allocation with those bytes on the target's two adapter
+ * configurations (verifier on), destroys it, and checks the adapter is empty and consistent.
+ *
+ * The program includes alloclab/alloclab.h, alloclab/status.h, alloclab/hw/miniport.h, and
+ * with the sim alloclab/hw/sim_miniport.h (+ alloclab/hw/fault_injection.h with faults). CMD,
+ * when given, is written into its header comment as the way to build it.
+ * Prints one line saying what it wrote and how the run went. Exits 0 when the program was
+ * written and the run agreed with the model, 3 when it was written and the run failed (the
+ * program fails the same way), 1 when INPUT cannot be read or decoded or OUT.c cannot be
+ * written (nothing is left at OUT.c), 2 on a usage error.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "alloclab/fuzz/execute.h"
+#include "alloclab/fuzz/input.h"
+#include "alloclab/fuzz/model.h"
+#include "alloclab/hw/fault_injection.h"
+#include "alloclab/hw/miniport.h"
+#include "alloclab/hw/sim_miniport.h"
+#include "alloclab/status.h"
+#include "fuzz/common/text.h"
+#include "fuzz/tools/read_file.h"
+
+#define NO_CALL UINT32_MAX
+#define MAX_NAMES (FZ_MAX_CALLS * (FZ_MAX_LIST + 1))
+
+/* ---- Recording state (the child process) -------------------------------------------------- */
+
+static struct {
+  FILE *body;              /* the statements of main() */
+  const fz_program *p;
+  bool sim;
+  bool faults_on;
+  uint32_t call;           /* the program call the next port call belongs to, or NO_CALL */
+  char where[600];         /* its text in messages: "call 3 destroy_allocations(...)" or a label */
+  bool pending;            /* a prediction is waiting for its call */
+  fz_prediction pred;
+  char reason[256];
+  uint32_t blobs;          /* byte arrays written */
+  uint32_t implicit_serial;/* names of implicit calls' outputs */
+  uint32_t name_count;
+  struct {
+    al_handle value;
+    char name[48];
+  } names[MAX_NAMES];
+} rec;
+
+static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void out(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(rec.body, fmt, ap);
+  va_end(ap);
+}
+
+/* Writes @s as a C string literal. */
+static void write_cstr(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+    else if (ch == '\n') fputs("\\n", f);
+    else if (ch < 0x20 || ch >= 0x7F) fprintf(f, "\\%03o", ch);
+    else fputc(ch, f);
+  }
+  fputc('"', f);
+}
+
+/* The expression for a handle value passed to the port: the variable that holds what the port
+ * returned (stale or not), 0, or the literal (a hostile value the program made up). */
+static const char *handle_expr(al_handle v, char *buf, size_t cap) {
+  /* Every caller's buffer holds a literal; names are returned in place. */
+  if (v == 0) return "0";
+  for (uint32_t k = rec.name_count; k-- > 0;)
+    if (rec.names[k].value == v) return rec.names[k].name;
+  snprintf(buf, cap, "0x%08" PRIx32 "u", v);
+  return buf;
+}
+
+static void name_handle(al_handle v, const char *name) {
+  if (rec.name_count == MAX_NAMES) return;
+  rec.names[rec.name_count].value = v;
+  snprintf(rec.names[rec.name_count].name, sizeof rec.names[0].name, "%s", name);
+  rec.name_count++;
+}
+
+/* The prefix of the variables a call's outputs go to: "v3" for program call 2 (as in the text
+ * form), "implicit1" for an implicit call. */
+static const char *output_prefix(char *buf, size_t cap) {
+  if (rec.call != NO_CALL) snprintf(buf, cap, "v%u", rec.call + 1);
+  else snprintf(buf, cap, "implicit%u", ++rec.implicit_serial);
+  return buf;
+}
+
+/* Writes @size bytes at @data as a static array (at most once per pointer and size within one
+ * call: @seen) and returns its name in @name. */
+typedef struct blob_seen {
+  const void *data;
+  uint32_t size;
+  char name[24];
+} blob_seen;
+
+static const char *blob_expr(const void *data, uint32_t size, blob_seen *seen, uint32_t *nseen, char *name,
+                             size_t cap) {
+  if (data == NULL) return "NULL";
+  for (uint32_t k = 0; k < *nseen; k++)
+    if (seen[k].data == data && seen[k].size == size) return seen[k].name;
+  snprintf(name, cap, "bytes%u", ++rec.blobs);
+  const uint8_t *b = data;
+  bool zero = true;
+  for (uint32_t k = 0; k < size && zero; k++) zero = b[k] == 0;
+  if (zero) {
+    out("    static const uint8_t %s[%u]; /* all zero */\n", name, size ? size : 1u);
+  } else {
+    out("    static const uint8_t %s[%u] = {", name, size);
+    for (uint32_t k = 0; k < size; k++) out("%s0x%02x,", k % 16 ? " " : "\n        ", b[k]);
+    out("\n    };\n");
+  }
+  if (*nseen < 8) {
+    seen[*nseen].data = data;
+    seen[*nseen].size = size;
+    snprintf(seen[*nseen].name, sizeof seen[0].name, "%s", name);
+    (*nseen)++;
+  }
+  return name;
+}
+
+/* A list of handles as a local array named @name of max(@count, 1) entries (the tail past the
+ * given ones is 0, as the executor passes it). */
+static void list_decl(const char *name, const al_handle *list, uint32_t count) {
+  uint32_t given = count < FZ_MAX_LIST ? count : FZ_MAX_LIST;
+  while (given > 0 && list[given - 1] == 0) given--;
+  out("    al_handle %s[%u] = {", name, count ? count : 1u);
+  char buf[24];
+  for (uint32_t j = 0; j < given; j++) out("%s%s", j ? ", " : "", handle_expr(list[j], buf, sizeof buf));
+  if (given == 0) out("0");
+  out("};\n");
+}
+
+/* Before a port call: opens its block and, with faults, notes the injector's count. */
+static void call_begin(const char *comment) {
+  out("  /* %s */\n  {\n", comment);
+  if (rec.faults_on) out("    uint64_t failures_before = failures_total();\n");
+}
+
+/* After it: the status check against the pending prediction, and closes the block. Flushes, so
+ * that what was written survives a crash in the next call. */
+static void call_end(void) {
+  if (rec.pending) {
+    char allowed[200], faulted[200];
+    fz_status_set_format(rec.pred.allowed, allowed, sizeof allowed);
+    fz_status_set_format(rec.pred.allowed_if_faulted, faulted, sizeof faulted);
+    out("    expect_status(");
+    write_cstr(rec.body, rec.where);
+    out(", st, 0x%xu, ", rec.pred.allowed);
+    write_cstr(rec.body, allowed);
+    out(", 0x%xu, ", rec.pred.allowed_if_faulted);
+    write_cstr(rec.body, faulted);
+    out(", ");
+    write_cstr(rec.body, rec.reason);
+    out(", %s);\n", rec.faults_on ? "failures_total() != failures_before" : "false");
+    rec.pending = false;
+  }
+}
+
+static void block_end(void) {
+  out("  }\n");
+  fflush(rec.body);
+}
+
+static void expect_new(const char *what, const char *expr) {
+  out("    expect_new_handle(");
+  write_cstr(rec.body, rec.where);
+  out(", \"%s\", %s);\n", what, expr);
+}
+
+/* ---- The recording port ------------------------------------------------------------------- */
+
+static NTSTATUS rec_adapter_create(const al_adapter_config *config, al_adapter **out_adapter) {
+  SIM_HARDWARE_CONFIG hw;
+  rec.faults_on = rec.sim && config->hardware_config_size == sizeof hw &&
+                  (memcpy(&hw, config->hardware_config, sizeof hw), hw.Faults != NULL);
+  call_begin("the adapter, as the executor brings it up (small segments, deterministic engine)");
+  out("    al_hardware_request request = {.memory_segment_size = %" PRIu64 "u, .aperture_segment_size = %" PRIu64
+      "u,\n                                   .memory_page_size = 0, .threaded_engine = false};\n",
+      (uint64_t)FZ_EXEC_DEFAULT_MEMORY_SEGMENT_SIZE, (uint64_t)FZ_EXEC_DEFAULT_APERTURE_SEGMENT_SIZE);
+  out("    static _Alignas(8) uint8_t hw[1024];\n"
+      "    uint32_t hw_size = al_selected_miniport.make_hardware_config(&request, hw, sizeof hw);\n"
+      "    if (hw_size != %zuu) fail(\"setup\", \"make_hardware_config wrote %%u bytes, %zu when the program was "
+      "recorded\", hw_size);\n",
+      config->hardware_config_size, config->hardware_config_size);
+  if (rec.faults_on) {
+    out("    SIM_HARDWARE_CONFIG sim_config;\n"
+        "    memcpy(&sim_config, hw, sizeof sim_config);\n"
+        "    sim_config.Faults = &injector;\n"
+        "    memcpy(hw, &sim_config, sizeof sim_config);\n");
+  }
+  out("    al_adapter_config config = {.driver_entry = al_selected_miniport.driver_entry, .hardware_config = hw,\n"
+      "                                .hardware_config_size = hw_size, .flags = 0x%xu};\n"
+      "    NTSTATUS st = al_adapter_create(&config, &adapter);\n"
+      "    if (st != STATUS_SUCCESS || adapter == NULL)\n"
+      "      fail(\"setup\", \"al_adapter_create over \\\"%%s\\\" returned %%s\", al_selected_miniport.name, "
+      "al_status_name(st));\n",
+      config->flags);
+  if (rec.faults_on) {
+    out("    /* The program's fault requests, armed after bring-up. */\n");
+    const fz_program *p = rec.p;
+    for (uint32_t f = 0; f < p->fault_count && f < 4u; f++) {
+      enum fault_point point;
+      if (!fault_injector_point_from_id(p->faults[f].point, &point)) continue;
+      out("    arm_fault(%" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u);\n", p->faults[f].point,
+          p->faults[f].nth ? p->faults[f].nth : 1u, p->faults[f].repeat);
+    }
+  }
+  block_end();
+  return fz_port_alloclab.adapter_create(config, out_adapter);
+}
+
+static void rec_adapter_destroy(al_adapter *adapter) {
+  call_begin("the adapter goes (its verifier checks the miniport's live objects)");
+  out("    al_adapter_destroy(adapter);\n    adapter = NULL;\n");
+  block_end();
+  fz_port_alloclab.adapter_destroy(adapter);
+}
+
+static NTSTATUS rec_device_create(al_adapter *adapter, al_handle *out_device) {
+  char prefix[24];
+  output_prefix(prefix, sizeof prefix);
+  if (out_device) out("  al_handle %s = 0;\n", prefix);
+  call_begin(rec.where);
+  out("    NTSTATUS st = al_device_create(adapter, %s%s);\n", out_device ? "&" : "", out_device ? prefix : "NULL");
+  NTSTATUS st = fz_port_alloclab.device_create(adapter, out_device);
+  call_end();
+  if (st == STATUS_SUCCESS && out_device) {
+    expect_new("device", prefix);
+    name_handle(*out_device, prefix);
+  }
+  block_end();
+  return st;
+}
+
+static NTSTATUS rec_device_destroy(al_adapter *adapter, al_handle device) {
+  char buf[24];
+  call_begin(rec.where);
+  out("    NTSTATUS st = al_device_destroy(adapter, %s);\n", handle_expr(device, buf, sizeof buf));
+  NTSTATUS st = fz_port_alloclab.device_destroy(adapter, device);
+  call_end();
+  block_end();
+  return st;
+}
+
+static NTSTATUS rec_allocation_create(al_adapter *adapter, const al_create_allocation_args *a) {
+  char prefix[24], outs[40], buf[24], name[48];
+  output_prefix(prefix, sizeof prefix);
+  snprintf(outs, sizeof outs, "%s_a", prefix);
+  if (a) {
+    out("  al_handle %s_a[%u] = {0};\n", prefix, a->allocation_count ? a->allocation_count : 1u);
+    if (a->out_resource) out("  al_handle %s = 0;\n", prefix);
+  }
+  call_begin(rec.where);
+  if (a == NULL) {
+    out("    NTSTATUS st = al_allocation_create(adapter, NULL);\n");
+  } else {
+    blob_seen seen[8];
+    uint32_t nseen = 0, n = a->allocation_count;
+    if (a->allocations) {
+      out("    static al_allocation_desc descs[%u];\n", n ? n : 1u);
+      for (uint32_t j = 0; j < n;) {
+        uint32_t k = j + 1;
+        while (k < n && a->allocations[k].private_data == a->allocations[j].private_data &&
+               a->allocations[k].private_data_size == a->allocations[j].private_data_size)
+          k++;
+        const char *data = blob_expr(a->allocations[j].private_data, a->allocations[j].private_data_size, seen, &nseen,
+                                     name, sizeof name);
+        out("    for (uint32_t j = %u; j < %u; j++) descs[j] = (al_allocation_desc){%s, %" PRIu32 "u};\n", j, k, data,
+            a->allocations[j].private_data_size);
+        j = k;
+      }
+    }
+    char rname[24];
+    const char *rdata =
+        blob_expr(a->resource_private_data, a->resource_private_data_size, seen, &nseen, rname, sizeof rname);
+    out("    al_create_allocation_args args = {\n"
+        "        .device = %s,\n",
+        handle_expr(a->device, buf, sizeof buf));
+    out("        .resource = %s,\n", handle_expr(a->resource, buf, sizeof buf));
+    out("        .flags = 0x%" PRIx32 "u,\n"
+        "        .resource_private_data = %s,\n"
+        "        .resource_private_data_size = %" PRIu32 "u,\n"
+        "        .allocation_count = %" PRIu32 "u,\n"
+        "        .allocations = %s,\n"
+        "        .out_allocations = %s,\n"
+        "        .out_resource = %s%s,\n"
+        "    };\n"
+        "    NTSTATUS st = al_allocation_create(adapter, &args);\n",
+        a->flags, rdata, a->resource_private_data_size, n, a->allocations ? "descs" : "NULL",
+        a->out_allocations ? outs : "NULL", a->out_resource ? "&" : "", a->out_resource ? prefix : "NULL");
+  }
+  NTSTATUS st = fz_port_alloclab.allocation_create(adapter, a);
+  call_end();
+  if (st == STATUS_SUCCESS && a) {
+    if (a->out_resource) {
+      expect_new("resource", prefix);
+      name_handle(*a->out_resource, prefix);
+    }
+    if (a->out_allocations && a->allocation_count <= FZ_MAX_LIST) {
+      for (uint32_t j = 0; j < a->allocation_count; j++) {
+        snprintf(name, sizeof name, "%s_a[%u]", prefix, j);
+        expect_new("allocation", name);
+        name_handle(a->out_allocations[j], name);
+      }
+    }
+  }
+  block_end();
+  return st;
+}
+
+static NTSTATUS rec_resource_open(al_adapter *adapter, al_handle device, al_handle resource) {
+  char b1[24], b2[24];
+  call_begin(rec.where);
+  out("    NTSTATUS st = al_resource_open(adapter, %s, %s);\n", handle_expr(device, b1, sizeof b1),
+      handle_expr(resource, b2, sizeof b2));
+  NTSTATUS st = fz_port_alloclab.resource_open(adapter, device, resource);
+  call_end();
+  block_end();
+  return st;
+}
+
+static NTSTATUS rec_allocation_destroy(al_adapter *adapter, const al_destroy_allocation_args *a) {
+  char buf[24];
+  call_begin(rec.where);
+  if (a == NULL) {
+    out("    NTSTATUS st = al_allocation_destroy(adapter, NULL);\n");
+  } else {
+    if (a->allocations) list_decl("list", a->allocations, a->allocation_count);
+    out("    al_destroy_allocation_args args = {\n"
+        "        .device = %s,\n",
+        handle_expr(a->device, buf, sizeof buf));
+    out("        .resource = %s,\n", handle_expr(a->resource, buf, sizeof buf));
+    out("        .allocations = %s,\n"
+        "        .allocation_count = %" PRIu32 "u,\n"
+        "        .flags = 0x%" PRIx32 "u,\n"
+        "    };\n"
+        "    NTSTATUS st = al_allocation_destroy(adapter, &args);\n",
+        a->allocations ? "list" : "NULL", a->allocation_count, a->flags);
+  }
+  NTSTATUS st = fz_port_alloclab.allocation_destroy(adapter, a);
+  call_end();
+  block_end();
+  return st;
+}
+
+static NTSTATUS rec_submit(al_adapter *adapter, const al_submit_args *a) {
+  char buf[24], prefix[24], name[24];
+  output_prefix(prefix, sizeof prefix);
+  if (a && a->out_fence) out("  uint64_t %s = 0; /* the fence */\n", prefix);
+  call_begin(rec.where);
+  if (a == NULL) {
+    out("    NTSTATUS st = al_submit(adapter, NULL);\n");
+  } else {
+    blob_seen seen[8];
+    uint32_t nseen = 0;
+    if (a->allocations) list_decl("list", a->allocations, a->allocation_count);
+    const char *command = blob_expr(a->command, a->command_size, seen, &nseen, name, sizeof name);
+    out("    al_submit_args args = {\n"
+        "        .device = %s,\n"
+        "        .allocations = %s,\n"
+        "        .allocation_count = %" PRIu32 "u,\n"
+        "        .command = %s,\n"
+        "        .command_size = %" PRIu32 "u,\n"
+        "        .out_fence = %s%s,\n"
+        "    };\n"
+        "    NTSTATUS st = al_submit(adapter, &args);\n",
+        handle_expr(a->device, buf, sizeof buf), a->allocations ? "list" : "NULL", a->allocation_count, command,
+        a->command_size, a->out_fence ? "&" : "", a->out_fence ? prefix : "NULL");
+  }
+  NTSTATUS st = fz_port_alloclab.submit(adapter, a);
+  call_end();
+  block_end();
+  return st;
+}
+
+static NTSTATUS rec_fence_wait(al_adapter *adapter, uint64_t fence, uint64_t timeout_ns) {
+  call_begin(rec.where);
+  out("    NTSTATUS st = al_fence_wait(adapter, %" PRIu64 "u, %s);\n", fence,
+      timeout_ns == UINT64_MAX ? "UINT64_MAX" : "0");
+  if (timeout_ns != UINT64_MAX && timeout_ns != 0) out("    /* timeout %" PRIu64 " ns */\n", timeout_ns);
+  NTSTATUS st = fz_port_alloclab.fence_wait(adapter, fence, timeout_ns);
+  call_end();
+  block_end();
+  return st;
+}
+
+static NTSTATUS rec_gpu_run(al_adapter *adapter, uint32_t max_submissions, uint32_t *out_completed) {
+  call_begin(rec.where);
+  if (out_completed) out("    uint32_t completed = 0;\n");
+  out("    NTSTATUS st = al_gpu_run(adapter, %" PRIu32 "u, %s);\n", max_submissions,
+      out_completed ? "&completed" : "NULL");
+  NTSTATUS st = fz_port_alloclab.gpu_run(adapter, max_submissions, out_completed);
+  call_end();
+  block_end();
+  return st;
+}
+
+static NTSTATUS rec_allocation_query(al_adapter *adapter, al_handle allocation, al_allocation_info *info) {
+  /* The oracle's own queries (the overlap check after a query) are not program calls. */
+  if (!rec.pending) return fz_port_alloclab.allocation_query(adapter, allocation, info);
+  char buf[24];
+  call_begin(rec.where);
+  if (info) out("    al_allocation_info info;\n");
+  out("    NTSTATUS st = al_allocation_query(adapter, %s, %s);\n", handle_expr(allocation, buf, sizeof buf),
+      info ? "&info" : "NULL");
+  NTSTATUS st = fz_port_alloclab.allocation_query(adapter, allocation, info);
+  call_end();
+  block_end();
+  return st;
+}
+
+/* ---- Observers ---------------------------------------------------------------------------- */
+
+static void observe_prediction(void *ctx, uint32_t call, const char *label, const fz_prediction *pr) {
+  (void)ctx;
+  rec.call = call;
+  if (call == NO_CALL) {
+    snprintf(rec.where, sizeof rec.where, "%s", label ? label : "implicit call");
+  } else {
+    char text[512];
+    fz_format_call(text, sizeof text, rec.p, call);
+    const char *eq = strstr(text, " = ");
+    snprintf(rec.where, sizeof rec.where, "call %u %s", call + 1, eq && text[0] == 'v' ? eq + 3 : text);
+  }
+  rec.pred = *pr;
+  snprintf(rec.reason, sizeof rec.reason, "%s", pr->reason ? pr->reason : "");
+  rec.pending = true;
+}
+
+static void observe_check(void *ctx, uint32_t call, const char *label, const fz_model_counts *e, bool walk) {
+  (void)ctx;
+  (void)call;
+  /* Program calls: rec.where is already the call's text; the teardown check has its label. */
+  if (call == NO_CALL && label && strcmp(label, "teardown") == 0) {
+    snprintf(rec.where, sizeof rec.where, "teardown");
+    out("  expect_empty();\n");
+  }
+  if (e) {
+    out("  expect_stats(");
+    write_cstr(rec.body, rec.where);
+    out(", (const expected_counts){%" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u, %" PRIu32
+        "u, %" PRIu32 "u, %" PRIu64 "u, %" PRIu64 "u, %" PRIu64 "u});\n",
+        e->devices, e->resources, e->allocations, e->bindings_min, e->bindings_max, e->deferred_min, e->deferred_max,
+        e->fence_submitted, e->fence_completed, e->segment_bytes_max);
+  }
+  if (walk) {
+    out("  expect_adapter_check(");
+    write_cstr(rec.body, rec.where);
+    out(");\n");
+  }
+  fflush(rec.body);
+}
+
+/* ---- The program around the recorded calls ------------------------------------------------ */
+
+static void write_header(FILE *f, const char *input, const char *what, const char *build, const char *outcome) {
+  fprintf(f, "/*\n * Generated by fuzz/tools:emit_c from %s (%s).\n", input, what);
+  fprintf(f,
+          " * A standalone program: the same calls through the public API (alloclab.h and the selected\n"
+          " * miniport's descriptor), with the oracle's checks written in. No fuzzing code, no input file.\n"
+          " * When recorded: %s\n",
+          outcome);
+  if (build && build[0]) fprintf(f, " * Build and run:\n *   %s\n", build);
+  fprintf(f, " */\n");
+  fprintf(f,
+          "#include <stdarg.h>\n#include <stdbool.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
+          "#include <string.h>\n\n#include \"alloclab/alloclab.h\"\n#include \"alloclab/hw/miniport.h\"\n"
+          "#include \"alloclab/status.h\"\n");
+}
+
+static const char program_helpers[] =
+    "\n"
+    "/* Not every program uses every check. */\n"
+    "#define UNUSED_OK __attribute__((unused))\n"
+    "\n"
+    "static al_adapter *adapter;\n"
+    "\n"
+    "/* A failed check: the oracle's message, then abort (as the fuzz target does). */\n"
+    "__attribute__((noreturn, format(printf, 2, 3))) static void fail(const char *where, const char *fmt, ...) {\n"
+    "  va_list ap;\n"
+    "  fprintf(stderr, \"alloclab oracle: %s: \", where);\n"
+    "  va_start(ap, fmt);\n"
+    "  vfprintf(stderr, fmt, ap);\n"
+    "  va_end(ap);\n"
+    "  fprintf(stderr, \"\\n\");\n"
+    "  fflush(stderr);\n"
+    "  abort();\n"
+    "}\n"
+    "\n"
+    "/* The statuses of the model's sets, by bit (alloclab/fuzz/model.h fz_status_set). */\n"
+    "static const NTSTATUS status_bits[] = {STATUS_SUCCESS, STATUS_INVALID_PARAMETER, STATUS_INVALID_HANDLE,\n"
+    "                                       STATUS_NO_MEMORY, STATUS_NO_VIDEO_MEMORY, STATUS_DEVICE_REMOVED,\n"
+    "                                       STATUS_TIMEOUT};\n"
+    "\n"
+    "/* @st must be in the set the model predicted (the wider one when an injected failure happened). */\n"
+    "static UNUSED_OK void expect_status(const char *where, NTSTATUS st, uint32_t allowed, const char *allowed_text,\n"
+    "                          uint32_t allowed_if_faulted, const char *faulted_text, const char *reason,\n"
+    "                          bool faulted) {\n"
+    "  uint32_t set = faulted ? allowed_if_faulted : allowed;\n"
+    "  for (uint32_t b = 0; b < sizeof status_bits / sizeof status_bits[0]; b++)\n"
+    "    if (status_bits[b] == st && (set & (1u << b))) return;\n"
+    "  fail(where, \"port returned %s, model expected %s (%s)%s\", al_status_name(st),\n"
+    "       faulted ? faulted_text : allowed_text, reason,\n"
+    "       faulted ? \" [an injected failure happened during the call]\" : \"\");\n"
+    "}\n"
+    "\n"
+    "/* Every handle the port returns is non-zero and new within the program. */\n"
+    "static al_handle seen_handles[4096];\n"
+    "static uint32_t seen_count;\n"
+    "static UNUSED_OK void expect_new_handle(const char *where, const char *what, al_handle h) {\n"
+    "  if (h == 0) fail(where, \"port returned STATUS_SUCCESS, but the port returned 0 as a %s handle\", what);\n"
+    "  for (uint32_t k = 0; k < seen_count; k++)\n"
+    "    if (seen_handles[k] == h)\n"
+    "      fail(where, \"port returned STATUS_SUCCESS, but the port returned %s handle 0x%08x, a value it \"\n"
+    "                  \"already gave in this program\", what, h);\n"
+    "  if (seen_count < sizeof seen_handles / sizeof seen_handles[0]) seen_handles[seen_count++] = h;\n"
+    "}\n"
+    "\n"
+    "/* What the model said the statistics must show after the call (fz_model_counts). */\n"
+    "typedef struct expected_counts {\n"
+    "  uint32_t devices, resources, allocations, bindings_min, bindings_max, deferred_min, deferred_max;\n"
+    "  uint64_t fence_submitted, fence_completed, segment_bytes_max;\n"
+    "} expected_counts;\n"
+    "\n"
+    "#define STATS_FAIL(...) fail(where, \"statistics disagree with the model: \" __VA_ARGS__)\n"
+    "static UNUSED_OK void expect_stats(const char *where, expected_counts c) {\n"
+    "  al_adapter_stats st;\n"
+    "  al_adapter_get_stats(adapter, &st);\n"
+    "  if (st.devices != c.devices) STATS_FAIL(\"live devices: port %u, model %u\", st.devices, c.devices);\n"
+    "  if (st.resources != c.resources) STATS_FAIL(\"live resources: port %u, model %u\", st.resources, c.resources);\n"
+    "  if (st.allocations != c.allocations)\n"
+    "    STATS_FAIL(\"live allocations: port %u, model %u\", st.allocations, c.allocations);\n"
+    "  if (st.bindings < c.bindings_min)\n"
+    "    STATS_FAIL(\"bindings: port %u, model at least %u (a binding closed while its device's GPU work still \"\n"
+    "               \"uses it)\", st.bindings, c.bindings_min);\n"
+    "  if (st.bindings > c.bindings_max)\n"
+    "    STATS_FAIL(\"bindings: port %u, model %s %u (a binding leaked)\", st.bindings,\n"
+    "               c.bindings_min == c.bindings_max ? \"exactly\" : \"at most\", c.bindings_max);\n"
+    "  if (st.deferred_allocations < c.deferred_min)\n"
+    "    STATS_FAIL(\"deferred allocations: port %u, model at least %u (memory released while GPU work still \"\n"
+    "               \"references it)\", st.deferred_allocations, c.deferred_min);\n"
+    "  if (st.deferred_allocations > c.deferred_max)\n"
+    "    STATS_FAIL(\"deferred allocations: port %u, model at most %u (a deferred destroy that should be \"\n"
+    "               \"released, or a leak)\", st.deferred_allocations, c.deferred_max);\n"
+    "  if (st.fence_submitted != c.fence_submitted)\n"
+    "    STATS_FAIL(\"fence_submitted: port %llu, model %llu\", (unsigned long long)st.fence_submitted,\n"
+    "               (unsigned long long)c.fence_submitted);\n"
+    "  if (st.fence_completed < c.fence_completed || st.fence_completed > st.fence_submitted)\n"
+    "    STATS_FAIL(\"fence_completed: port %llu, model at least %llu\", (unsigned long long)st.fence_completed,\n"
+    "               (unsigned long long)c.fence_completed);\n"
+    "  uint64_t used = 0;\n"
+    "  for (uint32_t s = 0; s < st.segment_count && s < DXGK_MAX_SEGMENTS; s++) {\n"
+    "    if (st.segments[s].used_bytes > st.segments[s].size)\n"
+    "      STATS_FAIL(\"segment %u: %llu bytes used of %llu\", st.segments[s].id,\n"
+    "                 (unsigned long long)st.segments[s].used_bytes, (unsigned long long)st.segments[s].size);\n"
+    "    used += st.segments[s].used_bytes;\n"
+    "  }\n"
+    "  if (used > c.segment_bytes_max)\n"
+    "    STATS_FAIL(\"segments hold %llu bytes, the live and deferred allocations at most %llu (memory leaked)\",\n"
+    "               (unsigned long long)used, (unsigned long long)c.segment_bytes_max);\n"
+    "}\n"
+    "\n"
+    "static UNUSED_OK void expect_adapter_check(const char *where) {\n"
+    "  char msg[1024];\n"
+    "  if (!al_adapter_check(adapter, msg, sizeof msg)) fail(where, \"al_adapter_check: %s\", msg);\n"
+    "}\n"
+    "\n"
+    "/* After every device was destroyed and the GPU drained, nothing may be left. */\n"
+    "static UNUSED_OK void expect_empty(void) {\n"
+    "  al_adapter_stats st;\n"
+    "  al_adapter_get_stats(adapter, &st);\n"
+    "  const char *what = NULL;\n"
+    "  if (st.devices || st.resources || st.allocations || st.bindings) what = \"objects are left\";\n"
+    "  else if (st.deferred_allocations || st.deferred_destroys) what = \"deferred destroys are left\";\n"
+    "  for (uint32_t s = 0; what == NULL && s < st.segment_count && s < DXGK_MAX_SEGMENTS; s++)\n"
+    "    if (st.segments[s].used_bytes || st.segments[s].live_blocks) what = \"segment memory is left\";\n"
+    "  if (what)\n"
+    "    fail(\"teardown\", \"%s after every device was destroyed and the GPU drained: devices %u resources %u \"\n"
+    "         \"allocations %u bindings %u deferred %u/%u\", what, st.devices, st.resources, st.allocations,\n"
+    "         st.bindings, st.deferred_destroys, st.deferred_allocations);\n"
+    "}\n";
+
+static const char sim_helpers[] =
+    "\n"
+    "/* The sim's process-wide live totals must be back where they were (no leak in the miniport). */\n"
+    "static UNUSED_OK void expect_sim_totals(const sim_miniport_stats *a, const sim_miniport_stats *b) {\n"
+    "#define TOTAL(f)                                                                                   \\\n"
+    "  if (a->f != b->f)                                                                                \\\n"
+    "    fail(\"after al_adapter_destroy\", \"the sim miniport's live totals: \" #f \" %llu before the program, \" \\\n"
+    "         \"%llu after (leak)\", (unsigned long long)a->f, (unsigned long long)b->f);\n"
+    "  TOTAL(adapters) TOTAL(devices) TOTAL(zombie_devices) TOTAL(resources) TOTAL(allocations) TOTAL(bindings)\n"
+    "  TOTAL(host_bytes) TOTAL(committed_bytes) TOTAL(mapped_bytes) TOTAL(va_reserved_bytes)\n"
+    "  TOTAL(queued_submissions)\n"
+    "#undef TOTAL\n"
+    "}\n";
+
+static const char fault_helpers[] =
+    "\n"
+    "/* The sim's fault injector, armed from the program's fault requests. */\n"
+    "static fault_injector injector;\n"
+    "static UNUSED_OK uint64_t failures_total(void) {\n"
+    "  uint64_t n = 0;\n"
+    "  for (uint32_t pt = 0; pt < FAULT_POINT_COUNT; pt++) n += fault_injector_failures(&injector, (enum fault_point)pt);\n"
+    "  return n;\n"
+    "}\n"
+    "static UNUSED_OK void arm_fault(uint32_t id, uint32_t nth, uint32_t repeat) {\n"
+    "  enum fault_point point;\n"
+    "  if (fault_injector_point_from_id(id, &point)) fault_injector_arm(&injector, point, nth, repeat);\n"
+    "}\n";
+
+/* ---- Program targets ---------------------------------------------------------------------- */
+
+static const fz_port_ops recording_port = {
+    .adapter_create = rec_adapter_create,
+    .adapter_destroy = rec_adapter_destroy,
+    .device_create = rec_device_create,
+    .device_destroy = rec_device_destroy,
+    .allocation_create = rec_allocation_create,
+    .resource_open = rec_resource_open,
+    .allocation_destroy = rec_allocation_destroy,
+    .submit = rec_submit,
+    .fence_completed = al_fence_completed,
+    .fence_submitted = al_fence_submitted,
+    .fence_wait = rec_fence_wait,
+    .gpu_run = rec_gpu_run,
+    .get_stats = al_adapter_get_stats,
+    .allocation_query = rec_allocation_query,
+    .adapter_check = al_adapter_check,
+};
+
+static fz_program program;
+static fz_exec_report report;
+
+/* The child: runs the program through the recording port, writing main()'s body to @body and
+ * the oracle's message (if any) to @message. Exits 0 (agreed) or 3 (mismatch); a crash is its
+ * own signal. */
+static void record_child(FILE *body, FILE *message) {
+  rec.body = body;
+  rec.p = &program;
+  rec.sim = strcmp(al_selected_miniport.name, "sim") == 0;
+  rec.call = NO_CALL;
+  snprintf(rec.where, sizeof rec.where, "setup");
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  o.port = &recording_port;
+  o.observe_prediction = observe_prediction;
+  o.observe_check = observe_check;
+  int rc = fz_execute(&program, &o, &report);
+  fflush(body);
+  if (rc != FZ_EXEC_OK) {
+    fprintf(message, "%s", report.message);
+    fflush(message);
+    fprintf(stderr, "%s\n", report.message);
+    _exit(3);
+  }
+  fflush(message);
+  _exit(0);
+}
+
+static bool copy_stream(FILE *from, FILE *to) {
+  char buf[65536];
+  size_t n;
+  rewind(from);
+  while ((n = fread(buf, 1, sizeof buf, from)) > 0)
+    if (fwrite(buf, 1, n, to) != n) return false;
+  return !ferror(from);
+}
+
+/* Returns the exit status of main (see the file comment). */
+static int emit_program(const char *input, const uint8_t *data, size_t size, bool keep_faults, const char *build,
+                        const char *out_path) {
+  if (!fz_decode(data, size, &program)) {
+    fprintf(stderr, "emit_c: %s: not a program input: unsupported format version %u (this build reads %u)\n", input,
+            size > 4 ? (unsigned)data[4] : 0u, FZ_FORMAT_VERSION);
+    return 1;
+  }
+  if (!keep_faults) program.fault_count = 0;
+  FILE *body = tmpfile(), *message = tmpfile();
+  if (body == NULL || message == NULL) {
+    fprintf(stderr, "emit_c: cannot make a temporary file: %s\n", strerror(errno));
+    return 1;
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "emit_c: fork: %s\n", strerror(errno));
+    return 1;
+  }
+  if (pid == 0) record_child(body, message);
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0) {
+    if (errno != EINTR) {
+      fprintf(stderr, "emit_c: waitpid: %s\n", strerror(errno));
+      return 1;
+    }
+  }
+  char outcome[1200] = "the run agreed with the model; this program exits 0.";
+  int status = 0;
+  if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 3) {
+    char msg[1024] = "";
+    rewind(message);
+    size_t n = fread(msg, 1, sizeof msg - 1, message);
+    msg[n] = '\0';
+    snprintf(outcome, sizeof outcome, "the oracle failed; this program aborts with the same message:\n *   %s", msg);
+    status = 3;
+  } else if (WIFSIGNALED(wstatus) || (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) != 0)) {
+    snprintf(outcome, sizeof outcome,
+             "the run crashed (%s %d) in its last call below; this program crashes there the same way.",
+             WIFSIGNALED(wstatus) ? "signal" : "exit status", WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus));
+    status = 3;
+  }
+
+  FILE *f = fopen(out_path, "w");
+  if (f == NULL) {
+    fprintf(stderr, "emit_c: cannot write '%s': %s\n", out_path, strerror(errno));
+    return 1;
+  }
+  bool sim = strcmp(al_selected_miniport.name, "sim") == 0;
+  bool faults = false;
+  for (uint32_t k = 0; k < program.fault_count && k < 4u; k++) {
+    enum fault_point point;
+    if (fault_injector_point_from_id(program.faults[k].point, &point)) faults = true;
+  }
+  faults = faults && sim;
+  char what[160];
+  snprintf(what, sizeof what, "a program of %u calls%s, miniport \"%s\"", program.call_count,
+           faults ? " with fault requests" : "", al_selected_miniport.name);
+  write_header(f, input, what, build, outcome);
+  if (sim) fprintf(f, "#include \"alloclab/hw/sim_miniport.h\"\n");
+  if (faults) fprintf(f, "#include \"alloclab/hw/fault_injection.h\"\n");
+  fputs(program_helpers, f);
+  if (sim) fputs(sim_helpers, f);
+  if (faults) fputs(fault_helpers, f);
+  fprintf(f, "\nint main(void) {\n");
+  if (sim) fprintf(f, "  sim_miniport_stats totals_before, totals_after;\n  sim_miniport_get_stats(&totals_before);\n");
+  bool ok = copy_stream(body, f);
+  if (sim) fprintf(f, "  sim_miniport_get_stats(&totals_after);\n  expect_sim_totals(&totals_before, &totals_after);\n");
+  fprintf(f, "  printf(\"the program ran to its end: every check passed\\n\");\n  return 0;\n}\n");
+  ok = ok && fflush(f) == 0 && !ferror(f);
+  if (fclose(f) != 0 || !ok) {
+    fprintf(stderr, "emit_c: cannot write '%s'\n", out_path);
+    remove(out_path);
+    return 1;
+  }
+  printf("emit_c: wrote %s; %s\n", out_path,
+         status ? "the recorded run failed (the program fails the same way)" : "the recorded run passed");
+  return status;
+}
+
+/* ---- private_data ------------------------------------------------------------------------- */
+
+static int emit_private_data(const char *input, const uint8_t *data, size_t size, const char *build,
+                             const char *out_path) {
+  if (size > AL_MAX_PRIVATE_DATA_SIZE) {
+    fprintf(stderr, "emit_c: %s: %zu bytes is not private data (at most %u)\n", input, size, AL_MAX_PRIVATE_DATA_SIZE);
+    return 1;
+  }
+  FILE *f = fopen(out_path, "w");
+  if (f == NULL) {
+    fprintf(stderr, "emit_c: cannot write '%s': %s\n", out_path, strerror(errno));
+    return 1;
+  }
+  char what[96];
+  snprintf(what, sizeof what, "%zu bytes of SIM_ALLOCATION_DATA, target private_data", size);
+  write_header(f, input, what, build, "not run by emit_c (private data is only written out).");
+  fprintf(f, "#include \"alloclab/hw/sim_miniport.h\"\n");
+  fputs(program_helpers, f);
+  fprintf(f, "\nstatic const uint8_t private_data[%zu] = {", size ? size : 1u);
+  for (size_t k = 0; k < size; k++) fprintf(f, "%s0x%02x,", k % 16 ? " " : "\n    ", data[k]);
+  if (size == 0) fprintf(f, "0");
+  fprintf(f,
+          "\n};\n\n"
+          "/* One device-owned allocation with the bytes above, on an adapter of the target's configuration. */\n"
+          "static void create_with_private_data(const char *name, UINT memory_page, UINT64 memory_size,\n"
+          "                                     UINT64 aperture_size) {\n"
+          "  char where[96];\n"
+          "  snprintf(where, sizeof where, \"config %%s\", name);\n"
+          "  SIM_HARDWARE_CONFIG hw = sim_hardware_config_default();\n"
+          "  hw.MemorySegmentSize = memory_size;\n"
+          "  hw.ApertureSegmentSize = aperture_size;\n"
+          "  hw.MemoryPageSize = memory_page;\n"
+          "  al_adapter_config config = {.driver_entry = SimMiniportDriverEntry, .hardware_config = &hw,\n"
+          "                              .hardware_config_size = sizeof hw, .flags = AL_ADAPTER_VERIFIER};\n"
+          "  NTSTATUS st = al_adapter_create(&config, &adapter);\n"
+          "  if (st != STATUS_SUCCESS) fail(where, \"al_adapter_create returned %%s\", al_status_name(st));\n"
+          "  al_handle device = 0, allocation = 0;\n"
+          "  st = al_device_create(adapter, &device);\n"
+          "  if (st != STATUS_SUCCESS) fail(where, \"al_device_create returned %%s\", al_status_name(st));\n"
+          "  al_allocation_desc desc = {private_data, (uint32_t)sizeof private_data};\n"
+          "  al_create_allocation_args args = {.device = device, .allocation_count = 1, .allocations = &desc,\n"
+          "                                    .out_allocations = &allocation};\n"
+          "  st = al_allocation_create(adapter, &args);\n"
+          "  printf(\"%%s: al_allocation_create = %%s\\n\", where, al_status_name(st));\n"
+          "  if (st != STATUS_SUCCESS && st != STATUS_INVALID_PARAMETER && st != STATUS_NO_VIDEO_MEMORY)\n"
+          "    fail(where, \"al_allocation_create returned %%s (expected success, STATUS_INVALID_PARAMETER or \"\n"
+          "         \"STATUS_NO_VIDEO_MEMORY)\", al_status_name(st));\n"
+          "  expect_adapter_check(where);\n"
+          "  if (st == STATUS_SUCCESS) {\n"
+          "    al_destroy_allocation_args destroy = {.device = device, .allocations = &allocation, .allocation_count = 1};\n"
+          "    st = al_allocation_destroy(adapter, &destroy);\n"
+          "    if (st != STATUS_SUCCESS) fail(where, \"destroying it returned %%s\", al_status_name(st));\n"
+          "    al_allocation_info info;\n"
+          "    st = al_allocation_query(adapter, allocation, &info);\n"
+          "    if (st != STATUS_INVALID_HANDLE) fail(where, \"a query after the destroy returned %%s\", al_status_name(st));\n"
+          "  }\n"
+          "  st = al_device_destroy(adapter, device);\n"
+          "  if (st != STATUS_SUCCESS) fail(where, \"al_device_destroy returned %%s\", al_status_name(st));\n"
+          "  expect_empty();\n"
+          "  expect_adapter_check(where);\n"
+          "  al_adapter_destroy(adapter);\n"
+          "  adapter = NULL;\n"
+          "}\n\n"
+          "int main(void) {\n"
+          "  create_with_private_data(\"4k-pages\", 4096u, (UINT64)1 << 20, (UINT64)512 << 10);\n"
+          "  create_with_private_data(\"64k-pages\", 65536u, (UINT64)512 << 10, (UINT64)1 << 20);\n"
+          "  printf(\"the program ran to its end: every check passed\\n\");\n"
+          "  return 0;\n"
+          "}\n");
+  bool ok = fflush(f) == 0 && !ferror(f);
+  if (fclose(f) != 0 || !ok) {
+    fprintf(stderr, "emit_c: cannot write '%s'\n", out_path);
+    remove(out_path);
+    return 1;
+  }
+  printf("emit_c: wrote %s: one allocation with %zu bytes of private data on 2 adapter configurations\n", out_path,
+         size);
+  return 0;
+}
+
+/* ---- main --------------------------------------------------------------------------------- */
+
+static int usage(void) {
+  fprintf(stderr,
+          "usage: emit_c [--keep-faults | --private-data] [--build-command CMD] INPUT OUT.c\n"
+          "Writes INPUT (a fuzz input) as a standalone C program of the same public-API calls with the\n"
+          "oracle's checks. --keep-faults: arm the input's fault requests (fault_injection);\n"
+          "--private-data: INPUT is SIM_ALLOCATION_DATA bytes (private_data). Exits 0 written (run passed),\n"
+          "3 written (run failed: the program fails the same way), 1 on a file error, 2 on a usage error.\n");
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  bool keep_faults = false, private_data = false;
+  const char *build = NULL, *paths[2];
+  int npaths = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--keep-faults") == 0) keep_faults = true;
+    else if (strcmp(argv[i], "--private-data") == 0) private_data = true;
+    else if (strcmp(argv[i], "--build-command") == 0 && i + 1 < argc) build = argv[++i];
+    else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return usage(), 0;
+    else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+      fprintf(stderr, "emit_c: unknown option '%s'\n", argv[i]);
+      return usage();
+    } else if (npaths < 2) paths[npaths++] = argv[i];
+    else {
+      fprintf(stderr, "emit_c: one INPUT and one OUT.c ('%s' is extra)\n", argv[i]);
+      return usage();
+    }
+  }
+  if (npaths != 2) return usage();
+  if (keep_faults && private_data) {
+    fprintf(stderr, "emit_c: --keep-faults and --private-data do not go together\n");
+    return usage();
+  }
+  uint8_t *data;
+  size_t size;
+  if (!fz_read_file("emit_c", paths[0], &data, &size)) return 1;
+  int rc = private_data ? emit_private_data(paths[0], data, size, build, paths[1])
+                        : emit_program(paths[0], data, size, keep_faults, build, paths[1]);
+  free(data);
+  return rc;
+}

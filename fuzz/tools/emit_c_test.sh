@@ -1,0 +1,77 @@
+#!/bin/bash
+# emit_c_test.sh — emit_c: generated programs build (Bazel builds them with ALLOCLAB_COPTS, i.e.
+# -Werror) and behave like the fuzz input they came from; emit_c's errors.
+#   emit_c_test.sh EMIT_C EMIT_C_BROKEN PASSING_BIN BROKEN_BIN PASSING_GEN_C PASSING_PROGRAM
+#                  BROKEN_PROGRAM PRIVATE_DATA_PROGRAM
+# EMIT_C_BROKEN and BROKEN_PROGRAM are linked with broken_port.c (al_resource_open reports
+# success for a stale resource).
+set -uo pipefail
+
+emit_c=$1 emit_c_broken=$2 passing_bin=$3 broken_bin=$4 passing_c=$5
+passing_program=$6 broken_program=$7 private_data_program=$8
+tmp=${TEST_TMPDIR:-$(mktemp -d)}
+failures=0
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+# expect_exit CODE NEEDLE CMD...: CMD must exit with CODE and print NEEDLE (stdout or stderr).
+expect_exit() {
+  local code=$1 needle=$2 rc=0
+  shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+  if ((rc != code)); then
+    fail "'$*' exited $rc, not $code: $(cat "$tmp/out" "$tmp/err")"
+  elif [[ -n $needle ]] && ! grep -qF -- "$needle" "$tmp/out" "$tmp/err"; then
+    fail "'$*': output lacks '$needle': $(cat "$tmp/out" "$tmp/err")"
+  fi
+}
+
+# 1. A passing program: the generated program exits 0 against alloclab's port.
+expect_exit 0 "every check passed" "$passing_program"
+# ... and carries the executor's implicit calls: the pre-wait before the ASSUME_NOT_IN_USE
+# destroy (call 8), the teardown of the devices left alive, the emptiness checks.
+for needle in "fence_wait(2) before call 8 (assume_not_in_use)" "teardown destroy_device(" "expect_empty();" \
+              "expect_sim_totals(" "al_handle list[2] = {v5_a[0], 0xdead0001u};" ".flags = 0x1u"; do
+  grep -qF -- "$needle" "$passing_c" || fail "the passing program lacks '$needle'"
+done
+# It uses the public API only: no fuzz header, no input file.
+if grep -E '#include "(fuzz/|alloclab/fuzz/)' "$passing_c"; then fail "the program includes fuzzing code"; fi
+# emit_c on the passing input says so and exits 0; the file it writes is the one Bazel built.
+expect_exit 0 "the recorded run passed" "$emit_c" "$passing_bin" "$tmp/passing.c"
+sed -n '/^#include/,$p' "$tmp/passing.c" >"$tmp/a"
+sed -n '/^#include/,$p' "$passing_c" >"$tmp/b"
+cmp -s "$tmp/a" "$tmp/b" || fail "emit_c wrote a different program on a second run (not deterministic)"
+
+# 2. A failing program: emit_c's run against the broken port fails the oracle (exit 3) with a
+# message; the generated program, linked with the same broken port, fails with that message.
+expect_exit 3 "the recorded run failed" "$emit_c_broken" "$broken_bin" "$tmp/broken.c"
+message=$(grep '^alloclab oracle: ' "$tmp/err" | head -1)
+[[ $message == "alloclab oracle: call 5 open_resource(dev=v2, resource=v3): port returned STATUS_SUCCESS, model expected STATUS_INVALID_HANDLE"* ]] ||
+  fail "emit_c_broken's oracle message: '$message'"
+rc=0
+"$broken_program" >"$tmp/out" 2>"$tmp/err" || rc=$?
+((rc != 0)) || fail "the broken program exited 0"
+grep -qxF -- "$message" "$tmp/err" || fail "the broken program did not fail with '$message': $(cat "$tmp/err")"
+# Against alloclab's own port the same input passes.
+expect_exit 0 "the recorded run passed" "$emit_c" "$broken_bin" "$tmp/fixed.c"
+
+# 3. private_data: the program creates the allocation on both configurations and passes.
+expect_exit 0 "every check passed" "$private_data_program"
+grep -q "4k-pages: al_allocation_create = STATUS_SUCCESS" "$tmp/out" || fail "private_data program: $(cat "$tmp/out")"
+
+# 4. Errors: usage (2), unreadable or undecodable input and unwritable output (1, nothing left).
+expect_exit 2 "usage: emit_c" "$emit_c"
+expect_exit 2 "unknown option '--bogus'" "$emit_c" --bogus "$passing_bin" "$tmp/x.c"
+expect_exit 2 "do not go together" "$emit_c" --keep-faults --private-data "$passing_bin" "$tmp/x.c"
+expect_exit 1 "cannot read '$tmp/missing.bin'" "$emit_c" "$tmp/missing.bin" "$tmp/x.c"
+printf 'ALFZ\x09garbage' >"$tmp/v9.bin"
+expect_exit 1 "unsupported format version 9" "$emit_c" "$tmp/v9.bin" "$tmp/x.c"
+[[ ! -e $tmp/x.c ]] || fail "emit_c left $tmp/x.c after an error"
+expect_exit 1 "cannot write '$tmp/no/such/dir/x.c'" "$emit_c" "$passing_bin" "$tmp/no/such/dir/x.c"
+
+if ((failures)); then
+  echo "$failures failure(s)" >&2
+  exit 1
+fi
+echo "emit_c_test: all checks passed"

@@ -1,0 +1,71 @@
+#!/bin/bash
+# repro_target_test.sh — ./lab repro's target detection (repro_target.sh): --target, metadata in
+# the file or its sibling .txt, the path, and the errors.
+#   repro_target_test.sh REPRO_TARGET
+set -uo pipefail
+detect=$1
+tmp=${TEST_TMPDIR:-$(mktemp -d)}
+failures=0
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+# expect WANT ARGS...: detection prints WANT as the target.
+expect() {
+  local want=$1 out
+  shift
+  out=$("$detect" "$tmp/BUILD.bazel" "$@" 2>&1) || { fail "'$*': exit $?: $out"; return; }
+  [[ ${out%%$'\t'*} == "$want" ]] || fail "'$*': got '$out', want '$want'"
+}
+# expect_error NEEDLE ARGS...: exit 2 with NEEDLE in the message.
+expect_error() {
+  local needle=$1 out rc=0
+  shift
+  out=$("$detect" "$tmp/BUILD.bazel" "$@" 2>&1) || rc=$?
+  ((rc == 2)) || fail "'$*': exit $rc, not 2: $out"
+  [[ $out == *"$needle"* ]] || fail "'$*': message lacks '$needle': $out"
+}
+
+cat >"$tmp/BUILD.bazel" <<'B'
+FUZZ_TARGETS = [
+    "ddi_sequence",
+    "fault_injection",
+    "private_data",
+]
+B
+mkdir -p "$tmp/corpus/fault_injection/regressions" "$tmp/.lab/fuzz/private_data/crashes" "$tmp/elsewhere"
+printf 'ALFZ\x01' >"$tmp/corpus/fault_injection/regressions/r.bin"
+printf 'xx' >"$tmp/.lab/fuzz/private_data/crashes/crash-0123"
+printf 'ALFZ\x01' >"$tmp/elsewhere/plain.bin"
+
+# The path.
+expect fault_injection "$tmp/corpus/fault_injection/regressions/r.bin"
+expect private_data "$tmp/.lab/fuzz/private_data/crashes/crash-0123"
+# Metadata in the sibling .txt wins over the path; --target wins over both.
+printf '# bug: x\n# target: ddi_sequence\n# signature: a | b | c | d\n# reproduced: 3/3\nv1 = create_device()\n' \
+  >"$tmp/corpus/fault_injection/regressions/r.txt"
+expect ddi_sequence "$tmp/corpus/fault_injection/regressions/r.bin"
+expect private_data "$tmp/corpus/fault_injection/regressions/r.bin" private_data
+# Metadata inside the file itself (a text file given as FILE).
+printf 'junk\n# target: private_data\n' >"$tmp/elsewhere/meta.bin"
+expect private_data "$tmp/elsewhere/meta.bin"
+# Without metadata the metadata lines are not required: the path decides.
+rm "$tmp/corpus/fault_injection/regressions/r.txt"
+expect fault_injection "$tmp/corpus/fault_injection/regressions/r.bin"
+
+# Errors: nothing to go on (lists the targets), unknown targets from each source, a missing file.
+expect_error "cannot tell which target" "$tmp/elsewhere/plain.bin"
+expect_error "one of: ddi_sequence fault_injection private_data" "$tmp/elsewhere/plain.bin"
+expect_error "unknown target 'nosuch' (from --target); the targets are: ddi_sequence fault_injection private_data" \
+  "$tmp/elsewhere/plain.bin" nosuch
+printf '# target: gone_target\n' >"$tmp/elsewhere/plain.txt"
+expect_error "unknown target 'gone_target' (from the '# target:' line of" "$tmp/elsewhere/plain.bin"
+expect_error "does not exist" "$tmp/elsewhere/missing.bin"
+out=$("$detect" "$tmp/elsewhere/plain.txt" "$tmp/elsewhere/plain.bin" 2>&1) && fail "a BUILD without FUZZ_TARGETS was accepted"
+[[ $out == *"no targets found"* ]] || fail "a BUILD without FUZZ_TARGETS: $out"
+
+if ((failures)); then
+  echo "$failures failure(s)" >&2
+  exit 1
+fi
+echo "repro_target_test: all checks passed"
