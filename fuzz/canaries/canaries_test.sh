@@ -1,0 +1,62 @@
+#!/bin/bash
+# canaries_test.sh — the canaries' manifest and patches (fuzz/canaries/BUILD.bazel):
+#  - every patch applies to the current tree and every target is known (canaries.py --check);
+#  - the check fails, naming the canary, for a patch that no longer applies, an unknown target
+#    and a bad manifest line (so the first point cannot pass vacuously);
+#  - bad options (unknown canary, bad budget, unknown flag) exit 2 with a clear message.
+set -uo pipefail
+py=/usr/bin/python3
+here=$PWD   # the runfiles root of this workspace: fuzz/, core/, hw/ as the BUILD file declares
+tool=$here/fuzz/canaries/canaries.py
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+# expect RC PATTERN CMD...: CMD exits RC and its stderr+stdout matches PATTERN (grep -E).
+expect() {
+  local rc=$1 pattern=$2 out got
+  shift 2
+  out=$("$@" 2>&1)
+  got=$?
+  if [[ $got != "$rc" ]]; then
+    fail "$* exited $got, expected $rc; output: $out"
+  elif ! grep -qE -- "$pattern" <<<"$out"; then
+    fail "$* printed no line matching '$pattern'; output: $out"
+  fi
+}
+
+# 1. The real manifest and patches.
+expect 0 '6 canaries: manifest fine, every patch applies' "$py" "$tool" --check
+expect 0 '^skip_close +ddi_sequence +60s' "$py" "$tool" --list
+
+# 2. A copy of the tree to break on purpose.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+copy() { rm -rf "$tmp/t"; mkdir -p "$tmp/t"; cp -rL "$here/fuzz" "$here/core" "$here/hw" "$tmp/t/"; chmod -R u+w "$tmp/t"; }
+copy
+expect 0 'every patch applies' "$py" "$tmp/t/fuzz/canaries/canaries.py" --check
+# The line skip_close.patch changes is gone: that canary no longer applies.
+sed -i 's/if (teardown->close_count)$/if (teardown->close_count != 0)/' "$tmp/t/core/src/fence.c"
+expect 1 'skip_close: fuzz/canaries/skip_close.patch no longer applies' "$py" "$tmp/t/fuzz/canaries/canaries.py" --check
+copy
+sed -i 's/^error_path_leak         fault_injection/error_path_leak         no_such_target /' "$tmp/t/fuzz/canaries/canaries.txt"
+expect 1 "error_path_leak: target 'no_such_target' is neither in FUZZ_TARGETS" "$py" "$tmp/t/fuzz/canaries/canaries.py" --check
+copy
+sed -i 's/^skip_close              ddi_sequence     60/skip_close ddi_sequence soon/' "$tmp/t/fuzz/canaries/canaries.txt"
+expect 2 "canaries.txt:[0-9]+: budget 'soon' must be whole seconds" "$py" "$tmp/t/fuzz/canaries/canaries.py" --check
+copy
+rm "$tmp/t/fuzz/canaries/unmap_after_free.patch"
+expect 1 'unmap_after_free: fuzz/canaries/unmap_after_free.patch is missing' "$py" "$tmp/t/fuzz/canaries/canaries.py" --check
+
+# 3. Bad options: nothing is built or fuzzed, exit 2, the problem named.
+expect 2 "unknown canary 'no_such_canary'; the canaries are: skip_close, " "$py" "$tool" --only no_such_canary
+expect 2 "--budget must be whole seconds from 1 to 3600, not '0'" "$py" "$tool" --budget 0
+expect 2 "--budget must be whole seconds from 1 to 3600, not 'abc'" "$py" "$tool" --budget abc
+expect 2 "--budget must be whole seconds from 1 to 3600, not '99999'" "$py" "$tool" --budget 99999
+expect 2 "unrecognized arguments: --frobnicate" "$py" "$tool" --frobnicate
+expect 2 "expected one argument" "$py" "$tool" --budget
+
+if ((failures)); then
+  echo "canaries_test: $failures failure(s)" >&2
+  exit 1
+fi
+echo "canaries_test: all checks passed"
