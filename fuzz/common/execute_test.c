@@ -113,9 +113,9 @@ static fz_call *last(void) { return &prog.calls[prog.call_count - 1]; }
 static void then(NTSTATUS st) { want[prog.call_count - 1] = st; }
 static void hostile(uint32_t bits) { last()->hostile |= bits; }
 
-static fz_ref v(unsigned k) { return (fz_ref){FZ_REF_RESULT, (uint16_t)(k - 1), FZ_ELEMENT_SELF, 0}; }
-static fz_ref va(unsigned k, unsigned e) { return (fz_ref){FZ_REF_RESULT, (uint16_t)(k - 1), (uint16_t)e, 0}; }
-static fz_ref lit(uint32_t x) { return (fz_ref){FZ_REF_LITERAL, 0, 0, x}; }
+static fz_ref v(unsigned k) { return (fz_ref){FZ_REF_RESULT, (uint16_t)(k - 1), FZ_ELEMENT_SELF, 0, 0}; }
+static fz_ref va(unsigned k, unsigned e) { return (fz_ref){FZ_REF_RESULT, (uint16_t)(k - 1), (uint16_t)e, 0, 0}; }
+static fz_ref lit(uint32_t x) { return (fz_ref){FZ_REF_LITERAL, 0, 0, x, 0}; }
 
 static unsigned create_device(void) { return add(FZ_OP_CREATE_DEVICE); }
 static unsigned destroy_device(fz_ref d) {

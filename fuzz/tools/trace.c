@@ -45,8 +45,9 @@ int main(int argc, char **argv) {
     }
     bool headed = size >= FZ_FORMAT_HEADER_SIZE && memcmp(data, FZ_FORMAT_MAGIC, 4) == 0;
     if (!fz_decode(data, size, &program)) {
-      fprintf(stderr, "trace: %s: unsupported format version %u (this build reads version %u)\n",
-              argv[i], (unsigned)data[4], FZ_FORMAT_VERSION);
+      fprintf(stderr,
+              "trace: %s: unsupported format version %u (this build reads versions %u and %u)\n",
+              argv[i], (unsigned)data[4], FZ_FORMAT_VERSION_1, FZ_FORMAT_VERSION);
       free(data);
       status = 1;
       continue;
@@ -54,9 +55,13 @@ int main(int argc, char **argv) {
     if (i > first) {
       printf("\n");
     }
-    printf("# %s: %zu bytes, %s, %u calls, %u faults\n", argv[i], size,
-           headed ? "format version 1" : "no header (read as a version 1 body)",
-           program.call_count, program.fault_count);
+    if (headed) {
+      printf("# %s: %zu bytes, format version %u, %u calls, %u faults\n", argv[i], size,
+             (unsigned)data[4], program.call_count, program.fault_count);
+    } else {
+      printf("# %s: %zu bytes, no header (read as a version %u body), %u calls, %u faults\n",
+             argv[i], size, FZ_FORMAT_VERSION, program.call_count, program.fault_count);
+    }
     if (!run) {
       fz_print_program(stdout, &program, NULL);
     } else {
