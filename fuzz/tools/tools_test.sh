@@ -60,6 +60,32 @@ grep -qx "v3 = destroy_allocations(dev=v1, list=\[v2.a0, 0xdead0001\], flags=0) 
   "$tmp/run.out" || fail "trace --run error status: $(cat "$tmp/run.out")"
 expect_error "usage: trace" "$trace" --run
 
+# --target close_destroy replays with that target's segments: a resource of 1024 allocations
+# of 16 KiB (16 MiB) fits there, not in ddi_sequence's 2 MiB segments; long lists as ranges.
+cat >"$tmp/big.txt" <<'PROG'
+v1 = create_device()
+v2 = create_device()
+v3 = create_resource(dev=v1, n=1024, size=16384, placement=any, shared=1)
+v4 = open_resource(dev=v2, resource=v3)
+v5 = destroy_allocations(dev=v1, list=[v3.a0..a1023, v3.a0], flags=0)
+v6 = destroy_allocations(dev=v1, list=[v3.a1000..a1023], flags=0, hostile=count_minus_one)
+PROG
+"$encode" "$tmp/big.txt" "$tmp/big.bin" >/dev/null 2>"$tmp/err" || fail "encode big.txt: $(cat "$tmp/err")"
+"$trace" "$tmp/big.bin" >"$tmp/big.out" 2>"$tmp/err" || fail "trace big: $(cat "$tmp/err")"
+grep -qx "v5 = destroy_allocations(dev=v1, list=\[v3.a0..a1023, v3.a0\], flags=0)" "$tmp/big.out" ||
+  fail "trace prints ranges: $(cat "$tmp/big.out")"
+"$trace" --target close_destroy --run "$tmp/big.bin" >"$tmp/big.run" 2>"$tmp/err" ||
+  fail "trace --target close_destroy --run: $(cat "$tmp/big.run" "$tmp/err")"
+grep -qx "v3 = create_resource(dev=v1, n=1024, size=16384, placement=any, shared=1) = STATUS_SUCCESS" \
+  "$tmp/big.run" || fail "close_destroy segments: $(cat "$tmp/big.run")"
+grep -qx "v5 = destroy_allocations(dev=v1, list=\[v3.a0..a1023, v3.a0\], flags=0) = STATUS_INVALID_PARAMETER" \
+  "$tmp/big.run" || fail "1025 entries: $(cat "$tmp/big.run")"
+"$trace" --run "$tmp/big.bin" >"$tmp/big.default" 2>"$tmp/err" || fail "trace --run big: $(cat "$tmp/err")"
+grep -q "^v3 = create_resource.* = STATUS_SUCCESS" "$tmp/big.default" &&
+  fail "ddi_sequence's segments held 16 MiB: $(cat "$tmp/big.default")"
+expect_error "trace: unknown target 'nosuch'" "$trace" --target nosuch "$tmp/big.bin"
+expect_error "trace: --target needs a target name" "$trace" --target
+
 # trace | encode is the identity on inputs.
 "$encode" "$tmp/trace.txt" "$tmp/again.bin" >/dev/null 2>"$tmp/err" ||
   fail "encode of trace output: $(cat "$tmp/err")"
