@@ -42,9 +42,13 @@ void fz_exec_options_default(fz_exec_options *out) {
 
 /* ---- Context ------------------------------------------------------------------------------ */
 
-#define LIST_CAP FZ_MODEL_COUNT_OVER
+/* A list as passed: up to FZ_MODEL_COUNT_OVER expanded entries, and the one a hostile count of
+ * one more reads past them. */
+#define LIST_CAP (FZ_MODEL_COUNT_OVER + 1u)
 #define BLOB_CAP 1024u
-#define CMD_CAP 4096u
+/* A FILL or CHECK for every allocation of the longest list: the model takes every listed
+ * allocation as filled, so the stream must never be cut short (sim: 1024 x 24 bytes). */
+#define CMD_CAP AL_MAX_COMMAND_SIZE
 #define HW_CAP 1024u
 #define IMPLICIT UINT32_MAX /* call index of a call the executor adds */
 
@@ -65,9 +69,9 @@ typedef struct exec_ctx {
   bool sim;
   bool failed; /* a mismatch was reported (return_on_mismatch) */
   uint64_t value[FZ_MAX_CALLS];
-  uint8_t nalloc[FZ_MAX_CALLS];
-  al_handle allocs[FZ_MAX_CALLS][FZ_MAX_LIST];
-  al_handle list[LIST_CAP]; /* entries >= FZ_MAX_LIST stay 0 */
+  uint16_t nalloc[FZ_MAX_CALLS];
+  al_handle allocs[FZ_MAX_CALLS][FZ_MAX_ELEMENTS];
+  al_handle list[LIST_CAP]; /* the expanded list; the entry past it is 0 */
   al_allocation_desc descs[LIST_CAP];
   al_handle outs[LIST_CAP];
   al_handle live[FZ_MODEL_MAX_ALLOCATIONS];
@@ -170,18 +174,34 @@ static uint64_t resolve(const exec_ctx *x, uint32_t i, const fz_ref *r) {
   return r->element < x->nalloc[r->call] ? x->allocs[r->call][r->element] : 0;
 }
 
-static uint32_t norm_count(uint32_t c) { return c <= FZ_MAX_LIST ? c : FZ_MODEL_COUNT_OVER; }
+static uint32_t norm_count(uint32_t c) { return c <= FZ_MAX_ELEMENTS ? c : FZ_MODEL_COUNT_OVER; }
 
 static fz_placement norm_placement(fz_placement p) {
   return p <= FZ_PLACEMENT_APERTURE_ONLY ? p : FZ_PLACEMENT_ANY;
 }
 
-/* Resolves the call's list into x->list; returns the count passed. */
+/* Resolves the call's list into x->list, each range expanded to its elements in order (an
+ * element its call did not make is 0); returns the count passed: the expanded length (above
+ * AL_MAX_ALLOCATIONS_PER_CALL: FZ_MODEL_COUNT_OVER), +1 or -1 with the hostile count bits. */
 static uint32_t resolve_list(exec_ctx *x, uint32_t i, const fz_call *c) {
-  uint32_t n = norm_count(c->list_length);
-  uint32_t given = n < FZ_MAX_LIST ? n : FZ_MAX_LIST;
-  for (uint32_t j = 0; j < given; j++) x->list[j] = (al_handle)resolve(x, i, &c->list[j]);
-  for (uint32_t j = given; j < FZ_MAX_LIST; j++) x->list[j] = 0;
+  uint32_t entries = c->list_length < FZ_MAX_LIST ? c->list_length : FZ_MAX_LIST;
+  uint32_t n = 0;
+  if (c->list_length > FZ_MAX_LIST) { /* not a valid program: passed as over the maximum */
+    memset(x->list, 0, LIST_CAP * sizeof x->list[0]);
+    entries = 0;
+    n = FZ_MODEL_COUNT_OVER;
+  }
+  for (uint32_t j = 0; j < entries && n < FZ_MODEL_COUNT_OVER; j++) {
+    fz_ref r = c->list[j];
+    uint32_t span = r.span;
+    r.span = 0;
+    for (uint32_t e = 0; e <= span && n < FZ_MODEL_COUNT_OVER; e++, r.element++) {
+      x->list[n++] = (al_handle)resolve(x, i, &r);
+    }
+  }
+  x->list[n] = 0; /* what a count of one more reads */
+  if (c->hostile & FZ_HOSTILE_COUNT_PLUS_ONE) n++;
+  if (c->hostile & FZ_HOSTILE_COUNT_MINUS_ONE) n--; /* 0 - 1: far above the maximum */
   return n;
 }
 
@@ -253,7 +273,7 @@ static void prepare_submit(exec_ctx *x, uint32_t i, const fz_call *c, exec_call 
   if (c->command == FZ_COMMAND_NOP) {
     al_command_request rq = {.kind = AL_COMMAND_NOP};
     used += mp->append_command(&rq, x->cmd, CMD_CAP);
-  } else if (a->list_length <= FZ_MAX_LIST) {
+  } else if (a->list_length <= AL_MAX_ALLOCATIONS_PER_CALL) {
     for (uint32_t j = 0; j < a->list_length && used + cmax <= CMD_CAP; j++) {
       fz_model_allocation_view v;
       if (!fz_model_allocation(x->model, x->list[j], &v) || !v.alive) continue;
@@ -513,10 +533,10 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
       default: break;
       }
     }
-    if (n > FZ_MAX_LIST) n = 0;
+    if (n > FZ_MAX_ELEMENTS) n = 0;
     x->value[i] = v;
     x->rep->value[i] = v;
-    x->nalloc[i] = (uint8_t)n;
+    x->nalloc[i] = (uint16_t)n;
     if (n) memcpy(x->allocs[i], x->outs, n * sizeof x->outs[0]);
   }
   if (e->a.op == FZ_OP_QUERY && st == STATUS_SUCCESS && !check_overlap(x, i, label, e->a.allocation, &e->info))

@@ -113,9 +113,13 @@ static fz_call *last(void) { return &prog.calls[prog.call_count - 1]; }
 static void then(NTSTATUS st) { want[prog.call_count - 1] = st; }
 static void hostile(uint32_t bits) { last()->hostile |= bits; }
 
-static fz_ref v(unsigned k) { return (fz_ref){FZ_REF_RESULT, (uint16_t)(k - 1), FZ_ELEMENT_SELF, 0}; }
-static fz_ref va(unsigned k, unsigned e) { return (fz_ref){FZ_REF_RESULT, (uint16_t)(k - 1), (uint16_t)e, 0}; }
-static fz_ref lit(uint32_t x) { return (fz_ref){FZ_REF_LITERAL, 0, 0, x}; }
+static fz_ref v(unsigned k) { return (fz_ref){FZ_REF_RESULT, (uint16_t)(k - 1), FZ_ELEMENT_SELF, 0, 0}; }
+static fz_ref va(unsigned k, unsigned e) { return (fz_ref){FZ_REF_RESULT, (uint16_t)(k - 1), (uint16_t)e, 0, 0}; }
+static fz_ref lit(uint32_t x) { return (fz_ref){FZ_REF_LITERAL, 0, 0, x, 0}; }
+/* The range v<k>.a<first>..a<last> (a list entry). */
+static fz_ref vr(unsigned k, unsigned first, unsigned last) {
+  return (fz_ref){FZ_REF_RESULT, (uint16_t)(k - 1), (uint16_t)first, 0, (uint16_t)(last - first)};
+}
 
 static unsigned create_device(void) { return add(FZ_OP_CREATE_DEVICE); }
 static unsigned destroy_device(fz_ref d) {
@@ -211,12 +215,14 @@ static void fault(uint32_t point, uint32_t nth, uint32_t repeat) {
 }
 
 static fz_exec_report report;
+static uint64_t segment_size; /* 0: the executor's default segments */
 
 /* Runs prog (returning on a mismatch) and checks every status against want[]. */
 static bool run_line(int line) {
   fz_exec_options o;
   fz_exec_options_default(&o);
   o.return_on_mismatch = true;
+  o.memory_segment_size = o.aperture_segment_size = segment_size;
   int rc = fz_execute(&prog, &o, &report);
   bool ok = CHECK(rc == FZ_EXEC_OK, "line %d: oracle: %s", line, report.message);
   for (uint32_t i = 0; ok && i < report.calls_run; i++) {
@@ -1107,6 +1113,40 @@ static void test_gpu_content_check_catches_corruption(void) {
 
 /* ---- main --------------------------------------------------------------------------------- */
 
+/* The close/destroy scenario with long lists: a shared resource of 1024 allocations on three
+ * devices, device-owned ones, GPU work pending, and every hostile list shape through ranges. The
+ * port's DDI verifier checks the close/destroy rules on each call. */
+static void test_long_lists(void) {
+  begin();
+  segment_size = 16u << 20;
+  unsigned a = create_device(), b = create_device(), c = create_device();
+  unsigned r = create_resource(v(a), 1024, 4096, true);
+  open_resource(v(b), v(r));
+  open_resource(v(c), v(r));
+  unsigned own = create_allocations(v(c), 300, 4096, ANY);
+  submit(v(b), FZ_COMMAND_FILL, 1, vr(r, 0, 1023));                         /* fence pending */
+  submit(v(c), FZ_COMMAND_FILL, 2, vr(own, 0, 299), vr(r, 1000, 1023));
+  destroy_allocations(v(c), 0, 2, vr(own, 0, 149), vr(own, 100, 199)), then(S_IP); /* overlap */
+  destroy_allocations(v(c), 0, 2, vr(own, 0, 149), vr(own, 0, 149)), then(S_IP);  /* twice */
+  destroy_allocations(v(c), 0, 1, vr(own, 0, 300)), then(S_IH);             /* one past the end */
+  destroy_allocations(v(c), 0, 1, vr(own, 0, 299)), hostile(FZ_HOSTILE_COUNT_PLUS_ONE), then(S_IH);
+  destroy_allocations(v(c), 0, 0), hostile(FZ_HOSTILE_COUNT_MINUS_ONE), then(S_IP); /* 0 - 1 */
+  destroy_allocations(v(c), 0, 2, vr(r, 0, 1023), va(r, 0)), then(S_IP);     /* 1025 entries */
+  destroy_allocations(v(c), 0, 2, vr(own, 0, 9), va(r, 5)), then(ANY_STATUS); /* mixed owners */
+  destroy_allocations(v(a), 0, 1, vr(own, 0, 9)), then(S_IH);               /* foreign */
+  destroy_allocations(v(c), 0, 1, vr(own, 0, 300)), hostile(FZ_HOSTILE_COUNT_MINUS_ONE); /* ok */
+  destroy_allocations(v(c), 0, 1, vr(own, 0, 299)), then(S_IH);             /* stale */
+  destroy_resource(v(b), v(r), 0);                  /* b's bindings close behind its fill */
+  destroy_resource(v(c), v(r), AL_DESTROY_SYNCHRONOUS);
+  destroy_allocations(v(a), 0, 1, vr(r, 0, 511));   /* a holds it alone: a partial destroy */
+  destroy_allocations(v(a), 0, 1, vr(r, 511, 1023)), then(S_IH);           /* a511 is stale */
+  destroy_device(v(a));                             /* the rest goes with DestroyResource */
+  gpu_run(8);
+  RUN();
+  CHECK(report.gpu_fills == 1024 + 300 + 24, "fills: %u", report.gpu_fills);
+  segment_size = 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case tests[] = {
       {"devices", test_devices},
@@ -1131,6 +1171,7 @@ int main(int argc, char **argv) {
       {"gpu_content_check_catches_corruption", test_gpu_content_check_catches_corruption},
       {"random_programs", test_random_programs},
       {"known_divergence_deferred_release", test_idle_allocation_released_behind_a_deferred_one},
+      {"long_lists", test_long_lists},
       {"speed", test_speed},
   };
   const char *filter = argc > 1 ? argv[1] : NULL;

@@ -37,6 +37,13 @@ const uint32_t fz_literal_table[16] = {
     0x3FFFFFFFu, 0x7FFFFFFFu, 0x80000000u, 0xFFF00000u,
 };
 
+/* Big create counts in one byte: the edges of the 32-entry lists, of powers of two and of the
+ * port's maximum (1024). */
+const uint16_t fz_count_table[14] = {33, 63, 64, 65, 127, 128, 255, 256, 511, 512, 513, 1000, 1023, 1024};
+
+/* Range spans (elements after the first) of RANGE selectors 2..14. */
+const uint16_t fz_span_table[13] = {1, 2, 3, 7, 15, 31, 63, 127, 255, 511, 1023, 4, 8};
+
 /* ---- Data provider ------------------------------------------------------------------------ */
 
 void fz_cursor_init(fz_cursor *c, const uint8_t *data, size_t size) {
@@ -157,24 +164,43 @@ static bool effective_pick(const fz_track *t, const fz_ref_ctx *ctx, fz_pick fir
   return first != FZ_PICK_LIVE && fz_track_collect(t, ctx, FZ_PICK_LIVE, out) > 0;
 }
 
-static uint32_t decode_count(uint8_t b, bool allow_over) {
+/* A list length (both versions). */
+static uint32_t decode_length(uint8_t b) {
   if (b < 0xC0u) {
     return 1u + (b & 7u);
-  }
-  if (b == 0xFFu && allow_over) {
-    return FZ_COUNT_OVER_MAXIMUM;
   }
   return (uint32_t)(b - 0xC0u) % (FZ_MAX_LIST + 1u);
 }
 
-static uint8_t encode_count(uint32_t v) {
-  if (v == FZ_COUNT_OVER_MAXIMUM) {
-    return 0xFFu;
-  }
+static uint8_t encode_length(uint32_t v) {
   if (v >= 1 && v <= 8) {
     return (uint8_t)(v - 1u);
   }
   return (uint8_t)(0xC0u + v);
+}
+
+/* A count (creates, gpu_run); version 1 had no big counts. */
+static uint32_t decode_count(fz_cursor *c, unsigned version) {
+  uint8_t b = fz_consume_u8(c);
+  if (b == 0xFFu) {
+    return FZ_COUNT_OVER_MAXIMUM;
+  }
+  if (b < 0xF0u || version == FZ_FORMAT_VERSION_1) {
+    return decode_length(b);
+  }
+  if (b < 0xFEu) {
+    return fz_count_table[b & 0x0Fu];
+  }
+  return fz_consume_u16(c) % (FZ_MAX_ELEMENTS + 1u);
+}
+
+static uint8_t count_table_index(uint32_t v) {
+  for (uint8_t i = 0; i < sizeof fz_count_table / sizeof fz_count_table[0]; i++) {
+    if (fz_count_table[i] == v) {
+      return i;
+    }
+  }
+  return 0xFFu;
 }
 
 /* ---- Decoder -------------------------------------------------------------------------------- */
@@ -184,8 +210,37 @@ static fz_ref literal_ref(uint32_t value) {
   return r;
 }
 
-static fz_ref decode_ref(fz_cursor *c, const fz_track *t, const fz_ref_ctx *ctx) {
+/* The span of a RANGE selector with low nibble j whose first element is @first (input.h). */
+static uint16_t range_span(const fz_track *t, const fz_ref *first, uint32_t j, uint16_t raw) {
+  if (first->kind != FZ_REF_RESULT || first->element == FZ_ELEMENT_SELF ||
+      first->element >= FZ_MAX_ELEMENTS) {
+    return 0;
+  }
+  uint32_t e = first->element;
+  uint32_t n = first->call < t->count ? t->nalloc[first->call] : 0u;
+  uint32_t span;
+  if (j == 0) {
+    span = n > e + 1u ? n - 1u - e : 0u;
+  } else if (j == 1) {
+    span = n > e ? n - e : 0u;
+  } else if (j < 15) {
+    span = fz_span_table[j - 2u];
+  } else {
+    span = raw % FZ_MAX_ELEMENTS;
+  }
+  uint32_t room = FZ_MAX_ELEMENTS - 1u - e;
+  return (uint16_t)(span < room ? span : room);
+}
+
+static fz_ref decode_ref(fz_cursor *c, const fz_track *t, const fz_ref_ctx *ctx, unsigned version,
+                         bool range_allowed) {
   uint8_t s = fz_consume_u8(c);
+  if (s >= 0x90u && s < 0xA0u && range_allowed && version != FZ_FORMAT_VERSION_1) {
+    fz_ref first = decode_ref(c, t, ctx, version, false);
+    uint16_t raw = (s & 0x0Fu) == 15u ? fz_consume_u16(c) : 0u;
+    first.span = range_span(t, &first, s & 0x0Fu, raw);
+    return first;
+  }
   if (s < 0xC0u) {
     fz_pick first = s < 0xA0u ? FZ_PICK_PREFERRED : s < 0xB0u ? FZ_PICK_LIVE : FZ_PICK_STALE;
     fz_cands cands;
@@ -202,7 +257,13 @@ static fz_ref decode_ref(fz_cursor *c, const fz_track *t, const fz_ref_ctx *ctx)
     }
     fz_ref r = {.kind = FZ_REF_RESULT};
     r.call = (uint16_t)(ctx->cur - 1u - back % ctx->cur);
-    r.element = element < FZ_MAX_LIST ? element : (uint16_t)FZ_ELEMENT_SELF;
+    if (element < FZ_MAX_LIST) {
+      r.element = element;
+    } else if (element == 0xFEu && version != FZ_FORMAT_VERSION_1) {
+      r.element = (uint16_t)(fz_consume_u16(c) % FZ_MAX_ELEMENTS);
+    } else {
+      r.element = (uint16_t)FZ_ELEMENT_SELF;
+    }
     return r;
   }
   if (s < 0xF0u) {
@@ -225,39 +286,39 @@ static uint64_t decode_size(fz_cursor *c) {
   return fz_consume_u64(c);
 }
 
-static void decode_call(fz_cursor *c, const fz_track *t, fz_call *call) {
+static void decode_call(fz_cursor *c, const fz_track *t, fz_call *call, unsigned version) {
   uint8_t b = fz_consume_u8(c);
   call->op = (fz_op)((b & 0x0Fu) % FZ_OP_COUNT);
   if ((b & 0xF0u) == 0xF0u) {
-    call->hostile = fz_consume_u8(c) & 0x1Fu;
+    call->hostile = fz_consume_u8(c) & (version == FZ_FORMAT_VERSION_1 ? 0x1Fu : FZ_HOSTILE_ALL);
   }
   uint32_t fields = fz_op_fields(call->op);
   fz_ref_ctx ctx;
   if (call->op == FZ_OP_OPEN_RESOURCE) {
     fz_ref_ctx_init(&ctx, t, call, FZ_SLOT_RESOURCE, NULL);
-    call->resource = decode_ref(c, t, &ctx);
+    call->resource = decode_ref(c, t, &ctx, version, false);
     fz_ref_ctx_init(&ctx, t, call, FZ_SLOT_DEVICE, NULL);
-    call->device = decode_ref(c, t, &ctx);
+    call->device = decode_ref(c, t, &ctx, version, false);
   } else {
     if (fields & FZ_FIELD_DEVICE) {
       fz_ref_ctx_init(&ctx, t, call, FZ_SLOT_DEVICE, NULL);
-      call->device = decode_ref(c, t, &ctx);
+      call->device = decode_ref(c, t, &ctx, version, false);
     }
     if (fields & FZ_FIELD_RESOURCE) {
       fz_ref_ctx_init(&ctx, t, call, FZ_SLOT_RESOURCE, NULL);
-      call->resource = decode_ref(c, t, &ctx);
+      call->resource = decode_ref(c, t, &ctx, version, false);
     }
   }
   if (fields & FZ_FIELD_FENCE) {
     fz_ref_ctx_init(&ctx, t, call, FZ_SLOT_FENCE, NULL);
-    call->fence = decode_ref(c, t, &ctx);
+    call->fence = decode_ref(c, t, &ctx, version, false);
   }
   if (fields & FZ_FIELD_ALLOCATION) {
     fz_ref_ctx_init(&ctx, t, call, FZ_SLOT_ALLOCATION, NULL);
-    call->allocation = decode_ref(c, t, &ctx);
+    call->allocation = decode_ref(c, t, &ctx, version, false);
   }
   if (fields & FZ_FIELD_COUNT) {
-    call->count = decode_count(fz_consume_u8(c), true);
+    call->count = decode_count(c, version);
   }
   if (fields & FZ_FIELD_SIZE) {
     call->size = decode_size(c);
@@ -279,14 +340,12 @@ static void decode_call(fz_cursor *c, const fz_track *t, fz_call *call) {
   if (fields & FZ_FIELD_LIST) {
     uint32_t listed[FZ_MAX_CALLS];
     memset(listed, 0, sizeof listed);
-    call->list_length = decode_count(fz_consume_u8(c), false);
+    call->list_length = decode_length(fz_consume_u8(c));
     fz_ref_ctx_init(&ctx, t, call, FZ_SLOT_ALLOCATION, listed);
     for (uint32_t i = 0; i < call->list_length; i++) {
-      fz_ref r = decode_ref(c, t, &ctx);
+      fz_ref r = decode_ref(c, t, &ctx, version, true);
       call->list[i] = r;
-      if (r.kind == FZ_REF_RESULT && r.element < 32u) {
-        listed[r.call] |= UINT32_C(1) << r.element;
-      }
+      fz_track_mark_listed(listed, &r);
     }
   }
 }
@@ -299,8 +358,10 @@ bool fz_decode(const uint8_t *data, size_t size, fz_program *out) {
   memset(out->faults, 0, sizeof out->faults);
   fz_cursor c;
   fz_cursor_init(&c, data, size);
+  unsigned version = FZ_FORMAT_VERSION;
   if (c.size >= FZ_FORMAT_HEADER_SIZE && memcmp(data, FZ_FORMAT_MAGIC, FZ_FORMAT_MAGIC_SIZE) == 0) {
-    if (data[FZ_FORMAT_MAGIC_SIZE] != FZ_FORMAT_VERSION) {
+    version = data[FZ_FORMAT_MAGIC_SIZE];
+    if (version != FZ_FORMAT_VERSION && version != FZ_FORMAT_VERSION_1) {
       return false;
     }
     c.pos = FZ_FORMAT_HEADER_SIZE;
@@ -319,7 +380,7 @@ bool fz_decode(const uint8_t *data, size_t size, fz_program *out) {
   while (out->call_count < FZ_MAX_CALLS && fz_cursor_remaining(&c) > 0) {
     fz_call *call = &out->calls[out->call_count];
     memset(call, 0, sizeof *call);
-    decode_call(&c, &t, call);
+    decode_call(&c, &t, call, version);
     fz_track_apply(&t, call);
     out->call_count++;
   }
@@ -365,6 +426,21 @@ static void put_varint32(fz_writer *w, uint32_t v) {
 }
 
 static void encode_ref(fz_writer *w, const fz_track *t, const fz_ref_ctx *ctx, const fz_ref *ref) {
+  if (ref->kind == FZ_REF_RESULT && ref->span != 0) {
+    fz_ref first = *ref;
+    first.span = 0;
+    for (uint8_t j = 0; j < 15; j++) {
+      if (range_span(t, &first, j, 0) == ref->span) {
+        put_u8(w, (uint8_t)(0x90u | j));
+        encode_ref(w, t, ctx, &first);
+        return;
+      }
+    }
+    put_u8(w, 0x9Fu);
+    encode_ref(w, t, ctx, &first);
+    put_u16(w, ref->span);
+    return;
+  }
   if (ref->kind == FZ_REF_RESULT) {
     static const struct {
       uint8_t base;
@@ -383,7 +459,14 @@ static void encode_ref(fz_writer *w, const fz_track *t, const fz_ref_ctx *ctx, c
     }
     put_u8(w, 0xC0u);
     put_u8(w, (uint8_t)(ctx->cur - 1u - ref->call));
-    put_u8(w, ref->element == FZ_ELEMENT_SELF ? 0xFFu : (uint8_t)ref->element);
+    if (ref->element == FZ_ELEMENT_SELF) {
+      put_u8(w, 0xFFu);
+    } else if (ref->element < FZ_MAX_LIST) {
+      put_u8(w, (uint8_t)ref->element);
+    } else {
+      put_u8(w, 0xFEu);
+      put_u16(w, ref->element);
+    }
     return;
   }
   for (uint8_t i = 0; i < 16; i++) {
@@ -450,7 +533,17 @@ static void encode_call(fz_writer *w, const fz_track *t, const fz_call *call) {
     encode_ref(w, t, &ctx, &call->allocation);
   }
   if (fields & FZ_FIELD_COUNT) {
-    put_u8(w, encode_count(call->count));
+    uint8_t table = count_table_index(call->count);
+    if (call->count == FZ_COUNT_OVER_MAXIMUM) {
+      put_u8(w, 0xFFu);
+    } else if (call->count <= FZ_MAX_LIST) {
+      put_u8(w, encode_length(call->count));
+    } else if (table != 0xFFu) {
+      put_u8(w, (uint8_t)(0xF0u | table));
+    } else {
+      put_u8(w, 0xFEu);
+      put_u16(w, (uint16_t)call->count);
+    }
   }
   if (fields & FZ_FIELD_SIZE) {
     encode_size(w, call->size);
@@ -472,14 +565,12 @@ static void encode_call(fz_writer *w, const fz_track *t, const fz_call *call) {
   if (fields & FZ_FIELD_LIST) {
     uint32_t listed[FZ_MAX_CALLS];
     memset(listed, 0, sizeof listed);
-    put_u8(w, encode_count(call->list_length));
+    put_u8(w, encode_length(call->list_length));
     fz_ref_ctx_init(&ctx, t, call, FZ_SLOT_ALLOCATION, listed);
     for (uint32_t i = 0; i < call->list_length; i++) {
       const fz_ref *r = &call->list[i];
       encode_ref(w, t, &ctx, r);
-      if (r->kind == FZ_REF_RESULT && r->element < 32u) {
-        listed[r->call] |= UINT32_C(1) << r->element;
-      }
+      fz_track_mark_listed(listed, r);
     }
   }
 }
@@ -526,7 +617,8 @@ __attribute__((format(printf, 3, 4))) static bool fail(char *err, size_t cap, co
 }
 
 static bool zero_ref(const fz_ref *r) {
-  return r->kind == FZ_REF_RESULT && r->call == 0 && r->element == 0 && r->literal == 0;
+  return r->kind == FZ_REF_RESULT && r->call == 0 && r->element == 0 && r->literal == 0 &&
+         r->span == 0;
 }
 
 static const char *op_name_or(fz_op op) {
@@ -534,12 +626,13 @@ static const char *op_name_or(fz_op op) {
   return name != NULL ? name : "?";
 }
 
-static bool validate_ref(const fz_ref *r, uint32_t k, fz_op op, const char *what, char *err,
-                         size_t cap) {
+static bool validate_ref(const fz_ref *r, uint32_t k, fz_op op, const char *what, bool in_list,
+                         char *err, size_t cap) {
   const char *name = op_name_or(op);
   if (r->kind == FZ_REF_LITERAL) {
-    if (r->call != 0 || r->element != 0) {
-      return fail(err, cap, "v%u (%s): %s: a literal with call/element set", k + 1u, name, what);
+    if (r->call != 0 || r->element != 0 || r->span != 0) {
+      return fail(err, cap, "v%u (%s): %s: a literal with call/element/span set", k + 1u, name,
+                  what);
     }
     return true;
   }
@@ -555,9 +648,23 @@ static bool validate_ref(const fz_ref *r, uint32_t k, fz_op op, const char *what
     return fail(err, cap, "v%u (%s): %s names v%u, not an earlier call", k + 1u, name, what,
                 (unsigned)r->call + 1u);
   }
-  if (r->element != FZ_ELEMENT_SELF && r->element >= FZ_MAX_LIST) {
+  if (r->element != FZ_ELEMENT_SELF && r->element >= FZ_MAX_ELEMENTS) {
     return fail(err, cap, "v%u (%s): %s: element %u out of range (0..%u)", k + 1u, name, what,
-                (unsigned)r->element, FZ_MAX_LIST - 1u);
+                (unsigned)r->element, FZ_MAX_ELEMENTS - 1u);
+  }
+  if (r->span != 0) {
+    if (!in_list) {
+      return fail(err, cap, "v%u (%s): %s: a range outside a list", k + 1u, name, what);
+    }
+    if (r->element == FZ_ELEMENT_SELF) {
+      return fail(err, cap, "v%u (%s): %s: a range of v%u itself, not of its elements", k + 1u,
+                  name, what, (unsigned)r->call + 1u);
+    }
+    if ((uint32_t)r->element + r->span >= FZ_MAX_ELEMENTS) {
+      return fail(err, cap, "v%u (%s): %s: range a%u..a%u ends past element %u", k + 1u, name,
+                  what, (unsigned)r->element, (unsigned)r->element + r->span,
+                  FZ_MAX_ELEMENTS - 1u);
+    }
   }
   return true;
 }
@@ -568,7 +675,7 @@ static bool validate_call(const fz_call *call, uint32_t k, char *err, size_t cap
   }
   const char *name = op_name_or(call->op);
   uint32_t fields = fz_op_fields(call->op);
-  if (call->hostile & ~UINT32_C(0x1F)) {
+  if (call->hostile & ~(uint32_t)FZ_HOSTILE_ALL) {
     return fail(err, cap, "v%u (%s): unknown hostile bits 0x%x", k + 1u, name, call->hostile);
   }
   const struct {
@@ -583,7 +690,7 @@ static bool validate_call(const fz_call *call, uint32_t k, char *err, size_t cap
   };
   for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
     if (fields & refs[i].field) {
-      if (!validate_ref(refs[i].ref, k, call->op, refs[i].what, err, cap)) {
+      if (!validate_ref(refs[i].ref, k, call->op, refs[i].what, false, err, cap)) {
         return false;
       }
     } else if (!zero_ref(refs[i].ref)) {
@@ -591,9 +698,9 @@ static bool validate_call(const fz_call *call, uint32_t k, char *err, size_t cap
     }
   }
   if (fields & FZ_FIELD_COUNT) {
-    if (call->count > FZ_MAX_LIST && call->count != FZ_COUNT_OVER_MAXIMUM) {
+    if (call->count > FZ_MAX_ELEMENTS && call->count != FZ_COUNT_OVER_MAXIMUM) {
       return fail(err, cap, "v%u (%s): count %u out of range (0..%u or over_max)", k + 1u, name,
-                  call->count, FZ_MAX_LIST);
+                  call->count, FZ_MAX_ELEMENTS);
     }
   } else if (call->count != 0) {
     return fail(err, cap, "v%u (%s): unused count set", k + 1u, name);
@@ -625,7 +732,7 @@ static bool validate_call(const fz_call *call, uint32_t k, char *err, size_t cap
     for (uint32_t i = 0; i < call->list_length; i++) {
       char what[32];
       snprintf(what, sizeof what, "list[%u]", i);
-      if (!validate_ref(&call->list[i], k, call->op, what, err, cap)) {
+      if (!validate_ref(&call->list[i], k, call->op, what, true, err, cap)) {
         return false;
       }
     }
@@ -656,7 +763,7 @@ bool fz_program_validate(const fz_program *p, char *err, size_t cap) {
 
 static bool ref_equal(const fz_ref *a, const fz_ref *b) {
   return a->kind == b->kind && a->call == b->call && a->element == b->element &&
-         a->literal == b->literal;
+         a->literal == b->literal && a->span == b->span;
 }
 
 static bool call_equal(const fz_call *a, const fz_call *b) {

@@ -55,7 +55,7 @@ static void test_cursor(void) {
 /* A hand-made input checks the documented layout. */
 static void test_layout(void) {
   static const uint8_t in[] = {
-      'A', 'L', 'F', 'Z', 1, /* header */
+      'A', 'L', 'F', 'Z', 2, /* header */
       0x00,                  /* no faults */
       0x00,                  /* v1 = create_device() */
       0x03, 0x00, 0x03, 0x0F, 0x06, /* v2 = create_resource(PREF 0 -> v1, n=4, 16 pages,
@@ -96,7 +96,7 @@ static void check_roundtrip(const fz_program *prog, const char *what) {
   size_t n = fz_encode(prog, buf, FZ_ENCODE_MAX_SIZE);
   CHECK(n >= FZ_FORMAT_HEADER_SIZE && n <= FZ_ENCODE_MAX_SIZE, "%s: encode size %zu", what, n);
   CHECK(buf[FZ_ENCODE_MAX_SIZE] == 0xA5, "%s: wrote past cap", what);
-  CHECK(memcmp(buf, "ALFZ\x01", 5) == 0, "%s: header", what);
+  CHECK(memcmp(buf, "ALFZ\x02", 5) == 0, "%s: header", what);
   CHECK(fz_decode(buf, n, &q), "%s: decode refused", what);
   if (!fz_program_equal(prog, &q)) {
     char a[64 * 1024];
@@ -130,7 +130,7 @@ static void test_roundtrip_random(void) {
 static void check_decoded(const uint8_t *data, size_t size, const char *what) {
   char why[256];
   bool ok = fz_decode(data, size, &p);
-  bool versioned = size >= 5 && memcmp(data, "ALFZ", 4) == 0 && data[4] != 1;
+  bool versioned = size >= 5 && memcmp(data, "ALFZ", 4) == 0 && data[4] != 1 && data[4] != 2;
   CHECK(ok == !versioned, "%s: decode returned %d", what, ok);
   CHECK(fz_program_validate(&p, why, sizeof why), "%s: invalid program: %s", what, why);
   if (ok) {
@@ -149,7 +149,8 @@ static void test_decode_random_bytes(void) {
     }
     if (size >= 5 && fz_test_below(&rng, 2)) {
       memcpy(data, "ALFZ", 4);
-      data[4] = fz_test_below(&rng, 8) == 0 ? (uint8_t)fz_test_next(&rng) : 1u;
+      data[4] = fz_test_below(&rng, 8) == 0 ? (uint8_t)fz_test_next(&rng)
+                                            : (uint8_t)(1u + fz_test_below(&rng, 2));
     }
     char what[64];
     snprintf(what, sizeof what, "random bytes %d (%zu bytes)", i, size);
@@ -187,9 +188,9 @@ static void test_truncations(void) {
 }
 
 static void test_versions(void) {
-  static const uint8_t v2[] = {'A', 'L', 'F', 'Z', 2, 0x00, 0x00};
+  static const uint8_t v3[] = {'A', 'L', 'F', 'Z', 3, 0x00, 0x00};
   memset(&p, 0xFF, sizeof p);
-  CHECK(!fz_decode(v2, sizeof v2, &p), "version 2 is refused");
+  CHECK(!fz_decode(v3, sizeof v3, &p), "version 3 is refused");
   CHECK(p.call_count == 0 && p.fault_count == 0, "a refused input gives the empty program");
   static const uint8_t v0[] = {'A', 'L', 'F', 'Z', 0};
   CHECK(!fz_decode(v0, sizeof v0, &p), "version 0 is refused");
@@ -220,8 +221,8 @@ static void test_validate(void) {
   CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "not an earlier call"),
         "self reference: %s", why);
   p = base;
-  p.calls[1].device.element = 40;
-  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "element 40"),
+  p.calls[1].device.element = 1024;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "element 1024"),
         "element out of range: %s", why);
   p = base;
   p.calls[0].count = 1;
@@ -231,12 +232,37 @@ static void test_validate(void) {
   p.calls[1].op = FZ_OP_GPU_RUN;
   p.calls[1].device.element = 0;
   p.calls[1].count = 33;
-  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "count 33"), "count: %s", why);
+  CHECK(fz_program_validate(&p, why, sizeof why), "count 33 (above a list's 32): %s", why);
   p.calls[1].count = FZ_COUNT_OVER_MAXIMUM;
   CHECK(fz_program_validate(&p, why, sizeof why), "over_max is a valid count: %s", why);
+  p.calls[1].count = FZ_MAX_ELEMENTS;
+  CHECK(fz_program_validate(&p, why, sizeof why), "1024 is a valid count: %s", why);
+  p.calls[1].count = FZ_MAX_ELEMENTS + 1u;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "count 1025"), "count: %s", why);
   p = base;
-  p.calls[1].hostile = 0x20;
+  p.calls[1].hostile = FZ_HOSTILE_COUNT_MINUS_ONE;
+  CHECK(fz_program_validate(&p, why, sizeof why), "count_minus_one is a hostile bit: %s", why);
+  p.calls[1].hostile = 0x80;
   CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "hostile"), "hostile: %s", why);
+  p = base;
+  p.calls[1].device.span = 3;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "a range outside a list"),
+        "a range outside a list: %s", why);
+  p = base;
+  p.calls[1].op = FZ_OP_SUBMIT;
+  p.calls[1].device.element = FZ_ELEMENT_SELF;
+  p.calls[1].list_length = 1;
+  p.calls[1].list[0] = (fz_ref){.kind = FZ_REF_RESULT, .call = 0, .element = 1000, .span = 23};
+  CHECK(fz_program_validate(&p, why, sizeof why), "range a1000..a1023: %s", why);
+  p.calls[1].list[0].span = 24;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "ends past element 1023"),
+        "range past element 1023: %s", why);
+  p.calls[1].list[0] = (fz_ref){.kind = FZ_REF_RESULT, .element = FZ_ELEMENT_SELF, .span = 1};
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "itself"), "range of SELF: %s",
+        why);
+  p.calls[1].list[0] = (fz_ref){.kind = FZ_REF_LITERAL, .literal = 5, .span = 1};
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "literal"), "literal range: %s",
+        why);
   p = base;
   p.calls[1].op = FZ_OP_COUNT;
   CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "op 12"), "op: %s", why);
@@ -312,14 +338,14 @@ static void test_max_size(void) {
       fz_call *c = &p.calls[k];
       memset(c, 0, sizeof *c);
       c->op = op;
-      c->hostile = 0x1F;
+      c->hostile = FZ_HOSTILE_ALL;
       uint32_t f = fz_op_fields(op);
       fz_ref lit = {.kind = FZ_REF_LITERAL, .literal = 0x12345678u};
       c->device = (f & FZ_FIELD_DEVICE) ? lit : c->device;
       c->resource = (f & FZ_FIELD_RESOURCE) ? lit : c->resource;
       c->fence = (f & FZ_FIELD_FENCE) ? lit : c->fence;
       c->allocation = (f & FZ_FIELD_ALLOCATION) ? lit : c->allocation;
-      c->count = (f & FZ_FIELD_COUNT) ? 17u : 0u;
+      c->count = (f & FZ_FIELD_COUNT) ? 777u : 0u; /* the u16 form */
       c->size = (f & FZ_FIELD_SIZE) ? UINT64_C(0x123456789) : 0u;
       c->flags = (f & FZ_FIELD_FLAGS) ? 0xFEu : 0u;
       if (f & FZ_FIELD_LIST) {
@@ -338,7 +364,79 @@ static void test_max_size(void) {
   }
 }
 
+/* Version 2's new forms, byte by byte: big counts, ranges (each span form), explicit
+ * elements past 31, the new hostile bits. */
+static void test_layout_v2(void) {
+  static const uint8_t in[] = {
+      'A', 'L', 'F', 'Z', 2, 0x00,
+      0x00,                         /* v1 = create_device() */
+      0x03, 0x00, 0xFD, 0x00, 0x04, /* v2 = create_resource(v1, n=fz_count_table[13]=1024, 4 KiB,
+                                       any, shared) */
+      0x02, 0x00, 0xFE, 0x2C, 0x01, 0x00, 0x00, /* v3 = create_allocations(v1, n=300 (u16)) */
+      0xF7, 0x20, 0x00, 0x00, 0x04,  /* v4 = destroy_allocations(v1, flags 0, 5 entries,
+                                       hostile=count_plus_one): */
+      0x90, 0x00,                   /*   RANGE to the end: v3.a0..a299 (v2 is not preferred:
+                                         open on v1 alone, it is, but v3 is more recent) */
+      0x91, 0xC0, 0x01, 0x00,       /*   RANGE one past the end of explicit v2.a0: a0..a1024 cut
+                                         to a0..a1023 */
+      0x93, 0xC0, 0x01, 0xFE, 0xE8, 0x03, /* RANGE span 2 of explicit v2.a1000: a1000..a1002 */
+      0x9F, 0xE2, 0x10, 0x00,       /*   RANGE u16 of a literal: a plain 0xdead0001 */
+      0xC0, 0x01, 0xFE, 0x00, 0x02, /*   explicit v2.a512 */
+  };
+  CHECK(fz_decode(in, sizeof in, &p), "decode");
+  CHECK(p.call_count == 4, "4 calls, got %u:\n%s", p.call_count, fz_test_text(&p));
+  if (p.call_count != 4) {
+    return;
+  }
+  const char *want =
+      "v1 = create_device()\n"
+      "v2 = create_resource(dev=v1, n=1024, size=4096, placement=any, shared=1)\n"
+      "v3 = create_allocations(dev=v1, n=300, size=4096, placement=any)\n"
+      "v4 = destroy_allocations(dev=v1, list=[v3.a0..a299, v2.a0..a1023, v2.a1000..a1002, "
+      "0xdead0001, v2.a512], flags=0, hostile=count_plus_one)\n";
+  CHECK(strcmp(fz_test_text(&p), want) == 0, "decoded:\n%s", fz_test_text(&p));
+  check_roundtrip(&p, "v2 layout");
+  /* The encoder picks the shortest form of each range. */
+  size_t n = fz_encode(&p, buf, sizeof buf);
+  CHECK(n < sizeof in, "re-encoded in %zu bytes (input %zu)", n, sizeof in);
+}
+
+/* A version-1 input keeps its meaning where version 2 reads the same bytes differently. */
+static void test_version_1(void) {
+  static const uint8_t in[] = {
+      'A', 'L', 'F', 'Z', 1, 0x00,
+      0x00,                         /* v1 = create_device() */
+      0x03, 0x00, 0xF5, 0x00, 0x04, /* v2 = create_resource(n: v1 (0x35 % 33 = 20), v2 128) */
+      0xF7, 0x60, 0x00, 0x00, 0x02, /* v3 = destroy_allocations(hostile: v1 0, v2 0x60), 3 */
+      0x95,                         /*   v1: PREFERRED 5; v2: a RANGE */
+      0x00,
+      0xC0, 0x00, 0xFE,             /*   v1: explicit v2 SELF; v2: a u16 element follows */
+      0x00, 0x00,
+  };
+  CHECK(fz_decode(in, sizeof in, &p), "decode version 1");
+  const char *want_v1 =
+      "v1 = create_device()\n"
+      "v2 = create_resource(dev=v1, n=20, size=4096, placement=any, shared=1)\n"
+      "v3 = destroy_allocations(dev=v1, list=[v2.a5, v2.a0, v2], flags=0)\n"
+      "v4 = create_device()\n"
+      "v5 = create_device()\n";
+  CHECK(strcmp(fz_test_text(&p), want_v1) == 0, "version 1:\n%s", fz_test_text(&p));
+  /* The same body under a version-2 header reads the new forms. */
+  static uint8_t v2[sizeof in];
+  memcpy(v2, in, sizeof in);
+  v2[4] = 2;
+  CHECK(fz_decode(v2, sizeof v2, &q), "decode version 2");
+  CHECK(q.calls[1].count == 128 && q.calls[2].hostile == 0x60 && q.calls[2].list[0].span != 0,
+        "version 2 reads them anew:\n%s", fz_test_text(&q));
+  /* Re-encoding a version-1 program writes version 2 with the same meaning. */
+  size_t n = fz_encode(&p, buf, sizeof buf);
+  CHECK(n > 5 && buf[4] == 2 && fz_decode(buf, n, &q) && fz_program_equal(&p, &q),
+        "a version-1 program re-encoded as version 2");
+}
+
 int main(void) {
+  fz_test_run("layout_v2", test_layout_v2);
+  fz_test_run("version_1", test_version_1);
   fz_test_run("cursor", test_cursor);
   fz_test_run("layout", test_layout);
   fz_test_run("roundtrip_random", test_roundtrip_random);

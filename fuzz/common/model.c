@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define NONE 0xFFFFu
-#define MAP_BITS 12u
+#define MAP_BITS 17u /* more than twice FZ_MODEL_MAX_ALLOCATIONS + devices + resources */
 #define MAP_SIZE (1u << MAP_BITS)
 
 enum { OBJ_NONE = 0, OBJ_DEVICE = 1, OBJ_RESOURCE = 2, OBJ_ALLOCATION = 3 };
@@ -58,7 +58,7 @@ typedef struct m_submission {
   uint64_t fence;
   uint16_t device;
   uint16_t count;
-  uint16_t allocations[FZ_MAX_LIST];
+  uint16_t allocations[AL_MAX_ALLOCATIONS_PER_CALL];
 } m_submission;
 
 /* Bindings closed by a call while GPU work was queued: the port may keep them open (mapped)
@@ -325,17 +325,35 @@ static bool bound_on(const fz_model *m, const m_allocation *a, int d) {
 
 static unsigned popcount64(uint64_t v) { return (unsigned)__builtin_popcountll(v); }
 
+static int compare_handles(const void *a, const void *b) {
+  al_handle x = *(const al_handle *)a, y = *(const al_handle *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Whether a list of @n handles (n <= AL_MAX_ALLOCATIONS_PER_CALL) holds a value twice: short
+ * lists pairwise, long ones (ranges of up to 1024) sorted. */
+static bool has_duplicates(const al_handle *list, uint32_t n) {
+  if (n <= 32) {
+    for (uint32_t i = 1; i < n; i++)
+      for (uint32_t j = 0; j < i; j++)
+        if (list[j] == list[i]) return true;
+    return false;
+  }
+  al_handle sorted[AL_MAX_ALLOCATIONS_PER_CALL];
+  memcpy(sorted, list, n * sizeof sorted[0]);
+  qsort(sorted, n, sizeof sorted[0], compare_handles);
+  for (uint32_t i = 1; i < n; i++)
+    if (sorted[i] == sorted[i - 1]) return true;
+  return false;
+}
+
 /* Checks a handle list (destroy or submit). @destroy: owner rules of destroy. */
 static void check_list(const fz_model *m, const fz_model_args *a, int d, bool destroy, verdict *v) {
   uint32_t n = a->list_length;
-  if (n > FZ_MAX_LIST || a->list == NULL) return;
+  if (n > AL_MAX_ALLOCATIONS_PER_CALL || a->list == NULL) return;
+  if (has_duplicates(a->list, n)) err(v, FZ_ST_INVALID_PARAMETER, "the list has duplicates");
   uint32_t owner = UINT32_MAX; /* (kind << 16) | index of the first live entry's owner */
   for (uint32_t i = 0; i < n; i++) {
-    for (uint32_t j = 0; j < i; j++)
-      if (a->list[j] == a->list[i]) {
-        err(v, FZ_ST_INVALID_PARAMETER, "the list has duplicates");
-        break;
-      }
     int k = find_allocation(m, a->list[i]);
     if (k < 0) {
       err(v, FZ_ST_INVALID_HANDLE, "a listed handle is not a live allocation");
@@ -844,7 +862,7 @@ static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, cons
       }
     } else {
       uint64_t group = 0;
-      for (uint32_t i = 0; i < a->list_length && i < FZ_MAX_LIST; i++) {
+      for (uint32_t i = 0; i < a->list_length && i < AL_MAX_ALLOCATIONS_PER_CALL; i++) {
         int k = find_allocation(m, a->list[i]);
         if (k < 0) continue;
         if (m->al[k].last_fence > max_fence) max_fence = m->al[k].last_fence;
@@ -853,7 +871,7 @@ static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, cons
         if (before > group) group = before;
       }
       if (max_fence > group) group = max_fence;
-      for (uint32_t i = 0; i < a->list_length && i < FZ_MAX_LIST; i++) {
+      for (uint32_t i = 0; i < a->list_length && i < AL_MAX_ALLOCATIONS_PER_CALL; i++) {
         int k = find_allocation(m, a->list[i]);
         if (k < 0) continue;
         close_binding(m, d, (uint32_t)k, completed_before);
@@ -882,7 +900,7 @@ static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, cons
     m_submission *sub = m->npend < FZ_MAX_CALLS ? &m->pend[m->npend++] : NULL;
     if (sub) *sub = (m_submission){.fence = r->fence, .device = (uint16_t)(d < 0 ? 0 : d), .count = 0};
     if (d >= 0) m->dev[d].last_fence = r->fence;
-    for (uint32_t i = 0; i < a->list_length && i < FZ_MAX_LIST; i++) {
+    for (uint32_t i = 0; i < a->list_length && i < AL_MAX_ALLOCATIONS_PER_CALL; i++) {
       int k = find_allocation(m, a->list[i]);
       if (k < 0) continue;
       if (sub) sub->allocations[sub->count++] = (uint16_t)k;

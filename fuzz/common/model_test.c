@@ -505,6 +505,39 @@ static void test_capacity(void) {
   CHECK(fz_model_live_devices(m, list, FZ_MAX_LIST) == 1 && list[0] == d, "one live device");
 }
 
+/* Lists of up to 1024 handles (what ranges expand to): duplicates far apart, exactly the
+ * maximum, one above and one below it, and one call destroying 1024 allocations. */
+static void test_long_lists(void) {
+  fz_model_config c = config();
+  c.segments[0].size = c.segments[1].size = 64u << 20;
+  fz_model_reset(m, &c);
+  submitted = completed = 0;
+  al_handle d = device();
+  static al_handle x[AL_MAX_ALLOCATIONS_PER_CALL + 1];
+  create(FZ_OP_CREATE_RESOURCE, d, 0, AL_MAX_ALLOCATIONS_PER_CALL, false, x);
+  x[AL_MAX_ALLOCATIONS_PER_CALL] = 0; /* what a count of one more reads */
+  fz_model_args a = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, AL_MAX_ALLOCATIONS_PER_CALL, x);
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "1024 distinct allocations: %#x", predict(&a));
+  al_handle kept = x[1000];
+  x[1000] = x[3];
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "a duplicate 997 entries apart: %#x", predict(&a));
+  x[1000] = kept;
+  a.list_length = AL_MAX_ALLOCATIONS_PER_CALL + 1u;
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "count one above the maximum: %#x", predict(&a));
+  a.list_length = UINT32_MAX;
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "count 0 - 1: %#x", predict(&a));
+  a.list_length = AL_MAX_ALLOCATIONS_PER_CALL - 1u;
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "count one below the list: %#x", predict(&a));
+  a.list_length = AL_MAX_ALLOCATIONS_PER_CALL;
+  x[1023] = 0; /* a range one past the end: its last element is 0 */
+  CHECK(predict(&a) == FZ_ST_INVALID_HANDLE, "off the end: %#x", predict(&a));
+  a.list_length = AL_MAX_ALLOCATIONS_PER_CALL - 1u;
+  CHECK(commit(&a, STATUS_SUCCESS), "destroy 1023 in one call: %s", msg);
+  fz_model_counts k = counts();
+  CHECK(k.allocations == 1 && k.resources == 1, "one allocation left: %u", k.allocations);
+  fresh();
+}
+
 int main(int argc, char **argv) {
   static const struct {
     const char *name;
@@ -521,6 +554,7 @@ int main(int argc, char **argv) {
       {"removed_and_faults", test_removed_and_faults},
       {"reset", test_reset},
       {"capacity", test_capacity},
+      {"long_lists", test_long_lists},
   };
   fz_model_config c = config();
   m = fz_model_create(&c);

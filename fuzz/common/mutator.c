@@ -151,7 +151,10 @@ static fz_ref gen_ref(const fz_track *t, const fz_call *call, fz_slot slot, cons
 /* ---- Generated values ------------------------------------------------------------------------ */
 
 static uint32_t gen_count(uint64_t *rng) {
-  uint32_t r = below(rng, 20);
+  uint32_t r = below(rng, 22);
+  if (r >= 20) { /* a big create: up to the port's maximum of 1024 */
+    return r == 20 ? fz_count_table[below(rng, 14)] : 1u + below(rng, FZ_MAX_ELEMENTS);
+  }
   if (r < 14) {
     return 1u + below(rng, 4);
   }
@@ -207,6 +210,31 @@ static fz_op gen_op(uint64_t *rng) {
   return FZ_OP_CREATE_DEVICE;
 }
 
+/* Makes list entry @r a range of its call's elements (when it names one element): to the
+ * call's last allocation, one past it (off by one), or some other length. */
+static void make_range(const fz_track *t, fz_ref *r, uint64_t *rng) {
+  if (r->kind != FZ_REF_RESULT || r->element == FZ_ELEMENT_SELF) {
+    return;
+  }
+  uint32_t e = r->element;
+  uint32_t n = r->call < t->count ? t->nalloc[r->call] : 0u;
+  uint32_t span;
+  switch (below(rng, 4)) {
+  case 0:
+  case 1:
+    span = n > e + 1u ? n - 1u - e : 1u;
+    break;
+  case 2:
+    span = n > e ? n - e : 1u;
+    break;
+  default:
+    span = 1u + below(rng, chance(rng, 1, 2) ? 8u : FZ_MAX_ELEMENTS);
+    break;
+  }
+  uint32_t room = FZ_MAX_ELEMENTS - 1u - e;
+  r->span = (uint16_t)(span < room ? span : room);
+}
+
 /* A new call of @op valid as call number k of p (its references name calls < k). */
 static void gen_call(const fz_program *p, uint32_t k, fz_op op, fz_call *call, uint64_t *rng,
                      fz_mutate_bytes_fn mb) {
@@ -257,14 +285,15 @@ static void gen_call(const fz_program *p, uint32_t k, fz_op op, fz_call *call, u
     call->list_length = r < 8 ? 1u + below(rng, 4) : r < 9 ? 0u : below(rng, FZ_MAX_LIST + 1u);
     for (uint32_t i = 0; i < call->list_length; i++) {
       fz_ref ref = gen_ref(&t, call, FZ_SLOT_ALLOCATION, listed, rng, mb);
-      call->list[i] = ref;
-      if (ref.kind == FZ_REF_RESULT && ref.element < 32u) {
-        listed[ref.call] |= UINT32_C(1) << ref.element;
+      if (chance(rng, 1, 6)) {
+        make_range(&t, &ref, rng);
       }
+      call->list[i] = ref;
+      fz_track_mark_listed(listed, &ref);
     }
   }
   if (chance(rng, 1, 20)) {
-    call->hostile = UINT32_C(1) << below(rng, 5);
+    call->hostile = UINT32_C(1) << below(rng, 7);
   }
 }
 
@@ -522,8 +551,8 @@ static bool edit_tweak(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
       break;
     case 1:
       call->count = old == FZ_COUNT_OVER_MAXIMUM ? FZ_MAX_LIST
-                    : chance(rng, 1, 2)          ? (old < FZ_MAX_LIST ? old + 1u : 0u)
-                                                 : (old > 0 ? old - 1u : FZ_MAX_LIST);
+                    : chance(rng, 1, 2)          ? (old < FZ_MAX_ELEMENTS ? old + 1u : 0u)
+                                                 : (old > 0 ? old - 1u : FZ_MAX_ELEMENTS);
       break;
     case 2: {
       uint32_t v = (uint32_t)mutate_number(old == FZ_COUNT_OVER_MAXIMUM ? 0xFFu : old, 1, rng, mb);
@@ -570,7 +599,7 @@ static bool edit_tweak(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
     call->command = (fz_command)(((unsigned)call->command + 1u + below(rng, 2)) % 3u);
     return true;
   default:
-    call->hostile ^= UINT32_C(1) << below(rng, 5);
+    call->hostile ^= UINT32_C(1) << below(rng, 7);
     return true;
   }
 }
@@ -600,7 +629,34 @@ static bool edit_list(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
   }
   fz_call *call = &p->calls[k];
   uint32_t n = call->list_length;
-  switch (below(rng, 4)) {
+  switch (below(rng, 6)) {
+  case 4:
+  case 5: { /* an entry becomes a range, or its range changes or goes (long lists, off by one) */
+    if (n == 0) {
+      return false;
+    }
+    fz_ref *r = &call->list[below(rng, n)];
+    uint16_t old = r->span;
+    if (old != 0 && chance(rng, 1, 2)) {
+      uint32_t room = FZ_MAX_ELEMENTS - 1u - r->element;
+      switch (below(rng, 3)) {
+      case 0:
+        r->span = 0;
+        break;
+      case 1:
+        r->span = (uint16_t)(old - 1u);
+        break;
+      default: /* one more: one past the end when it ended there */
+        r->span = (uint16_t)(old < room ? old + 1u : old - 1u);
+        break;
+      }
+    } else {
+      fz_track t;
+      track_upto(p, (uint32_t)k, &t);
+      make_range(&t, r, rng);
+    }
+    return r->span != old;
+  }
   case 0: { /* add an entry (not yet listed, mostly) */
     if (n >= FZ_MAX_LIST) {
       return false;
@@ -608,10 +664,7 @@ static bool edit_list(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
     uint32_t listed[FZ_MAX_CALLS];
     memset(listed, 0, sizeof listed);
     for (uint32_t i = 0; i < n; i++) {
-      const fz_ref *r = &call->list[i];
-      if (r->kind == FZ_REF_RESULT && r->element < 32u) {
-        listed[r->call] |= UINT32_C(1) << r->element;
-      }
+      fz_track_mark_listed(listed, &call->list[i]);
     }
     fz_track t;
     track_upto(p, (uint32_t)k, &t);

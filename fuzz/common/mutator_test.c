@@ -79,8 +79,8 @@ static void test_random_bytes(void) {
   static const uint8_t v9[] = {'A', 'L', 'F', 'Z', 9, 1, 2, 3};
   memcpy(data, v9, sizeof v9);
   size_t n = fz_mutate(data, sizeof v9, sizeof data, 7, NULL);
-  CHECK(n >= 5 && memcmp(data, "ALFZ\x01", 5) == 0,
-        "an unsupported version is replaced by a version-1 program");
+  CHECK(n >= 5 && memcmp(data, "ALFZ\x02", 5) == 0,
+        "an unsupported version is replaced by a version-2 program");
 }
 
 static void test_max_size(void) {
@@ -148,6 +148,56 @@ static void test_variety(void) {
         "variety");
 }
 
+/* The mutator reaches the long-list shapes from a program that has none: ranges to the end of a
+ * create and one past it, big creates, and the count_plus_one / count_minus_one bits. */
+static void test_long_lists(void) {
+  char err[256];
+  static const char text[] = "v1 = create_device()\n"
+                             "v2 = create_resource(dev=v1, n=300, size=4096, placement=any, "
+                             "shared=1)\n"
+                             "v3 = create_device()\n"
+                             "v4 = open_resource(dev=v3, resource=v2)\n"
+                             "v5 = destroy_allocations(dev=v1, list=[v2.a0], flags=0)\n"
+                             "v6 = submit(dev=v3, list=[v2.a1], command=fill)\n";
+  fz_program prog;
+  CHECK(fz_parse_program(text, &prog, err, sizeof err), "parse: %s", err);
+  static uint8_t in[FZ_ENCODE_MAX_SIZE];
+  size_t size = fz_encode(&prog, in, sizeof in);
+  unsigned to_end = 0, past_end = 0, other_ranges = 0, big_creates = 0, plus = 0, minus = 0;
+  for (unsigned seed = 0; seed < 4000; seed++) {
+    memcpy(data, in, size);
+    size_t n = fz_mutate(data, size, sizeof data, seed, NULL);
+    fz_decode(data, n, &after);
+    for (uint32_t k = 0; k < after.call_count; k++) {
+      const fz_call *c = &after.calls[k];
+      plus += (c->hostile & FZ_HOSTILE_COUNT_PLUS_ONE) != 0;
+      minus += (c->hostile & FZ_HOSTILE_COUNT_MINUS_ONE) != 0;
+      big_creates += (c->op == FZ_OP_CREATE_RESOURCE || c->op == FZ_OP_CREATE_ALLOCATIONS) &&
+                     c->count > FZ_MAX_LIST && c->count != 300u && c->count <= FZ_MAX_ELEMENTS;
+      for (uint32_t i = 0; i < c->list_length; i++) {
+        const fz_ref *r = &c->list[i];
+        if (r->span == 0) {
+          continue;
+        }
+        uint32_t last = (uint32_t)r->element + r->span;
+        if (r->call == 1 && last == 299u) {
+          to_end++;
+        } else if (r->call == 1 && last == 300u) {
+          past_end++;
+        } else {
+          other_ranges++;
+        }
+      }
+    }
+  }
+  printf("  ranges to the end %u, one past it %u, others %u; creates above 32 %u; "
+         "count_plus_one %u, count_minus_one %u\n",
+         to_end, past_end, other_ranges, big_creates, plus, minus);
+  CHECK(to_end > 20 && past_end > 10 && other_ranges > 10 && big_creates > 10 && plus > 5 &&
+            minus > 5,
+        "long-list shapes");
+}
+
 /* Inserting and deleting calls renumber references; a deleted result gets a stand-in. */
 static void test_renumbering(void) {
   char err[256];
@@ -210,5 +260,6 @@ int main(void) {
   fz_test_run("deterministic", test_deterministic);
   fz_test_run("variety", test_variety);
   fz_test_run("renumbering", test_renumbering);
+  fz_test_run("long_lists", test_long_lists);
   return fz_test_finish();
 }

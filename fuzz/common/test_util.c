@@ -57,8 +57,9 @@ static fz_ref random_ref(uint64_t *rng, const fz_track *t, const fz_call *call, 
   if (what < 8 && k > 0) { /* any earlier result */
     r.kind = FZ_REF_RESULT;
     r.call = (uint16_t)fz_test_below(rng, k);
-    r.element = fz_test_below(rng, 3) == 0 ? (uint16_t)FZ_ELEMENT_SELF
-                                           : (uint16_t)fz_test_below(rng, FZ_MAX_LIST);
+    r.element = fz_test_below(rng, 3) == 0   ? (uint16_t)FZ_ELEMENT_SELF
+                : fz_test_below(rng, 8) == 0 ? (uint16_t)fz_test_below(rng, FZ_MAX_ELEMENTS)
+                                             : (uint16_t)fz_test_below(rng, FZ_MAX_LIST);
     return r;
   }
   r.literal = fz_test_below(rng, 2) ? fz_literal_table[fz_test_below(rng, 16)]
@@ -99,7 +100,7 @@ void fz_test_random_program(uint64_t *rng, fz_program *out) {
     fz_call *c = &out->calls[k];
     c->op = (fz_op)fz_test_below(rng, FZ_OP_COUNT);
     if (fz_test_below(rng, 8) == 0) {
-      c->hostile = fz_test_below(rng, 32);
+      c->hostile = fz_test_below(rng, FZ_HOSTILE_ALL + 1u);
     }
     uint32_t f = fz_op_fields(c->op);
     if (c->op == FZ_OP_OPEN_RESOURCE) {
@@ -121,7 +122,11 @@ void fz_test_random_program(uint64_t *rng, fz_program *out) {
     }
     if (f & FZ_FIELD_COUNT) {
       uint32_t r = fz_test_below(rng, 10);
-      c->count = r < 7 ? 1u + fz_test_below(rng, 8) : r < 9 ? fz_test_below(rng, 33) : FZ_COUNT_OVER_MAXIMUM;
+      c->count = r < 6   ? 1u + fz_test_below(rng, 8)
+                 : r < 8 ? fz_test_below(rng, 33)
+                 : r < 9 ? (fz_test_below(rng, 2) ? fz_count_table[fz_test_below(rng, 14)]
+                                                  : fz_test_below(rng, FZ_MAX_ELEMENTS + 1u))
+                         : FZ_COUNT_OVER_MAXIMUM;
     }
     if (f & FZ_FIELD_SIZE) {
       c->size = random_size(rng);
@@ -143,9 +148,16 @@ void fz_test_random_program(uint64_t *rng, fz_program *out) {
       c->list_length = fz_test_below(rng, 4) == 0 ? fz_test_below(rng, 33) : fz_test_below(rng, 5);
       for (uint32_t i = 0; i < c->list_length; i++) {
         c->list[i] = random_ref(rng, &t, c, FZ_SLOT_ALLOCATION, listed);
-        if (c->list[i].kind == FZ_REF_RESULT && c->list[i].element < 32) {
-          listed[c->list[i].call] |= UINT32_C(1) << c->list[i].element;
+        fz_ref *r = &c->list[i];
+        if (r->kind == FZ_REF_RESULT && r->element != FZ_ELEMENT_SELF && fz_test_below(rng, 4) == 0) {
+          /* a range: to the end of its call, one past it, or any length that fits */
+          uint32_t made = t.nalloc[r->call], room = FZ_MAX_ELEMENTS - 1u - r->element;
+          uint32_t span = fz_test_below(rng, 3) == 0   ? (made > r->element + 1u ? made - 1u - r->element : 1u)
+                          : fz_test_below(rng, 2) == 0 ? (made > r->element ? made - r->element : 1u)
+                                                       : 1u + fz_test_below(rng, FZ_MAX_ELEMENTS);
+          r->span = (uint16_t)(span < room ? span : room);
         }
+        fz_track_mark_listed(listed, r);
       }
     }
     fz_track_apply(&t, c);

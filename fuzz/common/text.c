@@ -14,8 +14,10 @@
 
 static const char *const placement_names[] = {"any", "memory_only", "aperture_only"};
 static const char *const command_names[] = {"nop", "fill", "check"};
-static const char *const hostile_names[] = {"null_args", "null_list", "reserved_flags",
-                                            "both_forms", "private_data"};
+static const char *const hostile_names[] = {"null_args",    "null_list",      "reserved_flags",
+                                            "both_forms",   "private_data",   "count_plus_one",
+                                            "count_minus_one"};
+#define HOSTILE_NAME_COUNT (sizeof hostile_names / sizeof hostile_names[0])
 static const char *const flag_names[] = {"assume_not_in_use", "synchronous"};
 
 /* ---- Printing ---------------------------------------------------------------------------- */
@@ -51,6 +53,9 @@ static void sb_ref(fz_sb *sb, const fz_ref *ref) {
     }
   } else if (ref->element == FZ_ELEMENT_SELF) {
     sb_printf(sb, "v%u", (unsigned)ref->call + 1u);
+  } else if (ref->span != 0) {
+    sb_printf(sb, "v%u.a%u..a%u", (unsigned)ref->call + 1u, (unsigned)ref->element,
+              (unsigned)ref->element + ref->span);
   } else {
     sb_printf(sb, "v%u.a%u", (unsigned)ref->call + 1u, (unsigned)ref->element);
   }
@@ -159,7 +164,7 @@ size_t fz_format_call(char *buf, size_t cap, const fz_program *p, uint32_t index
     ARG("hostile");
     const char *bar = "";
     uint32_t rest = call->hostile;
-    for (unsigned i = 0; i < 5; i++) {
+    for (unsigned i = 0; i < HOSTILE_NAME_COUNT; i++) {
       if (rest & (UINT32_C(1) << i)) {
         sb_printf(&sb, "%s%s", bar, hostile_names[i]);
         bar = "|";
@@ -338,8 +343,9 @@ static int lookup(const char *const *names, size_t n, const char *w) {
   return -1;
 }
 
-/* A reference of call k. */
-static bool parse_ref(fz_parser *ps, uint32_t k, fz_ref *out, const char *what) {
+/* A reference of call k; a range (vK.aE..aF) only when @range_allowed (list entries). */
+static bool parse_ref(fz_parser *ps, uint32_t k, fz_ref *out, const char *what,
+                      bool range_allowed) {
   skip_ws(ps);
   memset(out, 0, sizeof *out);
   if (peek(ps) == 'v' && ps->s + 1 < ps->end && isdigit((unsigned char)ps->s[1])) {
@@ -369,11 +375,34 @@ static bool parse_ref(fz_parser *ps, uint32_t k, fz_ref *out, const char *what) 
       if (!number(ps, &e, "an allocation index")) {
         return false;
       }
-      if (e >= FZ_MAX_LIST) {
+      if (e >= FZ_MAX_ELEMENTS) {
         return perr(ps, "%s: allocation index %" PRIu64 " out of range (0..%u)", what, e,
-                    FZ_MAX_LIST - 1u);
+                    FZ_MAX_ELEMENTS - 1u);
       }
       out->element = (uint16_t)e;
+      if (ps->s + 1 < ps->end && ps->s[0] == '.' && ps->s[1] == '.') {
+        ps->s += 2;
+        if (!range_allowed) {
+          return perr(ps, "%s: a range (vK.aE..aF) is only allowed in a list", what);
+        }
+        if (peek(ps) != 'a') {
+          return perr(ps, "%s: expected 'a<last element>' after '..'", what);
+        }
+        ps->s++;
+        uint64_t last = 0;
+        if (!number(ps, &last, "the range's last allocation index")) {
+          return false;
+        }
+        if (last >= FZ_MAX_ELEMENTS) {
+          return perr(ps, "%s: allocation index %" PRIu64 " out of range (0..%u)", what, last,
+                      FZ_MAX_ELEMENTS - 1u);
+        }
+        if (last <= e) {
+          return perr(ps, "%s: range a%" PRIu64 "..a%" PRIu64 " must end after it starts", what,
+                      e, last);
+        }
+        out->span = (uint16_t)(last - e);
+      }
     }
     return true;
   }
@@ -475,20 +504,20 @@ static void list_keys(char *buf, size_t cap, uint32_t fields) {
 static bool parse_value(fz_parser *ps, uint32_t k, fz_call *call, uint32_t field) {
   switch (field) {
   case FZ_FIELD_DEVICE:
-    return parse_ref(ps, k, &call->device, "dev");
+    return parse_ref(ps, k, &call->device, "dev", false);
   case FZ_FIELD_RESOURCE:
-    return parse_ref(ps, k, &call->resource, "resource");
+    return parse_ref(ps, k, &call->resource, "resource", false);
   case FZ_FIELD_FENCE:
-    return parse_ref(ps, k, &call->fence, "fence");
+    return parse_ref(ps, k, &call->fence, "fence", false);
   case FZ_FIELD_ALLOCATION:
-    return parse_ref(ps, k, &call->allocation, "allocation");
+    return parse_ref(ps, k, &call->allocation, "allocation", false);
   case FZ_FIELD_COUNT: {
     char w[32];
     skip_ws(ps);
     if (is_word_start(peek(ps))) {
       word(ps, w, sizeof w);
       if (strcmp(w, "over_max") != 0) {
-        return perr(ps, "n: expected a count (0..%u) or over_max, got '%s'", FZ_MAX_LIST, w);
+        return perr(ps, "n: expected a count (0..%u) or over_max, got '%s'", FZ_MAX_ELEMENTS, w);
       }
       call->count = FZ_COUNT_OVER_MAXIMUM;
       return true;
@@ -497,8 +526,9 @@ static bool parse_value(fz_parser *ps, uint32_t k, fz_call *call, uint32_t field
     if (!number(ps, &v, "a count")) {
       return false;
     }
-    if (v > FZ_MAX_LIST) {
-      return perr(ps, "n: count %" PRIu64 " out of range (0..%u, or over_max)", v, FZ_MAX_LIST);
+    if (v > FZ_MAX_ELEMENTS) {
+      return perr(ps, "n: count %" PRIu64 " out of range (0..%u, or over_max)", v,
+                  FZ_MAX_ELEMENTS);
     }
     call->count = (uint32_t)v;
     return true;
@@ -541,12 +571,12 @@ static bool parse_value(fz_parser *ps, uint32_t k, fz_call *call, uint32_t field
     return true;
   }
   case FZ_FIELD_HOSTILE:
-    if (!parse_bits(ps, hostile_names, 5, &call->hostile, "hostile")) {
+    if (!parse_bits(ps, hostile_names, HOSTILE_NAME_COUNT, &call->hostile, "hostile")) {
       return false;
     }
-    if (call->hostile & ~UINT32_C(0x1F)) {
-      return perr(ps, "hostile: unknown bits 0x%" PRIx32 " (known: 0x1f)",
-                  call->hostile & ~UINT32_C(0x1F));
+    if (call->hostile & ~(uint32_t)FZ_HOSTILE_ALL) {
+      return perr(ps, "hostile: unknown bits 0x%" PRIx32 " (known: 0x%x)",
+                  call->hostile & ~(uint32_t)FZ_HOSTILE_ALL, FZ_HOSTILE_ALL);
     }
     return true;
   case FZ_FIELD_LIST: {
@@ -564,7 +594,7 @@ static bool parse_value(fz_parser *ps, uint32_t k, fz_call *call, uint32_t field
       }
       char what[32];
       snprintf(what, sizeof what, "list[%u]", call->list_length);
-      if (!parse_ref(ps, k, &call->list[call->list_length], what)) {
+      if (!parse_ref(ps, k, &call->list[call->list_length], what, true)) {
         return false;
       }
       call->list_length++;

@@ -25,14 +25,15 @@
  *   gpu_run(n)                              fence_wait(fence)    query(allocation)
  * Values:
  *   references (dev, resource, fence, allocation, list entries): vK (the result of call K),
- *     vK.aE (allocation E of call K; E < 32), or a number (a literal 32-bit handle value);
- *     K must be an earlier call
- *   n: 0..32 or over_max (FZ_COUNT_OVER_MAXIMUM)     size: a 64-bit number
+ *     vK.aE (allocation E of call K; E < 1024), or a number (a literal 32-bit handle value);
+ *     K must be an earlier call. A list entry may be a range vK.aE..aF (E < F < 1024): the
+ *     allocations E to F of call K, in order
+ *   n: 0..1024 or over_max (FZ_COUNT_OVER_MAXIMUM)   size: a 64-bit number
  *   placement: any | memory_only | aperture_only      shared: 0 | 1
  *   flags: a number <= 0xff, or names joined by | (assume_not_in_use, synchronous)
  *   command: nop | fill | check                       list: [ref, ref, ...] (at most 32)
  *   hostile: names joined by | (null_args, null_list, reserved_flags, both_forms,
- *     private_data), or a number
+ *     private_data, count_plus_one, count_minus_one), or a number
  *   fault point: a fault point name (alloclab/hw/fault_injection.h) or a number; nth: a
  *     number; repeat: a number or forever
  * Numbers are decimal or 0x-prefixed hexadecimal.

@@ -121,11 +121,19 @@ static void test_errors(void) {
        "line 2: create_resource needs argument 'shared'"},
       {"v1 = create_device(dev=0)\n", "line 1: create_device has no argument 'dev'"},
       {"v1 = gpu_run(n=1, n=2)\n", "line 1: argument 'n' given twice"},
-      {"v1 = gpu_run(n=33)\n", "line 1: n: count 33 out of range"},
+      {"v1 = gpu_run(n=1025)\n", "line 1: n: count 1025 out of range"},
+      {"v1 = create_device()\nv2 = query(allocation=v1.a0..a3)\n",
+       "line 2: allocation: a range (vK.aE..aF) is only allowed in a list"},
+      {"v1 = create_device()\nv2 = submit(dev=v1, list=[v1.a3..a3], command=nop)\n",
+       "line 2: list[0]: range a3..a3 must end after it starts"},
+      {"v1 = create_device()\nv2 = submit(dev=v1, list=[v1.a3..a1024], command=nop)\n",
+       "line 2: list[0]: allocation index 1024 out of range"},
+      {"v1 = create_device()\nv2 = submit(dev=v1, list=[v1.a3..7], command=nop)\n",
+       "line 2: list[0]: expected 'a<last element>' after '..'"},
       {"v1 = gpu_run(n=12abc)\n", "line 1: bad number"},
       {"v1 = query(allocation=0x100000000)\n", "line 1: a literal handle 0x100000000 does not fit"},
-      {"v1 = create_device()\nv2 = query(allocation=v1.a32)\n",
-       "line 2: allocation: allocation index 32 out of range"},
+      {"v1 = create_device()\nv2 = query(allocation=v1.a1024)\n",
+       "line 2: allocation: allocation index 1024 out of range"},
       {"v1 = create_device()\nv2 = query(allocation=v1.b2)\n", "line 2: allocation: expected '.a"},
       {"v1 = create_device()\nv2 = submit(dev=v1, list=[v1 v1], command=nop)\n",
        "line 2: expected ',' or ']' in the list"},
@@ -175,7 +183,39 @@ static void test_errors(void) {
         "CRLF");
 }
 
+/* Long lists: ranges, big counts and the count hostile bits, printed and parsed back. */
+static void test_ranges(void) {
+  static const char text[] =
+      "v1 = create_device()\n"
+      "v2 = create_resource(dev=v1, n=1024, size=4096, placement=any, shared=1)\n"
+      "v3 = destroy_allocations(dev=v1, list=[v2.a0..a511, v2.a0..a511, v2.a1000..a1024, "
+      "v2.a1023], flags=0, hostile=count_plus_one|count_minus_one)\n";
+  char err[256];
+  bool ok = fz_parse_program(text, &p, err, sizeof err);
+  CHECK(!ok && strstr(err, "line 3: list[2]: allocation index 1024 out of range"),
+        "a range past element 1023 is refused: %s", err);
+  static const char good[] =
+      "v1 = create_device()\n"
+      "v2 = create_resource(dev=v1, n=1024, size=4096, placement=any, shared=1)\n"
+      "v3 = destroy_allocations(dev=v1, list=[v2.a0..a511, v2.a0..a511, v2.a1000..a1023, "
+      "v2.a1023], flags=0, hostile=count_plus_one|count_minus_one)\n";
+  ok = fz_parse_program(good, &p, err, sizeof err);
+  CHECK(ok, "parse: %s", err);
+  if (!ok) {
+    return;
+  }
+  CHECK(p.calls[1].count == 1024, "n=1024");
+  const fz_call *c = &p.calls[2];
+  CHECK(c->list_length == 4 && c->list[0].element == 0 && c->list[0].span == 511 &&
+            c->list[2].element == 1000 && c->list[2].span == 23 && c->list[3].element == 1023 &&
+            c->list[3].span == 0,
+        "ranges parsed");
+  CHECK(c->hostile == (FZ_HOSTILE_COUNT_PLUS_ONE | FZ_HOSTILE_COUNT_MINUS_ONE), "hostile bits");
+  CHECK(strcmp(fz_test_text(&p), good) == 0, "printed back:\n%s", fz_test_text(&p));
+}
+
 int main(void) {
+  fz_test_run("ranges", test_ranges);
   fz_test_run("roundtrip_random", test_roundtrip_random);
   fz_test_run("example", test_example);
   fz_test_run("statuses", test_statuses);

@@ -35,24 +35,40 @@ static bool device_live(const fz_track *t, int d) {
   return d >= 0 && (t->devices_live & BIT64(d)) != 0;
 }
 
-/* The live allocations of call c. */
+/* Whether the owner (resource or device) of call c's allocations is live. */
+static bool owner_live(const fz_track *t, uint32_t c) {
+  if (t->resource[c] >= 0) {
+    return t->holders[t->resource[c]] != 0;
+  }
+  return device_live(t, t->owner[c]);
+}
+
+/* The live allocations of call c among a0..a31. */
 static uint32_t live_allocations(const fz_track *t, uint32_t c) {
   uint32_t n = t->nalloc[c];
-  if (n == 0) {
-    return 0;
-  }
-  if (t->resource[c] >= 0) {
-    if (t->holders[t->resource[c]] == 0) {
-      return 0;
-    }
-  } else if (!device_live(t, t->owner[c])) {
+  if (n == 0 || !owner_live(t, c)) {
     return 0;
   }
   return full_mask(n) & ~t->dead[c];
 }
 
 bool fz_track_allocation_live(const fz_track *t, uint32_t call, uint32_t element) {
-  return call < t->count && element < 32 && ((live_allocations(t, call) >> element) & 1u) != 0;
+  if (call >= t->count) {
+    return false;
+  }
+  if (element >= 32) {
+    return element < t->nalloc[call] && owner_live(t, call);
+  }
+  return ((live_allocations(t, call) >> element) & 1u) != 0;
+}
+
+void fz_track_mark_listed(uint32_t *listed, const fz_ref *r) {
+  if (r->kind != FZ_REF_RESULT || r->element >= 32u || r->call >= FZ_MAX_CALLS) {
+    return;
+  }
+  uint32_t last = (uint32_t)r->element + r->span;
+  uint32_t upto = last < 31u ? last : 31u;
+  listed[r->call] |= full_mask(upto + 1u) & ~full_mask(r->element);
 }
 
 /* Whether the allocations of call c fit the call in ctx (PREFERRED). */
@@ -241,7 +257,7 @@ void fz_ref_ctx_init(fz_ref_ctx *ctx, const fz_track *t, const fz_call *call, fz
   }
 }
 
-static bool count_creates(uint32_t count) { return count >= 1 && count <= FZ_MAX_LIST; }
+static bool count_creates(uint32_t count) { return count >= 1 && count <= FZ_MAX_ELEMENTS; }
 
 static void destroy_list(fz_track *t, const fz_call *call) {
   uint32_t seen[FZ_MAX_CALLS];
@@ -251,11 +267,29 @@ static void destroy_list(fz_track *t, const fz_call *call) {
   }
   for (uint32_t i = 0; i < call->list_length; i++) {
     const fz_ref *r = &call->list[i];
-    if (r->kind != FZ_REF_RESULT || !fz_track_allocation_live(t, r->call, r->element) ||
-        ((seen[r->call] >> r->element) & 1u) != 0) {
+    if (r->kind != FZ_REF_RESULT || r->element == FZ_ELEMENT_SELF) {
       return; /* the call fails as a whole */
     }
-    seen[r->call] |= UINT32_C(1) << r->element;
+    uint32_t last = (uint32_t)r->element + r->span;
+    /* The ends of the range decide for the elements in between (a range of live elements). */
+    if (!fz_track_allocation_live(t, r->call, r->element) ||
+        !fz_track_allocation_live(t, r->call, last)) {
+      return;
+    }
+    for (uint32_t j = 0; j < i; j++) { /* duplicates: overlapping entries of one call */
+      const fz_ref *o = &call->list[j];
+      if (o->call == r->call && o->element <= last && r->element <= (uint32_t)o->element + o->span) {
+        return;
+      }
+    }
+    for (uint32_t e = r->element; e <= last && e < 32u; e++) {
+      if (((live_allocations(t, r->call) >> e) & 1u) == 0) {
+        return;
+      }
+    }
+  }
+  for (uint32_t i = 0; i < call->list_length; i++) {
+    fz_track_mark_listed(seen, &call->list[i]);
   }
   for (uint32_t c = 0; c < t->count; c++) {
     t->dead[c] |= seen[c];
@@ -294,7 +328,7 @@ void fz_track_apply(fz_track *t, const fz_call *call) {
     break;
   case FZ_OP_CREATE_ALLOCATIONS:
     if (dlive && count_creates(call->count)) {
-      t->nalloc[k] = (uint8_t)call->count;
+      t->nalloc[k] = (uint16_t)call->count;
       t->owner[k] = (int8_t)d;
       t->calls_of[FZ_SLOT_ALLOCATION] |= BIT64(k);
     }
@@ -304,7 +338,7 @@ void fz_track_apply(fz_track *t, const fz_call *call) {
       t->produces[k] = FZ_PRODUCES_RESOURCE;
       t->holders[k] = BIT64(d);
       t->shared[k] = call->shared;
-      t->nalloc[k] = (uint8_t)call->count;
+      t->nalloc[k] = (uint16_t)call->count;
       t->owner[k] = (int8_t)d;
       t->resource[k] = (int8_t)k;
       t->calls_of[FZ_SLOT_RESOURCE] |= BIT64(k);
@@ -314,7 +348,7 @@ void fz_track_apply(fz_track *t, const fz_call *call) {
   case FZ_OP_ADD_TO_RESOURCE:
     if (dlive && r >= 0 && t->owner[r] == d && t->holders[r] == BIT64(d) &&
         count_creates(call->count)) {
-      t->nalloc[k] = (uint8_t)call->count;
+      t->nalloc[k] = (uint16_t)call->count;
       t->owner[k] = (int8_t)d;
       t->resource[k] = (int8_t)r;
       t->calls_of[FZ_SLOT_ALLOCATION] |= BIT64(k);

@@ -43,12 +43,13 @@ typedef struct fz_track {
   uint32_t count;                   /* calls applied so far */
   uint64_t devices_live;            /* bit d: device made by call d is live */
   uint8_t produces[FZ_MAX_CALLS];   /* FZ_PRODUCES_*: what v<call> (SELF) is */
-  uint8_t nalloc[FZ_MAX_CALLS];     /* allocations v<call>.a0 .. made (0 = none) */
+  uint16_t nalloc[FZ_MAX_CALLS];    /* allocations v<call>.a0 .. made (0 = none) */
   int8_t owner[FZ_MAX_CALLS];       /* allocations / resource: the creating device's call, -1 */
   int8_t resource[FZ_MAX_CALLS];    /* allocations: the resource's call, -1 = device-owned */
   bool shared[FZ_MAX_CALLS];        /* resource */
   uint64_t holders[FZ_MAX_CALLS];   /* resource: bit d = device d holds it (live iff != 0) */
-  uint32_t dead[FZ_MAX_CALLS];      /* allocations destroyed by a list */
+  uint32_t dead[FZ_MAX_CALLS];      /* allocations a0..a31 destroyed by a list (elements from 32
+                                       on are not followed: live while their owner is) */
   uint64_t calls_of[4];             /* per fz_slot: the calls that made objects of that type */
 } fz_track;
 
@@ -99,7 +100,10 @@ size_t fz_encode_valid(const fz_program *p, uint8_t *out, size_t cap);
 int fz_track_device_of(const fz_track *t, const fz_ref *ref);
 /* The resource call a reference names (RESULT, SELF, a resource call), else -1. */
 int fz_track_resource_of(const fz_track *t, const fz_ref *ref);
-/* Whether the allocation (call, element) is statically live. */
+/* Whether the allocation (call, element) is statically live (from element 32 on: made by the
+ * call and its owner live). */
 bool fz_track_allocation_live(const fz_track *t, uint32_t call, uint32_t element);
+/* Marks the elements below 32 that list entry @r names (one, or a range) in @listed (per call). */
+void fz_track_mark_listed(uint32_t *listed, const fz_ref *r);
 
 #endif /* ALLOCLAB_FUZZ_COMMON_TRACK_H */

@@ -3,7 +3,9 @@
  */
 #include "fuzz/targets/program_target.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloclab/fuzz/execute.h"
 #include "alloclab/fuzz/input.h"
@@ -23,9 +25,27 @@ static bool requests_a_fault(const fz_program *p) {
   return false;
 }
 
+bool fzt_target_options(const char *name, fz_exec_options *out) {
+  fz_exec_options_default(out);
+  if (strcmp(name, "ddi_sequence") == 0 || strcmp(name, "fault_injection") == 0) return true;
+  if (strcmp(name, "close_destroy") == 0) {
+    out->memory_segment_size = FZT_CLOSE_DESTROY_SEGMENT_SIZE;
+    out->aperture_segment_size = FZT_CLOSE_DESTROY_SEGMENT_SIZE;
+    return true;
+  }
+  return false;
+}
+
 int fzt_run_program_input(const uint8_t *data, size_t size, fzt_faults faults) {
+  return fzt_run_target_input("ddi_sequence", data, size, faults);
+}
+
+int fzt_run_target_input(const char *name, const uint8_t *data, size_t size, fzt_faults faults) {
   if (!options_ready) {
-    fz_exec_options_default(&options);
+    if (!fzt_target_options(name, &options)) {
+      fprintf(stderr, "program_target: '%s' is not a program target\n", name);
+      abort();
+    }
     const char *verbose = getenv("ALLOCLAB_FUZZ_VERBOSE");
     options.verbose = verbose != NULL && verbose[0] != '\0' && verbose[0] != '0';
     options_ready = 1;

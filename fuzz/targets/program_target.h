@@ -16,9 +16,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alloclab/fuzz/execute.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Segments of the close_destroy target: room for a resource of 1024 allocations of up to
+ * 16 KiB, several times over (the backing memory is committed page by page, on use). */
+#define FZT_CLOSE_DESTROY_SEGMENT_SIZE ((uint64_t)64 << 20)
+
+/*
+ * fzt_target_options - the executor options fuzz target @name runs its programs with (what
+ * `trace --target NAME --run` must use to replay its inputs faithfully): ddi_sequence and
+ * fault_injection the defaults, close_destroy FZT_CLOSE_DESTROY_SEGMENT_SIZE segments.
+ * Returns false for a name that is not a program target (*out then holds the defaults).
+ */
+bool fzt_target_options(const char *name, fz_exec_options *out);
 
 typedef enum fzt_faults {
   FZT_FAULTS_IGNORED = 0,  /* ddi_sequence: the program's fault requests are dropped */
@@ -35,6 +49,9 @@ typedef enum fzt_faults {
  * it costs a decode).
  */
 int fzt_run_program_input(const uint8_t *data, size_t size, fzt_faults faults);
+
+/* The same with the options of target @name (fzt_target_options; an unknown name aborts). */
+int fzt_run_target_input(const char *name, const uint8_t *data, size_t size, fzt_faults faults);
 
 #ifdef __cplusplus
 }

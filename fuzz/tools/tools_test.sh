@@ -42,7 +42,7 @@ grep -qx "v2 = create_resource(dev=v1, n=4, size=65536, placement=any, shared=1)
   "$tmp/trace.txt" || fail "trace output: $(cat "$tmp/trace.txt")"
 grep -qx "fault(point=driver_object, nth=3, repeat=1)" "$tmp/trace.txt" ||
   fail "trace fault line: $(cat "$tmp/trace.txt")"
-grep -q "^# .*prog.bin: [0-9]* bytes, format version 1, 5 calls, 1 faults" "$tmp/trace.txt" ||
+grep -q "^# .*prog.bin: [0-9]* bytes, format version 2, 5 calls, 1 faults" "$tmp/trace.txt" ||
   fail "trace header line: $(head -1 "$tmp/trace.txt")"
 
 # trace --run executes the program (port + miniport + model) and prints each call's status.
@@ -59,6 +59,32 @@ grep -qx "v2 = create_resource(dev=v1, n=2, size=4096, placement=any, shared=0) 
 grep -qx "v3 = destroy_allocations(dev=v1, list=\[v2.a0, 0xdead0001\], flags=0) = STATUS_INVALID_HANDLE" \
   "$tmp/run.out" || fail "trace --run error status: $(cat "$tmp/run.out")"
 expect_error "usage: trace" "$trace" --run
+
+# --target close_destroy replays with that target's segments: a resource of 1024 allocations
+# of 16 KiB (16 MiB) fits there, not in ddi_sequence's 2 MiB segments; long lists as ranges.
+cat >"$tmp/big.txt" <<'PROG'
+v1 = create_device()
+v2 = create_device()
+v3 = create_resource(dev=v1, n=1024, size=16384, placement=any, shared=1)
+v4 = open_resource(dev=v2, resource=v3)
+v5 = destroy_allocations(dev=v1, list=[v3.a0..a1023, v3.a0], flags=0)
+v6 = destroy_allocations(dev=v1, list=[v3.a1000..a1023], flags=0, hostile=count_minus_one)
+PROG
+"$encode" "$tmp/big.txt" "$tmp/big.bin" >/dev/null 2>"$tmp/err" || fail "encode big.txt: $(cat "$tmp/err")"
+"$trace" "$tmp/big.bin" >"$tmp/big.out" 2>"$tmp/err" || fail "trace big: $(cat "$tmp/err")"
+grep -qx "v5 = destroy_allocations(dev=v1, list=\[v3.a0..a1023, v3.a0\], flags=0)" "$tmp/big.out" ||
+  fail "trace prints ranges: $(cat "$tmp/big.out")"
+"$trace" --target close_destroy --run "$tmp/big.bin" >"$tmp/big.run" 2>"$tmp/err" ||
+  fail "trace --target close_destroy --run: $(cat "$tmp/big.run" "$tmp/err")"
+grep -qx "v3 = create_resource(dev=v1, n=1024, size=16384, placement=any, shared=1) = STATUS_SUCCESS" \
+  "$tmp/big.run" || fail "close_destroy segments: $(cat "$tmp/big.run")"
+grep -qx "v5 = destroy_allocations(dev=v1, list=\[v3.a0..a1023, v3.a0\], flags=0) = STATUS_INVALID_PARAMETER" \
+  "$tmp/big.run" || fail "1025 entries: $(cat "$tmp/big.run")"
+"$trace" --run "$tmp/big.bin" >"$tmp/big.default" 2>"$tmp/err" || fail "trace --run big: $(cat "$tmp/err")"
+grep -q "^v3 = create_resource.* = STATUS_SUCCESS" "$tmp/big.default" &&
+  fail "ddi_sequence's segments held 16 MiB: $(cat "$tmp/big.default")"
+expect_error "trace: unknown target 'nosuch'" "$trace" --target nosuch "$tmp/big.bin"
+expect_error "trace: --target needs a target name" "$trace" --target
 
 # trace | encode is the identity on inputs.
 "$encode" "$tmp/trace.txt" "$tmp/again.bin" >/dev/null 2>"$tmp/err" ||
@@ -80,7 +106,7 @@ expect_error "trace: cannot read '$tmp/missing.bin': No such file or directory" 
   "$trace" "$tmp/missing.bin"
 expect_error "cannot read '$tmp': it is a directory" "$trace" "$tmp"
 printf 'ALFZ\x07\x00' >"$tmp/v7.bin"
-expect_error "trace: $tmp/v7.bin: unsupported format version 7 (this build reads version 1)" \
+expect_error "trace: $tmp/v7.bin: unsupported format version 7 (this build reads versions 1 and 2)" \
   "$trace" "$tmp/v7.bin"
 # A bad file among good ones: the good ones are printed, the exit status is 1.
 if "$trace" "$tmp/prog.bin" "$tmp/missing.bin" >"$tmp/out" 2>/dev/null; then

@@ -1,7 +1,7 @@
 /*
  * trace.c — print fuzz inputs as programs.
  *
- *   trace [--run] FILE...
+ *   trace [--target NAME] [--run] FILE...
  *
  * Decodes each input (fuzz/common/include/alloclab/fuzz/input.h) and prints it in the text
  * form (fuzz/common/text.h), one numbered call a line, after a "# FILE: ..." comment line; the
@@ -9,6 +9,10 @@
  * port over the selected miniport with the reference-model oracle (fuzz/common execute.h), and
  * every call line ends with the status the port returned ("... = STATUS_SUCCESS"); when the
  * port and the model disagree, the oracle's message is printed instead and the exit status is 3.
+ * --target NAME runs with the executor options of fuzz target NAME (fuzz/targets/program_target.h:
+ * close_destroy has larger segments), so a target's inputs replay as the target ran them; the
+ * default is ddi_sequence's. Every program target reads the same input format, so printing does
+ * not depend on it.
  * Exits 1 when a file cannot be read or names an unsupported format version (the other files
  * are still printed), 2 on a usage error.
  */
@@ -19,22 +23,52 @@
 #include "alloclab/fuzz/execute.h"
 #include "alloclab/fuzz/input.h"
 #include "fuzz/common/text.h"
+#include "fuzz/targets/program_target.h"
 #include "fuzz/tools/read_file.h"
 
 static fz_program program;
 static fz_exec_report report;
 
+static int usage(int status) {
+  fprintf(stderr,
+          "usage: trace [--target NAME] [--run] FILE...\n"
+          "Prints each fuzz input as a numbered program (the text form `encode` reads).\n"
+          "--run: also executes it (port + selected miniport + reference model) and prints\n"
+          "       each call's status; exits 3 when the port and the model disagree.\n"
+          "--target NAME: run with the options of fuzz target NAME (ddi_sequence,\n"
+          "       fault_injection, close_destroy; default ddi_sequence).\n");
+  return status;
+}
+
 int main(int argc, char **argv) {
-  bool run = argc > 1 && strcmp(argv[1], "--run") == 0;
-  int first = run ? 2 : 1;
-  if (argc <= first || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-    fprintf(stderr,
-            "usage: trace [--run] FILE...\n"
-            "Prints each fuzz input as a numbered program (the text form `encode` reads).\n"
-            "--run: also executes it (port + selected miniport + reference model) and prints\n"
-            "       each call's status; exits 3 when the port and the model disagree.\n");
-    return argc <= first ? 2 : 0;
+  bool run = false;
+  const char *target = "ddi_sequence";
+  int first = 1;
+  for (; first < argc; first++) {
+    if (strcmp(argv[first], "--run") == 0) {
+      run = true;
+    } else if (strcmp(argv[first], "--target") == 0) {
+      if (first + 1 >= argc) {
+        fprintf(stderr, "trace: --target needs a target name\n");
+        return usage(2);
+      }
+      target = argv[++first];
+    } else if (strcmp(argv[first], "-h") == 0 || strcmp(argv[first], "--help") == 0) {
+      return usage(0);
+    } else {
+      break;
+    }
   }
+  if (first >= argc) {
+    return usage(2);
+  }
+  fz_exec_options options;
+  if (!fzt_target_options(target, &options)) {
+    fprintf(stderr, "trace: unknown target '%s' (the program targets: ddi_sequence, "
+                    "fault_injection, close_destroy)\n", target);
+    return 2;
+  }
+  options.return_on_mismatch = true;
   int status = 0;
   for (int i = first; i < argc; i++) {
     uint8_t *data;
@@ -45,8 +79,9 @@ int main(int argc, char **argv) {
     }
     bool headed = size >= FZ_FORMAT_HEADER_SIZE && memcmp(data, FZ_FORMAT_MAGIC, 4) == 0;
     if (!fz_decode(data, size, &program)) {
-      fprintf(stderr, "trace: %s: unsupported format version %u (this build reads version %u)\n",
-              argv[i], (unsigned)data[4], FZ_FORMAT_VERSION);
+      fprintf(stderr,
+              "trace: %s: unsupported format version %u (this build reads versions %u and %u)\n",
+              argv[i], (unsigned)data[4], FZ_FORMAT_VERSION_1, FZ_FORMAT_VERSION);
       free(data);
       status = 1;
       continue;
@@ -54,15 +89,16 @@ int main(int argc, char **argv) {
     if (i > first) {
       printf("\n");
     }
-    printf("# %s: %zu bytes, %s, %u calls, %u faults\n", argv[i], size,
-           headed ? "format version 1" : "no header (read as a version 1 body)",
-           program.call_count, program.fault_count);
+    if (headed) {
+      printf("# %s: %zu bytes, format version %u, %u calls, %u faults\n", argv[i], size,
+             (unsigned)data[4], program.call_count, program.fault_count);
+    } else {
+      printf("# %s: %zu bytes, no header (read as a version %u body), %u calls, %u faults\n",
+             argv[i], size, FZ_FORMAT_VERSION, program.call_count, program.fault_count);
+    }
     if (!run) {
       fz_print_program(stdout, &program, NULL);
     } else {
-      fz_exec_options options;
-      fz_exec_options_default(&options);
-      options.return_on_mismatch = true;
       int result = fz_execute(&program, &options, &report);
       if (result == FZ_EXEC_OK) {
         fz_print_program(stdout, &program, report.status);

@@ -12,7 +12,7 @@
  * FuzzedDataProvider: reading past the end yields zero bytes, so a truncated input is a shorter
  * or zero-padded program, never an error.
  *
- * DOC: Format, version 1
+ * DOC: Format, version 2 (version 1 below)
  * All integers are little-endian. "u8 % N" means one byte reduced modulo N.
  *
  *   input   := header? body
@@ -20,9 +20,10 @@
  *   body    := faults call*                (calls until the input ends, at most FZ_MAX_CALLS)
  *
  * Header. When the input starts with the 5 bytes "ALFZ" <version>, version must be
- * FZ_FORMAT_VERSION: another value makes fz_decode() return false with an empty program (the
- * only input it refuses). Any other input (including one shorter than 5 bytes) has no header
- * and is read as a version-1 body from its first byte, so raw byte strings are programs too.
+ * FZ_FORMAT_VERSION (2) or 1 (FZ_FORMAT_VERSION_1, read by its own rules, below): another value
+ * makes fz_decode() return false with an empty program (the only input it refuses). Any other
+ * input (including one shorter than 5 bytes) has no header and is read as a version-2 body
+ * from its first byte, so raw byte strings are programs too.
  *
  * Faults. One byte f: when f >> 6 == 3 the program arms 1 + (f & 3) faults, else none (so a
  * random first byte asks for faults 1 time in 4). Each fault is three LEB128 varints (7 bits a
@@ -31,7 +32,7 @@
  *
  * Calls. Decoding stops when no byte is left at the start of a call, or after FZ_MAX_CALLS.
  * Each call starts with an opcode byte b: op = (b & 0x0F) % FZ_OP_COUNT; when b & 0xF0 == 0xF0
- * a hostile byte follows and hostile = that byte & 0x1F (FZ_HOSTILE_*), else hostile = 0. The
+ * a hostile byte follows and hostile = that byte & 0x7F (FZ_HOSTILE_*), else hostile = 0. The
  * fields the op uses follow, in this order (other fields of the call stay zero):
  *
  *   create_device        -
@@ -48,8 +49,11 @@
  *   query                allocation:ref
  *
  *   count   := u8 c: c < 0xC0 -> 1 + (c & 7) (small counts are the common case);
- *              0xC0..0xFE -> (c - 0xC0) % (FZ_MAX_LIST + 1); 0xFF -> FZ_COUNT_OVER_MAXIMUM
- *   length  := as count, but 0xFF -> 30 (a list has at most FZ_MAX_LIST entries)
+ *              0xC0..0xEF -> (c - 0xC0) % (FZ_MAX_LIST + 1); 0xF0..0xFD -> fz_count_table[c & 15]
+ *              (33, 63, 64, 65, 127, 128, 255, 256, 511, 512, 513, 1000, 1023, 1024);
+ *              0xFE -> u16 % (FZ_MAX_ELEMENTS + 1); 0xFF -> FZ_COUNT_OVER_MAXIMUM
+ *   length  := u8 c: c < 0xC0 -> 1 + (c & 7); else (c - 0xC0) % (FZ_MAX_LIST + 1) (entries,
+ *              each one element or a range)
  *   size    := u8 t: t < 0x80 -> (t + 1) * 4096 (one byte: 4 KiB .. 512 KiB);
  *              0x80..0xBF -> u16 * 4096; 0xC0..0xDF -> one of 16 edge sizes (0, 1, 4095, 4097,
  *              ... UINT64_MAX; fz_size_table); 0xE0..0xFF -> u64 verbatim
@@ -58,12 +62,19 @@
  *   command := u8 % 3 (nop, fill, check)
  *
  * References. A ref names a handle argument. It starts with a selector byte s; j = s & 0x0F:
- *   0x00..0x9F  PREFERRED: the j-th (modulo their number) most recent object of the slot's type
+ *   0x00..0x8F  PREFERRED: the j-th (modulo their number) most recent object of the slot's type
  *               that is live and fits the call (below); none: as LIVE
+ *   0x90..0x9F  RANGE (list entries; elsewhere: PREFERRED): a ref follows (the first element;
+ *               a RANGE selector there reads as PREFERRED), then the span by j: 0 -> to the
+ *               last allocation its call made (as the tracker sees it), 1 -> one element past
+ *               it (off by one), 2..14 -> 1, 2, 3, 7, 15, 31, 63, 127, 255, 511, 1023, 4, 8
+ *               (fz_span_table), 15 -> u16 % FZ_MAX_ELEMENTS. The span is cut so the range
+ *               ends below FZ_MAX_ELEMENTS; a first element that is not vK.aE gives span 0.
  *   0xA0..0xAF  LIVE: the j-th most recent live object of the slot's type; none: literal 0
  *   0xB0..0xBF  STALE: the j-th most recent destroyed object of the slot's type; none: as LIVE
- *   0xC0..0xDF  EXPLICIT: back:u8 element:u8 — call = this - 1 - back % this, element =
- *               element < FZ_MAX_LIST ? element : FZ_ELEMENT_SELF (the first call: literal 0).
+ *   0xC0..0xDF  EXPLICIT: back:u8 e:u8 — call = this - 1 - back % this, element = e when
+ *               e < FZ_MAX_LIST, a following u16 % FZ_MAX_ELEMENTS when e == 0xFE, else
+ *               FZ_ELEMENT_SELF (the first call: literal 0).
  *               Reaches any earlier result, of the right type or not.
  *   0xE0..0xEF  LITERAL from a table of 16 handle-shaped values (0, 0xffffffff, 0xdead0001,
  *               each handle type with generation 0 and 1, ...; fz_literal_table)
@@ -84,16 +95,25 @@
  * destroy_resource: a resource the device holds; submit: an allocation usable on the device
  * (device-owned by it or of a resource it holds); destroy_allocations: an allocation the
  * device may destroy (device-owned by it or of a resource it holds alone). Within one list,
- * PREFERRED, LIVE and STALE skip allocations already listed, so "all selectors 0" lists
- * distinct allocations; duplicates and foreign handles come from EXPLICIT refs and from the
- * j > 0 picks.
+ * PREFERRED, LIVE and STALE skip allocations already listed (a range lists its elements), so
+ * "all selectors 0" lists distinct allocations; duplicates and foreign handles come from
+ * EXPLICIT refs, ranges and the j > 0 picks. The tracker follows the first 32 elements of each
+ * call exactly; elements from 32 on count as live while their owner is (a heuristic that only
+ * steers which objects selectors pick: the model, not the tracker, judges the calls).
  *
  * The encoder writes each ref in the first form that decodes back to it: PREFERRED, LIVE or
- * STALE with j < 16, else EXPLICIT; a literal from the table, else verbatim.
+ * STALE with j < 16, else EXPLICIT; a literal from the table, else verbatim; a range as RANGE
+ * with the first j that gives its span, then its first element.
+ *
+ * DOC: Format, version 1
+ * The format before ranges and long creates, still decoded (header version 1) so older
+ * corpora keep their meaning; the encoder writes version 2 only. The differences:
+ * hostile = byte & 0x1F; count: 0xC0..0xFE -> (c - 0xC0) % (FZ_MAX_LIST + 1); selectors
+ * 0x90..0x9F are PREFERRED; EXPLICIT e >= FZ_MAX_LIST is FZ_ELEMENT_SELF.
  *
  * Versioning: a change that makes some byte string decode to a different program is a new
- * FZ_FORMAT_VERSION; corpus files of the old version are then refused (false), never
- * misread — re-encode them from their text form (fuzz/tools: trace, encode).
+ * FZ_FORMAT_VERSION; versions the decoder no longer reads are refused (false), never misread —
+ * re-encode such files from their text form (corpus/encode.sh; fuzz/tools: trace, encode).
  */
 #ifndef ALLOCLAB_FUZZ_INPUT_H
 #define ALLOCLAB_FUZZ_INPUT_H
@@ -110,7 +130,8 @@ extern "C" {
 
 #define FZ_FORMAT_MAGIC "ALFZ"
 #define FZ_FORMAT_MAGIC_SIZE 4u
-#define FZ_FORMAT_VERSION 1u
+#define FZ_FORMAT_VERSION 2u
+#define FZ_FORMAT_VERSION_1 1u /* still decoded (see above) */
 #define FZ_FORMAT_HEADER_SIZE 5u
 
 /* ---- The data provider ------------------------------------------------------------------- */
@@ -158,15 +179,16 @@ bool fz_decode(const uint8_t *data, size_t size, fz_program *out);
 size_t fz_encode(const fz_program *p, uint8_t *out, size_t cap);
 
 /* The most bytes fz_encode() can need for any valid program. */
-#define FZ_ENCODE_MAX_SIZE (FZ_FORMAT_HEADER_SIZE + 1u + 4u * 15u + FZ_MAX_CALLS * (16u + 5u * (FZ_MAX_LIST + 1u)))
+#define FZ_ENCODE_MAX_SIZE (FZ_FORMAT_HEADER_SIZE + 1u + 4u * 15u + FZ_MAX_CALLS * (24u + 8u * (FZ_MAX_LIST + 1u)))
 
 /*
  * fz_program_validate - whether @p is a valid, canonical program: counts within their limits,
  * ops/placements/commands/hostile bits in range, every used reference either a literal
- * (call = element = 0) or a result of an EARLIER call (literal = 0) with element
- * FZ_ELEMENT_SELF or < FZ_MAX_LIST, a reference in the first call a literal, and every field
- * the op does not use (see the format table) zero. count: 0..FZ_MAX_LIST or
- * FZ_COUNT_OVER_MAXIMUM (ops with a count); flags <= 0xFF. Calls past call_count, list entries
+ * (call = element = span = 0) or a result of an EARLIER call (literal = 0) with element
+ * FZ_ELEMENT_SELF or < FZ_MAX_ELEMENTS, a reference in the first call a literal, a span only
+ * on list entries naming an element (element + span < FZ_MAX_ELEMENTS), and every field the op
+ * does not use (see the format table) zero. count: 0..FZ_MAX_ELEMENTS or
+ * FZ_COUNT_OVER_MAXIMUM (ops with a count); flags <= 0xFF; hostile within FZ_HOSTILE_ALL. Calls past call_count, list entries
  * past list_length and faults past fault_count are ignored (by fz_program_equal too).
  * On false, writes the first problem ("v4 (create_resource): ...") to @err (may be NULL).
  */
@@ -194,6 +216,8 @@ uint32_t fz_op_fields(fz_op op); /* 0 for an op out of range */
 /* The edge values the format names in one byte (see above). */
 extern const uint64_t fz_size_table[16];
 extern const uint32_t fz_literal_table[16];
+extern const uint16_t fz_count_table[14];
+extern const uint16_t fz_span_table[13];
 
 #ifdef __cplusplus
 }

@@ -52,7 +52,8 @@
  *  - PRIVATE_DATA: create_*, add_to_resource: private data too large, or NULL with a size, or
  *    (sim miniport) corrupt; submit: a command stream too large, or (sim) malformed
  *    (INVALID_PARAMETER).
- * Counts are as passed: 0..FZ_MAX_LIST, or FZ_MODEL_COUNT_OVER (AL_MAX_ALLOCATIONS_PER_CALL + 1).
+ * Counts are as passed: 0..AL_MAX_ALLOCATIONS_PER_CALL, or above it (FZ_MODEL_COUNT_OVER, or any
+ * larger value a hostile count passes: the port must then read no list at all).
  * A resource value of 0 means "no resource", as in D3DKMT: add_to_resource with 0 is a plain
  * create of device-owned allocations; a destroy with 0 is the list form (so destroy_resource(0)
  * is "neither form", and both_forms with 0 is a plain list destroy).
@@ -90,8 +91,8 @@ extern "C" {
 /* Capacity of one model: every object a program of FZ_MAX_CALLS calls can create. */
 #define FZ_MODEL_MAX_DEVICES FZ_MAX_CALLS
 #define FZ_MODEL_MAX_RESOURCES FZ_MAX_CALLS
-#define FZ_MODEL_MAX_ALLOCATIONS (FZ_MAX_CALLS * FZ_MAX_LIST)
-/* The count passed for FZ_COUNT_OVER_MAXIMUM (and any count above FZ_MAX_LIST). */
+#define FZ_MODEL_MAX_ALLOCATIONS (FZ_MAX_CALLS * FZ_MAX_ELEMENTS)
+/* The count passed for FZ_COUNT_OVER_MAXIMUM (and any count above FZ_MAX_ELEMENTS). */
 #define FZ_MODEL_COUNT_OVER (AL_MAX_ALLOCATIONS_PER_CALL + 1u)
 /* The reserved flag bit set by FZ_HOSTILE_RESERVED_FLAGS. */
 #define FZ_RESERVED_FLAG 0x80000000u
@@ -154,7 +155,8 @@ typedef struct fz_model_args {
   uint32_t flags;        /* DESTROY_*: as passed, reserved bits included */
   fz_command command;
   const al_handle *list; /* DESTROY_ALLOCATIONS, SUBMIT, DESTROY_RESOURCE with BOTH_FORMS */
-  uint32_t list_length;  /* the count passed: 0..FZ_MAX_LIST or FZ_MODEL_COUNT_OVER */
+  uint32_t list_length;  /* the count passed (list holds that many entries when it is at most
+                            AL_MAX_ALLOCATIONS_PER_CALL) */
 } fz_model_args;
 
 /* What the model expects of one call. */

@@ -22,7 +22,16 @@
  *   v3 = open_resource(dev=v1, resource=v2)
  *   v5 = destroy_allocations(dev=v1, list=[v2.a0, v2.a3, 0xdead0001], flags=0)
  *   v6 = submit(dev=v1, list=[v2.a1], command=fill)
+ *   v7 = destroy_allocations(dev=v1, list=[v2.a0..a3, v2.a1], flags=0, hostile=count_plus_one)
  * Statuses are printed after the call by trace: "... = STATUS_SUCCESS".
+ *
+ * Long lists. A create makes up to FZ_MAX_ELEMENTS (1024, the port's maximum per call)
+ * allocations, but a list holds at most FZ_MAX_LIST entries: an entry may be a RANGE of one
+ * result's elements, vK.aE..aF (fz_ref.span = F - E), which the executor expands in order, so
+ * "every allocation of a 1024-allocation resource" is one entry and a program stays small. The
+ * hostile list shapes are written with it: the same range twice (duplicates), a range one element
+ * past its call's last allocation (off by one: that element is the value 0), and the count
+ * passed to the port one above or below the expanded length (FZ_HOSTILE_COUNT_PLUS_ONE / _MINUS_ONE).
  */
 #ifndef ALLOCLAB_FUZZ_PROGRAM_H
 #define ALLOCLAB_FUZZ_PROGRAM_H
@@ -34,11 +43,13 @@
 extern "C" {
 #endif
 
-/* Limits that keep one input cheap (>= 20k exec/s): a program holds at most this many calls,
- * a create or a list at most FZ_MAX_LIST entries (the port's own maximum is 1024: lists of
- * FZ_MAX_LIST + 1 .. 1025 are written with FZ_COUNT_OVER_MAXIMUM). */
+/* Limits that keep one input cheap: a program holds at most FZ_MAX_CALLS calls, a list at most
+ * FZ_MAX_LIST entries (each one element or a range), a create at most FZ_MAX_ELEMENTS
+ * allocations (the port's own maximum, AL_MAX_ALLOCATIONS_PER_CALL; one more is written
+ * FZ_COUNT_OVER_MAXIMUM). Element indexes are 0 .. FZ_MAX_ELEMENTS - 1. */
 #define FZ_MAX_CALLS 64
 #define FZ_MAX_LIST 32
+#define FZ_MAX_ELEMENTS 1024u
 #define FZ_ELEMENT_SELF 0xFFFFu
 
 typedef enum fz_op {
@@ -65,8 +76,11 @@ typedef enum fz_ref_kind {
 typedef struct fz_ref {
   fz_ref_kind kind;
   uint16_t call;    /* index of the call whose result is named (< the referring call) */
-  uint16_t element; /* FZ_ELEMENT_SELF or an allocation index */
+  uint16_t element; /* FZ_ELEMENT_SELF or an allocation index (< FZ_MAX_ELEMENTS) */
   uint32_t literal; /* FZ_REF_LITERAL */
+  /* List entries only: 0 names one element; n > 0 names the n + 1 elements element ..
+   * element + n of the same call (a RANGE, "vK.aE..aF"; element + n < FZ_MAX_ELEMENTS). */
+  uint16_t span;
 } fz_ref;
 
 typedef enum fz_placement {
@@ -81,7 +95,7 @@ typedef enum fz_command {
   FZ_COMMAND_CHECK = 2, /* check a pattern an earlier FILL wrote (the model knows which) */
 } fz_command;
 
-/* Count encodings beyond a plain 0..FZ_MAX_LIST value (hostile counts). */
+/* Count encodings beyond a plain 0..FZ_MAX_ELEMENTS value (hostile counts). */
 #define FZ_COUNT_OVER_MAXIMUM 0xFFFFu /* AL_MAX_ALLOCATIONS_PER_CALL + 1 */
 
 /* Argument-shape faults a call may carry, to reach the port's validation paths. */
@@ -91,7 +105,13 @@ enum {
   FZ_HOSTILE_RESERVED_FLAGS = 0x4, /* set a reserved flag bit */
   FZ_HOSTILE_BOTH_FORMS = 0x8,     /* destroy with a resource and a list */
   FZ_HOSTILE_PRIVATE_DATA = 0x10,  /* corrupt / oversize private data */
+  /* destroy_allocations, submit, destroy_resource with both_forms: the count passed to the
+   * port is the expanded list length + 1 (the entry past the list is 0) or - 1 (0 - 1 wraps to
+   * 0xffffffff: a count far above the maximum). */
+  FZ_HOSTILE_COUNT_PLUS_ONE = 0x20,
+  FZ_HOSTILE_COUNT_MINUS_ONE = 0x40,
 };
+#define FZ_HOSTILE_ALL 0x7Fu
 
 typedef struct fz_call {
   fz_op op;
@@ -100,14 +120,15 @@ typedef struct fz_call {
   fz_ref resource;  /* ADD_TO_RESOURCE, OPEN_RESOURCE, DESTROY_RESOURCE */
   fz_ref fence;     /* FENCE_WAIT: a submit's result */
   fz_ref allocation;/* QUERY */
-  uint32_t count;   /* CREATE_*, ADD_TO_RESOURCE: allocations; GPU_RUN: submissions; or FZ_COUNT_OVER_MAXIMUM */
+  uint32_t count;   /* CREATE_*, ADD_TO_RESOURCE: allocations; GPU_RUN: submissions:
+                       0..FZ_MAX_ELEMENTS or FZ_COUNT_OVER_MAXIMUM */
   uint64_t size;    /* bytes per allocation */
   fz_placement placement;
   bool shared;      /* CREATE_RESOURCE */
   uint32_t flags;   /* DESTROY_*: AL_DESTROY_* bits */
   fz_command command;
   uint32_t list_length;
-  fz_ref list[FZ_MAX_LIST]; /* DESTROY_ALLOCATIONS, SUBMIT */
+  fz_ref list[FZ_MAX_LIST]; /* DESTROY_ALLOCATIONS, SUBMIT; entries may be ranges */
 } fz_call;
 
 typedef struct fz_program {
