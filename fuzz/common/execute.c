@@ -30,6 +30,7 @@ const fz_port_ops fz_port_alloclab = {
     .get_stats = al_adapter_get_stats,
     .allocation_query = al_allocation_query,
     .adapter_check = al_adapter_check,
+    .adapter_check_live = al_adapter_check_live,
 };
 
 void fz_exec_options_default(fz_exec_options *out) {
@@ -428,7 +429,9 @@ static bool check_overlap(exec_ctx *x, uint32_t i, const char *label, al_handle 
   return true;
 }
 
-static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats, bool walk) {
+/* @walk: al_adapter_check_live() (the per-call walk) when @full is false, else the full
+ * al_adapter_check() (at the end of the program). */
+static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats, bool walk, bool full) {
   if (stats) {
     al_adapter_stats st;
     x->port->get_stats(x->adapter, &st);
@@ -437,8 +440,12 @@ static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats
       return false;
     }
   }
-  if (walk && !x->port->adapter_check(x->adapter, x->msg, sizeof x->msg)) {
-    mismatch(x, i, label, "al_adapter_check: %s", x->msg);
+  if (!walk) return true;
+  bool (*walker)(al_adapter *, char *, size_t) =
+      full || x->port->adapter_check_live == NULL ? x->port->adapter_check : x->port->adapter_check_live;
+  if (!walker(x->adapter, x->msg, sizeof x->msg)) {
+    mismatch(x, i, label, "%s: %s", walker == x->port->adapter_check ? "al_adapter_check" : "al_adapter_check_live",
+             x->msg);
     return false;
   }
   return true;
@@ -515,7 +522,7 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
   }
   if (e->a.op == FZ_OP_QUERY && st == STATUS_SUCCESS && !check_overlap(x, i, label, e->a.allocation, &e->info))
     return false;
-  return check_adapter(x, i, label, x->o->check_stats_each_call, x->o->check_adapter_each_call);
+  return check_adapter(x, i, label, x->o->check_stats_each_call, x->o->check_adapter_each_call, false);
 }
 
 static bool implicit_call(exec_ctx *x, fz_op op, al_handle device, uint64_t fence, const char *label) {
@@ -630,7 +637,7 @@ static void teardown(exec_ctx *x) {
                what, st.devices, st.resources, st.allocations, st.bindings, st.deferred_destroys,
                st.deferred_allocations);
     else
-      check_adapter(x, IMPLICIT, "teardown", true, true);
+      check_adapter(x, IMPLICIT, "teardown", true, true, true);
   }
   x->port->adapter_destroy(x->adapter);
   x->adapter = NULL;

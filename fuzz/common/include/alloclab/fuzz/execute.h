@@ -94,6 +94,8 @@ typedef struct fz_port_ops {
   void (*get_stats)(al_adapter *adapter, al_adapter_stats *out_stats);
   NTSTATUS (*allocation_query)(al_adapter *adapter, al_handle allocation, al_allocation_info *out_info);
   bool (*adapter_check)(al_adapter *adapter, char *msg, size_t cap);
+  /* The per-call walk (NULL: adapter_check after every call too). */
+  bool (*adapter_check_live)(al_adapter *adapter, char *msg, size_t cap);
 } fz_port_ops;
 
 extern const fz_port_ops fz_port_alloclab;
@@ -102,7 +104,8 @@ typedef struct fz_exec_options {
   uint64_t memory_segment_size;   /* 0: FZ_EXEC_DEFAULT_MEMORY_SEGMENT_SIZE */
   uint64_t aperture_segment_size; /* 0: FZ_EXEC_DEFAULT_APERTURE_SEGMENT_SIZE */
   uint32_t memory_page_size;      /* 0: the miniport's default */
-  bool check_adapter_each_call;   /* al_adapter_check() after every call (else only at the end) */
+  bool check_adapter_each_call;   /* al_adapter_check_live() after every call (al_adapter_check()
+                                     at the end in any case) */
   bool check_stats_each_call;     /* live counts after every call (else only at the end) */
   bool check_miniport_totals;     /* sim: process-wide live totals back to before (single thread) */
   bool return_on_mismatch;        /* false: abort with the message (what a fuzzer wants) */
