@@ -606,7 +606,8 @@ AL_CHECK_CODE static bool adapter_check(al_adapter *adapter, bool full, char *ms
     port_segment *segment = &adapter->segments[i];
     segment_heap_stats heap;
     pthread_mutex_lock(&segment->lock);
-    bool ok = full ? segment_heap_check(&segment->heap, msg, cap) : segment_heap_check_live(&segment->heap, msg, cap);
+    bool ok = full ? segment_heap_check(&segment->heap, msg, cap)
+                   : segment_heap_check_live(&segment->heap, msg, cap);
     segment_heap_get_stats(&segment->heap, &heap);
     pthread_mutex_unlock(&segment->lock);
     if (!ok) return false;
@@ -640,7 +641,9 @@ AL_CHECK_CODE static bool adapter_check(al_adapter *adapter, bool full, char *ms
   return true;
 }
 
-bool al_adapter_check(al_adapter *adapter, char *msg, size_t cap) { return adapter_check(adapter, true, msg, cap); }
+bool al_adapter_check(al_adapter *adapter, char *msg, size_t cap) {
+  return adapter_check(adapter, true, msg, cap);
+}
 
 bool al_adapter_check_live(al_adapter *adapter, char *msg, size_t cap) {
   return adapter_check(adapter, false, msg, cap);

@@ -444,8 +444,8 @@ static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats
   bool (*walker)(al_adapter *, char *, size_t) =
       full || x->port->adapter_check_live == NULL ? x->port->adapter_check : x->port->adapter_check_live;
   if (!walker(x->adapter, x->msg, sizeof x->msg)) {
-    mismatch(x, i, label, "%s: %s", walker == x->port->adapter_check ? "al_adapter_check" : "al_adapter_check_live",
-             x->msg);
+    const char *name = walker == x->port->adapter_check ? "al_adapter_check" : "al_adapter_check_live";
+    mismatch(x, i, label, "%s: %s", name, x->msg);
     return false;
   }
   return true;
