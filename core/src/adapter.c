@@ -450,7 +450,7 @@ typedef struct check_totals {
 } check_totals;
 
 
-static bool check_resource(al_adapter *adapter, port_resource *resource, check_totals *totals,
+AL_CHECK_CODE static bool check_resource(al_adapter *adapter, port_resource *resource, check_totals *totals,
                            char *msg, size_t cap) {
   if (resource->flags & RESOURCE_DEAD)
     return check_fail(msg, cap, "resource 0x%08x is dead but its handle is live", resource->handle);
@@ -520,12 +520,13 @@ static bool check_resource(al_adapter *adapter, port_resource *resource, check_t
   return true;
 }
 
-bool al_adapter_check(al_adapter *adapter, char *msg, size_t cap) {
+/* The body of al_adapter_check (@full) and al_adapter_check_live (!@full). */
+AL_CHECK_CODE static bool adapter_check(al_adapter *adapter, bool full, char *msg, size_t cap) {
   if (adapter == NULL) return check_fail(msg, cap, "adapter is NULL");
   handle_table *tables[] = {&adapter->devices, &adapter->resources, &adapter->allocations};
   for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
     handle_table_lock(tables[i]);
-    bool ok = handle_table_check(tables[i], msg, cap);
+    bool ok = full ? handle_table_check(tables[i], msg, cap) : handle_table_check_live(tables[i], msg, cap);
     handle_table_unlock(tables[i]);
     if (!ok) return false;
   }
@@ -603,7 +604,8 @@ bool al_adapter_check(al_adapter *adapter, char *msg, size_t cap) {
     port_segment *segment = &adapter->segments[i];
     segment_heap_stats heap;
     port_lock(&segment->lock);
-    bool ok = segment_heap_check(&segment->heap, msg, cap);
+    bool ok = full ? segment_heap_check(&segment->heap, msg, cap)
+                   : segment_heap_check_live(&segment->heap, msg, cap);
     segment_heap_get_stats(&segment->heap, &heap);
     port_unlock(&segment->lock);
     if (!ok) return false;
@@ -635,4 +637,12 @@ bool al_adapter_check(al_adapter *adapter, char *msg, size_t cap) {
                         totals.bindings, handle_table_live_count(&adapter->devices));
   }
   return true;
+}
+
+bool al_adapter_check(al_adapter *adapter, char *msg, size_t cap) {
+  return adapter_check(adapter, true, msg, cap);
+}
+
+bool al_adapter_check_live(al_adapter *adapter, char *msg, size_t cap) {
+  return adapter_check(adapter, false, msg, cap);
 }

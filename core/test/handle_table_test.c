@@ -487,6 +487,17 @@ static void expect_corrupt(const handle_table *table, const char *what) {
   char msg[256] = "";
   expect_false(handle_table_check(table, msg, sizeof msg), "check missed: %s", what);
   expect_true(msg[0] != '\0', "no message for: %s", what);
+  msg[0] = '\0';
+  expect_false(handle_table_check_live(table, msg, sizeof msg), "live check missed: %s", what);
+  expect_true(msg[0] != '\0', "no live message for: %s", what);
+}
+
+/* Corruption far from what the table uses: the full check catches it, the live one does not
+ * look there (its documented bound). */
+static void expect_corrupt_full_only(const handle_table *table, const char *what) {
+  char msg[256] = "";
+  expect_false(handle_table_check(table, msg, sizeof msg), "check missed: %s", what);
+  expect_true(handle_table_check_live(table, msg, sizeof msg), "live check looked at %s: %s", what, msg);
 }
 
 TEST(test_check_catches_corruption) {
@@ -553,6 +564,14 @@ TEST(test_check_catches_corruption) {
   handle_table_slot *above = slot_at(&table, table.high_water);
   CORRUPT_SLOT("slot above high water written", above, above->object = obj(3));
 #undef CORRUPT_SLOT
+  handle_table_slot *far_above = slot_at(&table, table.high_water + 10);
+  saved = *far_above;
+  far_above->aux = 5;
+  expect_corrupt_full_only(&table, "a slot 10 above high water");
+  *far_above = saved;
+  memcpy(&copy, &table, sizeof copy);
+  copy.chunks[HANDLE_TABLE_CHUNK_COUNT - 1] = copy.chunks[0];
+  expect_corrupt_full_only(&copy, "the last chunk pointer");
   expect_table_ok(&table);
   handle_table_unlock(&table);
   handle_table_fini(&table);

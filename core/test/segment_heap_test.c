@@ -495,12 +495,16 @@ TEST(test_free_of_non_live_block_aborts) {
   segment_heap_fini(&heap);
 }
 
-/* Expects segment_heap_check() to fail with a message containing @needle. */
+/* Expects segment_heap_check() and segment_heap_check_live() to fail with a message containing
+ * @needle. */
 static void segment_heap_test_expect_broken(const segment_heap *heap, const char *needle) {
   char msg[256];
   bool ok = segment_heap_check(heap, msg, sizeof msg);
   expect_false(ok, "check should catch: %s", needle);
   expect_true(strstr(msg, needle) != NULL, "check message \"%s\" lacks \"%s\"", msg, needle);
+  ok = segment_heap_check_live(heap, msg, sizeof msg);
+  expect_false(ok, "live check should catch: %s", needle);
+  expect_true(strstr(msg, needle) != NULL, "live check message \"%s\" lacks \"%s\"", msg, needle);
 }
 
 TEST(test_check_catches_corruption) {
@@ -536,6 +540,16 @@ TEST(test_check_catches_corruption) {
   heap.unused_count++;
   segment_heap_test_expect_broken(&heap, "pool:");
   heap.unused_count--;
+  segment_heap_test_assert_ok(&heap, "repaired");
+
+  /* A stray head in an empty first-level class: only the full check reads those heads. */
+  heap.heads[20][3] = head;
+  char msg[256];
+  expect_false(segment_heap_check(&heap, msg, sizeof msg), "check should catch a stray head");
+  expect_true(strstr(msg, "list [20][3]") != NULL, "check message \"%s\" lacks list [20][3]", msg);
+  expect_true(segment_heap_check_live(&heap, msg, sizeof msg),
+              "the live check reads no head of an empty class: %s", msg);
+  heap.heads[20][3] = SEGMENT_HEAP_NO_BLOCK;
   segment_heap_test_assert_ok(&heap, "repaired");
 
   segment_heap zero;

@@ -30,6 +30,7 @@ const fz_port_ops fz_port_alloclab = {
     .get_stats = al_adapter_get_stats,
     .allocation_query = al_allocation_query,
     .adapter_check = al_adapter_check,
+    .adapter_check_live = al_adapter_check_live,
 };
 
 void fz_exec_options_default(fz_exec_options *out) {
@@ -448,7 +449,9 @@ static bool check_overlap(exec_ctx *x, uint32_t i, const char *label, al_handle 
   return true;
 }
 
-static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats, bool walk) {
+/* @walk: al_adapter_check_live() (the per-call walk) when @full is false, else the full
+ * al_adapter_check() (at the end of the program). */
+static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats, bool walk, bool full) {
   if (x->o->observe_check) {
     fz_model_counts expected;
     if (stats) fz_model_expected(x->model, &expected);
@@ -462,8 +465,12 @@ static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats
       return false;
     }
   }
-  if (walk && !x->port->adapter_check(x->adapter, x->msg, sizeof x->msg)) {
-    mismatch(x, i, label, "al_adapter_check: %s", x->msg);
+  if (!walk) return true;
+  bool (*walker)(al_adapter *, char *, size_t) =
+      full || x->port->adapter_check_live == NULL ? x->port->adapter_check : x->port->adapter_check_live;
+  if (!walker(x->adapter, x->msg, sizeof x->msg)) {
+    const char *name = walker == x->port->adapter_check ? "al_adapter_check" : "al_adapter_check_live";
+    mismatch(x, i, label, "%s: %s", name, x->msg);
     return false;
   }
   return true;
@@ -541,7 +548,7 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
   }
   if (e->a.op == FZ_OP_QUERY && st == STATUS_SUCCESS && !check_overlap(x, i, label, e->a.allocation, &e->info))
     return false;
-  return check_adapter(x, i, label, x->o->check_stats_each_call, x->o->check_adapter_each_call);
+  return check_adapter(x, i, label, x->o->check_stats_each_call, x->o->check_adapter_each_call, false);
 }
 
 static bool implicit_call(exec_ctx *x, fz_op op, al_handle device, uint64_t fence, const char *label) {
@@ -656,7 +663,7 @@ static void teardown(exec_ctx *x) {
                what, st.devices, st.resources, st.allocations, st.bindings, st.deferred_destroys,
                st.deferred_allocations);
     else
-      check_adapter(x, IMPLICIT, "teardown", true, true);
+      check_adapter(x, IMPLICIT, "teardown", true, true, true);
   }
   x->port->adapter_destroy(x->adapter);
   x->adapter = NULL;
@@ -1084,7 +1091,7 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
     }
     if (!x->failed) {
       /* The model is now in the state after the order found: check the port against it. */
-      check_adapter(x, IMPLICIT, "after the concurrent calls", true, true);
+      check_adapter(x, IMPLICIT, "after the concurrent calls", true, true, true);
     }
   }
   teardown(x);

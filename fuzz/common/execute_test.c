@@ -1008,6 +1008,7 @@ static void p_hide_deferred(fz_port_ops *o) { o->get_stats = stats_hide_deferred
 static void p_leak(fz_port_ops *o) { o->get_stats = stats_leak_binding; }
 static void p_query(fz_port_ops *o) { o->allocation_query = query_wrong_fence; }
 static void p_check(fz_port_ops *o) { o->adapter_check = check_fails; }
+static void p_check_live(fz_port_ops *o) { o->adapter_check_live = check_fails; }
 static void p_open(fz_port_ops *o) { o->resource_open = open_skips_check; }
 
 static void test_oracle_catches_broken_ports(void) {
@@ -1021,7 +1022,10 @@ static void test_oracle_catches_broken_ports(void) {
       {"hides deferred destroys", p_hide_deferred, "memory released while GPU work still references it"},
       {"leaks a binding", p_leak, "bindings: port"},
       {"query lies", p_query, "query: last_fence"},
-      {"invariant walk fails", p_check, "al_adapter_check: segment heap"},
+      {"invariant walk fails (the full one, at the end)", p_check,
+       "teardown: al_adapter_check: segment heap"},
+      {"invariant walk fails (the per-call one, at the first call)", p_check_live,
+       "call 1 create_device(): al_adapter_check_live: segment heap"},
       {"opens a non-shared resource", p_open, "model expected STATUS_INVALID_PARAMETER"},
   };
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {

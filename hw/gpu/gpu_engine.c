@@ -50,8 +50,9 @@ struct gpu_engine {
   uint64_t completed_fence;
   gpu_engine_stats st;
   struct gpu_history history[GPU_ENGINE_HISTORY];
-  /* Used only by the one executing job. */
-  uint8_t bounce[ENGINE_BOUNCE_BYTES];
+  /* Used only by the one executing job: ENGINE_BOUNCE_BYTES, malloc'd by the first COPY (most
+   * engines never copy; an engine per adapter then costs ~6 KiB instead of ~70 KiB zeroed). */
+  uint8_t *bounce;
 };
 
 /* ---- Command stream ------------------------------------------------------------------------- */
@@ -181,10 +182,15 @@ NTSTATUS gpu_cmd_validate(const void *stream, size_t bytes, size_t readback_byte
 
 static NTSTATUS engine_copy(gpu_engine *e, gpu_as *as, uint64_t src, uint64_t dst,
                             uint64_t size) {
+  if (e->bounce == NULL) e->bounce = malloc(ENGINE_BOUNCE_BYTES);
+  /* Out of host memory: the same copy in smaller steps (a COPY does not fail for it). */
+  uint8_t small[1024];
+  uint8_t *bounce = e->bounce ? e->bounce : small;
+  uint64_t step = e->bounce ? ENGINE_BOUNCE_BYTES : sizeof small;
   for (uint64_t done = 0; done < size;) {
-    uint64_t n = size - done < ENGINE_BOUNCE_BYTES ? size - done : ENGINE_BOUNCE_BYTES;
-    NTSTATUS st = gpu_as_read(as, src + done, e->bounce, n);
-    if (NT_SUCCESS(st)) st = gpu_as_write(as, dst + done, e->bounce, n);
+    uint64_t n = size - done < step ? size - done : step;
+    NTSTATUS st = gpu_as_read(as, src + done, bounce, n);
+    if (NT_SUCCESS(st)) st = gpu_as_write(as, dst + done, bounce, n);
     if (!NT_SUCCESS(st)) return st;
     done += n;
   }
@@ -323,6 +329,7 @@ void gpu_engine_destroy(gpu_engine *e) {
   pthread_cond_destroy(&e->idle_cv);
   pthread_cond_destroy(&e->work_cv);
   pthread_mutex_destroy(&e->lock);
+  free(e->bounce);
   free(e);
 }
 

@@ -42,6 +42,9 @@ struct gpu_segment {
   size_t pages_map_bytes;
   uint64_t committed_pages;
   uint64_t commits, releases, injected_failures;
+  /* Pages [dirty_first, dirty_end) hold every page ever committed (their tags, host pointers and
+   * contents are what gpu_segment_destroy() scrubs); dirty_first > dirty_end while none was. */
+  uint64_t dirty_first, dirty_end;
 };
 
 const char *gpu_status_name(NTSTATUS status) {
@@ -54,14 +57,72 @@ const char *gpu_status_name(NTSTATUS status) {
 
 /* ---- Host mappings -------------------------------------------------------------------------- */
 
+/*
+ * Recycled mappings. A segment's regions (contents, tags, page pointers) are anonymous mappings;
+ * mapping them anew for every segment and unmapping them at destroy makes the host kernel fault
+ * in and zero every page a segment touches, again for each adapter (the fuzz executor brings up
+ * one adapter per program: this was most of its system time). Instead a destroyed segment's
+ * regions are scrubbed back to zero, only over the pages it dirtied, and kept here for the next
+ * segment that needs a region of the same length. Every region in the cache is all zero, so a
+ * recycled region is indistinguishable from a fresh mapping to its new segment. The cache holds
+ * at most SEG_CACHE_SLOTS regions of at most SEG_CACHE_MAX_BYTES each; anything else is unmapped.
+ */
+#define SEG_CACHE_SLOTS 16u
+#define SEG_CACHE_MAX_BYTES ((size_t)64 << 20)
+
+static struct {
+  pthread_mutex_t lock;
+  uint32_t count;
+  struct seg_cached_region {
+    void *p;
+    size_t bytes;
+  } regions[SEG_CACHE_SLOTS];
+} seg_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
 static void *seg_map_zeroed(size_t bytes) {
+  pthread_mutex_lock(&seg_cache.lock);
+  for (uint32_t i = seg_cache.count; i-- > 0;) {
+    if (seg_cache.regions[i].bytes != bytes) continue;
+    void *p = seg_cache.regions[i].p;
+    seg_cache.regions[i] = seg_cache.regions[--seg_cache.count];
+    pthread_mutex_unlock(&seg_cache.lock);
+    return p;
+  }
+  pthread_mutex_unlock(&seg_cache.lock);
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                  -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 
-static void seg_unmap(void *p, size_t bytes) {
-  if (p != NULL) munmap(p, bytes);
+/* Gives back a region of @bytes whose bytes are all zero except [@dirty, @dirty + @dirty_bytes),
+ * which this call scrubs when it keeps the region. */
+static void seg_unmap(void *p, size_t bytes, size_t dirty, size_t dirty_bytes) {
+  if (p == NULL) return;
+  if (bytes <= SEG_CACHE_MAX_BYTES) {
+    memset((uint8_t *)p + dirty, 0, dirty_bytes); /* before another thread can take it */
+    pthread_mutex_lock(&seg_cache.lock);
+    bool kept = seg_cache.count < SEG_CACHE_SLOTS;
+    if (kept) seg_cache.regions[seg_cache.count++] = (struct seg_cached_region){p, bytes};
+    pthread_mutex_unlock(&seg_cache.lock);
+    if (kept) return;
+  }
+  munmap(p, bytes);
+}
+
+void gpu_segment_drop_cached_regions(void) {
+  pthread_mutex_lock(&seg_cache.lock);
+  while (seg_cache.count > 0) {
+    struct seg_cached_region r = seg_cache.regions[--seg_cache.count];
+    munmap(r.p, r.bytes);
+  }
+  pthread_mutex_unlock(&seg_cache.lock);
+}
+
+size_t gpu_segment_cached_regions(void) {
+  pthread_mutex_lock(&seg_cache.lock);
+  size_t n = seg_cache.count;
+  pthread_mutex_unlock(&seg_cache.lock);
+  return n;
 }
 
 /* ---- Range helpers (caller holds the lock where the segment state is read) ------------------- */
@@ -167,6 +228,8 @@ static NTSTATUS seg_commit_locked(gpu_segment *s, uint64_t offset, uint64_t size
     }
   }
   for (uint64_t i = 0; i < count; i++) s->pages[first + i].owner = owner;
+  if (first < s->dirty_first) s->dirty_first = first;
+  if (first + count > s->dirty_end) s->dirty_end = first + count;
   s->committed_pages += count;
   s->commits++;
   return STATUS_SUCCESS;
@@ -241,6 +304,7 @@ NTSTATUS gpu_segment_create(const gpu_segment_desc *desc, fault_injector *inj,
   s->page_shift = (uint32_t)__builtin_ctz(page_size);
   s->page_count = desc->size >> s->page_shift;
   s->inj = inj;
+  s->dirty_first = UINT64_MAX;
   s->pages_map_bytes = (size_t)s->page_count * sizeof(struct gpu_segment_page);
   s->pages = seg_map_zeroed(s->pages_map_bytes);
   if (s->pages == NULL) goto fail;
@@ -257,26 +321,30 @@ NTSTATUS gpu_segment_create(const gpu_segment_desc *desc, fault_injector *inj,
   *out_segment = s;
   return STATUS_SUCCESS;
 fail:
-  seg_unmap(s->host, s->host_map_bytes);
-  seg_unmap(s->pages, s->pages_map_bytes);
+  seg_unmap(s->base, (size_t)s->size, 0, 0);
+  seg_unmap(s->host, s->host_map_bytes, 0, 0);
+  seg_unmap(s->pages, s->pages_map_bytes, 0, 0);
   free(s);
   return STATUS_NO_MEMORY;
 }
 
 void gpu_segment_destroy(gpu_segment *s) {
   if (s == NULL) return;
+  uint64_t first = s->dirty_first <= s->dirty_end ? s->dirty_first : 0;
+  uint64_t pages = s->dirty_first <= s->dirty_end ? s->dirty_end - s->dirty_first : 0;
   if (s->kind == GPU_SEGMENT_MEMORY) {
-    seg_unmap(s->base, (size_t)s->size);
+    seg_unmap(s->base, (size_t)s->size, (size_t)(first << s->page_shift), (size_t)(pages << s->page_shift));
   } else {
-    for (uint64_t i = 0; i < s->page_count && s->committed_pages > 0; i++) {
+    for (uint64_t i = first; i < first + pages && s->committed_pages > 0; i++) {
       if (s->host[i] != NULL) {
         free(s->host[i]);
+        s->host[i] = NULL;
         s->committed_pages--;
       }
     }
-    seg_unmap(s->host, s->host_map_bytes);
+    seg_unmap(s->host, s->host_map_bytes, (size_t)first * sizeof *s->host, (size_t)pages * sizeof *s->host);
   }
-  seg_unmap(s->pages, s->pages_map_bytes);
+  seg_unmap(s->pages, s->pages_map_bytes, (size_t)first * sizeof *s->pages, (size_t)pages * sizeof *s->pages);
   pthread_mutex_destroy(&s->lock);
   free(s);
 }

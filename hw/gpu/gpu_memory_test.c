@@ -45,6 +45,55 @@ TEST(test_create_rejects_bad_descriptions) {
   gpu_segment_destroy(s);
 }
 
+/* A segment built on a recycled region starts as a fresh one: what its predecessor of the same
+ * size committed, wrote and released (tags, last owners, contents) is gone. */
+static void expect_recycled_segment_is_fresh(gpu_segment_kind kind) {
+  const uint64_t size = 3 * MIB + 64 * KIB; /* a length no other test uses */
+  gpu_segment_drop_cached_regions();
+  expect_u64_eq(gpu_segment_cached_regions(), 0, "dropped");
+  gpu_segment *s = make_segment(kind, 7, size, 0, NULL);
+  assert_true(s != NULL, "first segment");
+  uint8_t pattern[256];
+  memset(pattern, 0xA5, sizeof pattern);
+  assert_status(gpu_segment_commit(s, 64 * KIB, 8192, 11), STATUS_SUCCESS, "commit");
+  assert_status(gpu_segment_write(s, 64 * KIB + 100, pattern, sizeof pattern, NULL), STATUS_SUCCESS, "write");
+  assert_status(gpu_segment_commit(s, 2 * MIB, 4096, 12), STATUS_SUCCESS, "commit, left committed");
+  assert_status(gpu_segment_write(s, 2 * MIB, pattern, sizeof pattern, NULL), STATUS_SUCCESS, "write");
+  assert_status(gpu_segment_release(s, 64 * KIB, 8192), STATUS_SUCCESS, "release");
+  size_t cached = gpu_segment_cached_regions();
+  gpu_segment_destroy(s);
+  expect_u64_eq(gpu_segment_cached_regions(), cached + 2, "the destroyed segment's two regions are kept");
+  s = make_segment(kind, 7, size, 0, NULL);
+  assert_true(s != NULL, "second segment");
+  expect_u64_eq(gpu_segment_cached_regions(), cached, "the new segment took them back");
+  gpu_segment_page_info info;
+  for (uint64_t offset = 0; offset < size; offset += 4096) {
+    assert_status(gpu_segment_get_page_info(s, offset, &info), STATUS_SUCCESS, "info");
+    if (info.owner != 0 || info.last_owner != 0)
+      expect_true(false, "page at %llu: owner %llu, last owner %llu in a new segment",
+                  (unsigned long long)offset, (unsigned long long)info.owner,
+                  (unsigned long long)info.last_owner);
+  }
+  gpu_segment_stats st;
+  gpu_segment_get_stats(s, &st);
+  expect_u64_eq(st.committed_bytes, 0, "nothing committed");
+  gpu_segment_fault fault;
+  expect_status(gpu_segment_read(s, 2 * MIB, pattern, 16, &fault), GPU_STATUS_PAGE_FAULT, "uncommitted");
+  expect_u64_eq(fault.last_owner, 0, "no last owner from the old segment");
+  assert_status(gpu_segment_commit(s, 0, size, 13), STATUS_SUCCESS, "commit all");
+  uint8_t *all = malloc(size);
+  assert_true(all != NULL, "buffer");
+  assert_status(gpu_segment_read(s, 0, all, size, NULL), STATUS_SUCCESS, "read all");
+  uint64_t nonzero = 0;
+  for (uint64_t i = 0; i < size; i++) nonzero += all[i] != 0;
+  expect_u64_eq(nonzero, 0, "every byte of the new segment reads zero");
+  free(all);
+  gpu_segment_destroy(s);
+}
+
+TEST(test_recycled_memory_segment_starts_fresh) { expect_recycled_segment_is_fresh(GPU_SEGMENT_MEMORY); }
+TEST(test_recycled_aperture_segment_starts_fresh) { expect_recycled_segment_is_fresh(GPU_SEGMENT_APERTURE); }
+
 TEST(test_commit_release_ownership) {
   gpu_segment *s = make_segment(GPU_SEGMENT_MEMORY, 1, 4 * MIB, GPU_SEGMENT_PAGE_64K, NULL);
   assert_true(s != NULL, "segment");
@@ -455,7 +504,8 @@ TEST(test_concurrent_disjoint_ranges) {
   gpu_segment_destroy(s);
 }
 
-RUN_TESTS(T(test_create_rejects_bad_descriptions), T(test_commit_release_ownership),
+RUN_TESTS(T(test_create_rejects_bad_descriptions), T(test_recycled_memory_segment_starts_fresh),
+          T(test_recycled_aperture_segment_starts_fresh), T(test_commit_release_ownership),
           T(test_access_bounds), T(test_freed_page_access_reports_last_owner),
           T(test_fill_pattern_and_phase), T(test_aperture_commit_backs_and_release_frees),
           T(test_aperture_commit_under_segment_space_faults),

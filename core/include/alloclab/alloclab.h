@@ -287,6 +287,16 @@ NTSTATUS al_allocation_query(al_adapter *adapter, al_handle allocation, al_alloc
  */
 bool al_adapter_check(al_adapter *adapter, char *msg, size_t cap);
 
+/*
+ * al_adapter_check_live - al_adapter_check() with the table and heap walks bounded by what is
+ * live instead of by capacity: every object, binding, block, non-empty free list and count is
+ * checked as there; left to al_adapter_check() are the ~1000 unused chunk pointers and the 64
+ * pristine slots above high water of each handle table, and the heads of empty free-list
+ * classes of each segment heap. Meant for a check after every call (the fuzz executor's), with
+ * al_adapter_check() at the end. Same conditions, arguments and result as al_adapter_check().
+ */
+bool al_adapter_check_live(al_adapter *adapter, char *msg, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -51,7 +51,8 @@
  * gpu_engine_run() or gpu_engine_wait_idle() gets nothing run (the outer run goes on).
  *
  * Cost: submit O(stream bytes) (one host copy) — FILL/COPY/READBACK cost O(bytes) plus one table
- * walk per 4 KiB page (per 2 MiB large page); COPY moves data through a 64 KiB bounce buffer.
+ * walk per 4 KiB page (per 2 MiB large page); COPY moves data through a 64 KiB bounce buffer
+ * (malloc'd by the engine's first COPY).
  *
  * Glossary: submission = one queued command stream; fence = the 64-bit value a submission
  * completes; record = one command of a stream; readback = the host buffer a READBACK writes.

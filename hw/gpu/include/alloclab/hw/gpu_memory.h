@@ -163,6 +163,22 @@ NTSTATUS gpu_segment_create(const gpu_segment_desc *desc, fault_injector *inj,
  */
 void gpu_segment_destroy(gpu_segment *segment);
 
+/*
+ * gpu_segment_cached_regions - host regions kept for reuse (for tests and leak accounting).
+ *
+ * A destroyed segment's host regions (contents of a memory segment, page tags, aperture page
+ * pointers) are scrubbed to zero over the pages it ever committed and kept, process-wide, for
+ * the next segment that needs a region of the same length (at most 16 regions of at most 64 MiB
+ * each; others are unmapped). A new segment therefore starts exactly as from a fresh mapping
+ * (contents read as zero, no owner or last owner on any page), but a program that creates one
+ * adapter after another (the fuzz executor) no longer pays the host kernel to map, fault in
+ * and zero the pages again. The regions stay mapped until the process exits.
+ */
+size_t gpu_segment_cached_regions(void);
+
+/* gpu_segment_drop_cached_regions - unmaps every region gpu_segment_cached_regions() counts. */
+void gpu_segment_drop_cached_regions(void);
+
 uint32_t gpu_segment_id(const gpu_segment *segment);
 gpu_segment_kind gpu_segment_get_kind(const gpu_segment *segment);
 uint64_t gpu_segment_size(const gpu_segment *segment);
