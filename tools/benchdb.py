@@ -17,6 +17,10 @@ CLI (run with /usr/bin/python3; exit 0 on success, 1 on a bad file or database, 
   benchdb.py previous-commit [--before COMMIT] [--git-dir DIR]
       prints the newest clean recorded commit other than COMMIT (an ancestor of it when git
       knows both)
+  benchdb.py find-run --commit SHA [--filter REGEX] [--min-repetitions N] [--config NAME]
+                      [--allocator NAME] [--miniport NAME]
+      prints the newest clean run of SHA that has >= N repetitions of every recorded benchmark
+      the filter finds (at least one); exit 1 when there is none
   benchdb.py merge OUT.json IN.json...
       joins reports of single repetitions into one report with repetition_index 0..n-1
 
@@ -37,7 +41,9 @@ import sys
 import tempfile
 
 SCHEMA_VERSION = 1
-DEFAULT_DB = os.path.join(".lab", "history.sqlite")
+# .lab/history.sqlite of the checkout this file is in (.lab/ is git-ignored).
+DEFAULT_DB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".lab",
+                          "history.sqlite")
 
 SCHEMA = """
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -452,6 +458,30 @@ def previous_commit(db, before=None, git_dir=None):
     return None
 
 
+def find_run(db, commit, bench_filter=None, min_repetitions=1, build_config="opt",
+             allocator="jemalloc", miniport=None):
+    """The id of the newest clean run of COMMIT (with that config, allocator and, if given,
+    miniport) holding >= min_repetitions of each of its benchmarks that bench_filter (a regular
+    expression, searched) finds, and at least one such benchmark; None when there is none."""
+    try:
+        pattern = re.compile(bench_filter or "")
+    except re.error as e:
+        raise BenchError(f"--filter '{bench_filter}': not a valid regular expression ({e})")
+    query = ("SELECT id FROM runs WHERE commit_sha = ? AND dirty = 0 AND build_config = ?"
+             " AND allocator = ?")
+    args = [commit, build_config, allocator]
+    if miniport:
+        query += " AND miniport = ?"
+        args.append(miniport)
+    for (run_id,) in db.execute(query + " ORDER BY id DESC", args).fetchall():
+        counts = [n for name, n in db.execute(
+            "SELECT benchmark, COUNT(*) FROM results WHERE run_id = ? GROUP BY benchmark",
+            (run_id,)) if pattern.search(name)]
+        if counts and min(counts) >= min_repetitions:
+            return run_id
+    return None
+
+
 def median(values):
     values = sorted(values)
     if not values:
@@ -514,6 +544,14 @@ def main(argv=None):
     p = sub.add_parser("previous-commit", help="the newest clean recorded commit before another")
     p.add_argument("--before", help="a full commit sha to skip (and whose ancestors to prefer)")
     p.add_argument("--git-dir", help="a git checkout that knows the commits (ancestry check)")
+    p = sub.add_parser("find-run", help="the newest stored run of a commit that has enough"
+                       " repetitions")
+    p.add_argument("--commit", required=True)
+    p.add_argument("--filter", dest="bench_filter")
+    p.add_argument("--min-repetitions", type=_positive_int, default=1)
+    p.add_argument("--config", default="opt")
+    p.add_argument("--allocator", default="jemalloc")
+    p.add_argument("--miniport")
     p = sub.add_parser("merge", help="join single-repetition reports into one")
     p.add_argument("out")
     p.add_argument("inputs", nargs="+")
@@ -524,7 +562,7 @@ def main(argv=None):
             write_json_atomically(args.out, merge_reports(args.inputs))
             return 0
         db = open_db(db_path, create=args.command == "record")
-        with db:
+        try:
             if args.command == "record":
                 print(record(db, db_path, args.report, args.config, args.allocator,
                              args.miniport, args.commit))
@@ -537,8 +575,18 @@ def main(argv=None):
                                      + (f" before {args.before[:12]}" if args.before else "")
                                      + " (record one: ./lab bench, then tools/benchdb.py record)")
                 print(sha)
+            elif args.command == "find-run":
+                run_id = find_run(db, args.commit, args.bench_filter, args.min_repetitions,
+                                  args.config, args.allocator, args.miniport)
+                if run_id is None:
+                    raise BenchError(f"no stored run of {args.commit[:12]} with"
+                                     f" {args.min_repetitions} repetitions of the benchmarks"
+                                     f" '{args.bench_filter or ''}' finds")
+                print(run_id)
             elif args.command == "runs":
                 return _print_runs(db, db_path, args)
+        finally:
+            db.close()
         return 0
     except BenchError as e:
         print(f"benchdb: {e}", file=sys.stderr)

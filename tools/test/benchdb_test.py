@@ -297,6 +297,30 @@ class SchemaVersions(Base):
         self.assertEqual(self.run_count(), (1, 6))
 
 
+class FindRun(Base):
+    def test_the_newest_clean_run_with_enough_repetitions(self):
+        sha = "d" * 40
+        first = self.record(report(commit=sha, reps=9))
+        self.record(report(commit=sha, reps=3))
+        self.record(report(commit=sha + "-dirty", reps=9))
+        self.record(report(commit=sha, reps=9), allocator="glibc")
+        db = benchdb.open_db(self.db_path)
+        self.assertEqual(benchdb.find_run(db, sha, "BM_plain", 9), first)
+        self.assertEqual(benchdb.find_run(db, sha, "BM_plain", 3), 2)
+        self.assertEqual(benchdb.find_run(db, sha, None, 9, allocator="glibc"), 4)
+        self.assertIsNone(benchdb.find_run(db, sha, "BM_absent", 1))
+        self.assertIsNone(benchdb.find_run(db, "e" * 40, None, 1))
+        self.assertIsNone(benchdb.find_run(db, sha, None, 9, miniport="example"))
+        with self.assertRaises(benchdb.BenchError):
+            benchdb.find_run(db, sha, "(", 1)
+        db.close()
+        self.assertEqual(self.cli("find-run", "--commit", sha, "--min-repetitions", "9")[:2],
+                         (0, f"{first}\n"))
+        rc, _, err = self.cli("find-run", "--commit", sha, "--min-repetitions", "10")
+        self.assertEqual(rc, 1)
+        self.assertIn("no stored run", err)
+
+
 class PreviousCommit(Base):
     def git(self, *args):
         return subprocess.run(["git", "-C", self.repo, "-c", "user.name=t", "-c",

@@ -2,8 +2,8 @@
 """A stand-in for //bench:alloclab_benchmark in the tools' tests: it takes Google Benchmark's
 flags (--benchmark_out, --benchmark_context, --benchmark_filter, --benchmark_repetitions) and
 writes a Google Benchmark 1.7 JSON report of two benchmarks whose time is a measured sleep:
-  BM_steady/sleep_ms:3                          sleeps 3 ms per iteration
-  BM_teardown_changed/allocations:8/manual_time sleeps $FAKE_BENCH_SLEEP_MS (default 2) ms per
+  BM_steady/sleep_ms:5                          sleeps 5 ms per iteration
+  BM_teardown_changed/allocations:8/manual_time sleeps $FAKE_BENCH_SLEEP_MS (default 10) ms per
       iteration and reports it as ns_per_allocation (time / 8); its real_time column is a
       constant 1000 ns, so only a tool that compares ns_per_allocation sees a change.
 Each call appends "$FAKE_BENCH_NAME <repetitions>" to $FAKE_BENCH_LOG when set."""
@@ -14,7 +14,7 @@ import sys
 import time
 
 args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
-changed_ms = float(os.environ.get("FAKE_BENCH_SLEEP_MS", "2"))
+changed_ms = float(os.environ.get("FAKE_BENCH_SLEEP_MS", "10"))
 repetitions = int(args.get("benchmark_repetitions", "1"))
 pattern = args.get("benchmark_filter", ".")
 if os.environ.get("FAKE_BENCH_LOG"):
@@ -22,7 +22,7 @@ if os.environ.get("FAKE_BENCH_LOG"):
         log.write(f"{os.environ.get('FAKE_BENCH_NAME', '?')} {repetitions}\n")
 
 
-def measure(ms, iterations=4):
+def measure(ms, iterations=2):
     start = time.perf_counter()
     for _ in range(iterations):
         time.sleep(ms / 1000)
@@ -36,14 +36,14 @@ if "benchmark_context" in args:
     context[key] = value
 rows = []
 for rep in range(repetitions):
-    for name, ms in (("BM_steady/sleep_ms:3", 3.0),
+    for name, ms in (("BM_steady/sleep_ms:5", 5.0),
                      ("BM_teardown_changed/allocations:8/manual_time", changed_ms)):
         if not re.search(pattern, name):
             continue
         ns = measure(ms)
         row = {"name": name, "run_name": name, "run_type": "iteration",
                "repetitions": repetitions, "repetition_index": rep, "threads": 1,
-               "iterations": 4, "real_time": ns, "cpu_time": 1000.0, "time_unit": "ns"}
+               "iterations": 2, "real_time": ns, "cpu_time": 1000.0, "time_unit": "ns"}
         if "teardown" in name:
             row["real_time"] = 1000.0
             row["ns_per_allocation"] = ns / 8
