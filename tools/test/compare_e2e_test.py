@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""End to end: two "commits" of a benchmark binary, the second made 50% slower on purpose (sleeps of 10 and 15 ms, long
+"""End to end: two "commits" of a benchmark binary, the second made 50% slower on purpose (sleeps of 10 and 15 ms, the shortest of three reported, long
 enough that a loaded machine's scheduling jitter stays small beside them), run
 interleaved by bench_interleave.py, recorded in a history database, judged by compare_runs.py.
 The binaries are tools/test/fake_benchmark.py (measured sleeps) behind two wrapper scripts, so
