@@ -506,7 +506,8 @@ def trend_lines(runs):
         fill = width if span == 0 else 1 + round((v - low) / span * (width - 1))
         change = "" if low == 0 else f"{(v / low - 1) * 100:+6.1f}% vs best"
         lines.append(f"{run['id']:>5}  {run['recorded_at'][:16]}  {short_commit(run):<18}"
-                     f" {v:>12.1f} ns  n={run['repetitions']:<3} {'#' * fill:<{width}}  {change}")
+                     f" {run['allocator']:<8} {run['miniport']:<7} {v:>12.1f} ns"
+                     f"  n={run['repetitions']:<3} {'#' * fill:<{width}}  {change}")
     spark = "".join(SPARK[0 if span == 0 else round((v - low) / span * (len(SPARK) - 1))]
                     for v in values)
     lines.append(f"trend (oldest -> newest): {spark}   min {low:.1f} ns, max {high:.1f} ns")

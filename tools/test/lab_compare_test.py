@@ -6,6 +6,7 @@ tree it builds. So two commits differ in speed the way two alloclab commits woul
 steps run for real: resolving commits, the history's previous commit, the scratch worktree,
 binaries kept per commit, interleaved runs, recording, reuse of stored runs, verdicts, exit
 status."""
+import fcntl
 import json
 import os
 import shutil
@@ -166,6 +167,14 @@ class LabCompare(unittest.TestCase):
             done = self.lab("compare", *args)
             self.assertEqual(done.returncode, status, (args, done.stderr))
             self.assertIn(message, done.stderr, args)
+        with open(os.path.join(self.repo, "bench", "sleep_ms"), "w") as f:
+            f.write("11\n")  # a dirty working tree: HEAD and worktree differ
+        os.makedirs(os.path.join(self.repo, ".lab", "compare"))
+        with open(os.path.join(self.repo, ".lab", "compare", ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # as a running ./lab compare holds it
+            done = self.lab("compare", "HEAD", "worktree")
+        self.assertEqual(done.returncode, 1)
+        self.assertIn("another ./lab compare is running", done.stderr)
         done = self.lab("history")
         self.assertEqual(done.returncode, 1)
         self.assertIn("no history database yet", done.stderr)
