@@ -433,7 +433,12 @@ class Run:
             t = triage.Triage(target, self.binaries["fuzz"][target], self.codec(target), self.corpus_dir, work,
                               self.commit, date=self.started.strftime("%Y-%m-%d"), known=known,
                               repo_root=self.root, log=lambda m, t=target: _say("triage %s: %s" % (t, m)))
-            for r in t.triage(files):
+            results = t.triage(files)
+            statuses = {}
+            for r in results:
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+            _say("triage %s: %s" % (target, ", ".join("%d %s" % (n, s) for s, n in sorted(statuses.items()))))
+            for r in results:
                 row = r.as_dict()
                 row["target"] = target
                 row["crash_file"] = os.path.relpath(r.crash_file, self.report_dir)
@@ -467,12 +472,14 @@ class Run:
             corpus = os.path.join(self.root, ".lab", "fuzz", target, "corpus")
             env = dict(os.environ, LLVM_PROFILE_FILE=os.path.join(profiles, target + "-%p.profraw"))
             with open(os.path.join(self.logs, "coverage-%s.log" % target), "w") as log:
-                done = subprocess.run(["setarch", "-R", binary, corpus], stdout=log, stderr=subprocess.STDOUT, env=env)
+                # -runs: the replay driver ignores libFuzzer flags; a coverage binary linked with
+                # libFuzzer then only replays the folder (-runs=0) or the file (-runs=1).
+                done = subprocess.run(["setarch", "-R", binary, "-runs=0", corpus], stdout=log, stderr=subprocess.STDOUT, env=env)
                 if done.returncode != 0:
                     # An input that still crashes (a known regression) ends the replay of the whole
                     # folder: run the files one by one, so the others still count.
                     for name in sorted(os.listdir(corpus)):
-                        subprocess.run(["setarch", "-R", binary, os.path.join(corpus, name)], stdout=subprocess.DEVNULL,
+                        subprocess.run(["setarch", "-R", binary, "-runs=1", os.path.join(corpus, name)], stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL, env=env)
         raws = [os.path.join(profiles, n) for n in os.listdir(profiles) if n.endswith(".profraw")]
         if not raws:
@@ -673,7 +680,7 @@ def svg_line_chart(title: str, series: Dict[str, List[Tuple[float, float]]], x_l
     @x_ticks: labels for x = 0, 1, 2, ... (categorical x, e.g. commits)."""
     left, right, top, bottom = 60, 130, 28, 40
     points = [p for values in series.values() for p in values]
-    out = ['<svg xmlns="http://www.w3.org/2000/svg" role="img" width="%d" height="%d" viewBox="0 0 %d %d">'
+    out = ['<svg role="img" width="%d" height="%d" viewBox="0 0 %d %d">'
            % (width, height, width, height), '<title>%s</title>' % _e(title),
            '<text x="%d" y="16" font-weight="bold">%s</text>' % (left, _e(title))]
     if not points:
@@ -727,7 +734,7 @@ def svg_bar_chart(title: str, values: Dict[str, float], unit: str, width: int = 
     """An inline SVG horizontal bar chart (label -> value)."""
     bar, left = 22, 140
     height = height or 40 + bar * max(1, len(values))
-    out = ['<svg xmlns="http://www.w3.org/2000/svg" role="img" width="%d" height="%d" viewBox="0 0 %d %d">'
+    out = ['<svg role="img" width="%d" height="%d" viewBox="0 0 %d %d">'
            % (width, height, width, height), '<title>%s</title>' % _e(title),
            '<text x="4" y="16" font-weight="bold">%s</text>' % _e(title)]
     top = max(values.values(), default=0) or 1

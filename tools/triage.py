@@ -103,9 +103,13 @@ def _crash_type(text: str, summary: Optional[str]) -> str:
     kind = summary
     if "LeakSanitizer" in text and re.search(r"\bleaked in\b", kind):
         return "memory leak"
+    runtime_error = re.search(r"runtime error: ([^:\n]+)", text)
+    if kind.startswith("undefined-behavior") and runtime_error:
+        # UBSan's SUMMARY only says "undefined-behavior": its runtime error line names the kind.
+        return "undefined-behavior: " + re.sub(r"0x[0-9a-fA-F]+|\d+", "N", runtime_error.group(1)).strip()
     # "heap-use-after-free /path:1:2 in f" -> "heap-use-after-free"; numbers never belong to
     # the type (leak sizes, addresses), so the same bug keeps one signature.
-    kind = re.sub(r"\s+\S+:\d+(:\d+)?\s+in\s+.*$", "", kind)
+    kind = re.sub(r"\s+\S+:\d+(:\d+)?(\s+in\b.*)?$", "", kind)
     kind = re.sub(r"\s+\(.*$", "", kind)
     kind = re.sub(r"0x[0-9a-fA-F]+|\d+", "N", kind).strip()
     return kind or "crash"
@@ -365,7 +369,6 @@ class Triage:
                 status = "duplicate" if first.signature in self.found_this_run else "known"
                 results.append(TriageResult(path, status, first.signature, "1/1",
                                             known_as=self.known[first.signature], trace=first.trace))
-                self.log("%s: known signature %s" % (os.path.basename(path), first.signature))
                 continue
             crashes, report = self.reproduce(path, first)
             if report is None:
