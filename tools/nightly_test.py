@@ -141,6 +141,9 @@ class SignatureTest(unittest.TestCase):
             self.assertIsNotNone(report, name)
             self.assertEqual(report.signature, signature, name)
             self.assertIn("SUMMARY:", report.trace, name)
+        with open(os.path.join(TESTDATA, "oracle_abort.txt"), encoding="utf-8") as f:
+            trace = triage.parse_report(f.read()).trace
+        self.assertTrue(trace.startswith("alloclab oracle: call 5 destroy_allocations"), trace[:80])
 
     def test_numbers_and_lines_do_not_change_a_signature(self):
         with open(os.path.join(TESTDATA, "lsan_leak.txt"), encoding="utf-8") as f:
@@ -191,6 +194,7 @@ FAKE_ENCODE = "#!/bin/sh\nsed -n 's/^hex = //p' \"$1\" | xxd -r -p > \"$2\"\n"
 
 class TriageTest(unittest.TestCase):
     def setUp(self):
+        self.umask = os.umask(0o022)  # stored regressions must be readable by all under it
         self.tmp = tempfile.TemporaryDirectory()
         t = self.tmp.name
         self.fuzzer = os.path.join(t, "bin", "fuzzer")
@@ -210,6 +214,7 @@ class TriageTest(unittest.TestCase):
 
     def tearDown(self):
         self.tmp.cleanup()
+        os.umask(self.umask)
 
     def triage(self, **kw):
         work = tempfile.mkdtemp(dir=self.tmp.name)
@@ -227,6 +232,8 @@ class TriageTest(unittest.TestCase):
         self.assertFalse(results[0].flaky)
         name = triage.regression_name(results[0].signature, "2026-01-02")
         self.assertEqual(self.stored(), [name + ".bin", name + ".txt"])
+        mode = os.stat(os.path.join(self.corpus, "ddi_sequence", "regressions", name + ".txt")).st_mode
+        self.assertTrue(mode & stat.S_IRGRP and mode & stat.S_IROTH, oct(mode))
         with open(os.path.join(self.corpus, "ddi_sequence", "regressions", name + ".txt")) as f:
             lines = f.read().splitlines()
         self.assertEqual(lines[:5], [

@@ -134,6 +134,10 @@ def parse_report(text: str, repo_root: Optional[str] = None) -> Optional[CrashRe
     if summary is None and error_at is None and not own:
         return None
     start = error_at if error_at is not None else 0
+    # alloclab's own message (the oracle's disagreement and program, the verifier's rule) comes
+    # before libFuzzer's "deadly signal" line: the trace starts with it.
+    own_at = next((i for i, line in enumerate(lines) if any(line.startswith(m) for m, _ in OWN_ABORT_TYPES)), None)
+    trace_start = min(start, own_at) if own_at is not None else start
     frames: List[str] = []
     in_stack = False
     for line in lines[start:]:
@@ -149,7 +153,7 @@ def parse_report(text: str, repo_root: Optional[str] = None) -> Optional[CrashRe
         if our_source_path(path, repo_root) is not None:
             frames.append(function)
     end = next((i for i in range(start, len(lines)) if lines[i].startswith("SUMMARY:")), len(lines) - 1)
-    trace = "\n".join(lines[start:end + 1])
+    trace = "\n".join(lines[trace_start:end + 1])
     return CrashReport(_crash_type(text, summary), frames, trace)
 
 
@@ -204,10 +208,13 @@ def write_files_atomically(files: Dict[str, bytes]) -> None:
     full disk) the temporary files are removed, nothing that existed is touched, and
     TriageError names the problem."""
     temps: Dict[str, str] = {}
+    umask = os.umask(0o022)
+    os.umask(umask)
     try:
         for path, data in files.items():
             fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=os.path.dirname(path))
             temps[path] = temp
+            os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; these are ordinary files
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
