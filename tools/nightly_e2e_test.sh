@@ -100,4 +100,23 @@ s = json.load(open(sys.argv[1]))
 assert s["exit_status"] == 0, s["exit_status"]
 assert "new" not in s["crash_counts"] and s["crash_counts"].get("known", 0) >= 1, s["crash_counts"]
 PY
-echo "PASS: planted crash found, stored once, then counted as known"
+
+# ---- Run 3: --update-corpus writes inputs that add coverage to seeds/ as canonical pairs, never
+# a crashing one (the known crash is in the working corpus) ----
+rc=0
+ALLOCLAB_NIGHTLY_ROOT=$root ALLOCLAB_NIGHTLY_PREBUILT=$tmp/prebuilt \
+  /usr/bin/python3 "$nightly" --budget 5s --jobs 1 --no-bench --update-corpus >"$tmp/run3.log" 2>&1 || rc=$?
+cat "$tmp/run3.log"
+[[ $rc == 0 ]] || fail "third run (--update-corpus): exit $rc, expected 0"
+grep -q 'input(s) that add coverage written to corpus/private_data/seeds' "$tmp/run3.log" || fail "no --update-corpus line"
+added=0
+for seed in "$root"/corpus/private_data/seeds/nightly-*.bin; do
+  added=$((added + 1))
+  "$pdtext" encode "${seed%.bin}.txt" "$tmp/seed.bin"
+  cmp -s "$seed" "$tmp/seed.bin" || fail "$seed is not the canonical encoding of its text"
+  if ! setarch -R "$tmp/prebuilt/fuzz/private_data_raw" "$seed" >/dev/null 2>&1; then
+    fail "--update-corpus wrote a crashing seed $seed"
+  fi
+done
+echo "--update-corpus added $added seed(s)"
+echo "PASS: planted crash found, stored once, then counted as known; --update-corpus seeds are canonical"
