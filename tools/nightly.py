@@ -319,7 +319,9 @@ class Run:
         with open(log_path, "w", encoding="utf-8", errors="replace") as log:
             log.write("$ %s\n" % " ".join(cmd))
             try:
-                proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+                # A session of its own: the hard stop kills fork mode's children too.
+                proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)
             except OSError as e:
                 raise NightlyError("cannot run %s: %s" % (fuzzer, e.strerror)) from e
 
@@ -332,7 +334,7 @@ class Run:
             stats = {"execs": 0, "cov": 0, "ft": 0, "corpus": before}
             last_print = last_sample = started
             finished = False
-            hard_stop = started + seconds + 120
+            hard_stop, stopped = started + seconds + 120, False
             while not finished:
                 try:
                     line = lines.get(timeout=1.0)
@@ -361,9 +363,12 @@ class Run:
                         _say("%s: %s left (%s in all) | %d exec/s | cov %d ft %d | corpus %d | crashes %d" % (
                             target, format_seconds(target_left), format_seconds(max(0, deadline - time.time())),
                             rate, stats["cov"], stats["ft"], stats["corpus"], crash_count))
-                if now > hard_stop and proc.poll() is None:
-                    proc.kill()
+                if now > hard_stop and not stopped:
+                    stopped = True
+                    triage.kill_group(proc)
                     self.fail("fuzz", "%s ran %ds past its budget and was stopped" % (target, now - started - seconds))
+                if proc.poll() is not None and line == "" and now > hard_stop + 10:
+                    break  # the fuzzer is gone but something still holds its output open
             rc = proc.wait()
         elapsed = time.monotonic() - started
         crash_files = sorted(os.path.join(crashes, name) for name in os.listdir(crashes)
@@ -394,7 +399,11 @@ class Run:
                 existing.add(name)
         cmd = ["setarch", "-R", self.binaries["fuzz"][target], "-merge=1"] + self.libfuzzer_flags(target) + [merged, working]
         with open(os.path.join(self.logs, "merge-%s.log" % target), "w") as log:
-            done = subprocess.run(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                done = triage.run_bounded(cmd, 600 + 0.2 * len(os.listdir(working)), cwd=work, stdout=log,
+                                          stderr=subprocess.STDOUT)
+            except subprocess.TimeoutExpired:
+                done = subprocess.CompletedProcess(cmd, -1)
         if done.returncode != 0:
             self.fail("update-corpus", "%s: the merge failed (logs/merge-%s.log)" % (target, target))
             return 0
@@ -469,18 +478,25 @@ class Run:
         shutil.rmtree(profiles, ignore_errors=True)
         os.makedirs(profiles)
         for target, binary in binaries.items():
-            corpus = os.path.join(self.root, ".lab", "fuzz", target, "corpus")
+            replay = self.coverage_inputs(target, os.path.join(profiles, target + "-inputs"))
             env = dict(os.environ, LLVM_PROFILE_FILE=os.path.join(profiles, target + "-%p.profraw"))
             with open(os.path.join(self.logs, "coverage-%s.log" % target), "w") as log:
                 # -runs: the replay driver ignores libFuzzer flags; a coverage binary linked with
                 # libFuzzer then only replays the folder (-runs=0) or the file (-runs=1).
-                done = subprocess.run(["setarch", "-R", binary, "-runs=0", corpus], stdout=log, stderr=subprocess.STDOUT, env=env)
-                if done.returncode != 0:
-                    # An input that still crashes (a known regression) ends the replay of the whole
-                    # folder: run the files one by one, so the others still count.
-                    for name in sorted(os.listdir(corpus)):
-                        subprocess.run(["setarch", "-R", binary, "-runs=1", os.path.join(corpus, name)], stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL, env=env)
+                try:
+                    rc = triage.run_bounded(["setarch", "-R", binary, "-runs=0", replay], 120 + 0.05 * len(os.listdir(replay)),
+                                            stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+                except subprocess.TimeoutExpired:
+                    rc = -1
+                if rc != 0:
+                    # Something crashed or hung anyway: replay the files one by one, so the others count.
+                    log.write("nightly: the replay of the folder failed (%d); replaying file by file\n" % rc)
+                    for name in sorted(os.listdir(replay)):
+                        try:
+                            triage.run_bounded(["setarch", "-R", binary, "-runs=1", os.path.join(replay, name)], 10,
+                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                        except subprocess.TimeoutExpired:
+                            log.write("nightly: %s hung; left out\n" % name)
         raws = [os.path.join(profiles, n) for n in os.listdir(profiles) if n.endswith(".profraw")]
         if not raws:
             self.summary["coverage"] = {"status": "failed: the replays wrote no profile"}
@@ -506,6 +522,28 @@ class Run:
         totals = self.summary["coverage"]
         _say("coverage of core/ and hw/: lines %.1f%%, functions %.1f%%, regions %.1f%% (%d files)" % (
             totals["lines"]["percent"], totals["functions"]["percent"], totals["regions"]["percent"], len(totals["files"])))
+
+    def coverage_inputs(self, target: str, folder: str) -> str:
+        """@folder filled with the working corpus of @target (hard links) minus the copies of
+        regressions that still crash the fuzzer: the coverage build has no ASan, so such an
+        input can corrupt the heap and deadlock the replay in its crash handler."""
+        corpus = os.path.join(self.root, ".lab", "fuzz", target, "corpus")
+        os.makedirs(folder)
+        for name in sorted(os.listdir(corpus)):
+            path = os.path.join(corpus, name)
+            if name.startswith("regressions-"):
+                try:
+                    done = triage.run_bounded(["setarch", "-R", self.binaries["fuzz"][target], "-runs=1", "-timeout=10", path],
+                                              30, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    if done.returncode != 0:
+                        continue
+                except subprocess.TimeoutExpired:
+                    continue
+            try:
+                os.link(path, os.path.join(folder, name))
+            except OSError:
+                shutil.copyfile(path, os.path.join(folder, name))
+        return folder
 
     # -- benchmarks -------------------------------------------------------------------------------
     def bench(self) -> None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import unittest
 from contextlib import redirect_stderr, redirect_stdout
 from unittest import mock
@@ -285,6 +286,33 @@ class TriageTest(unittest.TestCase):
                                   "--trace", "x", "--encode", "y", "c"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.assertEqual(missing.returncode, 3)
         self.assertIn("/nonexistent does not exist", missing.stderr)
+
+
+class RunBoundedTest(unittest.TestCase):
+    def test_a_hang_is_killed_with_everything_it_started(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            pid_file = os.path.join(tmp, "child")
+            # A child in the background holds the output pipe open, as fork mode's children do.
+            script = "sleep 60 & echo $! > %s; wait" % pid_file
+            with self.assertRaises(subprocess.TimeoutExpired):
+                triage.run_bounded(["sh", "-c", script], 1, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            with open(pid_file) as f:
+                child = int(f.read())
+            for _ in range(50):  # the kill is asynchronous: give it up to 5 s to be reaped
+                try:
+                    os.kill(child, 0)
+                except ProcessLookupError:
+                    break
+                with open("/proc/%d/stat" % child) as f:
+                    if f.read().split()[2] == "Z":
+                        break
+                time.sleep(0.1)
+            else:
+                self.fail("the background child %d survived" % child)
+
+    def test_a_quick_command_returns_its_output(self):
+        done = triage.run_bounded(["sh", "-c", "echo out; exit 3"], 10, stdout=subprocess.PIPE, text=True)
+        self.assertEqual((done.returncode, done.stdout), (3, "out\n"))
 
 
 class FullDiskTest(unittest.TestCase):

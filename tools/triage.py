@@ -39,6 +39,7 @@ import errno
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,30 @@ _SUMMARY = re.compile(r"^SUMMARY:\s+(\w+Sanitizer|libFuzzer):\s+(.*)$")
 
 class TriageError(Exception):
     """A triage step could not run (missing tool, unreadable input, full disk)."""
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kills @proc's whole process group (it was started with start_new_session=True)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_bounded(cmd: List[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run(@cmd, **@kwargs) with a time limit that holds for everything it starts.
+
+    The command runs in a session of its own; after @timeout seconds the whole group is killed
+    (libFuzzer's fork-mode children, a replay that deadlocked printing a stack trace after a
+    heap corruption) and subprocess.TimeoutExpired is raised. OSError when it cannot start."""
+    with subprocess.Popen(cmd, start_new_session=True, **kwargs) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 @dataclasses.dataclass
@@ -304,10 +329,12 @@ class Triage:
 
     def run_once(self, path: str) -> Optional[CrashReport]:
         """Runs @path once through the fuzzer binary; its crash report, or None if it did not crash."""
-        cmd = ["setarch", "-R", self.fuzzer, "-runs=1", path]
+        # libFuzzer's -timeout turns a hang into a report ("libFuzzer: timeout") with a stack;
+        # run_bounded's limit is for a run that cannot even report.
+        cmd = ["setarch", "-R", self.fuzzer, "-runs=1", "-timeout=%d" % max(1, self.run_timeout // 2), path]
         try:
-            done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self._env(),
-                                  timeout=self.run_timeout, cwd=self.work_dir)
+            done = run_bounded(cmd, self.run_timeout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env=self._env(), cwd=self.work_dir)
         except subprocess.TimeoutExpired:
             return CrashReport("timeout", [], "timed out after %ds" % self.run_timeout)
         except OSError as e:
@@ -335,8 +362,8 @@ class Triage:
         cmd = ["setarch", "-R", self.fuzzer, "-minimize_crash=1", "-runs=100000",
                "-max_total_time=%d" % self.minimize_seconds, "-exact_artifact_path=" + out, path]
         try:
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self._env(),
-                           timeout=self.minimize_seconds + 60, cwd=self.work_dir)
+            run_bounded(cmd, self.minimize_seconds + 60, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        env=self._env(), cwd=self.work_dir)
         except (subprocess.TimeoutExpired, OSError):
             return path
         if os.path.isfile(out) and os.path.getsize(out) > 0:
