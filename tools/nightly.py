@@ -605,27 +605,38 @@ def _run_tool(cmd: List[str], log_path: str, cwd: str) -> subprocess.CompletedPr
 
 
 def benchmark_values(report: dict) -> Dict[str, float]:
-    """Google Benchmark JSON -> benchmark name -> its median real time (or its only time), in ns."""
+    """Google Benchmark JSON -> benchmark name -> its median in ns over the repetitions, with
+    compare_runs.py's metric: the ns_per_allocation counter where a row has one, else real time
+    (a report holding only aggregates gives its median rows)."""
     scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
-    values, medians = {}, {}
+    repetitions: Dict[str, List[float]] = {}
+    medians: Dict[str, float] = {}
     for b in report.get("benchmarks", []):
         name = b.get("run_name") or b.get("name", "")
-        if "real_time" not in b:
+        if "ns_per_allocation" in b:
+            ns = float(b["ns_per_allocation"])
+        elif "real_time" in b:
+            ns = float(b["real_time"]) * scale.get(b.get("time_unit", "ns"), 1.0)
+        else:
             continue
-        ns = float(b["real_time"]) * scale.get(b.get("time_unit", "ns"), 1.0)
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
                 medians[name] = ns
         else:
-            values.setdefault(name, ns)
-    values.update(medians)
+            repetitions.setdefault(name, []).append(ns)
+    values = dict(medians)
+    for name, samples in repetitions.items():
+        samples.sort()
+        middle = len(samples) // 2
+        values[name] = samples[middle] if len(samples) % 2 else (samples[middle - 1] + samples[middle]) / 2
     return values
 
 
 def run_benchmarks(root: str, report_dir: str, logs: str) -> dict:
     """The benchmark step: `./lab bench` into DIR/bench.json, `tools/benchdb.py record` (history),
-    `tools/compare_runs.py` against the previous recorded commit (`benchdb.py previous-commit`,
-    `export`), and the trend over the last recorded runs (`runs`, `export`). Returns the bench
+    `tools/compare_runs.py` against the newest run of the previous recorded commit (`benchdb.py
+    previous-commit --before HEAD`, `find-run`, `export`), and the trend over the last recorded
+    runs (`runs --limit`, `export`). Returns the bench
     section of the summary: status, run_id, previous, regression, compare (rows of the
     comparison), trend (one row per recorded run: commit, values by benchmark). Raises
     NightlyError when a tool is missing or fails."""
@@ -648,9 +659,19 @@ def run_benchmarks(root: str, report_dir: str, logs: str) -> dict:
     if recorded.returncode != 0:
         raise NightlyError("benchdb.py record failed: %s" % recorded.stderr.strip()[-300:])
     run_id = recorded.stdout.strip().split()[-1] if recorded.stdout.strip() else ""
-    section = {"status": "ok", "run_id": run_id, "previous": "", "regression": False, "compare": [], "trend": []}
-    previous = _run_tool([py, benchdb, "previous-commit"], log, root)
-    prev_id = previous.stdout.strip().split()[0] if previous.returncode == 0 and previous.stdout.strip() else ""
+    section = {"status": "ok", "run_id": run_id, "previous": "", "previous_commit": "", "regression": False,
+               "compare": [], "trend": []}
+    commit = _git(root, "rev-parse", "HEAD")
+    # The newest clean recorded commit other than this one, then its newest run of this setup.
+    previous = _run_tool([py, benchdb, "previous-commit"] + (["--before", commit, "--git-dir", root] if commit else []),
+                         log, root)
+    prev_commit = previous.stdout.strip().split()[0] if previous.returncode == 0 and previous.stdout.strip() else ""
+    prev_id = ""
+    if prev_commit:
+        found = _run_tool([py, benchdb, "find-run", "--commit", prev_commit, "--config", "opt", "--allocator", "jemalloc",
+                           "--miniport", "sim"], log, root)
+        prev_id = found.stdout.strip().split()[0] if found.returncode == 0 and found.stdout.strip() else ""
+    section["previous_commit"] = prev_commit
     if prev_id:
         old_json, compare_json = os.path.join(report_dir, "bench-previous.json"), os.path.join(report_dir, "compare.json")
         exported = _run_tool([py, benchdb, "export", prev_id, old_json], log, root)
@@ -665,9 +686,10 @@ def run_benchmarks(root: str, report_dir: str, logs: str) -> dict:
                 section["compare"] = compare_rows(json.load(f))
         except (OSError, ValueError) as e:
             raise NightlyError("compare_runs.py wrote no readable %s: %s" % (compare_json, e)) from e
-    runs = _run_tool([py, benchdb, "runs"], log, root)
-    ids = [line.split()[0] for line in runs.stdout.splitlines() if line.strip() and re.match(r"^\w", line)
-           and not line.lower().startswith(("id", "run"))] if runs.returncode == 0 else []
+    # `runs` lists the runs newest last, one a line starting with its id (after a header line).
+    runs = _run_tool([py, benchdb, "runs", "--limit", str(BENCH_TREND_RUNS)], log, root)
+    ids = [line.split()[0] for line in runs.stdout.splitlines()
+           if line.split() and line.split()[0].isdigit()] if runs.returncode == 0 else []
     with tempfile.TemporaryDirectory() as tmp:
         for rid in ids[-BENCH_TREND_RUNS:]:
             out = os.path.join(tmp, "run.json")
@@ -825,7 +847,8 @@ def render_bench_html(bench: dict) -> str:
     if bench.get("compare"):
         headers = list(dict.fromkeys(k for row in bench["compare"] for k in row))
         out.append("<h3>Against the previous recorded commit%s</h3>" % (" (regression)" if bench.get("regression") else ""))
-        out.append(_table(headers, [[row.get(h, "") for h in headers] for row in bench["compare"]]))
+        out.append(_table(headers, [["%.4g" % row[h] if isinstance(row.get(h), float) else row.get(h, "") for h in headers]
+                                    for row in bench["compare"]]))
     trend = bench.get("trend", [])
     if trend:
         labels, names, series = bench_trend(trend)
