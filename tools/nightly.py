@@ -4,7 +4,8 @@
     ./lab nightly [--budget DURATION] [--jobs N] [--targets LIST] [--no-bench] [--update-corpus]
 
 1. builds the fuzz targets (--config=fuzz), their replay binaries with --config=coverage, and the
-   text tools (fuzz/tools:trace and :encode, fuzz/targets:private_data_text);
+   text tools (fuzz/tools:trace and :encode; fuzz/targets:<target>_text for a target that has
+   fuzz/targets/<target>_text.c, such as private_data);
 2. fuzzes every target (FUZZ_TARGETS of fuzz/targets/BUILD.bazel) for an even share of the
    budget, libFuzzer fork mode with N jobs, crashes collected without stopping, on the working
    corpus .lab/fuzz/<target>/corpus (outside git; seeded from corpus/<target>/seeds and
@@ -26,7 +27,7 @@ that failed, a full disk); the report is written in every case but a bad option.
 
 Test hooks (environment): ALLOCLAB_NIGHTLY_ROOT (the tree whose fuzz/targets/BUILD.bazel,
 corpus/ and .lab/ are used; default: this repository), ALLOCLAB_NIGHTLY_PREBUILT (a folder with
-fuzz/<target>_raw, coverage/<target>_raw, trace, encode and private_data_text: nothing is built),
+fuzz/<target>_raw, coverage/<target>_raw, trace, encode and any <target>_text: nothing is built),
 ALLOCLAB_NIGHTLY_MIN_FREE_MB (free disk space required to start, default 500).
 """
 
@@ -218,7 +219,8 @@ class Run:
             self.binaries = {
                 "fuzz": {t: os.path.join(prebuilt, "fuzz", t + "_raw") for t in targets},
                 "coverage": {t: os.path.join(prebuilt, "coverage", t + "_raw") for t in targets},
-                "tools": {name: os.path.join(prebuilt, name) for name in ("trace", "encode", "private_data_text")},
+                "tools": {name: os.path.join(prebuilt, name) for name in ["trace", "encode"] + [
+                    t + "_text" for t in targets if os.path.exists(os.path.join(prebuilt, t + "_text"))]},
             }
         else:
             labels = ["//fuzz/targets:%s_raw" % t for t in targets]
@@ -227,18 +229,22 @@ class Run:
                                  log="build-fuzz.log")
             if rc != 0:
                 raise NightlyError("the fuzz build failed (log: %s)" % os.path.relpath(log, self.lab_root))
-            _say("building the text tools (fuzz/tools:trace, :encode, fuzz/targets:private_data_text)")
-            rc, log = self.bazel("build", "--color=no", "--curses=no", "--noshow_progress", "//fuzz/tools:trace",
-                                 "//fuzz/tools:encode", "//fuzz/targets:private_data_text", log="build-tools.log")
+            # A target with a text form of its own has fuzz/targets/<target>_text.c (private_data,
+            # schedules: `<target>_text encode|trace`); program targets share trace and encode.
+            own_text = [t for t in targets if os.path.isfile(os.path.join(self.root, "fuzz", "targets", t + "_text.c"))]
+            tool_labels = ["//fuzz/tools:trace", "//fuzz/tools:encode"] + ["//fuzz/targets:%s_text" % t for t in own_text]
+            _say("building the text tools (%s)" % " ".join(tool_labels))
+            rc, log = self.bazel("build", "--color=no", "--curses=no", "--noshow_progress", *tool_labels,
+                                 log="build-tools.log")
             if rc != 0:
                 raise NightlyError("the tools build failed (log: %s)" % os.path.relpath(log, self.lab_root))
             fuzz_bin, tools_bin = self.bazel_bin("fuzz"), self.bazel_bin(None)
             self.binaries = {
                 "fuzz": {t: os.path.join(fuzz_bin, "fuzz", "targets", t + "_raw") for t in targets},
                 "coverage": {},
-                "tools": {"trace": os.path.join(tools_bin, "fuzz/tools/trace"),
-                          "encode": os.path.join(tools_bin, "fuzz/tools/encode"),
-                          "private_data_text": os.path.join(tools_bin, "fuzz/targets/private_data_text")},
+                "tools": dict({"trace": os.path.join(tools_bin, "fuzz/tools/trace"),
+                               "encode": os.path.join(tools_bin, "fuzz/tools/encode")},
+                              **{t + "_text": os.path.join(tools_bin, "fuzz/targets", t + "_text") for t in own_text}),
             }
             _say("building the coverage replays (--config=coverage)")
             rc, log = self.bazel("build", "--config=coverage", "--color=no", "--curses=no", "--noshow_progress", *labels,
@@ -255,8 +261,8 @@ class Run:
 
     def codec(self, target: str) -> triage.Codec:
         tools = self.binaries["tools"]
-        if target == "private_data":
-            return triage.Codec(target, tools["private_data_text"], tools["private_data_text"])
+        if target + "_text" in tools:
+            return triage.Codec(target, tools[target + "_text"], tools[target + "_text"])
         return triage.Codec(target, tools["trace"], tools["encode"])
 
     # -- fuzzing ----------------------------------------------------------------------------------

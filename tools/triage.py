@@ -13,7 +13,8 @@ Usable alone and imported by tools/nightly.py. For each crash input of one targe
 3. compare it with the signatures of every corpus/*/regressions/*.txt and with the crashes
    already triaged in this run: a known signature is counted, never stored again;
 4. minimize a new one (libFuzzer -minimize_crash=1), turn it into its text form (fuzz/tools
-   trace, or private_data_text for private_data), put the metadata comment lines first, store
+   trace, or the target's own <target>_text tool, e.g. private_data_text), put the metadata
+   comment lines first, store
    the canonical re-encoding (encode of that text) as corpus/<target>/regressions/NAME.bin and
    the text as NAME.txt (both or neither: written to temporary files, then renamed), and check
    that the stored input still crashes (the `reproduced:` line counts that).
@@ -27,8 +28,9 @@ The metadata lines (`./lab repro` reads them; keep the form):
 
 Command line:
     triage.py --target T --fuzzer BIN --trace BIN --encode BIN [--corpus DIR] [--runs N] CRASH...
-(--trace/--encode: fuzz/tools:trace and :encode for program targets; for private_data give
-private_data_text for both.) Prints one line per crash; exits 0 when nothing new was stored,
+(--trace/--encode: fuzz/tools:trace and :encode for program targets; for a target with a text
+tool of its own, fuzz/targets:<target>_text for both, e.g. private_data_text.) Prints one line
+per crash; exits 0 when nothing new was stored,
 1 when a new crash was stored, 3 on an error (named).
 """
 
@@ -261,11 +263,12 @@ class Codec:
 
     def __init__(self, target: str, trace: str, encode: str):
         self.target, self.trace, self.encode = target, trace, encode
-        # private_data_text takes a subcommand; fuzz/tools' trace and encode do not.
-        self.private_data = os.path.basename(trace).startswith("private_data_text")
+        # A target's own text tool (<target>_text: private_data_text, schedules_text) takes a
+        # subcommand; fuzz/tools' trace and encode do not.
+        self.subcommands = os.path.basename(trace).endswith("_text")
 
     def to_text(self, path: str) -> str:
-        cmd = [self.trace, "trace", path] if self.private_data else [self.trace, path]
+        cmd = [self.trace, "trace", path] if self.subcommands else [self.trace, path]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0:
             raise TriageError("%s failed on %s: %s" % (" ".join(cmd), path, done.stderr.strip()))
@@ -276,7 +279,7 @@ class Codec:
         return "\n".join(lines).strip("\n") + "\n"
 
     def to_bytes(self, text_path: str, out: str) -> None:
-        cmd = [self.encode, "encode", text_path, out] if self.private_data else [self.encode, text_path, out]
+        cmd = [self.encode, "encode", text_path, out] if self.subcommands else [self.encode, text_path, out]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0:
             raise TriageError("%s failed: %s" % (" ".join(cmd), done.stderr.strip()))
@@ -431,8 +434,8 @@ def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", required=True)
     parser.add_argument("--fuzzer", required=True, help="the target's libFuzzer binary (--config=fuzz)")
-    parser.add_argument("--trace", required=True, help="fuzz/tools:trace, or private_data_text")
-    parser.add_argument("--encode", required=True, help="fuzz/tools:encode, or private_data_text")
+    parser.add_argument("--trace", required=True, help="fuzz/tools:trace, or the target's <target>_text")
+    parser.add_argument("--encode", required=True, help="fuzz/tools:encode, or the target's <target>_text")
     parser.add_argument("--corpus", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "corpus"))
     parser.add_argument("--runs", type=int, default=DEFAULT_REPRO_RUNS)
     parser.add_argument("--commit", default="")
