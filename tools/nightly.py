@@ -4,7 +4,8 @@
     ./lab nightly [--budget DURATION] [--jobs N] [--targets LIST] [--no-bench] [--update-corpus]
 
 1. builds the fuzz targets (--config=fuzz), their replay binaries with --config=coverage, and the
-   text tools (fuzz/tools:trace and :encode, fuzz/targets:private_data_text);
+   text tools (fuzz/tools:trace and :encode; fuzz/targets:<target>_text for a target that has
+   fuzz/targets/<target>_text.c, such as private_data);
 2. fuzzes every target (FUZZ_TARGETS of fuzz/targets/BUILD.bazel) for an even share of the
    budget, libFuzzer fork mode with N jobs, crashes collected without stopping, on the working
    corpus .lab/fuzz/<target>/corpus (outside git; seeded from corpus/<target>/seeds and
@@ -26,7 +27,7 @@ that failed, a full disk); the report is written in every case but a bad option.
 
 Test hooks (environment): ALLOCLAB_NIGHTLY_ROOT (the tree whose fuzz/targets/BUILD.bazel,
 corpus/ and .lab/ are used; default: this repository), ALLOCLAB_NIGHTLY_PREBUILT (a folder with
-fuzz/<target>_raw, coverage/<target>_raw, trace, encode and private_data_text: nothing is built),
+fuzz/<target>_raw, coverage/<target>_raw, trace, encode and any <target>_text: nothing is built),
 ALLOCLAB_NIGHTLY_MIN_FREE_MB (free disk space required to start, default 500).
 """
 
@@ -218,7 +219,8 @@ class Run:
             self.binaries = {
                 "fuzz": {t: os.path.join(prebuilt, "fuzz", t + "_raw") for t in targets},
                 "coverage": {t: os.path.join(prebuilt, "coverage", t + "_raw") for t in targets},
-                "tools": {name: os.path.join(prebuilt, name) for name in ("trace", "encode", "private_data_text")},
+                "tools": {name: os.path.join(prebuilt, name) for name in ["trace", "encode"] + [
+                    t + "_text" for t in targets if os.path.exists(os.path.join(prebuilt, t + "_text"))]},
             }
         else:
             labels = ["//fuzz/targets:%s_raw" % t for t in targets]
@@ -227,18 +229,22 @@ class Run:
                                  log="build-fuzz.log")
             if rc != 0:
                 raise NightlyError("the fuzz build failed (log: %s)" % os.path.relpath(log, self.lab_root))
-            _say("building the text tools (fuzz/tools:trace, :encode, fuzz/targets:private_data_text)")
-            rc, log = self.bazel("build", "--color=no", "--curses=no", "--noshow_progress", "//fuzz/tools:trace",
-                                 "//fuzz/tools:encode", "//fuzz/targets:private_data_text", log="build-tools.log")
+            # A target with a text form of its own has fuzz/targets/<target>_text.c (private_data,
+            # schedules: `<target>_text encode|trace`); program targets share trace and encode.
+            own_text = [t for t in targets if os.path.isfile(os.path.join(self.root, "fuzz", "targets", t + "_text.c"))]
+            tool_labels = ["//fuzz/tools:trace", "//fuzz/tools:encode"] + ["//fuzz/targets:%s_text" % t for t in own_text]
+            _say("building the text tools (%s)" % " ".join(tool_labels))
+            rc, log = self.bazel("build", "--color=no", "--curses=no", "--noshow_progress", *tool_labels,
+                                 log="build-tools.log")
             if rc != 0:
                 raise NightlyError("the tools build failed (log: %s)" % os.path.relpath(log, self.lab_root))
             fuzz_bin, tools_bin = self.bazel_bin("fuzz"), self.bazel_bin(None)
             self.binaries = {
                 "fuzz": {t: os.path.join(fuzz_bin, "fuzz", "targets", t + "_raw") for t in targets},
                 "coverage": {},
-                "tools": {"trace": os.path.join(tools_bin, "fuzz/tools/trace"),
-                          "encode": os.path.join(tools_bin, "fuzz/tools/encode"),
-                          "private_data_text": os.path.join(tools_bin, "fuzz/targets/private_data_text")},
+                "tools": dict({"trace": os.path.join(tools_bin, "fuzz/tools/trace"),
+                               "encode": os.path.join(tools_bin, "fuzz/tools/encode")},
+                              **{t + "_text": os.path.join(tools_bin, "fuzz/targets", t + "_text") for t in own_text}),
             }
             _say("building the coverage replays (--config=coverage)")
             rc, log = self.bazel("build", "--config=coverage", "--color=no", "--curses=no", "--noshow_progress", *labels,
@@ -255,8 +261,8 @@ class Run:
 
     def codec(self, target: str) -> triage.Codec:
         tools = self.binaries["tools"]
-        if target == "private_data":
-            return triage.Codec(target, tools["private_data_text"], tools["private_data_text"])
+        if target + "_text" in tools:
+            return triage.Codec(target, tools[target + "_text"], tools[target + "_text"])
         return triage.Codec(target, tools["trace"], tools["encode"])
 
     # -- fuzzing ----------------------------------------------------------------------------------
@@ -319,7 +325,9 @@ class Run:
         with open(log_path, "w", encoding="utf-8", errors="replace") as log:
             log.write("$ %s\n" % " ".join(cmd))
             try:
-                proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+                # A session of its own: the hard stop kills fork mode's children too.
+                proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)
             except OSError as e:
                 raise NightlyError("cannot run %s: %s" % (fuzzer, e.strerror)) from e
 
@@ -332,7 +340,7 @@ class Run:
             stats = {"execs": 0, "cov": 0, "ft": 0, "corpus": before}
             last_print = last_sample = started
             finished = False
-            hard_stop = started + seconds + 120
+            hard_stop, stopped = started + seconds + 120, False
             while not finished:
                 try:
                     line = lines.get(timeout=1.0)
@@ -361,9 +369,12 @@ class Run:
                         _say("%s: %s left (%s in all) | %d exec/s | cov %d ft %d | corpus %d | crashes %d" % (
                             target, format_seconds(target_left), format_seconds(max(0, deadline - time.time())),
                             rate, stats["cov"], stats["ft"], stats["corpus"], crash_count))
-                if now > hard_stop and proc.poll() is None:
-                    proc.kill()
+                if now > hard_stop and not stopped:
+                    stopped = True
+                    triage.kill_group(proc)
                     self.fail("fuzz", "%s ran %ds past its budget and was stopped" % (target, now - started - seconds))
+                if proc.poll() is not None and line == "" and now > hard_stop + 10:
+                    break  # the fuzzer is gone but something still holds its output open
             rc = proc.wait()
         elapsed = time.monotonic() - started
         crash_files = sorted(os.path.join(crashes, name) for name in os.listdir(crashes)
@@ -394,7 +405,11 @@ class Run:
                 existing.add(name)
         cmd = ["setarch", "-R", self.binaries["fuzz"][target], "-merge=1"] + self.libfuzzer_flags(target) + [merged, working]
         with open(os.path.join(self.logs, "merge-%s.log" % target), "w") as log:
-            done = subprocess.run(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                done = triage.run_bounded(cmd, 600 + 0.2 * len(os.listdir(working)), cwd=work, stdout=log,
+                                          stderr=subprocess.STDOUT)
+            except subprocess.TimeoutExpired:
+                done = subprocess.CompletedProcess(cmd, -1)
         if done.returncode != 0:
             self.fail("update-corpus", "%s: the merge failed (logs/merge-%s.log)" % (target, target))
             return 0
@@ -469,18 +484,25 @@ class Run:
         shutil.rmtree(profiles, ignore_errors=True)
         os.makedirs(profiles)
         for target, binary in binaries.items():
-            corpus = os.path.join(self.root, ".lab", "fuzz", target, "corpus")
+            replay = self.coverage_inputs(target, os.path.join(profiles, target + "-inputs"))
             env = dict(os.environ, LLVM_PROFILE_FILE=os.path.join(profiles, target + "-%p.profraw"))
             with open(os.path.join(self.logs, "coverage-%s.log" % target), "w") as log:
                 # -runs: the replay driver ignores libFuzzer flags; a coverage binary linked with
                 # libFuzzer then only replays the folder (-runs=0) or the file (-runs=1).
-                done = subprocess.run(["setarch", "-R", binary, "-runs=0", corpus], stdout=log, stderr=subprocess.STDOUT, env=env)
-                if done.returncode != 0:
-                    # An input that still crashes (a known regression) ends the replay of the whole
-                    # folder: run the files one by one, so the others still count.
-                    for name in sorted(os.listdir(corpus)):
-                        subprocess.run(["setarch", "-R", binary, "-runs=1", os.path.join(corpus, name)], stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL, env=env)
+                try:
+                    rc = triage.run_bounded(["setarch", "-R", binary, "-runs=0", replay], 120 + 0.05 * len(os.listdir(replay)),
+                                            stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+                except subprocess.TimeoutExpired:
+                    rc = -1
+                if rc != 0:
+                    # Something crashed or hung anyway: replay the files one by one, so the others count.
+                    log.write("nightly: the replay of the folder failed (%d); replaying file by file\n" % rc)
+                    for name in sorted(os.listdir(replay)):
+                        try:
+                            triage.run_bounded(["setarch", "-R", binary, "-runs=1", os.path.join(replay, name)], 10,
+                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                        except subprocess.TimeoutExpired:
+                            log.write("nightly: %s hung; left out\n" % name)
         raws = [os.path.join(profiles, n) for n in os.listdir(profiles) if n.endswith(".profraw")]
         if not raws:
             self.summary["coverage"] = {"status": "failed: the replays wrote no profile"}
@@ -506,6 +528,28 @@ class Run:
         totals = self.summary["coverage"]
         _say("coverage of core/ and hw/: lines %.1f%%, functions %.1f%%, regions %.1f%% (%d files)" % (
             totals["lines"]["percent"], totals["functions"]["percent"], totals["regions"]["percent"], len(totals["files"])))
+
+    def coverage_inputs(self, target: str, folder: str) -> str:
+        """@folder filled with the working corpus of @target (hard links) minus the copies of
+        regressions that still crash the fuzzer: the coverage build has no ASan, so such an
+        input can corrupt the heap and deadlock the replay in its crash handler."""
+        corpus = os.path.join(self.root, ".lab", "fuzz", target, "corpus")
+        os.makedirs(folder)
+        for name in sorted(os.listdir(corpus)):
+            path = os.path.join(corpus, name)
+            if name.startswith("regressions-"):
+                try:
+                    done = triage.run_bounded(["setarch", "-R", self.binaries["fuzz"][target], "-runs=1", "-timeout=10", path],
+                                              30, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    if done.returncode != 0:
+                        continue
+                except subprocess.TimeoutExpired:
+                    continue
+            try:
+                os.link(path, os.path.join(folder, name))
+            except OSError:
+                shutil.copyfile(path, os.path.join(folder, name))
+        return folder
 
     # -- benchmarks -------------------------------------------------------------------------------
     def bench(self) -> None:
@@ -567,27 +611,38 @@ def _run_tool(cmd: List[str], log_path: str, cwd: str) -> subprocess.CompletedPr
 
 
 def benchmark_values(report: dict) -> Dict[str, float]:
-    """Google Benchmark JSON -> benchmark name -> its median real time (or its only time), in ns."""
+    """Google Benchmark JSON -> benchmark name -> its median in ns over the repetitions, with
+    compare_runs.py's metric: the ns_per_allocation counter where a row has one, else real time
+    (a report holding only aggregates gives its median rows)."""
     scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
-    values, medians = {}, {}
+    repetitions: Dict[str, List[float]] = {}
+    medians: Dict[str, float] = {}
     for b in report.get("benchmarks", []):
         name = b.get("run_name") or b.get("name", "")
-        if "real_time" not in b:
+        if "ns_per_allocation" in b:
+            ns = float(b["ns_per_allocation"])
+        elif "real_time" in b:
+            ns = float(b["real_time"]) * scale.get(b.get("time_unit", "ns"), 1.0)
+        else:
             continue
-        ns = float(b["real_time"]) * scale.get(b.get("time_unit", "ns"), 1.0)
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
                 medians[name] = ns
         else:
-            values.setdefault(name, ns)
-    values.update(medians)
+            repetitions.setdefault(name, []).append(ns)
+    values = dict(medians)
+    for name, samples in repetitions.items():
+        samples.sort()
+        middle = len(samples) // 2
+        values[name] = samples[middle] if len(samples) % 2 else (samples[middle - 1] + samples[middle]) / 2
     return values
 
 
 def run_benchmarks(root: str, report_dir: str, logs: str) -> dict:
     """The benchmark step: `./lab bench` into DIR/bench.json, `tools/benchdb.py record` (history),
-    `tools/compare_runs.py` against the previous recorded commit (`benchdb.py previous-commit`,
-    `export`), and the trend over the last recorded runs (`runs`, `export`). Returns the bench
+    `tools/compare_runs.py` against the newest run of the previous recorded commit (`benchdb.py
+    previous-commit --before HEAD`, `find-run`, `export`), and the trend over the last recorded
+    runs (`runs --limit`, `export`). Returns the bench
     section of the summary: status, run_id, previous, regression, compare (rows of the
     comparison), trend (one row per recorded run: commit, values by benchmark). Raises
     NightlyError when a tool is missing or fails."""
@@ -610,9 +665,19 @@ def run_benchmarks(root: str, report_dir: str, logs: str) -> dict:
     if recorded.returncode != 0:
         raise NightlyError("benchdb.py record failed: %s" % recorded.stderr.strip()[-300:])
     run_id = recorded.stdout.strip().split()[-1] if recorded.stdout.strip() else ""
-    section = {"status": "ok", "run_id": run_id, "previous": "", "regression": False, "compare": [], "trend": []}
-    previous = _run_tool([py, benchdb, "previous-commit"], log, root)
-    prev_id = previous.stdout.strip().split()[0] if previous.returncode == 0 and previous.stdout.strip() else ""
+    section = {"status": "ok", "run_id": run_id, "previous": "", "previous_commit": "", "regression": False,
+               "compare": [], "trend": []}
+    commit = _git(root, "rev-parse", "HEAD")
+    # The newest clean recorded commit other than this one, then its newest run of this setup.
+    previous = _run_tool([py, benchdb, "previous-commit"] + (["--before", commit, "--git-dir", root] if commit else []),
+                         log, root)
+    prev_commit = previous.stdout.strip().split()[0] if previous.returncode == 0 and previous.stdout.strip() else ""
+    prev_id = ""
+    if prev_commit:
+        found = _run_tool([py, benchdb, "find-run", "--commit", prev_commit, "--config", "opt", "--allocator", "jemalloc",
+                           "--miniport", "sim"], log, root)
+        prev_id = found.stdout.strip().split()[0] if found.returncode == 0 and found.stdout.strip() else ""
+    section["previous_commit"] = prev_commit
     if prev_id:
         old_json, compare_json = os.path.join(report_dir, "bench-previous.json"), os.path.join(report_dir, "compare.json")
         exported = _run_tool([py, benchdb, "export", prev_id, old_json], log, root)
@@ -627,9 +692,10 @@ def run_benchmarks(root: str, report_dir: str, logs: str) -> dict:
                 section["compare"] = compare_rows(json.load(f))
         except (OSError, ValueError) as e:
             raise NightlyError("compare_runs.py wrote no readable %s: %s" % (compare_json, e)) from e
-    runs = _run_tool([py, benchdb, "runs"], log, root)
-    ids = [line.split()[0] for line in runs.stdout.splitlines() if line.strip() and re.match(r"^\w", line)
-           and not line.lower().startswith(("id", "run"))] if runs.returncode == 0 else []
+    # `runs` lists the runs newest last, one a line starting with its id (after a header line).
+    runs = _run_tool([py, benchdb, "runs", "--limit", str(BENCH_TREND_RUNS)], log, root)
+    ids = [line.split()[0] for line in runs.stdout.splitlines()
+           if line.split() and line.split()[0].isdigit()] if runs.returncode == 0 else []
     with tempfile.TemporaryDirectory() as tmp:
         for rid in ids[-BENCH_TREND_RUNS:]:
             out = os.path.join(tmp, "run.json")
@@ -787,7 +853,8 @@ def render_bench_html(bench: dict) -> str:
     if bench.get("compare"):
         headers = list(dict.fromkeys(k for row in bench["compare"] for k in row))
         out.append("<h3>Against the previous recorded commit%s</h3>" % (" (regression)" if bench.get("regression") else ""))
-        out.append(_table(headers, [[row.get(h, "") for h in headers] for row in bench["compare"]]))
+        out.append(_table(headers, [["%.4g" % row[h] if isinstance(row.get(h), float) else row.get(h, "") for h in headers]
+                                    for row in bench["compare"]]))
     trend = bench.get("trend", [])
     if trend:
         labels, names, series = bench_trend(trend)

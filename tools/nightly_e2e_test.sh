@@ -44,8 +44,9 @@ commit=$(git -C "$root" rev-parse HEAD)
 
 run_nightly() {
   local rc=0
+  # timeout: a hang fails here, with nightly's output, instead of at Bazel's test timeout.
   ALLOCLAB_NIGHTLY_ROOT=$root ALLOCLAB_NIGHTLY_PREBUILT=$tmp/prebuilt \
-    /usr/bin/python3 "$nightly" --budget 8s --jobs 1 --no-bench >"$tmp/run$1.log" 2>&1 || rc=$?
+    timeout 90 /usr/bin/python3 "$nightly" --budget 8s --jobs 1 --no-bench >"$tmp/run$1.log" 2>&1 || rc=$?
   echo "$rc"
 }
 
@@ -105,7 +106,7 @@ PY
 # a crashing one (the known crash is in the working corpus) ----
 rc=0
 ALLOCLAB_NIGHTLY_ROOT=$root ALLOCLAB_NIGHTLY_PREBUILT=$tmp/prebuilt \
-  /usr/bin/python3 "$nightly" --budget 5s --jobs 1 --no-bench --update-corpus >"$tmp/run3.log" 2>&1 || rc=$?
+  timeout 90 /usr/bin/python3 "$nightly" --budget 5s --jobs 1 --no-bench --update-corpus >"$tmp/run3.log" 2>&1 || rc=$?
 cat "$tmp/run3.log"
 [[ $rc == 0 ]] || fail "third run (--update-corpus): exit $rc, expected 0"
 grep -q 'input(s) that add coverage written to corpus/private_data/seeds' "$tmp/run3.log" || fail "no --update-corpus line"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import unittest
 from contextlib import redirect_stderr, redirect_stdout
 from unittest import mock
@@ -287,6 +288,33 @@ class TriageTest(unittest.TestCase):
         self.assertIn("/nonexistent does not exist", missing.stderr)
 
 
+class RunBoundedTest(unittest.TestCase):
+    def test_a_hang_is_killed_with_everything_it_started(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            pid_file = os.path.join(tmp, "child")
+            # A child in the background holds the output pipe open, as fork mode's children do.
+            script = "sleep 60 & echo $! > %s; wait" % pid_file
+            with self.assertRaises(subprocess.TimeoutExpired):
+                triage.run_bounded(["sh", "-c", script], 1, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            with open(pid_file) as f:
+                child = int(f.read())
+            for _ in range(50):  # the kill is asynchronous: give it up to 5 s to be reaped
+                try:
+                    os.kill(child, 0)
+                except ProcessLookupError:
+                    break
+                with open("/proc/%d/stat" % child) as f:
+                    if f.read().split()[2] == "Z":
+                        break
+                time.sleep(0.1)
+            else:
+                self.fail("the background child %d survived" % child)
+
+    def test_a_quick_command_returns_its_output(self):
+        done = triage.run_bounded(["sh", "-c", "echo out; exit 3"], 10, stdout=subprocess.PIPE, text=True)
+        self.assertEqual((done.returncode, done.stdout), (3, "out\n"))
+
+
 class FullDiskTest(unittest.TestCase):
     def test_nothing_stored_is_lost_or_half_written(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -342,23 +370,33 @@ class BenchTest(unittest.TestCase):
             while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done
             printf '{"context": {"git_commit": "cccccccccccccc"}, "benchmarks": [{"name": "BM_teardown_median", "run_name": "BM_teardown", "run_type": "aggregate", "aggregate_name": "median", "real_time": 30.0, "time_unit": "ns"}]}' > "$out"
             """), 0o755)
-        runs = {"1": ("aaaaaaaaaaaa", 20.0), "2": ("bbbbbbbbbbbb", 25.0), "3": ("cccccccccccc", 30.0)}
+        runs = {"1": ("a" * 40, 20.0), "2": ("b" * 40, 25.0), "3": ("c" * 40, 30.0)}
+        # benchdb.py's interface: record prints the run id; previous-commit --before SHA prints a
+        # commit; find-run --commit SHA prints that commit's run id; runs prints a header, then
+        # one run a line (id first, right-aligned); export RUN OUT writes per-repetition rows.
         write(os.path.join(tmp, "tools", "benchdb.py"), textwrap.dedent("""\
             import json, sys
             runs = %r
             cmd = sys.argv[1]
             if cmd == "record": print("3")
-            elif cmd == "previous-commit": print("2")
-            elif cmd == "runs": print("id commit date\\n" + "\\n".join("%%s %%s 2026-01-0%%s" %% (k, v[0], k) for k, v in runs.items()))
+            elif cmd == "previous-commit": print("b" * 40)
+            elif cmd == "find-run":
+                assert sys.argv[sys.argv.index("--commit") + 1] == "b" * 40
+                print("2")
+            elif cmd == "runs":
+                print("   id  recorded (UTC)    commit")
+                for k, v in runs.items(): print("%%5s  2026-01-0%%s 00:00  %%s" %% (k, k, v[0][:12]))
             elif cmd == "export":
                 commit, ns = runs[sys.argv[2]]
-                json.dump({"context": {"git_commit": commit, "date": "2026-01-0" + sys.argv[2]},
-                           "benchmarks": [{"name": "BM_teardown", "run_type": "iteration", "real_time": ns / 1000, "time_unit": "us"}]},
+                rows = [{"name": "BM_teardown", "run_type": "iteration", "real_time": 1.0, "time_unit": "us",
+                         "ns_per_allocation": ns + d} for d in (-1.0, 0.0, 5.0)]
+                json.dump({"context": {"git_commit": commit, "date": "2026-01-0" + sys.argv[2]}, "benchmarks": rows},
                           open(sys.argv[3], "w"))
             """) % runs)
         write(os.path.join(tmp, "tools", "compare_runs.py"), textwrap.dedent("""\
             import json, sys
-            json.dump({"benchmarks": [{"name": "BM_teardown", "old_ns": 25.0, "new_ns": 30.0, "change": "+20%%", "verdict": "slower"}]},
+            json.dump({"regressions": [], "benchmarks": [{"name": "BM_teardown", "old_ns": 25.0, "new_ns": 30.0,
+                                                          "change": "+20%%", "verdict": "slower"}]},
                       open(sys.argv[sys.argv.index("--json") + 1], "w"))
             sys.exit(%d)
             """) % compare_exit)
@@ -371,8 +409,10 @@ class BenchTest(unittest.TestCase):
                 section = nightly.run_benchmarks(tmp, os.path.join(tmp, "report"), os.path.join(tmp, "report", "logs"))
         self.assertEqual(section["status"], "ok")
         self.assertEqual((section["run_id"], section["previous"], section["regression"]), ("3", "2", True))
+        self.assertEqual(section["previous_commit"], "b" * 40)
         self.assertEqual(section["compare"][0]["verdict"], "slower")
         self.assertEqual([r["commit"] for r in section["trend"]], ["aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc"])
+        # The median of each run's repetitions, in ns_per_allocation (compare_runs.py's metric).
         self.assertEqual([r["values"]["BM_teardown"] for r in section["trend"]], [20.0, 25.0, 30.0])
         self.assertEqual(nightly.exit_status({"bench": section, "crashes": [], "errors": []}), 2)
 

@@ -13,7 +13,8 @@ Usable alone and imported by tools/nightly.py. For each crash input of one targe
 3. compare it with the signatures of every corpus/*/regressions/*.txt and with the crashes
    already triaged in this run: a known signature is counted, never stored again;
 4. minimize a new one (libFuzzer -minimize_crash=1), turn it into its text form (fuzz/tools
-   trace, or private_data_text for private_data), put the metadata comment lines first, store
+   trace, or the target's own <target>_text tool, e.g. private_data_text), put the metadata
+   comment lines first, store
    the canonical re-encoding (encode of that text) as corpus/<target>/regressions/NAME.bin and
    the text as NAME.txt (both or neither: written to temporary files, then renamed), and check
    that the stored input still crashes (the `reproduced:` line counts that).
@@ -27,8 +28,9 @@ The metadata lines (`./lab repro` reads them; keep the form):
 
 Command line:
     triage.py --target T --fuzzer BIN --trace BIN --encode BIN [--corpus DIR] [--runs N] CRASH...
-(--trace/--encode: fuzz/tools:trace and :encode for program targets; for private_data give
-private_data_text for both.) Prints one line per crash; exits 0 when nothing new was stored,
+(--trace/--encode: fuzz/tools:trace and :encode for program targets; for a target with a text
+tool of its own, fuzz/targets:<target>_text for both, e.g. private_data_text.) Prints one line
+per crash; exits 0 when nothing new was stored,
 1 when a new crash was stored, 3 on an error (named).
 """
 
@@ -39,6 +41,7 @@ import errno
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -67,6 +70,30 @@ _SUMMARY = re.compile(r"^SUMMARY:\s+(\w+Sanitizer|libFuzzer):\s+(.*)$")
 
 class TriageError(Exception):
     """A triage step could not run (missing tool, unreadable input, full disk)."""
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kills @proc's whole process group (it was started with start_new_session=True)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_bounded(cmd: List[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run(@cmd, **@kwargs) with a time limit that holds for everything it starts.
+
+    The command runs in a session of its own; after @timeout seconds the whole group is killed
+    (libFuzzer's fork-mode children, a replay that deadlocked printing a stack trace after a
+    heap corruption) and subprocess.TimeoutExpired is raised. OSError when it cannot start."""
+    with subprocess.Popen(cmd, start_new_session=True, **kwargs) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 @dataclasses.dataclass
@@ -236,11 +263,12 @@ class Codec:
 
     def __init__(self, target: str, trace: str, encode: str):
         self.target, self.trace, self.encode = target, trace, encode
-        # private_data_text takes a subcommand; fuzz/tools' trace and encode do not.
-        self.private_data = os.path.basename(trace).startswith("private_data_text")
+        # A target's own text tool (<target>_text: private_data_text, schedules_text) takes a
+        # subcommand; fuzz/tools' trace and encode do not.
+        self.subcommands = os.path.basename(trace).endswith("_text")
 
     def to_text(self, path: str) -> str:
-        cmd = [self.trace, "trace", path] if self.private_data else [self.trace, path]
+        cmd = [self.trace, "trace", path] if self.subcommands else [self.trace, path]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0:
             raise TriageError("%s failed on %s: %s" % (" ".join(cmd), path, done.stderr.strip()))
@@ -251,7 +279,7 @@ class Codec:
         return "\n".join(lines).strip("\n") + "\n"
 
     def to_bytes(self, text_path: str, out: str) -> None:
-        cmd = [self.encode, "encode", text_path, out] if self.private_data else [self.encode, text_path, out]
+        cmd = [self.encode, "encode", text_path, out] if self.subcommands else [self.encode, text_path, out]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0:
             raise TriageError("%s failed: %s" % (" ".join(cmd), done.stderr.strip()))
@@ -304,10 +332,12 @@ class Triage:
 
     def run_once(self, path: str) -> Optional[CrashReport]:
         """Runs @path once through the fuzzer binary; its crash report, or None if it did not crash."""
-        cmd = ["setarch", "-R", self.fuzzer, "-runs=1", path]
+        # libFuzzer's -timeout turns a hang into a report ("libFuzzer: timeout") with a stack;
+        # run_bounded's limit is for a run that cannot even report.
+        cmd = ["setarch", "-R", self.fuzzer, "-runs=1", "-timeout=%d" % max(1, self.run_timeout // 2), path]
         try:
-            done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self._env(),
-                                  timeout=self.run_timeout, cwd=self.work_dir)
+            done = run_bounded(cmd, self.run_timeout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env=self._env(), cwd=self.work_dir)
         except subprocess.TimeoutExpired:
             return CrashReport("timeout", [], "timed out after %ds" % self.run_timeout)
         except OSError as e:
@@ -335,8 +365,8 @@ class Triage:
         cmd = ["setarch", "-R", self.fuzzer, "-minimize_crash=1", "-runs=100000",
                "-max_total_time=%d" % self.minimize_seconds, "-exact_artifact_path=" + out, path]
         try:
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self._env(),
-                           timeout=self.minimize_seconds + 60, cwd=self.work_dir)
+            run_bounded(cmd, self.minimize_seconds + 60, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        env=self._env(), cwd=self.work_dir)
         except (subprocess.TimeoutExpired, OSError):
             return path
         if os.path.isfile(out) and os.path.getsize(out) > 0:
@@ -404,8 +434,8 @@ def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", required=True)
     parser.add_argument("--fuzzer", required=True, help="the target's libFuzzer binary (--config=fuzz)")
-    parser.add_argument("--trace", required=True, help="fuzz/tools:trace, or private_data_text")
-    parser.add_argument("--encode", required=True, help="fuzz/tools:encode, or private_data_text")
+    parser.add_argument("--trace", required=True, help="fuzz/tools:trace, or the target's <target>_text")
+    parser.add_argument("--encode", required=True, help="fuzz/tools:encode, or the target's <target>_text")
     parser.add_argument("--corpus", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "corpus"))
     parser.add_argument("--runs", type=int, default=DEFAULT_REPRO_RUNS)
     parser.add_argument("--commit", default="")
