@@ -476,6 +476,28 @@ static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats
   return true;
 }
 
+/* Makes program call @i's results what later calls' references name: v<i> (a device or
+ * resource handle, a fence) and v<i>.a<e> from @outs. */
+static void publish_result(exec_ctx *x, uint32_t i, const exec_call *e, NTSTATUS st, const al_handle *outs) {
+  uint64_t v = 0;
+  uint32_t n = 0;
+  if (st == STATUS_SUCCESS) {
+    switch (e->a.op) {
+    case FZ_OP_CREATE_DEVICE: v = e->out_device; break;
+    case FZ_OP_CREATE_RESOURCE: v = e->out_resource; n = e->a.count; break;
+    case FZ_OP_ADD_TO_RESOURCE: v = e->a.resource; n = e->a.count; break;
+    case FZ_OP_CREATE_ALLOCATIONS: n = e->a.count; break;
+    case FZ_OP_SUBMIT: v = e->out_fence; break;
+    default: break;
+    }
+  }
+  if (n > FZ_MAX_ELEMENTS) n = 0;
+  x->value[i] = v;
+  x->rep->value[i] = v;
+  x->nalloc[i] = (uint16_t)n;
+  if (n) memcpy(x->allocs[i], outs, n * sizeof outs[0]);
+}
+
 /* Predicts, calls, compares, commits and checks one call. false after a mismatch. */
 static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, exec_call *e) {
   fz_prediction pr;
@@ -527,25 +549,7 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
     x->rep->gpu_fills += e->fills;
     x->rep->gpu_checks += e->checks;
   }
-  if (i != IMPLICIT) {
-    uint64_t v = 0;
-    uint32_t n = 0;
-    if (st == STATUS_SUCCESS) {
-      switch (e->a.op) {
-      case FZ_OP_CREATE_DEVICE: v = e->out_device; break;
-      case FZ_OP_CREATE_RESOURCE: v = e->out_resource; n = e->a.count; break;
-      case FZ_OP_ADD_TO_RESOURCE: v = e->a.resource; n = e->a.count; break;
-      case FZ_OP_CREATE_ALLOCATIONS: n = e->a.count; break;
-      case FZ_OP_SUBMIT: v = e->out_fence; break;
-      default: break;
-      }
-    }
-    if (n > FZ_MAX_ELEMENTS) n = 0;
-    x->value[i] = v;
-    x->rep->value[i] = v;
-    x->nalloc[i] = (uint16_t)n;
-    if (n) memcpy(x->allocs[i], x->outs, n * sizeof x->outs[0]);
-  }
+  if (i != IMPLICIT) publish_result(x, i, e, st, x->outs);
   if (e->a.op == FZ_OP_QUERY && st == STATUS_SUCCESS && !check_overlap(x, i, label, e->a.allocation, &e->info))
     return false;
   return check_adapter(x, i, label, x->o->check_stats_each_call, x->o->check_adapter_each_call, false);
@@ -562,6 +566,35 @@ static bool implicit_call(exec_ctx *x, fz_op op, al_handle device, uint64_t fenc
 }
 
 /* ---- Program ------------------------------------------------------------------------------ */
+
+/* Prepares program call @i into @e; before a destroy with AL_DESTROY_ASSUME_NOT_IN_USE it waits
+ * for queued work, to make the caller's promise true. false when that wait disagreed. */
+static bool prepare_program_call(exec_ctx *x, uint32_t i, const fz_call *c, exec_call *e) {
+  memset(e, 0, sizeof *e);
+  prepare(x, i, c, e);
+  if ((c->op != FZ_OP_DESTROY_RESOURCE && c->op != FZ_OP_DESTROY_ALLOCATIONS) ||
+      !(e->a.flags & AL_DESTROY_ASSUME_NOT_IN_USE))
+    return true;
+  fz_model_counts cnt;
+  fz_model_expected(x->model, &cnt);
+  if (cnt.fence_submitted <= cnt.fence_completed) return true;
+  char label[96];
+  snprintf(label, sizeof label, "fence_wait(%llu) before call %u (assume_not_in_use)",
+           (unsigned long long)cnt.fence_submitted, i + 1);
+  return implicit_call(x, FZ_OP_FENCE_WAIT, 0, cnt.fence_submitted, label);
+}
+
+/* Points the context at a new program run: its options, port, report and results. */
+static void begin_program(exec_ctx *x, const fz_program *p, const fz_exec_options *o, fz_exec_report *out) {
+  x->o = o;
+  x->port = o->port ? o->port : &fz_port_alloclab;
+  x->p = p;
+  x->rep = out ? out : &x->local_report;
+  memset(x->rep, 0, sizeof *x->rep);
+  x->failed = false;
+  x->sim = strcmp(al_selected_miniport.name, "sim") == 0;
+  memset(x->nalloc, 0, sizeof x->nalloc);
+}
 
 static bool setup(exec_ctx *x) {
   const al_miniport_descriptor *mp = &al_selected_miniport;
@@ -702,15 +735,8 @@ int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *ou
     fprintf(stderr, "alloclab oracle: out of host memory for the executor\n");
     abort();
   }
-  x->o = o;
-  x->port = o->port ? o->port : &fz_port_alloclab;
-  x->p = p;
-  x->rep = out ? out : &x->local_report;
-  memset(x->rep, 0, sizeof *x->rep);
-  x->failed = false;
-  x->sim = strcmp(al_selected_miniport.name, "sim") == 0;
+  begin_program(x, p, o, out);
   uint32_t ncalls = p->call_count < FZ_MAX_CALLS ? p->call_count : FZ_MAX_CALLS;
-  memset(x->nalloc, 0, sizeof x->nalloc);
 
   bool totals = x->sim && o->check_miniport_totals;
   sim_miniport_stats before;
@@ -721,20 +747,7 @@ int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *ou
   exec_call e;
   for (uint32_t i = 0; i < ncalls && !x->failed; i++) {
     const fz_call *c = &p->calls[i];
-    memset(&e, 0, sizeof e);
-    prepare(x, i, c, &e);
-    if ((c->op == FZ_OP_DESTROY_RESOURCE || c->op == FZ_OP_DESTROY_ALLOCATIONS) &&
-        (e.a.flags & AL_DESTROY_ASSUME_NOT_IN_USE)) {
-      /* Make the caller's promise true: no queued work may use what it destroys. */
-      fz_model_counts cnt;
-      fz_model_expected(x->model, &cnt);
-      if (cnt.fence_submitted > cnt.fence_completed) {
-        char label[96];
-        snprintf(label, sizeof label, "fence_wait(%llu) before call %u (assume_not_in_use)",
-                 (unsigned long long)cnt.fence_submitted, i + 1);
-        if (!implicit_call(x, FZ_OP_FENCE_WAIT, 0, cnt.fence_submitted, label)) break;
-      }
-    }
+    if (!prepare_program_call(x, i, c, &e)) break;
     step(x, i, NULL, c, &e);
     if (o->verbose) {
       char text[512];
@@ -825,14 +838,17 @@ static void conc_rebase(exec_ctx *x, conc_call *k) {
   memcpy(k->descs, x->descs, sizeof k->descs);
   memcpy(k->blob, x->blob, sizeof k->blob);
   memcpy(k->bad_blob, x->bad_blob, sizeof k->bad_blob);
-  memcpy(k->cmd, x->cmd, sizeof k->cmd);
+  const uint8_t *command = e->sargs.command;
+  if (command >= x->cmd && command < x->cmd + sizeof x->cmd)
+    memcpy(k->cmd, x->cmd, e->sargs.command_size < sizeof k->cmd ? e->sargs.command_size : sizeof k->cmd);
   CONC_REBASE(e->a.list, x, k, list);
   CONC_REBASE(e->dargs.allocations, x, k, list);
   CONC_REBASE(e->sargs.allocations, x, k, list);
   CONC_REBASE(e->sargs.command, x, k, cmd);
   CONC_REBASE(e->cargs.allocations, x, k, descs);
   CONC_REBASE(e->cargs.out_allocations, x, k, outs);
-  for (uint32_t j = 0; j < LIST_CAP; j++) {
+  uint32_t descs = e->cargs.allocation_count < LIST_CAP ? e->cargs.allocation_count : LIST_CAP;
+  for (uint32_t j = 0; j < descs; j++) {
     CONC_REBASE(k->descs[j].private_data, x, k, blob);
     CONC_REBASE(k->descs[j].private_data, x, k, bad_blob);
   }
@@ -865,25 +881,8 @@ static void conc_thread(void *arg, uint32_t thread) {
     q->completed_after = x->port->fence_completed(x->adapter);
     q->end = ++cx->clock;
     q->ran = true;
-    /* Publish the results for later calls' references (as step() does). */
-    uint64_t v = 0;
-    uint32_t n = 0;
-    if (q->status == STATUS_SUCCESS) {
-      switch (q->e.a.op) {
-      case FZ_OP_CREATE_DEVICE: v = q->e.out_device; break;
-      case FZ_OP_CREATE_RESOURCE: v = q->e.out_resource; n = q->e.a.count; break;
-      case FZ_OP_ADD_TO_RESOURCE: v = q->e.a.resource; n = q->e.a.count; break;
-      case FZ_OP_CREATE_ALLOCATIONS: n = q->e.a.count; break;
-      case FZ_OP_SUBMIT: v = q->e.out_fence; break;
-      default: break;
-      }
-    }
-    if (n > FZ_MAX_LIST) n = 0;
-    x->value[q->index] = v;
-    x->rep->value[q->index] = v;
+    publish_result(x, q->index, &q->e, q->status, q->outs);
     x->rep->status[q->index] = q->status;
-    x->nalloc[q->index] = (uint8_t)n;
-    if (n) memcpy(x->allocs[q->index], q->outs, n * sizeof q->outs[0]);
   }
 }
 
@@ -1003,17 +1002,10 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
     fprintf(stderr, "alloclab oracle: out of host memory for the executor\n");
     abort();
   }
-  x->o = o;
-  x->port = o->port ? o->port : &fz_port_alloclab;
-  x->p = p;
-  x->rep = out ? out : &x->local_report;
-  memset(x->rep, 0, sizeof *x->rep);
-  x->failed = false;
-  x->sim = strcmp(al_selected_miniport.name, "sim") == 0;
+  begin_program(x, p, o, out);
   uint32_t ncalls = p->call_count < FZ_MAX_CALLS ? p->call_count : FZ_MAX_CALLS;
   uint32_t fork = cc->fork < ncalls ? cc->fork : ncalls;
   uint32_t threads = cc->threads < 1 ? 1 : cc->threads > FZ_SCHED_MAX_THREADS ? FZ_SCHED_MAX_THREADS : cc->threads;
-  memset(x->nalloc, 0, sizeof x->nalloc);
   memset(x->value, 0, sizeof x->value);
   cx->p = p;
   cx->cc = cc;
@@ -1035,19 +1027,7 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
   exec_call e;
   for (uint32_t i = 0; i < fork && !x->failed; i++) {
     const fz_call *c = &p->calls[i];
-    memset(&e, 0, sizeof e);
-    prepare(x, i, c, &e);
-    if ((c->op == FZ_OP_DESTROY_RESOURCE || c->op == FZ_OP_DESTROY_ALLOCATIONS) &&
-        (e.a.flags & AL_DESTROY_ASSUME_NOT_IN_USE)) {
-      fz_model_counts cnt;
-      fz_model_expected(x->model, &cnt);
-      if (cnt.fence_submitted > cnt.fence_completed) {
-        char label[96];
-        snprintf(label, sizeof label, "fence_wait(%llu) before call %u (assume_not_in_use)",
-                 (unsigned long long)cnt.fence_submitted, i + 1);
-        if (!implicit_call(x, FZ_OP_FENCE_WAIT, 0, cnt.fence_submitted, label)) break;
-      }
-    }
+    if (!prepare_program_call(x, i, c, &e)) break;
     step(x, i, NULL, c, &e);
   }
   if (!x->failed) {
