@@ -124,12 +124,43 @@ class ProgressTest(unittest.TestCase):
         self.assertIsNone(nightly.parse_progress_line("#2 INITED"))
 
 
+def sample(name: str) -> str:
+    with open(os.path.join(TESTDATA, name), encoding="utf-8") as f:
+        return f.read()
+
+
+# Oracle messages as fuzz/common/execute.c writes them (the tag at the end).
+ORACLE_STALE_DESTROY = ("alloclab oracle: call 7 destroy_allocations(dev=v1, list=[v3.a0, 0xdead0001], flags=0): "
+                        "port returned STATUS_SUCCESS, model expected STATUS_INVALID_HANDLE (a listed handle is "
+                        "not a live allocation) [oracle:status-mismatch:success destroy_allocations]")
+ORACLE_STALE_DESTROY_MINIMIZED = (
+    "alloclab oracle: call 3 destroy_allocations(dev=v1, list=[v2.a0], flags=0): port returned STATUS_SUCCESS, "
+    "model expected STATUS_INVALID_HANDLE (a listed handle is not a live allocation) "
+    "[oracle:status-mismatch:success destroy_allocations]")
+ORACLE_LIVE_OBJECTS = ("alloclab oracle: call 4 destroy_allocations(dev=v1, list=[v2.a0], flags=0): statistics "
+                       "disagree with the model: live allocations: port 2, model 1 "
+                       "[oracle:live-objects:live-allocations-port-model destroy_allocations]")
+ORACLE_STATUS_ON_OPEN = ("alloclab oracle: call 5 open_resource(dev=v2, resource=v3): port returned STATUS_SUCCESS, "
+                         "model expected STATUS_INVALID_PARAMETER (not shared) [oracle:status-mismatch:success "
+                         "open_resource]")
+ORACLE_WALK = ("alloclab oracle: teardown: al_adapter_check: segment heap: a free block overlaps a used one "
+               "[oracle:invariant-walk:segment-heap-a-free-block-overlaps teardown]")
+
+
+def oracle_report(message: str) -> "triage.CrashReport":
+    """oracle_abort.txt (real libFuzzer output of an oracle abort) with @message as the oracle's."""
+    text = "\n".join(message if line.startswith("alloclab oracle:") else line
+                     for line in sample("oracle_abort.txt").splitlines())
+    return triage.parse_report(text)
+
+
 class SignatureTest(unittest.TestCase):
     EXPECTED = {
         "asan_heap_buffer_overflow.txt": "heap-buffer-overflow | planted_write_past_end | planted_parse | LLVMFuzzerTestOneInput",
         "ubsan_signed_overflow.txt": "undefined-behavior: signed integer overflow | fz_execute | LLVMFuzzerTestOneInput",
+        # An oracle message without the tag (before fuzz/common/execute.c wrote one): the old form.
         "oracle_abort.txt": "alloclab oracle | mismatch | check_call | fz_execute",
-        "verifier_abort.txt": "alloclab verifier | verifier_fail | verify_destroy | al_allocation_destroy",
+        "verifier_abort.txt": "verifier:rule-3-destroy | verifier_fail | verify_destroy | al_allocation_destroy",
         "sim_gpu_fault.txt": "sim GPU fault | sim_gpu_fault | sim_engine_run_command | sim_ddi_run_engine",
         "lsan_leak.txt": "memory leak | segment_heap_grow | segment_heap_alloc | placement_place",
     }
@@ -145,6 +176,33 @@ class SignatureTest(unittest.TestCase):
         with open(os.path.join(TESTDATA, "oracle_abort.txt"), encoding="utf-8") as f:
             trace = triage.parse_report(f.read()).trace
         self.assertTrue(trace.startswith("alloclab oracle: call 5 destroy_allocations"), trace[:80])
+
+    def test_oracle_tag_makes_the_signature(self):
+        self.assertEqual(oracle_report(ORACLE_STALE_DESTROY).signature,
+                         "oracle:status-mismatch:success | destroy_allocations | check_call | fz_execute")
+        # The trace still starts with the oracle's whole message, tag included.
+        self.assertTrue(oracle_report(ORACLE_STALE_DESTROY).trace.startswith(ORACLE_STALE_DESTROY))
+
+    def test_same_oracle_failure_minimized_twice_has_one_signature(self):
+        # The same bug at another call number, with other handles and another program before it.
+        self.assertEqual(oracle_report(ORACLE_STALE_DESTROY).signature,
+                         oracle_report(ORACLE_STALE_DESTROY_MINIMIZED).signature)
+
+    def test_different_oracle_failures_have_different_signatures(self):
+        signatures = {oracle_report(m).signature for m in (ORACLE_STALE_DESTROY, ORACLE_LIVE_OBJECTS,
+                                                            ORACLE_STATUS_ON_OPEN, ORACLE_WALK)}
+        self.assertEqual(len(signatures), 4, signatures)
+        # Before the tag all four were one: the limit the tag removes.
+        legacy = {triage.parse_report(sample("oracle_abort.txt").replace(
+            "alloclab oracle: call 5", m.split(" [oracle:")[0] + " was")).signature
+                  for m in (ORACLE_STALE_DESTROY, ORACLE_LIVE_OBJECTS)}
+        self.assertEqual(legacy, {"alloclab oracle | mismatch | check_call | fz_execute"})
+
+    def test_legacy_signatures(self):
+        self.assertTrue(triage.is_legacy_signature("alloclab oracle | mismatch | step | fz_execute"))
+        self.assertTrue(triage.is_legacy_signature("alloclab verifier | verifier_fail | verify_destroy | x"))
+        self.assertFalse(triage.is_legacy_signature("oracle:status-mismatch:success | destroy_allocations | step | x"))
+        self.assertFalse(triage.is_legacy_signature("heap-use-after-free | f | g | h"))
 
     def test_numbers_and_lines_do_not_change_a_signature(self):
         with open(os.path.join(TESTDATA, "lsan_leak.txt"), encoding="utf-8") as f:
@@ -164,7 +222,8 @@ class SignatureTest(unittest.TestCase):
 
 
 # A fake libFuzzer binary: an input holding "BUG" crashes with the ASan sample (or, with "LEAK",
-# the leak sample); FLAKY_COUNTER makes it crash only on every other run; -minimize_crash copies
+# the leak sample; one that starts with "alloclab oracle:", the oracle sample with that message);
+# FLAKY_COUNTER makes it crash only on every other run; -minimize_crash copies
 # the input to -exact_artifact_path.
 FAKE_FUZZER = textwrap.dedent("""\
     #!/usr/bin/python3
@@ -182,9 +241,14 @@ FAKE_FUZZER = textwrap.dedent("""\
         if n %% 2:
             sys.exit(0)
     sample = "lsan_leak.txt" if b"LEAK" in data else "asan_heap_buffer_overflow.txt" if b"BUG" in data else None
+    oracle = data.startswith(b"alloclab oracle:")
+    if oracle:
+        sample = "oracle_abort.txt"
     if sample is None:
         sys.exit(0)
     text = open(os.path.join(%r, sample)).read().replace("/tmp/plant/src/", "/proc/self/cwd/")
+    if oracle:
+        text = "\\n".join(data.decode() if l.startswith("alloclab oracle:") else l for l in text.splitlines())
     sys.stdout.write(text)
     sys.exit(1)
     """) % TESTDATA
@@ -269,6 +333,40 @@ class TriageTest(unittest.TestCase):
         self.assertEqual(results[0].status, "new")
         self.assertEqual(results[0].reproduced, "2/3")
         self.assertTrue(results[0].flaky)
+
+    def oracle_crashes(self, *messages):
+        paths = []
+        for i, message in enumerate(messages):
+            path = os.path.join(self.tmp.name, "crashes", "oracle-%d" % i)
+            with open(path, "w") as f:
+                f.write(message)
+            paths.append(path)
+        return paths
+
+    def test_oracle_failures_are_told_apart_and_minimized_ones_are_not(self):
+        results = self.triage().triage(self.oracle_crashes(ORACLE_STALE_DESTROY, ORACLE_STALE_DESTROY_MINIMIZED,
+                                                           ORACLE_LIVE_OBJECTS, ORACLE_STATUS_ON_OPEN))
+        self.assertEqual([r.status for r in results], ["new", "duplicate", "new", "new"])
+        self.assertEqual(results[0].signature, "oracle:status-mismatch:success | destroy_allocations | check_call | fz_execute")
+        self.assertEqual(results[1].known_as, results[0].stored + ".txt")
+        self.assertEqual(len(self.stored()), 6)
+
+    def test_regression_stored_with_the_old_oracle_signature_stays_known(self):
+        folder = os.path.join(self.corpus, "ddi_sequence", "regressions")
+        write(os.path.join(folder, "old.txt"), "# bug: x\n# signature: alloclab oracle | mismatch | step | fz_execute\nv1\n")
+        write(os.path.join(folder, "old.bin"), ORACLE_STALE_DESTROY)
+        # Fixed since: it no longer crashes, so it holds no signature of today.
+        write(os.path.join(folder, "fixed.txt"), "# bug: y\n# signature: alloclab oracle | mismatch | step | fz_execute\nv1\n")
+        write(os.path.join(folder, "fixed.bin"), "harmless")
+        logs = []
+        results = self.triage(log=logs.append).triage(
+            self.oracle_crashes(ORACLE_STALE_DESTROY_MINIMIZED, ORACLE_LIVE_OBJECTS))
+        self.assertEqual([r.status for r in results], ["known", "new"])
+        self.assertEqual(results[0].known_as, os.path.join(folder, "old.txt"))
+        self.assertTrue(any("old.txt" in m and "crashes as oracle:status-mismatch" in m for m in logs), logs)
+        # The old files are read, never rewritten.
+        with open(os.path.join(folder, "old.txt")) as f:
+            self.assertIn("# signature: alloclab oracle | mismatch | step | fz_execute", f.read())
 
     def test_known_signatures_read_every_target(self):
         write(os.path.join(self.corpus, "fault_injection", "regressions", "a.txt"),

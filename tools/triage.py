@@ -7,11 +7,19 @@ Usable alone and imported by tools/nightly.py. For each crash input of one targe
    (ASAN_SYMBOLIZER_PATH=llvm-symbolizer-14, symbolize=1); an input that crashes in some runs
    but not all is marked flaky, one that never crashes is "unreproducible" and not stored;
 2. read the crash's signature from the report: the crash type (the sanitizer's SUMMARY line, or
-   "alloclab oracle" / "alloclab verifier" / "sim GPU fault" / ... for alloclab's own aborts)
+   "alloclab oracle" / "verifier:rule-N-..." / "sim GPU fault" / ... for alloclab's own aborts)
    and the function names of the top three frames of alloclab's code (sources under core/, hw/
-   or fuzz/), joined as "TYPE | f1 | f2 | f3";
+   or fuzz/), joined as "TYPE | f1 | f2 | f3". The oracle's messages end with a tag
+   "[oracle:KIND OP]" (fuzz/common/execute.c: the check that failed and the operation it failed
+   on, free of call numbers and handles): then TYPE is "oracle:KIND", OP takes the first frame's
+   place and the oracle's reporting function (always the same) is left out, e.g.
+   "oracle:status-mismatch:success | destroy_allocations | step | fz_execute". A message
+   without the tag (an older build) gives the old "alloclab oracle | mismatch | ..." form;
 3. compare it with the signatures of every corpus/*/regressions/*.txt and with the crashes
-   already triaged in this run: a known signature is counted, never stored again;
+   already triaged in this run: a known signature is counted, never stored again. A regression
+   of this target stored with an older form of signature (LEGACY_SIGNATURE_TYPES: every oracle
+   bug had one signature, the verifier's had no rule) is replayed once first, and the signature
+   it crashes with today is known as well (a fixed one that no longer crashes adds nothing);
 4. minimize a new one (libFuzzer -minimize_crash=1), turn it into its text form (fuzz/tools
    trace, or the target's own <target>_text tool, e.g. private_data_text), put the metadata
    comment lines first, store
@@ -56,12 +64,23 @@ SYMBOLIZER = "/usr/bin/llvm-symbolizer-14"
 # alloclab's own aborts print one of these first; the crash type names the checker, not the
 # signal (every one of them ends in abort(), which libFuzzer reports as a "deadly signal").
 OWN_ABORT_TYPES = (
-    ("alloclab oracle:", "alloclab oracle"),
+    ("alloclab oracle:", "alloclab oracle"),  # refined by the message's tag (ORACLE_TAG)
     ("alloclab verifier:", "alloclab verifier"),
     ("alloclab sim: GPU page fault", "sim GPU fault"),
     ("alloclab sim: content check failed", "sim content check"),
     ("alloclab private_data:", "alloclab private_data"),
 )
+
+# The end of the oracle's message: " [oracle:KIND OP]" (fuzz/common/execute.c oracle_tag).
+ORACLE_TAG = re.compile(r"^alloclab oracle: .*\[oracle:(\S+) (\S+)\]\s*$", re.MULTILINE)
+# The oracle's function that prints every disagreement: the same in every oracle crash, so it
+# says nothing about which bug it is.
+ORACLE_REPORTERS = ("mismatch",)
+# "alloclab verifier: rule 5 (destroy): ..." -> the rule, part of the crash type.
+VERIFIER_RULE = re.compile(r"^alloclab verifier: rule ([^:\n]+):", re.MULTILINE)
+# Crash types of signatures stored before the oracle's tag and the verifier's rule were part of
+# them: such a stored regression is replayed to learn its signature of today (Triage).
+LEGACY_SIGNATURE_TYPES = ("alloclab oracle", "alloclab verifier")
 
 # "    #3 0x55d0 in function_name path/to/file.c:12:5" (function names may hold spaces: C++).
 _FRAME = re.compile(r"^\s*#(\d+)\s+0x[0-9a-fA-F]+\s+in\s+(.+?)\s+(\S+?):(\d+)(?::\d+)?\s*$")
@@ -101,10 +120,17 @@ class CrashReport:
     crash_type: str
     frames: List[str]  # function names of alloclab's code, innermost first
     trace: str  # the sanitizer's report, from its ERROR line to its SUMMARY line
+    operation: str = ""  # the oracle tag's OP: it takes the first frame's place
 
     @property
     def signature(self) -> str:
-        return " | ".join([self.crash_type] + self.frames[:FRAMES_IN_SIGNATURE])
+        first = [self.operation] if self.operation else []
+        return " | ".join([self.crash_type] + first + self.frames[:FRAMES_IN_SIGNATURE - len(first)])
+
+
+def is_legacy_signature(signature: str) -> bool:
+    """True for a signature of the form stored before oracle tags and verifier rules."""
+    return signature.split(" | ", 1)[0] in LEGACY_SIGNATURE_TYPES
 
 
 def our_source_path(path: str, repo_root: Optional[str] = None) -> Optional[str]:
@@ -122,6 +148,9 @@ def our_source_path(path: str, repo_root: Optional[str] = None) -> Optional[str]
 
 
 def _crash_type(text: str, summary: Optional[str]) -> str:
+    rule = VERIFIER_RULE.search(text)
+    if rule:
+        return "verifier:rule-" + "-".join(re.findall(r"[A-Za-z0-9_]+", rule.group(1))).lower()
     for marker, name in OWN_ABORT_TYPES:
         if marker in text:
             return name
@@ -181,6 +210,10 @@ def parse_report(text: str, repo_root: Optional[str] = None) -> Optional[CrashRe
             frames.append(function)
     end = next((i for i in range(start, len(lines)) if lines[i].startswith("SUMMARY:")), len(lines) - 1)
     trace = "\n".join(lines[trace_start:end + 1])
+    tag = ORACLE_TAG.search(text)
+    if tag:
+        frames = [f for f in frames if f not in ORACLE_REPORTERS]
+        return CrashReport("oracle:" + tag.group(1), frames, trace, operation=tag.group(2))
     return CrashReport(_crash_type(text, summary), frames, trace)
 
 
@@ -322,6 +355,27 @@ class Triage:
         self.minimize_seconds, self.run_timeout = minimize_seconds, run_timeout
         self.log = log or (lambda message: None)
         self.found_this_run = set()  # signatures stored by this Triage (later ones: "duplicate")
+        self.legacy_learned = False
+
+    def learn_legacy_signatures(self) -> None:
+        """Replays, once, each regression of this target stored with an older form of signature
+        (is_legacy_signature) and knows the signature it crashes with today, held by that file:
+        a bug stored before oracle tags is then still known, not stored again."""
+        if self.legacy_learned:
+            return
+        self.legacy_learned = True
+        folder = os.path.join(self.corpus_dir, self.target, "regressions")
+        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        for name in names:
+            txt = os.path.join(folder, name)
+            signature = read_signature(txt) if name.endswith(".txt") else None
+            binary = txt[:-len(".txt")] + ".bin"
+            if signature is None or not is_legacy_signature(signature) or not os.path.isfile(binary):
+                continue
+            report = self.run_once(binary)
+            if report is not None and report.signature not in self.known:
+                self.known[report.signature] = txt
+                self.log("%s (stored as %s) crashes as %s today" % (name, signature, report.signature))
 
     def _env(self) -> Dict[str, str]:
         env = dict(os.environ)
@@ -399,6 +453,8 @@ class Triage:
         """Triages @crash_files in order; each gets one TriageResult (see the module's docstring).
         Raises TriageError when a tool cannot run or a regression cannot be written."""
         results = []
+        if crash_files:
+            self.learn_legacy_signatures()
         for path in crash_files:
             first = self.run_once(path)
             if first is not None and first.signature in self.known:

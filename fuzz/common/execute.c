@@ -3,6 +3,7 @@
  */
 #include "alloclab/fuzz/execute.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,19 +132,70 @@ static void print_program(const exec_ctx *x, uint32_t upto) {
   free(copy);
 }
 
-/* Reports a disagreement about program call @i (or an implicit call): aborts, or records it. */
-__attribute__((format(printf, 4, 5))) static void mismatch(exec_ctx *x, uint32_t i, const char *label,
+/* The words of @text that hold no digit (numbers, handles, addresses and fences vary between
+ * runs and between minimizations of one input), lowercased, joined by '-', at most @max_words,
+ * appended to @out: what makes a message's detail part of a stable oracle kind. */
+static void append_stable_words(const char *text, unsigned max_words, char *out, size_t cap) {
+  size_t used = strlen(out);
+  unsigned words = 0;
+  for (const char *s = text; *s && words < max_words;) {
+    while (*s && !(isalnum((unsigned char)*s) || *s == '_')) s++;
+    const char *start = s;
+    bool digit = false;
+    while (isalnum((unsigned char)*s) || *s == '_') digit |= isdigit((unsigned char)*s++) != 0;
+    if (s == start || digit) continue;
+    for (const char *c = words ? "-" : ""; *c && used + 1 < cap;) out[used++] = *c++;
+    for (const char *c = start; c < s && used + 1 < cap; c++) out[used++] = (char)tolower((unsigned char)*c);
+    words++;
+  }
+  if (cap) out[used < cap ? used : cap - 1] = '\0';
+}
+
+/* The oracle's tag, " [oracle:KIND OP]", that ends every oracle message: KIND is the check that
+ * failed (@kind, then ':' and the stable words of @kind_detail when not NULL), OP the operation
+ * it failed on. Both are free of step numbers, handles and addresses, so that tools/triage.py can
+ * put them in a crash's signature: two different oracle bugs get two signatures, and the same
+ * bug found or minimized twice gets one. */
+static void oracle_tag(const char *kind, const char *kind_detail, const char *op, char *buf, size_t cap) {
+  char k[160], o[96];
+  snprintf(k, sizeof k, "%s%s", kind, kind_detail ? ":" : "");
+  if (kind_detail) append_stable_words(kind_detail, 6, k, sizeof k);
+  o[0] = '\0';
+  append_stable_words(op, 4, o, sizeof o);
+  snprintf(buf, cap, " [oracle:%s %s]", k, o[0] ? o : "program");
+}
+
+/* The operation program call @i (or the implicit call @label) makes: "destroy_allocations",
+ * "teardown-destroy_device", "fence_wait-before-call-assume_not_in_use". */
+static const char *call_operation(const exec_ctx *x, uint32_t i, const char *label) {
+  if (i == IMPLICIT) return label;
+  const char *name = fz_op_name(x->p->calls[i].op);
+  return name ? name : "unknown_op";
+}
+
+/* "success" for STATUS_SUCCESS: a status as a word of an oracle kind. */
+static const char *status_word(NTSTATUS st) {
+  const char *name = al_status_name(st);
+  return strncmp(name, "STATUS_", 7) == 0 ? name + 7 : name;
+}
+
+/* Reports a disagreement about program call @i (or an implicit call): aborts, or records it.
+ * @kind (and @kind_detail, may be NULL) name the check for the message's tag (oracle_tag). */
+__attribute__((format(printf, 6, 7))) static void mismatch(exec_ctx *x, uint32_t i, const char *label,
+                                                           const char *kind, const char *kind_detail,
                                                            const char *fmt, ...) {
-  char text[512], detail[1024];
+  char text[512], detail[1024], tag[300];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(detail, sizeof detail, fmt, ap);
   va_end(ap);
+  oracle_tag(kind, kind_detail, call_operation(x, i, label), tag, sizeof tag);
   const char *what = call_text(x, i, label, text, sizeof text);
   if (i == IMPLICIT)
-    snprintf(x->rep->message, sizeof x->rep->message, "alloclab oracle: %s: %s", what, detail);
+    snprintf(x->rep->message, sizeof x->rep->message, "alloclab oracle: %s: %s%s", what, detail, tag);
   else
-    snprintf(x->rep->message, sizeof x->rep->message, "alloclab oracle: call %u %s: %s", i + 1, what, detail);
+    snprintf(x->rep->message, sizeof x->rep->message, "alloclab oracle: call %u %s: %s%s", i + 1, what, detail,
+             tag);
   x->rep->mismatches++;
   x->failed = true;
   if (x->o->return_on_mismatch) return;
@@ -434,12 +486,13 @@ static bool check_overlap(exec_ctx *x, uint32_t i, const char *label, al_handle 
     al_allocation_info o;
     NTSTATUS st = x->port->allocation_query(x->adapter, x->live[k], &o);
     if (st != STATUS_SUCCESS) {
-      mismatch(x, i, label, "querying live allocation 0x%08x returned %s", x->live[k], al_status_name(st));
+      mismatch(x, i, label, "query-live-failed", NULL, "querying live allocation 0x%08x returned %s", x->live[k],
+               al_status_name(st));
       return false;
     }
     if (o.segment_id != in->segment_id) continue;
     if (o.segment_offset < in->segment_offset + in->size && in->segment_offset < o.segment_offset + o.size) {
-      mismatch(x, i, label,
+      mismatch(x, i, label, "overlap", NULL,
                "allocations 0x%08x [%llu, +%llu) and 0x%08x [%llu, +%llu) overlap in segment %u", h,
                (unsigned long long)in->segment_offset, (unsigned long long)in->size, x->live[k],
                (unsigned long long)o.segment_offset, (unsigned long long)o.size, in->segment_id);
@@ -461,7 +514,7 @@ static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats
     al_adapter_stats st;
     x->port->get_stats(x->adapter, &st);
     if (!fz_model_check_stats(x->model, &st, x->msg, sizeof x->msg)) {
-      mismatch(x, i, label, "statistics disagree with the model: %s", x->msg);
+      mismatch(x, i, label, "live-objects", x->msg, "statistics disagree with the model: %s", x->msg);
       return false;
     }
   }
@@ -470,7 +523,7 @@ static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats
       full || x->port->adapter_check_live == NULL ? x->port->adapter_check : x->port->adapter_check_live;
   if (!walker(x->adapter, x->msg, sizeof x->msg)) {
     const char *name = walker == x->port->adapter_check ? "al_adapter_check" : "al_adapter_check_live";
-    mismatch(x, i, label, "%s: %s", name, x->msg);
+    mismatch(x, i, label, "invariant-walk", x->msg, "%s: %s", name, x->msg);
     return false;
   }
   return true;
@@ -522,8 +575,8 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
   fz_status_set allowed = faulted ? pr.allowed_if_faulted : pr.allowed;
   if (!(fz_status_bit(st) & allowed)) {
     char want[160];
-    mismatch(x, i, label, "port returned %s, model expected %s (%s)%s", al_status_name(st),
-             fz_status_set_format(allowed, want, sizeof want), pr.reason,
+    mismatch(x, i, label, "status-mismatch", status_word(st), "port returned %s, model expected %s (%s)%s",
+             al_status_name(st), fz_status_set_format(allowed, want, sizeof want), pr.reason,
              faulted ? " [an injected failure happened during the call]" : "");
     return false;
   }
@@ -541,7 +594,7 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
       .removed = removed,
   };
   if (!fz_model_commit(x->model, &e->a, &r, x->msg, sizeof x->msg)) {
-    mismatch(x, i, label, "port returned %s, but %s", al_status_name(st), x->msg);
+    mismatch(x, i, label, "output-mismatch", x->msg, "port returned %s, but %s", al_status_name(st), x->msg);
     return false;
   }
   if (st == STATUS_NO_VIDEO_MEMORY) x->rep->no_video_memory++;
@@ -608,7 +661,8 @@ static bool setup(exec_ctx *x) {
   };
   uint32_t hw_size = mp->make_hardware_config(&req, x->hw, HW_CAP);
   if (hw_size == 0) {
-    mismatch(x, IMPLICIT, "setup", "miniport \"%s\" cannot make the hardware configuration", mp->name);
+    mismatch(x, IMPLICIT, "setup", "hardware-config", NULL, "miniport \"%s\" cannot make the hardware configuration",
+             mp->name);
     return false;
   }
   x->faults_on = false;
@@ -632,7 +686,8 @@ static bool setup(exec_ctx *x) {
   x->adapter = NULL;
   NTSTATUS st = x->port->adapter_create(&ac, &x->adapter);
   if (st != STATUS_SUCCESS || x->adapter == NULL) {
-    mismatch(x, IMPLICIT, "setup", "al_adapter_create over \"%s\" returned %s", mp->name, al_status_name(st));
+    mismatch(x, IMPLICIT, "setup", "adapter-create", NULL, "al_adapter_create over \"%s\" returned %s", mp->name,
+             al_status_name(st));
     x->adapter = NULL;
     return false;
   }
@@ -690,7 +745,7 @@ static void teardown(exec_ctx *x) {
     for (uint32_t s = 0; what == NULL && s < st.segment_count && s < DXGK_MAX_SEGMENTS; s++)
       if (st.segments[s].used_bytes || st.segments[s].live_blocks) what = "segment memory is left";
     if (what)
-      mismatch(x, IMPLICIT, "teardown",
+      mismatch(x, IMPLICIT, "teardown", "teardown-leak", what,
                "%s after every device was destroyed and the GPU drained: devices %u resources %u "
                "allocations %u bindings %u deferred %u/%u",
                what, st.devices, st.resources, st.allocations, st.bindings, st.deferred_destroys,
@@ -760,8 +815,12 @@ int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *ou
   if (totals && !x->failed) {
     sim_miniport_stats after;
     sim_miniport_get_stats(&after);
-    if (!totals_equal(&before, &after, x->msg, sizeof x->msg))
-      mismatch(x, IMPLICIT, "after al_adapter_destroy", "the sim miniport's live totals: %s (leak)", x->msg);
+    if (!totals_equal(&before, &after, x->msg, sizeof x->msg)) {
+      char field[64]; /* the total that changed: the message's first word */
+      snprintf(field, sizeof field, "%.*s", (int)strcspn(x->msg, " "), x->msg);
+      mismatch(x, IMPLICIT, "after al_adapter_destroy", "miniport-leak", field,
+               "the sim miniport's live totals: %s (leak)", x->msg);
+    }
   }
   return x->failed ? FZ_EXEC_MISMATCH : FZ_EXEC_OK;
 }
@@ -818,6 +877,7 @@ typedef struct conc_ctx {
   uint32_t order[FZ_CONCURRENT_MAX_CALLS]; /* the linearization found */
   uint64_t search_nodes;
   char why[1024]; /* the deepest disagreement seen by the search */
+  const char *why_op; /* its call's operation (the oracle tag's OP) */
   uint32_t why_depth;
 } conc_ctx;
 
@@ -898,6 +958,7 @@ static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
     if (depth >= cx->why_depth) {
       char want[160];
       cx->why_depth = depth;
+      cx->why_op = fz_op_name(cx->p->calls[q->index].op);
       fz_format_call(text, sizeof text, cx->p, q->index);
       snprintf(cx->why, sizeof cx->why, "after %u calls in order, call %u %.400s returned %s, model expected %s (%.200s)",
                depth, q->index + 1, text, al_status_name(q->status), fz_status_set_format(pr.allowed, want, sizeof want),
@@ -920,6 +981,7 @@ static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
   if (!fz_model_commit(x->model, &q->e.a, &r, x->msg, sizeof x->msg)) {
     if (depth >= cx->why_depth) {
       cx->why_depth = depth;
+      cx->why_op = fz_op_name(cx->p->calls[q->index].op);
       fz_format_call(text, sizeof text, cx->p, q->index);
       snprintf(cx->why, sizeof cx->why, "after %u calls in order, call %u %.400s returned %s, but %.400s", depth,
                q->index + 1, text, al_status_name(q->status), x->msg);
@@ -1013,6 +1075,7 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
   cx->count = 0;
   cx->search_nodes = 0;
   cx->why[0] = '\0';
+  cx->why_op = NULL;
   cx->why_depth = 0;
 
   /* Faults are fz_execute's business: a concurrent program injects none. */
@@ -1042,7 +1105,9 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
     int rc = fz_scheduler_run(threads, conc_thread, cx, cc->choices, cc->choice_count, &sr);
     x->rep->calls_run = ncalls;
     if (rc != FZ_SCHED_OK) {
-      snprintf(x->rep->message, sizeof x->rep->message, "alloclab oracle: schedules: %s", sr.message);
+      char tag[300];
+      oracle_tag("schedule", sr.message, "concurrent calls", tag, sizeof tag);
+      snprintf(x->rep->message, sizeof x->rep->message, "alloclab oracle: schedules: %s%s", sr.message, tag);
       x->rep->mismatches++;
       x->failed = true;
       fprintf(stderr, "%s\n", x->rep->message);
@@ -1055,10 +1120,13 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
     uint32_t all = cx->count == 32 ? UINT32_MAX : (1u << cx->count) - 1u;
     if (!conc_linearize(cx, all, 0)) {
       bool gave_up = cx->search_nodes > FZ_CONCURRENT_SEARCH_LIMIT;
+      char tag[300];
+      oracle_tag(gave_up ? "linearizability:search-limit" : "linearizability", NULL,
+                 cx->why_op ? cx->why_op : "concurrent calls", tag, sizeof tag);
       snprintf(x->rep->message, sizeof x->rep->message,
                "alloclab oracle: no order of the %u concurrent calls explains their statuses%s; deepest "
-               "disagreement: %.900s",
-               cx->count, gave_up ? " (search limit reached)" : "", cx->why);
+               "disagreement: %.900s%s",
+               cx->count, gave_up ? " (search limit reached)" : "", cx->why, tag);
       x->rep->mismatches++;
       x->failed = true;
       if (!o->return_on_mismatch) {

@@ -996,6 +996,7 @@ typedef struct broken_case {
   const char *name;
   void (*patch)(fz_port_ops *ops);
   const char *needle;
+  const char *tag; /* the message's oracle tag (what tools/triage.py puts in the signature) */
 } broken_case;
 
 static void p_destroy_stale(fz_port_ops *o) { o->allocation_destroy = destroy_accepts_stale; }
@@ -1011,49 +1012,101 @@ static void p_check(fz_port_ops *o) { o->adapter_check = check_fails; }
 static void p_check_live(fz_port_ops *o) { o->adapter_check_live = check_fails; }
 static void p_open(fz_port_ops *o) { o->resource_open = open_skips_check; }
 
+/* The program the broken ports run; first @padding devices created and destroyed, so that every
+ * later call has another number and the devices other handle values. */
+static void build_broken_port_program(unsigned padding) {
+  begin();
+  for (unsigned k = 0; k < padding; k++) destroy_device(v(create_device()));
+  unsigned d = create_device(), e = create_device();
+  unsigned x = create_allocations(v(d), 2, 4096, ANY);
+  unsigned r = create_resource(v(d), 1, 4096, false);
+  /* NOP work: after a mismatch the adapter is torn down with the broken port's damage, and
+   * the GPU must not touch memory a broken destroy freed */
+  submit(v(d), FZ_COMMAND_NOP, 2, va(x, 0), va(x, 1));
+  destroy_allocations(v(d), 0, 1, va(x, 0));
+  destroy_allocations(v(d), 0, 1, va(x, 0));
+  fence_wait(lit(1)); /* the padding submits nothing: the first submit above is still fence 1 */
+  create_allocations(v(d), 1, 4096, ANY);
+  submit(v(d), FZ_COMMAND_NOP, 1, va(x, 1));
+  gpu_run(1);
+  query(va(x, 1));
+  open_resource(v(e), v(r));
+}
+
+static const broken_case broken_cases[] = {
+    {"accepts a stale handle", p_destroy_stale, "port returned STATUS_SUCCESS, model expected STATUS_INVALID_HANDLE",
+     "[oracle:status-mismatch:success destroy_allocations]"},
+    {"destroy does nothing", p_destroy_nothing, "live allocations: port",
+     "[oracle:live-objects:live-allocations-port-model destroy_allocations]"},
+    {"frees memory in flight", p_destroy_in_flight, "GPU work still",
+     "[oracle:live-objects:bindings-port-model-at-least-a destroy_allocations]"},
+    {"reuses a handle (ABA)", p_reuse, "handle reused",
+     "[oracle:output-mismatch:the-port-returned-allocation-handle-a create_resource]"},
+    {"fence_wait returns early", p_wait, "returned before the fence signalled",
+     "[oracle:output-mismatch:fence_wait-returned-before-the-fence-signalled fence_wait]"},
+    {"gpu_run runs nothing", p_run, "gpu_run(1) completed 0 submissions",
+     "[oracle:output-mismatch:gpu_run-completed-submissions-were-queued gpu_run]"},
+    {"hides deferred destroys", p_hide_deferred, "memory released while GPU work still references it",
+     "[oracle:live-objects:deferred-allocations-port-model-at-least destroy_allocations]"},
+    {"leaks a binding", p_leak, "bindings: port",
+     "[oracle:live-objects:bindings-port-model-exactly-a-binding create_allocations]"},
+    {"query lies", p_query, "query: last_fence", "[oracle:output-mismatch:query-last_fence-model-has query]"},
+    {"invariant walk fails (the full one, at the end)", p_check, "teardown: al_adapter_check: segment heap",
+     "[oracle:invariant-walk:segment-heap-a-free-block-overlaps teardown]"},
+    {"invariant walk fails (the per-call one, at the first call)", p_check_live,
+     "call 1 create_device(): al_adapter_check_live: segment heap",
+     "[oracle:invariant-walk:segment-heap-a-free-block-overlaps create_device]"},
+    {"opens a non-shared resource", p_open, "model expected STATUS_INVALID_PARAMETER",
+     "[oracle:status-mismatch:success open_resource]"},
+};
+#define BROKEN_CASES (sizeof broken_cases / sizeof broken_cases[0])
+
+/* Runs the broken port of @k on build_broken_port_program(@padding); the mismatch's message. */
+static bool run_broken_port(size_t k, unsigned padding, char *message, size_t cap) {
+  build_broken_port_program(padding);
+  broken = fz_port_alloclab;
+  broken_state = 0;
+  broken_cases[k].patch(&broken);
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  o.port = &broken;
+  int rc = fz_execute(&prog, &o, &report);
+  snprintf(message, cap, "%s", report.message);
+  return rc == FZ_EXEC_MISMATCH;
+}
+
 static void test_oracle_catches_broken_ports(void) {
-  static const broken_case cases[] = {
-      {"accepts a stale handle", p_destroy_stale, "port returned STATUS_SUCCESS, model expected STATUS_INVALID_HANDLE"},
-      {"destroy does nothing", p_destroy_nothing, "live allocations: port"},
-      {"frees memory in flight", p_destroy_in_flight, "GPU work still"},
-      {"reuses a handle (ABA)", p_reuse, "handle reused"},
-      {"fence_wait returns early", p_wait, "returned before the fence signalled"},
-      {"gpu_run runs nothing", p_run, "gpu_run(1) completed 0 submissions"},
-      {"hides deferred destroys", p_hide_deferred, "memory released while GPU work still references it"},
-      {"leaks a binding", p_leak, "bindings: port"},
-      {"query lies", p_query, "query: last_fence"},
-      {"invariant walk fails (the full one, at the end)", p_check,
-       "teardown: al_adapter_check: segment heap"},
-      {"invariant walk fails (the per-call one, at the first call)", p_check_live,
-       "call 1 create_device(): al_adapter_check_live: segment heap"},
-      {"opens a non-shared resource", p_open, "model expected STATUS_INVALID_PARAMETER"},
-  };
-  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-    begin();
-    unsigned d = create_device(), e = create_device();
-    unsigned x = create_allocations(v(d), 2, 4096, ANY);
-    unsigned r = create_resource(v(d), 1, 4096, false);
-    /* NOP work: after a mismatch the adapter is torn down with the broken port's damage, and
-     * the GPU must not touch memory a broken destroy freed */
-    submit(v(d), FZ_COMMAND_NOP, 2, va(x, 0), va(x, 1));
-    destroy_allocations(v(d), 0, 1, va(x, 0));
-    destroy_allocations(v(d), 0, 1, va(x, 0));
-    fence_wait(lit(1));
-    create_allocations(v(d), 1, 4096, ANY);
-    submit(v(d), FZ_COMMAND_NOP, 1, va(x, 1));
-    gpu_run(1);
-    query(va(x, 1));
-    open_resource(v(e), v(r));
-    broken = fz_port_alloclab;
-    broken_state = 0;
-    cases[k].patch(&broken);
-    fz_exec_options o;
-    fz_exec_options_default(&o);
-    o.return_on_mismatch = true;
-    o.port = &broken;
-    int rc = fz_execute(&prog, &o, &report);
-    CHECK(rc == FZ_EXEC_MISMATCH && strstr(report.message, cases[k].needle) != NULL,
-          "broken port \"%s\" not caught as expected (rc %d): %s", cases[k].name, rc, report.message);
+  for (size_t k = 0; k < BROKEN_CASES; k++) {
+    char message[sizeof report.message];
+    bool caught = run_broken_port(k, 0, message, sizeof message);
+    CHECK(caught && strstr(message, broken_cases[k].needle) != NULL,
+          "broken port \"%s\" not caught as expected: %s", broken_cases[k].name, message);
+  }
+}
+
+/* The message ends with the tag " [oracle:KIND OP]" naming the check and the operation, free of
+ * call numbers and handles: each broken port has its own, and the same broken port found in a
+ * longer program (other call numbers, other handle values) has the same one. */
+static void test_oracle_tag_names_the_check_stably(void) {
+  for (size_t k = 0; k < BROKEN_CASES; k++) {
+    char message[sizeof report.message], padded[sizeof report.message];
+    run_broken_port(k, 0, message, sizeof message);
+    run_broken_port(k, 2, padded, sizeof padded);
+    const char *tag = strstr(message, " [oracle:");
+    const char *padded_tag = strstr(padded, " [oracle:");
+    CHECK(tag && tag[strlen(tag) - 1] == ']' && strcmp(tag + 1, broken_cases[k].tag) == 0,
+          "\"%s\": tag %s, expected %s", broken_cases[k].name, tag ? tag + 1 : "(none)", broken_cases[k].tag);
+    CHECK(padded_tag && tag && strcmp(tag, padded_tag) == 0, "\"%s\": tag %s in a longer program, %s here",
+          broken_cases[k].name, padded_tag ? padded_tag + 1 : "(none)", tag ? tag + 1 : "(none)");
+    /* A program call's message names its number, which the padding moved (teardown has none). */
+    bool numbered = strncmp(message, "alloclab oracle: call ", 22) == 0 &&
+                    strncmp(message, "alloclab oracle: call 1 ", 24) != 0;
+    CHECK(!numbered || strcmp(message, padded) != 0, "\"%s\": the longer program failed at the same call: %s",
+          broken_cases[k].name, padded);
+    for (size_t j = 0; j < k; j++)
+      CHECK(strcmp(broken_cases[j].tag, broken_cases[k].tag) != 0, "\"%s\" and \"%s\" share the tag %s",
+            broken_cases[j].name, broken_cases[k].name, broken_cases[k].tag);
   }
 }
 
@@ -1171,6 +1224,7 @@ int main(int argc, char **argv) {
       {"oracle_catches_wrong_prediction", test_oracle_catches_wrong_prediction},
       {"oracle_aborts_with_message", test_oracle_aborts_with_message},
       {"oracle_catches_broken_ports", test_oracle_catches_broken_ports},
+      {"oracle_tag_names_the_check_stably", test_oracle_tag_names_the_check_stably},
       {"oracle_aborts_on_free_in_flight", test_oracle_aborts_on_free_in_flight},
       {"gpu_content_check_catches_corruption", test_gpu_content_check_catches_corruption},
       {"random_programs", test_random_programs},

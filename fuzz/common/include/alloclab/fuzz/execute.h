@@ -39,7 +39,14 @@
  * A disagreement is a finding: by default the process aborts with
  *   alloclab oracle: call 7 destroy_allocations(...): port returned STATUS_SUCCESS, model
  *   expected STATUS_INVALID_HANDLE (a listed handle is not a live allocation)
- * followed by the program (text form, statuses of the calls run). With
+ *   [oracle:status-mismatch:success destroy_allocations]
+ * followed by the program (text form, statuses of the calls run). The tag at the end names the
+ * check that failed and the operation, without call numbers, handles or addresses (they change
+ * from one minimization to the next): tools/triage.py makes it the crash's signature. Checks:
+ * status-mismatch:<status returned>, output-mismatch:<the model's words>, live-objects:<which
+ * count>, invariant-walk:<the walk's words>, overlap, query-live-failed, teardown-leak:<what>,
+ * miniport-leak:<total>, setup:<step>; concurrent programs: linearizability (OP: the call of the
+ * deepest disagreement), schedule:<the scheduler's words>. With
  * fz_exec_options.return_on_mismatch the message goes to fz_exec_report.message instead and
  * fz_execute() returns FZ_EXEC_MISMATCH.
  *
