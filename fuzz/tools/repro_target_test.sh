@@ -1,6 +1,6 @@
 #!/bin/bash
 # repro_target_test.sh — ./lab repro's target detection (repro_target.sh): --target, metadata in
-# the file or its sibling .txt, the path, and the errors.
+# the file or its sibling .txt, the path, the kind of input the target reads, and the errors.
 #   repro_target_test.sh REPRO_TARGET
 set -uo pipefail
 detect=$1
@@ -26,13 +26,29 @@ expect_error() {
   [[ $out == *"$needle"* ]] || fail "'$*': message lacks '$needle': $out"
 }
 
+# expect_kind TARGET KIND: the kind of input detection reports for TARGET.
+expect_kind() {
+  local out
+  out=$("$detect" "$tmp/BUILD.bazel" "$tmp/elsewhere/plain.bin" "$1" 2>&1) || { fail "kind of $1: exit $?: $out"; return; }
+  out=${out#*$'\t'}
+  [[ ${out%%$'\t'*} == "$2" ]] || fail "kind of $1: got '${out%%$'\t'*}', want '$2'"
+}
+
 cat >"$tmp/BUILD.bazel" <<'B'
 FUZZ_TARGETS = [
     "ddi_sequence",
     "fault_injection",
     "private_data",
+    "schedules",
+    "bytes_only",
 ]
 B
+# The targets' sources, as far as the kind goes.
+printf 'return fzt_run_program_input(data, size, &options);\n' >"$tmp/ddi_sequence.c"
+printf '#define FZT_FAULTS_REQUIRED 1\nreturn fzt_run_program_input(data, size, &o);\n' >"$tmp/fault_injection.c"
+printf 'fz_execute_concurrent(&input.program, &cc, &options, NULL);\n' >"$tmp/schedules.c"
+printf 'int main(void) { return 0; }\n' >"$tmp/schedules_text.c"
+printf 'int LLVMFuzzerTestOneInput(void) { return 0; }\n' >"$tmp/bytes_only.c"
 mkdir -p "$tmp/corpus/fault_injection/regressions" "$tmp/.lab/fuzz/private_data/crashes" "$tmp/elsewhere"
 printf 'ALFZ\x01' >"$tmp/corpus/fault_injection/regressions/r.bin"
 printf 'xx' >"$tmp/.lab/fuzz/private_data/crashes/crash-0123"
@@ -53,10 +69,19 @@ expect private_data "$tmp/elsewhere/meta.bin"
 rm "$tmp/corpus/fault_injection/regressions/r.txt"
 expect fault_injection "$tmp/corpus/fault_injection/regressions/r.bin"
 
+# The kinds: how ./lab repro shows an input of each target (schedules: its own text tool).
+expect_kind ddi_sequence program
+expect_kind fault_injection program-faults
+expect_kind private_data private_data
+expect_kind schedules own-text
+expect_kind bytes_only other
+out=$("$detect" "$tmp/BUILD.bazel" "$tmp/corpus/fault_injection/regressions/r.bin" 2>&1)
+[[ $out == $'fault_injection\tprogram-faults\tthe path' ]] || fail "the whole line: '$out'"
+
 # Errors: nothing to go on (lists the targets), unknown targets from each source, a missing file.
 expect_error "cannot tell which target" "$tmp/elsewhere/plain.bin"
-expect_error "one of: ddi_sequence fault_injection private_data" "$tmp/elsewhere/plain.bin"
-expect_error "unknown target 'nosuch' (from --target); the targets are: ddi_sequence fault_injection private_data" \
+expect_error "one of: ddi_sequence fault_injection private_data schedules bytes_only" "$tmp/elsewhere/plain.bin"
+expect_error "unknown target 'nosuch' (from --target); the targets are: ddi_sequence fault_injection private_data schedules bytes_only" \
   "$tmp/elsewhere/plain.bin" nosuch
 printf '# target: gone_target\n' >"$tmp/elsewhere/plain.txt"
 expect_error "unknown target 'gone_target' (from the '# target:' line of" "$tmp/elsewhere/plain.bin"
