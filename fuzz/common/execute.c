@@ -907,6 +907,13 @@ static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
   }
   fz_model_counts cnt;
   fz_model_expected(x->model, &cnt);
+  /* What had completed when the call returned, but never more than was submitted at the point
+   * this order puts it: a call that returned late (after others' work was submitted and had
+   * completed) may be placed before that work. */
+  uint64_t submitted_here =
+      q->e.a.op == FZ_OP_SUBMIT && q->status == STATUS_SUCCESS ? q->e.out_fence : cnt.fence_submitted;
+  uint64_t completed_here = q->completed_after > cnt.fence_completed ? q->completed_after : cnt.fence_completed;
+  if (completed_here > submitted_here && submitted_here >= cnt.fence_completed) completed_here = submitted_here;
   fz_model_result r = {
       .status = q->status,
       .device = q->e.out_device,
@@ -914,8 +921,8 @@ static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
       .allocations = q->outs,
       .fence = q->e.out_fence,
       .info = q->e.null_args ? NULL : &q->e.info,
-      .fence_submitted = q->e.a.op == FZ_OP_SUBMIT && q->status == STATUS_SUCCESS ? q->e.out_fence : cnt.fence_submitted,
-      .fence_completed = q->completed_after > cnt.fence_completed ? q->completed_after : cnt.fence_completed,
+      .fence_submitted = submitted_here,
+      .fence_completed = completed_here,
   };
   if (!fz_model_commit(x->model, &q->e.a, &r, x->msg, sizeof x->msg)) {
     if (depth >= cx->why_depth) {
