@@ -886,6 +886,33 @@ static void conc_thread(void *arg, uint32_t thread) {
   }
 }
 
+/* True for a call that places allocations in a segment while it runs (a create, or a submit
+ * paging its allocations in), even when it then fails and gives the space back. */
+static bool conc_places_memory(const conc_call *q) {
+  switch (q->e.a.op) {
+  case FZ_OP_CREATE_ALLOCATIONS:
+  case FZ_OP_CREATE_RESOURCE:
+  case FZ_OP_ADD_TO_RESOURCE:
+  case FZ_OP_SUBMIT: return true;
+  default: return false;
+  }
+}
+
+/* Segment space is shared capacity, not state a call leaves behind: while one call holds space
+ * it will give back (a create that fails later, pinned allocations of a submit), another may
+ * find the segment full. So STATUS_NO_VIDEO_MEMORY is accepted from a call that overlapped, in
+ * time, a call placing memory on another thread; every other status must fit an order. */
+static bool conc_capacity_contended(const conc_ctx *cx, const conc_call *q) {
+  if (q->status != STATUS_NO_VIDEO_MEMORY) return false;
+  for (uint32_t k = 0; k < cx->count; k++) {
+    const conc_call *o = &cx->calls[k];
+    if (o != q && o->ran && o->thread != q->thread && conc_places_memory(o) && o->start < q->end &&
+        q->start < o->end)
+      return true;
+  }
+  return false;
+}
+
 /* Tries to commit concurrent call @k to the model: its status must be one the model allows
  * there, and its outputs must fit. */
 static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
@@ -894,7 +921,7 @@ static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
   fz_prediction pr;
   fz_model_predict(x->model, &q->e.a, &pr);
   char text[512];
-  if (!(fz_status_bit(q->status) & pr.allowed)) {
+  if (!(fz_status_bit(q->status) & pr.allowed) && !conc_capacity_contended(cx, q)) {
     if (depth >= cx->why_depth) {
       char want[160];
       cx->why_depth = depth;
