@@ -308,6 +308,11 @@ NTSTATUS ddi_submit(al_adapter *adapter, HANDLE driver_device, uint64_t fence, c
                     uint32_t command_size, const DXGK_ALLOCATIONLIST *list, uint32_t list_size);
 /* DXGK_OPERATION_FILL with zeroes: tells the miniport where a new allocation lives. */
 NTSTATUS ddi_fill(al_adapter *adapter, HANDLE allocation, uint32_t segment_id, uint64_t offset, uint64_t size);
+/* AlDdiRunEngine (the simulated GPU's engine, run by the caller) for at most @max submissions;
+ * *out_ran = how many ran (0, STATUS_SUCCESS when the miniport has no such entry point). A DDI
+ * call like the others: the completion interrupts it raises run inside it, with no schedule
+ * point, so no other logical thread ever finds the engine busy half-way through a job. */
+NTSTATUS ddi_run_engine(al_adapter *adapter, uint32_t max, uint32_t *out_ran);
 /* DXGK_OPERATION_TRANSFER of @size bytes between (segment id, offset) pairs; id 0 = system memory. */
 NTSTATUS ddi_transfer(al_adapter *adapter, HANDLE allocation, uint64_t size, uint32_t from_id,
                       uint64_t from_offset, uint32_t to_id, uint64_t to_offset);
