@@ -165,6 +165,21 @@ port_resource *port_lookup_resource(al_adapter *adapter, al_handle handle) {
   return resource;
 }
 
+bool port_resource_has_dying_holder(al_adapter *adapter, const port_resource *resource) {
+  if (atomic_load(&adapter->devices_dying) == 0) return false; /* no destroy under way */
+  bool dying = false;
+  handle_table_lock(&adapter->devices);
+  for (const port_open *open = resource->holders; open && !dying; open = open->next_holder)
+    dying = handle_table_lookup_locked(&adapter->devices, open->device, NULL) == NULL;
+  handle_table_unlock(&adapter->devices);
+  return dying;
+}
+
+void port_wait_device_destroys(al_adapter *adapter) {
+  port_lock(&adapter->device_destroy_lock);
+  port_unlock(&adapter->device_destroy_lock);
+}
+
 port_open *port_find_open(port_resource *resource, al_handle device) {
   for (port_open *open = resource->holders; open; open = open->next_holder)
     if (open->device == device) return open;
@@ -277,6 +292,7 @@ static void adapter_free(al_adapter *adapter) {
   pthread_cond_destroy(&adapter->fence_signalled);
   pthread_mutex_destroy(&adapter->reap_lock);
   pthread_mutex_destroy(&adapter->deferred_lock);
+  pthread_mutex_destroy(&adapter->device_destroy_lock);
   free(adapter);
 }
 
@@ -292,6 +308,7 @@ NTSTATUS al_adapter_create(const al_adapter_config *config, al_adapter **out_ada
   pthread_cond_init(&adapter->fence_signalled, NULL);
   pthread_mutex_init(&adapter->reap_lock, NULL);
   pthread_mutex_init(&adapter->deferred_lock, NULL);
+  pthread_mutex_init(&adapter->device_destroy_lock, NULL);
   adapter->flags = config->flags;
   adapter->physical_device.pAlHardwareConfig = config->hardware_config;
   adapter->physical_device.AlHardwareConfigSize = config->hardware_config_size;
@@ -409,8 +426,7 @@ void al_adapter_get_stats(al_adapter *adapter, al_adapter_stats *out) {
   }
 }
 
-NTSTATUS al_allocation_query(al_adapter *adapter, al_handle allocation, al_allocation_info *out) {
-  if (adapter == NULL || out == NULL) return STATUS_INVALID_PARAMETER;
+static NTSTATUS query_once(al_adapter *adapter, al_handle allocation, al_allocation_info *out) {
   handle_table_lock(&adapter->allocations);
   port_resource *resource = handle_table_lookup_locked(&adapter->allocations, allocation, NULL);
   if (resource) port_resource_ref(resource);
@@ -422,7 +438,9 @@ NTSTATUS al_allocation_query(al_adapter *adapter, al_handle allocation, al_alloc
   handle_table_lock(&adapter->allocations);
   bool still = handle_table_lookup_locked(&adapter->allocations, allocation, &index) == resource;
   handle_table_unlock(&adapter->allocations);
-  if (still) {
+  if (still && port_resource_has_dying_holder(adapter, resource)) {
+    status = PORT_STATUS_RETRY;
+  } else if (still) {
     const port_allocation *record = &resource->records[index];
     *out = (al_allocation_info){
         .resource = resource->handle,
@@ -437,6 +455,14 @@ NTSTATUS al_allocation_query(al_adapter *adapter, al_handle allocation, al_alloc
   }
   port_unlock(&resource->lock);
   port_resource_unref(adapter, resource);
+  return status;
+}
+
+NTSTATUS al_allocation_query(al_adapter *adapter, al_handle allocation, al_allocation_info *out) {
+  if (adapter == NULL || out == NULL) return STATUS_INVALID_PARAMETER;
+  NTSTATUS status;
+  while ((status = query_once(adapter, allocation, out)) == PORT_STATUS_RETRY)
+    port_wait_device_destroys(adapter);
   return status;
 }
 

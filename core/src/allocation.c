@@ -56,8 +56,9 @@ static bool unlink_holder(port_resource *resource, port_open *open) {
 /*
  * Releases @device's hold on @resource: closes its bindings (one DxgkDdiCloseAllocation) and,
  * when it was the last holder, destroys the whole resource (DestroyResource). Device lock held
- * by the caller. Returns STATUS_INVALID_HANDLE when the device holds no such resource; else
- * STATUS_SUCCESS with *out_wait_fence the fence a synchronous caller waits for (0 = done).
+ * by the caller. Returns STATUS_INVALID_HANDLE when the device holds no such resource,
+ * PORT_STATUS_RETRY (nothing done) when a live device's release meets a holder being destroyed;
+ * else STATUS_SUCCESS with *out_wait_fence the fence a synchronous caller waits for (0 = done).
  */
 static NTSTATUS release_hold(al_adapter *adapter, port_device *device, port_resource *resource,
                              bool assume_not_in_use, uint64_t *out_wait_fence) {
@@ -65,10 +66,15 @@ static NTSTATUS release_hold(al_adapter *adapter, port_device *device, port_reso
   port_resource_ref(resource); /* the teardown may drop the last reference */
   port_lock(&resource->lock);
   port_open *open = (resource->flags & RESOURCE_DEAD) ? NULL : port_find_open(resource, device->handle);
+  NTSTATUS refused = STATUS_INVALID_HANDLE;
+  if (open && !device->dying && port_resource_has_dying_holder(adapter, resource)) {
+    open = NULL; /* whether this hold is the last depends on a destroy under way */
+    refused = PORT_STATUS_RETRY;
+  }
   if (open == NULL) {
     port_unlock(&resource->lock);
     port_resource_unref(adapter, resource);
-    return STATUS_INVALID_HANDLE;
+    return refused;
   }
   unlink_holder(resource, open);
   unlink_from_device(device, open);
@@ -349,10 +355,8 @@ out_private:
   return status;
 }
 
-NTSTATUS al_allocation_create(al_adapter *adapter, const al_create_allocation_args *args) {
-  if (adapter == NULL) return STATUS_INVALID_PARAMETER;
-  NTSTATUS status = validate_create(args);
-  if (!NT_SUCCESS(status)) return status;
+static NTSTATUS create_once(al_adapter *adapter, const al_create_allocation_args *args) {
+  NTSTATUS status;
   if (atomic_load(&adapter->removed)) return STATUS_DEVICE_REMOVED;
   port_device *device = port_lookup_device(adapter, args->device);
   if (device == NULL) return STATUS_INVALID_HANDLE;
@@ -372,6 +376,8 @@ NTSTATUS al_allocation_create(al_adapter *adapter, const al_create_allocation_ar
     target.open = port_find_open(existing, device->handle);
     if ((existing->flags & RESOURCE_DEAD) || target.open == NULL || existing->creator != device->handle)
       status = STATUS_INVALID_HANDLE;
+    else if (port_resource_has_dying_holder(adapter, existing))
+      status = PORT_STATUS_RETRY; /* sealed or not may depend on a destroy under way */
     else if (existing->flags & RESOURCE_SEALED)
       status = STATUS_INVALID_PARAMETER;
     else
@@ -415,10 +421,19 @@ NTSTATUS al_allocation_create(al_adapter *adapter, const al_create_allocation_ar
   return status;
 }
 
+NTSTATUS al_allocation_create(al_adapter *adapter, const al_create_allocation_args *args) {
+  if (adapter == NULL) return STATUS_INVALID_PARAMETER;
+  NTSTATUS status = validate_create(args);
+  if (!NT_SUCCESS(status)) return status;
+  while ((status = create_once(adapter, args)) == PORT_STATUS_RETRY) port_wait_device_destroys(adapter);
+  return status;
+}
+
 /* ---- Open a shared resource on another device ---------------------------------------------------- */
 
 static NTSTATUS open_on(al_adapter *adapter, port_device *device, port_resource *resource) {
   if (resource->flags & RESOURCE_DEAD) return STATUS_INVALID_HANDLE;
+  if (port_resource_has_dying_holder(adapter, resource)) return PORT_STATUS_RETRY;
   if (!(resource->flags & RESOURCE_SHARED) || port_find_open(resource, device->handle))
     return STATUS_INVALID_PARAMETER;
   /* A queued close of this device's earlier bindings must happen before it binds again (one
@@ -470,8 +485,7 @@ static NTSTATUS open_on(al_adapter *adapter, port_device *device, port_resource 
   return STATUS_SUCCESS;
 }
 
-NTSTATUS al_resource_open(al_adapter *adapter, al_handle device_handle, al_handle resource_handle) {
-  if (adapter == NULL) return STATUS_INVALID_PARAMETER;
+static NTSTATUS open_once(al_adapter *adapter, al_handle device_handle, al_handle resource_handle) {
   if (atomic_load(&adapter->removed)) return STATUS_DEVICE_REMOVED;
   port_device *device = port_lookup_device(adapter, device_handle);
   if (device == NULL) return STATUS_INVALID_HANDLE;
@@ -493,6 +507,14 @@ NTSTATUS al_resource_open(al_adapter *adapter, al_handle device_handle, al_handl
   return status;
 }
 
+NTSTATUS al_resource_open(al_adapter *adapter, al_handle device_handle, al_handle resource_handle) {
+  if (adapter == NULL) return STATUS_INVALID_PARAMETER;
+  NTSTATUS status;
+  while ((status = open_once(adapter, device_handle, resource_handle)) == PORT_STATUS_RETRY)
+    port_wait_device_destroys(adapter);
+  return status;
+}
+
 /* ---- Destroy ---------------------------------------------------------------------------------------- */
 
 /* Destroys the listed allocations of @resource, held by @device alone. Both locks held. */
@@ -501,6 +523,8 @@ static NTSTATUS destroy_listed(al_adapter *adapter, port_device *device, port_re
                                uint64_t *out_wait_fence) {
   port_open *open = port_find_open(resource, device->handle);
   if (open == NULL || (resource->flags & RESOURCE_DEAD)) return STATUS_INVALID_HANDLE;
+  /* Held elsewhere or not may depend on a destroy under way. */
+  if (port_resource_has_dying_holder(adapter, resource)) return PORT_STATUS_RETRY;
   if (resource->holders->next_holder) return STATUS_INVALID_PARAMETER; /* open on several devices */
 
   /* One block for the indices and the teardown's lists. */
@@ -575,13 +599,7 @@ static NTSTATUS destroy_listed(al_adapter *adapter, port_device *device, port_re
   return STATUS_SUCCESS;
 }
 
-NTSTATUS al_allocation_destroy(al_adapter *adapter, const al_destroy_allocation_args *args) {
-  if (adapter == NULL || args == NULL || (args->flags & ~AL_DESTROY_FLAGS_ALL) ||
-      (args->resource == 0) == (args->allocation_count == 0) ||
-      (args->resource != 0 && args->allocations != NULL) ||
-      args->allocation_count > AL_MAX_ALLOCATIONS_PER_CALL ||
-      (args->allocation_count && args->allocations == NULL))
-    return STATUS_INVALID_PARAMETER;
+static NTSTATUS destroy_once(al_adapter *adapter, const al_destroy_allocation_args *args) {
   port_device *device = port_lookup_device(adapter, args->device);
   if (device == NULL) return STATUS_INVALID_HANDLE;
   port_resource *resource = NULL;
@@ -602,7 +620,9 @@ NTSTATUS al_allocation_destroy(al_adapter *adapter, const al_destroy_allocation_
       if (resource == NULL) resource = owner;
       else if (owner != resource) mixed = true;
     }
-    if (NT_SUCCESS(status) && mixed) status = STATUS_INVALID_PARAMETER;
+    /* Mixed owners, unless some of them are a dying device's (to other threads already gone). */
+    if (NT_SUCCESS(status) && mixed)
+      status = atomic_load(&adapter->devices_dying) ? PORT_STATUS_RETRY : STATUS_INVALID_PARAMETER;
     if (NT_SUCCESS(status)) port_resource_ref(resource);
     else resource = NULL;
     handle_table_unlock(&adapter->allocations);
@@ -629,5 +649,17 @@ NTSTATUS al_allocation_destroy(al_adapter *adapter, const al_destroy_allocation_
     (void)al_fence_wait(adapter, wait_fence, UINT64_MAX);
   else if (NT_SUCCESS(status))
     fence_reap(adapter);
+  return status;
+}
+
+NTSTATUS al_allocation_destroy(al_adapter *adapter, const al_destroy_allocation_args *args) {
+  if (adapter == NULL || args == NULL || (args->flags & ~AL_DESTROY_FLAGS_ALL) ||
+      (args->resource == 0) == (args->allocation_count == 0) ||
+      (args->resource != 0 && args->allocations != NULL) ||
+      args->allocation_count > AL_MAX_ALLOCATIONS_PER_CALL ||
+      (args->allocation_count && args->allocations == NULL))
+    return STATUS_INVALID_PARAMETER;
+  NTSTATUS status;
+  while ((status = destroy_once(adapter, args)) == PORT_STATUS_RETRY) port_wait_device_destroys(adapter);
   return status;
 }

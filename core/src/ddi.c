@@ -233,6 +233,15 @@ NTSTATUS ddi_transfer(al_adapter *adapter, HANDLE allocation, uint64_t size, uin
   return status;
 }
 
+NTSTATUS ddi_run_engine(al_adapter *adapter, uint32_t max, uint32_t *out_ran) {
+  UINT ran = 0;
+  NTSTATUS status = STATUS_SUCCESS;
+  if (adapter->driver.ddi.AlDdiRunEngine != NULL && max != 0)
+    DDI_CALL(adapter, adapter->driver.ddi.AlDdiRunEngine(adapter->miniport, max, &ran));
+  *out_ran = ran;
+  return status;
+}
+
 NTSTATUS ddi_fill(al_adapter *adapter, HANDLE allocation, uint32_t segment_id, uint64_t offset, uint64_t size) {
   if (adapter->driver.ddi.DxgkDdiBuildPagingBuffer == NULL) return STATUS_SUCCESS;
   DXGKARG_BUILDPAGINGBUFFER args = {.Operation = DXGK_OPERATION_FILL};

@@ -40,17 +40,26 @@ NTSTATUS al_device_destroy(al_adapter *adapter, al_handle handle) {
   if (adapter == NULL) return STATUS_INVALID_PARAMETER;
   port_device *device = port_lookup_device(adapter, handle);
   if (device == NULL) return STATUS_INVALID_HANDLE;
+  /* Other calls must see the device and everything it holds go at one moment: the handle's
+   * removal below. Until the holds are released they wait for us (port.h "Device destroy is
+   * atomic"), so devices_dying is raised before that moment. */
+  port_lock(&adapter->device_destroy_lock);
+  atomic_fetch_add(&adapter->devices_dying, 1);
   port_lock(&device->lock);
   bool already_dying = device->dying;
   device->dying = true;
+  if (!already_dying) {
+    handle_table_lock(&adapter->devices);
+    handle_table_remove_locked(&adapter->devices, handle);
+    handle_table_unlock(&adapter->devices);
+  }
   port_unlock(&device->lock);
   if (already_dying) {
+    atomic_fetch_sub(&adapter->devices_dying, 1);
+    port_unlock(&adapter->device_destroy_lock);
     port_device_unref(adapter, device);
     return STATUS_INVALID_HANDLE;
   }
-  handle_table_lock(&adapter->devices);
-  handle_table_remove_locked(&adapter->devices, handle);
-  handle_table_unlock(&adapter->devices);
 
   /* The device's queued work must finish before its bindings close; deferred closes of its
    * bindings run in the reap that follows. */
@@ -60,6 +69,8 @@ NTSTATUS al_device_destroy(al_adapter *adapter, al_handle handle) {
   port_unlock(&device->lock);
   fence_reap(adapter);
   ddi_destroy_device(adapter, device->driver_device);
+  atomic_fetch_sub(&adapter->devices_dying, 1);
+  port_unlock(&adapter->device_destroy_lock);
   port_device_unref(adapter, device); /* the lookup's */
   port_device_unref(adapter, device); /* the structural one */
   return status;

@@ -154,16 +154,12 @@ static void deadline_after(struct timespec *deadline, uint64_t ns) {
 
 NTSTATUS al_fence_wait(al_adapter *adapter, uint64_t fence, uint64_t timeout_ns) {
   if (adapter == NULL || fence > atomic_load(&adapter->fence_submitted)) return STATUS_INVALID_PARAMETER;
-  const DRIVER_INITIALIZATION_DATA *ddi = &adapter->driver.ddi;
   struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   while (atomic_load(&adapter->fence_completed) < fence) {
-    if (ddi->AlDdiRunEngine) {
-      UINT ran = 0;
-      NTSTATUS status = ddi->AlDdiRunEngine(adapter->miniport, 1, &ran);
-      ddi_note_status(adapter, status);
-      if (ran != 0 && NT_SUCCESS(status)) continue;
-    }
+    uint32_t ran = 0;
+    NTSTATUS status = ddi_run_engine(adapter, 1, &ran);
+    if (ran != 0 && NT_SUCCESS(status)) continue;
     /* Another thread is running the engine, or it has a thread of its own: wait a little. */
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -184,13 +180,8 @@ NTSTATUS al_fence_wait(al_adapter *adapter, uint64_t fence, uint64_t timeout_ns)
 
 NTSTATUS al_gpu_run(al_adapter *adapter, uint32_t max_submissions, uint32_t *out_completed) {
   if (adapter == NULL) return STATUS_INVALID_PARAMETER;
-  UINT ran = 0;
-  NTSTATUS status = STATUS_SUCCESS;
-  const DRIVER_INITIALIZATION_DATA *ddi = &adapter->driver.ddi;
-  if (ddi->AlDdiRunEngine && max_submissions) {
-    status = ddi->AlDdiRunEngine(adapter->miniport, max_submissions, &ran);
-    ddi_note_status(adapter, status);
-  }
+  uint32_t ran = 0;
+  NTSTATUS status = ddi_run_engine(adapter, max_submissions, &ran);
   fence_reap(adapter);
   if (out_completed) *out_completed = ran;
   return status;

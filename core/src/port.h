@@ -22,8 +22,18 @@
  * count drops to zero. Handles are removed first when an object goes (so the value cannot be used
  * while it is half gone), then the miniport is told, then memory is freed.
  *
+ * DOC: Device destroy is atomic to other threads (rule 7 as one step). al_device_destroy runs
+ * under adapter->device_destroy_lock with adapter->devices_dying raised, from before its
+ * device's handle goes (the moment it takes effect) until every hold the device had is
+ * released. Meanwhile another call may meet a resource still held by that device (a holder
+ * whose device handle is gone: its own allocations, a resource only it held, a shared one it
+ * also held). Deciding on that half-destroyed state would show other threads a device that is
+ * gone while its objects are not, so such a call changes nothing, returns PORT_STATUS_RETRY
+ * inside the port, waits for the destroy (port_wait_device_destroys) and starts over.
+ *
  * DOC: Lock order (outer -> inner). Never take an outer lock while holding an inner one.
- *   port_device.lock
+ *   adapter->device_destroy_lock (held by al_device_destroy only; waited on holding nothing)
+ *   -> port_device.lock
  *   -> port_resource.lock (several: in ascending address order)
  *   -> adapter->reap_lock (runs deferred teardowns one at a time, in insertion order; a teardown
  *      takes no device or resource lock)
@@ -188,6 +198,9 @@ struct al_adapter {
   pthread_cond_t fence_signalled;
   DXGKRNL_INTERFACE interface; /* what the miniport was given at StartDevice */
 
+  pthread_mutex_t device_destroy_lock; /* one device destroy at a time (see DOC above) */
+  atomic_uint devices_dying;           /* device destroys begun and not finished */
+
   pthread_mutex_t reap_lock;
   pthread_mutex_t deferred_lock;
   port_teardown *deferred_head, *deferred_tail; /* insertion order (deferred_lock) */
@@ -217,6 +230,14 @@ void port_resource_unref(al_adapter *adapter, port_resource *resource);
 /* Lookups take a reference (drop it with *_unref); NULL when the handle is not live. */
 port_device *port_lookup_device(al_adapter *adapter, al_handle device);
 port_resource *port_lookup_resource(al_adapter *adapter, al_handle resource);
+/* Internal status (never returned to a caller of the public API): the call met a device
+ * destroy half done, changed nothing, and must wait (port_wait_device_destroys) and retry. */
+#define PORT_STATUS_RETRY ((NTSTATUS)0xC000022DL) /* STATUS_RETRY */
+/* True when a device destroy is under way and one of @resource's holders is its device (the
+ * holder's device handle is gone). Resource lock held. O(1) when no destroy is under way. */
+bool port_resource_has_dying_holder(al_adapter *adapter, const port_resource *resource);
+/* Returns once every device destroy begun before the call has finished. Holds no lock. */
+void port_wait_device_destroys(al_adapter *adapter);
 /* Finds @device's hold on @resource (resource lock held); NULL when it has none. */
 port_open *port_find_open(port_resource *resource, al_handle device);
 /* Allocates a zeroed resource with one structural reference; NULL when out of memory. */
@@ -287,6 +308,11 @@ NTSTATUS ddi_submit(al_adapter *adapter, HANDLE driver_device, uint64_t fence, c
                     uint32_t command_size, const DXGK_ALLOCATIONLIST *list, uint32_t list_size);
 /* DXGK_OPERATION_FILL with zeroes: tells the miniport where a new allocation lives. */
 NTSTATUS ddi_fill(al_adapter *adapter, HANDLE allocation, uint32_t segment_id, uint64_t offset, uint64_t size);
+/* AlDdiRunEngine (the simulated GPU's engine, run by the caller) for at most @max submissions;
+ * *out_ran = how many ran (0, STATUS_SUCCESS when the miniport has no such entry point). A DDI
+ * call like the others: the completion interrupts it raises run inside it, with no schedule
+ * point, so no other logical thread ever finds the engine busy half-way through a job. */
+NTSTATUS ddi_run_engine(al_adapter *adapter, uint32_t max, uint32_t *out_ran);
 /* DXGK_OPERATION_TRANSFER of @size bytes between (segment id, offset) pairs; id 0 = system memory. */
 NTSTATUS ddi_transfer(al_adapter *adapter, HANDLE allocation, uint64_t size, uint32_t from_id,
                       uint64_t from_offset, uint32_t to_id, uint64_t to_offset);

@@ -13,8 +13,10 @@ For every canary of fuzz/canaries/canaries.txt (NAME TARGET BUDGET DESCRIPTION):
   3. build //fuzz/targets:TARGET_raw with --config=fuzz and fuzz it on one process (no -jobs)
      from a fresh copy of corpus/TARGET/{seeds,regressions}, with the target's options file and
      dictionary, for at most BUDGET seconds (-max_total_time; --budget overrides every canary's);
-  4. detected = the fuzzer reported a crash; seconds = wall time from the fuzzer's start to the
-     first line of the report; "what fired" names the check (verifier rule, oracle mismatch,
+  4. detected = the fuzzer reported a crash AND the crashing input runs clean on the unpatched
+     tree (a crash the unpatched tree has too is a bug of its own, not the canary: reported as
+     "no", with what fired on both); seconds = wall time from the fuzzer's start to the first
+     line of the report; "what fired" names the check (verifier rule, oracle mismatch,
      AddressSanitizer, LeakSanitizer, the sim's GPU page fault, ...);
   5. revert the patch.
 A canary whose TARGET is not (yet) a fuzz target of the tree is shown as "target missing".
@@ -321,6 +323,36 @@ def fresh_corpus(tree, target, corpus):
     return n
 
 
+def crash_artifact(run_dir):
+    """The input libFuzzer wrote for the crash (crash-/leak-/timeout-/oom-*), or None."""
+    found = [f for f in sorted(os.listdir(run_dir))
+             if re.match(r"(crash|leak|timeout|oom|slow-unit)-", f)] if os.path.isdir(run_dir) else []
+    return os.path.join(run_dir, found[0]) if found else None
+
+
+def judge(crashed, seconds, fired, artifact, replay_unpatched):
+    """A canary run's verdict: {"detected": "yes"/"no", "seconds", "fired"}. A crash counts only
+    when its input runs clean on the unpatched tree: replay_unpatched(artifact) -> (crashed,
+    what fired) replays it there."""
+    shown = f"{seconds:.1f}" if seconds is not None else "?"
+    if not crashed:
+        return {"detected": "no", "seconds": "-", "fired": None}
+    if artifact is None:
+        return {"detected": "yes", "seconds": shown,
+                "fired": f"{fired} (no crash input to check against the unpatched tree)"}
+    again, fired_there = replay_unpatched(artifact)
+    if again:
+        return {"detected": "no", "seconds": shown,
+                "fired": f"{fired}; the unpatched tree crashes on it too ({fired_there}): not the canary"}
+    return {"detected": "yes", "seconds": shown, "fired": fired}
+
+
+def replay_flags(root, target, artifacts):
+    """The target's options for replaying inputs once (no time budget)."""
+    return [f for f in libfuzzer_flags(root, target, 60, artifacts)
+            if not f.startswith("-max_total_time")] + ["-runs=0"]
+
+
 def run_fuzzer(binary, flags, inputs, work, log, wall_limit):
     """Runs the fuzzer under setarch -R; returns (crashed, seconds to the report or None,
     what fired, last exec/s, exit code)."""
@@ -473,14 +505,21 @@ def main(argv):
             print("lab: canaries: bazel info bazel-bin failed in the scratch tree", file=sys.stderr)
             return 1
         binaries = {t: os.path.join(bin_dir, "fuzz", "targets", t + "_raw") for t in runnable}
+        # Keep the unpatched binaries: a canary's crash is replayed on them (step 4).
+        unpatched_dir = os.path.join(work, "unpatched")
+        os.makedirs(unpatched_dir, exist_ok=True)
+        unpatched = {}
+        for t in runnable:
+            unpatched[t] = os.path.join(unpatched_dir, t + "_raw")
+            shutil.copyfile(binaries[t], unpatched[t])
+            os.chmod(unpatched[t], 0o755)
 
     if runnable and not args.no_baseline:
         # The unpatched tree must not crash on its own corpus (-runs=0: replay only).
         for t in runnable:
             corpus = os.path.join(work, "baseline", t, "corpus")
             n = fresh_corpus(tree, t, corpus)
-            flags = [f for f in libfuzzer_flags(tree, t, 60, os.path.join(work, "baseline", t))
-                     if not f.startswith("-max_total_time")] + ["-runs=0"]
+            flags = replay_flags(tree, t, os.path.join(work, "baseline", t))
             crashed, _, fired, _, _ = run_fuzzer(binaries[t], flags, [corpus], os.path.join(work, "baseline", t),
                                                   os.path.join(logs, f"baseline-{t}.log"), 600)
             if crashed:
@@ -524,10 +563,23 @@ def main(argv):
             crashed, seconds, fired, execs, _ = run_fuzzer(binaries[c.target], flags, [corpus], run_dir,
                                                            fuzz_log, budget + KILL_GRACE_S)
             row["execs"] = str(execs) if execs is not None else "-"
+            artifact = crash_artifact(run_dir) if crashed else None
+
+            def replay_unpatched(path, c=c, run_dir=run_dir):
+                check_dir = os.path.join(run_dir, "unpatched-replay")
+                again, _, fired_there, _, _ = run_fuzzer(
+                    unpatched[c.target], replay_flags(tree, c.target, check_dir), [path], check_dir,
+                    os.path.join(logs, f"{c.name}-unpatched-replay.log"), 600)
+                return again, fired_there
+
+            verdict = judge(crashed, seconds, fired, artifact, replay_unpatched)
             if crashed:
-                row["detected"] = "yes"
-                row["seconds"] = f"{seconds:.1f}" if seconds is not None else "?"
-                row["fired"] = fired
+                row.update(verdict)
+            if crashed and verdict["detected"] == "no":
+                failed = True
+                say(f"{c.name}: NOT DETECTED: the crash after {row['seconds']}s ({fired}) happens on the "
+                    f"unpatched tree too: a bug of its own (input: {os.path.relpath(artifact, ROOT)})")
+            elif crashed:
                 say(f"{c.name}: detected after {row['seconds']}s: {fired}")
             else:
                 row["detected"] = "no"

@@ -47,7 +47,28 @@ copy
 rm "$tmp/t/fuzz/canaries/unmap_after_free.patch"
 expect 1 'unmap_after_free: fuzz/canaries/unmap_after_free.patch is missing' "$py" "$tmp/t/fuzz/canaries/canaries.py" --check
 
-# 3. Bad options: nothing is built or fuzzed, exit 2, the problem named.
+# 3. The verdict: a crash is the canary's only when its input runs clean on the unpatched tree.
+verdicts=$("$py" - "$tool" <<'PY' 2>&1
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("canaries", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+clean = lambda path: (False, None)
+also = lambda path: (True, "oracle mismatch")
+print(m.judge(True, 1.25, "verifier rule 4", "/x/crash-1", clean))
+print(m.judge(True, 2.0, "oracle mismatch", "/x/crash-2", also))
+print(m.judge(False, None, None, None, clean))
+print(m.judge(True, 3.0, "AddressSanitizer", None, also))
+PY
+)
+grep -qF "{'detected': 'yes', 'seconds': '1.2', 'fired': 'verifier rule 4'}" <<<"$verdicts" ||
+  fail "a crash the unpatched tree does not have is a detection; got: $verdicts"
+grep -qF "{'detected': 'no', 'seconds': '2.0', 'fired': 'oracle mismatch; the unpatched tree crashes on it too (oracle mismatch): not the canary'}" <<<"$verdicts" ||
+  fail "a crash the unpatched tree has too is not a detection; got: $verdicts"
+grep -qF "{'detected': 'no', 'seconds': '-', 'fired': None}" <<<"$verdicts" || fail "no crash is no detection; got: $verdicts"
+grep -qF "(no crash input to check against the unpatched tree)" <<<"$verdicts" || fail "a crash without input is flagged; got: $verdicts"
+
+# 4. Bad options: nothing is built or fuzzed, exit 2, the problem named.
 expect 2 "unknown canary 'no_such_canary'; the canaries are: skip_close, " "$py" "$tool" --only no_such_canary
 expect 2 "--budget must be whole seconds from 1 to 3600, not '0'" "$py" "$tool" --budget 0
 expect 2 "--budget must be whole seconds from 1 to 3600, not 'abc'" "$py" "$tool" --budget abc

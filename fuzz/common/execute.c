@@ -946,6 +946,33 @@ static void conc_thread(void *arg, uint32_t thread) {
   }
 }
 
+/* True for a call that places allocations in a segment while it runs (a create, or a submit
+ * paging its allocations in), even when it then fails and gives the space back. */
+static bool conc_places_memory(const conc_call *q) {
+  switch (q->e.a.op) {
+  case FZ_OP_CREATE_ALLOCATIONS:
+  case FZ_OP_CREATE_RESOURCE:
+  case FZ_OP_ADD_TO_RESOURCE:
+  case FZ_OP_SUBMIT: return true;
+  default: return false;
+  }
+}
+
+/* Segment space is shared capacity, not state a call leaves behind: while one call holds space
+ * it will give back (a create that fails later, pinned allocations of a submit), another may
+ * find the segment full. So STATUS_NO_VIDEO_MEMORY is accepted from a call that overlapped, in
+ * time, a call placing memory on another thread; every other status must fit an order. */
+static bool conc_capacity_contended(const conc_ctx *cx, const conc_call *q) {
+  if (q->status != STATUS_NO_VIDEO_MEMORY) return false;
+  for (uint32_t k = 0; k < cx->count; k++) {
+    const conc_call *o = &cx->calls[k];
+    if (o != q && o->ran && o->thread != q->thread && conc_places_memory(o) && o->start < q->end &&
+        q->start < o->end)
+      return true;
+  }
+  return false;
+}
+
 /* Tries to commit concurrent call @k to the model: its status must be one the model allows
  * there, and its outputs must fit. */
 static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
@@ -954,7 +981,7 @@ static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
   fz_prediction pr;
   fz_model_predict(x->model, &q->e.a, &pr);
   char text[512];
-  if (!(fz_status_bit(q->status) & pr.allowed)) {
+  if (!(fz_status_bit(q->status) & pr.allowed) && !conc_capacity_contended(cx, q)) {
     if (depth >= cx->why_depth) {
       char want[160];
       cx->why_depth = depth;
@@ -968,6 +995,13 @@ static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
   }
   fz_model_counts cnt;
   fz_model_expected(x->model, &cnt);
+  /* What had completed when the call returned, but never more than was submitted at the point
+   * this order puts it: a call that returned late (after others' work was submitted and had
+   * completed) may be placed before that work. */
+  uint64_t submitted_here =
+      q->e.a.op == FZ_OP_SUBMIT && q->status == STATUS_SUCCESS ? q->e.out_fence : cnt.fence_submitted;
+  uint64_t completed_here = q->completed_after > cnt.fence_completed ? q->completed_after : cnt.fence_completed;
+  if (completed_here > submitted_here && submitted_here >= cnt.fence_completed) completed_here = submitted_here;
   fz_model_result r = {
       .status = q->status,
       .device = q->e.out_device,
@@ -975,8 +1009,8 @@ static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
       .allocations = q->outs,
       .fence = q->e.out_fence,
       .info = q->e.null_args ? NULL : &q->e.info,
-      .fence_submitted = q->e.a.op == FZ_OP_SUBMIT && q->status == STATUS_SUCCESS ? q->e.out_fence : cnt.fence_submitted,
-      .fence_completed = q->completed_after > cnt.fence_completed ? q->completed_after : cnt.fence_completed,
+      .fence_submitted = submitted_here,
+      .fence_completed = completed_here,
   };
   if (!fz_model_commit(x->model, &q->e.a, &r, x->msg, sizeof x->msg)) {
     if (depth >= cx->why_depth) {
