@@ -2,6 +2,7 @@
 """coverage_report.py: line coverage of core/ and hw/ by the fuzz targets' corpora (`./lab coverage`).
 
     ./lab coverage [--targets LIST] [--corpus seeds|regressions|all|DIR] [--show-missing] [--html DIR]
+                   [--exclude FILE] [--json FILE]
 
 1. builds //fuzz/targets:<target>_raw with --config=coverage (clang source-based coverage; the
    binary is the replay driver, fuzz/common/replay_main.c) for every target of FUZZ_TARGETS
@@ -13,7 +14,9 @@
    by file so that the others still count;
 3. merges the profiles (llvm-profdata-14) and prints the line coverage of each file of core/ and
    hw/ (tests excluded) and the total; --show-missing adds each file's uncovered line ranges,
-   --html DIR writes llvm-cov's annotated sources of those files.
+   --html DIR writes llvm-cov's annotated sources of those files. --exclude FILE leaves the
+   lines of the functions FILE lists (`PATH FUNCTION  # why`, one a line) out of the line
+   counts and says so; a listed function that the replays reach counts again, with a warning.
 
 Exit status: 0 measured; 1 the measurement failed (build, replay, llvm tools); 2 bad usage (an
 unknown target, a missing folder, a bad option), named on stderr, nothing run.
@@ -223,6 +226,90 @@ def write_html(merged: str, binaries: List[str], root: str, recorded: List[str],
         raise CoverageError("llvm-cov-14 show -format=html failed: %s" % done.stderr.strip()[-500:])
 
 
+# ---- Exclusions -------------------------------------------------------------------------------
+
+def read_exclusions(path: str) -> Dict[Tuple[str, str], str]:
+    """(repository path, function) -> why, from @path: `PATH FUNCTION  # why` a line, blank lines
+    and `#` comments skipped. UsageError naming the line for anything else."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise UsageError("--exclude %s: %s" % (path, e.strerror)) from e
+    out = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        body, _, why = line.partition("#")
+        fields = body.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or not fields[0].startswith(("core/", "hw/")):
+            raise UsageError("--exclude %s line %d: expected `core/... or hw/... FILE FUNCTION  # why`, got %r"
+                             % (path, number, line.strip()))
+        if not why.strip():
+            raise UsageError("--exclude %s line %d: %s %s has no `# why`" % (path, number, fields[0], fields[1]))
+        out[(fields[0], fields[1])] = why.strip()
+    return out
+
+
+def function_extents(merged: str, binaries: List[str], root: str) -> Dict[Tuple[str, str], dict]:
+    """(repository path, function name) -> {"first", "last", "count"} for every function of a
+    measured file (`llvm-cov-14 export`; a static function's name loses its "file.c:" prefix;
+    the count is the highest over the binaries)."""
+    done = subprocess.run(["llvm-cov-14", "export", "-skip-expansions", "-instr-profile=" + merged] + _objects(binaries),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
+    if done.returncode != 0:
+        raise CoverageError("llvm-cov-14 export failed: %s" % done.stderr.strip()[-500:])
+    out: Dict[Tuple[str, str], dict] = {}
+    for data in json.loads(done.stdout).get("data", []):
+        for function in data.get("functions", []):
+            path = measured_source(function["filenames"][0], root) if function.get("filenames") else None
+            if path is None or not function.get("regions"):
+                continue
+            name = function["name"].rsplit(":", 1)[-1]
+            first = min(r[0] for r in function["regions"] if r[5] == 0)
+            last = max(r[2] for r in function["regions"] if r[5] == 0)
+            entry = out.setdefault((path, name), {"first": first, "last": last, "count": 0})
+            entry["count"] = max(entry["count"], function.get("count", 0))
+    return out
+
+
+def apply_exclusions(result: dict, lines_by_file: Dict[str, Dict[int, bool]], extents: Dict[Tuple[str, str], dict],
+                     exclusions: Dict[Tuple[str, str], str]) -> None:
+    """Recounts @result's line totals without the lines of the @exclusions functions that no
+    replay reached, and drops those lines from @lines_by_file (so they are not reported missing);
+    result["excluded"] lists each function with its lines and why, result["warnings"] the listed
+    functions that were reached (counted) or that do not exist."""
+    excluded, warnings = [], []
+    dropped: Dict[str, set] = {}
+    for (path, name), why in sorted(exclusions.items()):
+        extent = extents.get((path, name))
+        if extent is None:
+            warnings.append("%s %s is listed but no measured file has that function" % (path, name))
+            continue
+        if extent["count"] > 0:
+            warnings.append("%s %s is listed but the replays reached it (%d calls): counted" % (path, name, extent["count"]))
+            continue
+        lines = {n for n in range(extent["first"], extent["last"] + 1) if n in lines_by_file.get(path, {})}
+        dropped.setdefault(path, set()).update(lines)
+        excluded.append({"file": path, "function": name, "lines": len(lines), "why": why})
+    # The totals stay llvm-cov's summary, less the excluded lines (all uncovered: no replay
+    # reached their functions), so the figure with --exclude and the one without add up.
+    for path, numbers in dropped.items():
+        lines_by_file[path] = {n: c for n, c in lines_by_file.get(path, {}).items() if n not in numbers}
+    totals = {"covered": 0, "count": 0}
+    for row in result["files"]:
+        row["lines_excluded"] = len(dropped.get(row["file"], ()))
+        row["lines_count"] -= row["lines_excluded"]
+        row["lines_percent"] = round(100.0 * row["lines_covered"] / row["lines_count"], 1) if row["lines_count"] else 100.0
+        totals["covered"] += row["lines_covered"]
+        totals["count"] += row["lines_count"]
+    totals["percent"] = round(100.0 * totals["covered"] / totals["count"], 2) if totals["count"] else 0.0
+    result["lines_without_exclusions"] = result["lines"]
+    result["lines"] = totals
+    result["excluded"] = excluded
+    result["warnings"] = warnings
+
+
 # ---- ./lab coverage -----------------------------------------------------------------------------
 
 def parse_args(argv: List[str], known_targets: List[str], root: str) -> argparse.Namespace:
@@ -239,6 +326,8 @@ def parse_args(argv: List[str], known_targets: List[str], root: str) -> argparse
                         "or DIR itself for one target")
     parser.add_argument("--show-missing", action="store_true", help="print each file's uncovered line ranges")
     parser.add_argument("--html", metavar="DIR", help="write llvm-cov's annotated sources of core/ and hw/ to DIR")
+    parser.add_argument("--exclude", metavar="FILE", help="leave the lines of the functions FILE lists out of the line "
+                        "counts (PATH FUNCTION  # why, one a line; e.g. corpus/coverage_unreachable.txt)")
     parser.add_argument("--json", metavar="FILE", help="write the totals, the files and their uncovered ranges as JSON")
     args = parser.parse_args(argv)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
@@ -249,6 +338,7 @@ def parse_args(argv: List[str], known_targets: List[str], root: str) -> argparse
         raise UsageError("unknown target %s; the fuzz targets are %s" % (", ".join(unknown), ", ".join(known_targets)))
     args.targets = list(dict.fromkeys(targets))
     args.inputs = corpus_folders(args.corpus, args.targets, root)
+    args.exclusions = read_exclusions(args.exclude) if args.exclude else {}
     return args
 
 
@@ -347,10 +437,13 @@ def measure(args: argparse.Namespace, root: str, work: str) -> dict:
     files = measured_files(export, root)
     result["inputs"] = replayed
     result["missing"] = {}
-    if files and (args.show_missing or args.json):
+    if files and (args.show_missing or args.json or args.exclusions):
         by_recorded = line_coverage(merged, objects, root, [files[p] for p in sorted(files)])
+        lines_by_file = {path: by_recorded.get(files[path], {}) for path in files}
+        if args.exclusions:
+            apply_exclusions(result, lines_by_file, function_extents(merged, objects, root), args.exclusions)
         for path in sorted(files):
-            result["missing"][path] = uncovered_ranges(by_recorded.get(files[path], {}))
+            result["missing"][path] = uncovered_ranges(lines_by_file[path])
     if args.html and files:
         write_html(merged, objects, root, [files[p] for p in sorted(files)], args.html)
     return result
@@ -367,7 +460,16 @@ def render(result: dict, show_missing: bool) -> str:
     lines = result["lines"]
     out.append("%-*s %7d %7d %6.2f%%" % (width, "TOTAL core/ + hw/", lines["count"], lines["count"] - lines["covered"],
                                         lines["percent"]))
-    out.append("functions %.1f%%, regions %.1f%%" % (result["functions"]["percent"], result["regions"]["percent"]))
+    if "excluded" in result:
+        before = result["lines_without_exclusions"]
+        out.append("excluded: %d lines in %d functions no fuzz target can call (without --exclude: %d of %d, %.2f%%)" % (
+            sum(e["lines"] for e in result["excluded"]), len(result["excluded"]), before["covered"], before["count"],
+            before["percent"]))
+        for warning in result["warnings"]:
+            out.append("warning: " + warning)
+    out.append("functions %.1f%%, regions %.1f%% (exclusions apply to lines only)" % (
+        result["functions"]["percent"], result["regions"]["percent"]) if "excluded" in result else
+        "functions %.1f%%, regions %.1f%%" % (result["functions"]["percent"], result["regions"]["percent"]))
     return "\n".join(out)
 
 

@@ -145,6 +145,15 @@ int tiny_hw(int kind) {
 }
 """
 
+# Nothing calls it: what --exclude is for.
+TINY_UNUSED = """\
+int tiny_unused(int x) {
+  if (x)
+    return 1;
+  return 0;
+}
+"""
+
 TINY_MAIN = """\
 #include <dirent.h>
 #include <stdio.h>
@@ -195,6 +204,7 @@ class CommandTest(unittest.TestCase):
         write(os.path.join(cls.root, "fuzz/targets/BUILD.bazel"), 'FUZZ_TARGETS = [\n    "tiny",\n]\n')
         write(os.path.join(cls.root, "core/src/tiny.c"), TINY_CORE)
         write(os.path.join(cls.root, "hw/tiny_hw.c"), TINY_HW)
+        write(os.path.join(cls.root, "hw/tiny_unused.c"), TINY_UNUSED)
         write(os.path.join(cls.root, "fuzz/tiny_main.c"), TINY_MAIN)
         write(os.path.join(cls.root, "corpus/tiny/seeds/a.bin"), "a")
         write(os.path.join(cls.root, "corpus/tiny/seeds/a.txt"), "r")  # text forms are not replayed
@@ -204,7 +214,7 @@ class CommandTest(unittest.TestCase):
         # As Bazel records them: /proc/self/cwd/<path>, so llvm-cov run in the tree finds the sources.
         subprocess.run(["clang", "-O0", "-fcoverage-prefix-map=%s=/proc/self/cwd" % cls.root,
                         "-fprofile-instr-generate", "-fcoverage-mapping", "core/src/tiny.c", "hw/tiny_hw.c",
-                        "fuzz/tiny_main.c", "-o", os.path.join(cls.prebuilt, "tiny_raw")], cwd=cls.root, check=True)
+                        "hw/tiny_unused.c", "fuzz/tiny_main.c", "-o", os.path.join(cls.prebuilt, "tiny_raw")], cwd=cls.root, check=True)
 
     @classmethod
     def tearDownClass(cls):
@@ -224,7 +234,7 @@ class CommandTest(unittest.TestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertIn("tiny: replaying 1 input(s)", done.stderr)
         rows = self.rows(done.stdout)
-        self.assertEqual(sorted(rows), ["core/src/tiny.c", "hw/tiny_hw.c"])  # fuzz/ is not measured
+        self.assertEqual(sorted(rows), ["core/src/tiny.c", "hw/tiny_hw.c", "hw/tiny_unused.c"])  # not fuzz/
         # 'a' returns on line 6: lines 7-12 are not reached, nor the hw branch of kind 2.
         self.assertIn("missing: 4, 7-12", done.stdout)
         self.assertIn("missing: 3", done.stdout)
@@ -255,6 +265,42 @@ class CommandTest(unittest.TestCase):
         self.assertIn("missing: 4\n", done.stdout)
         with open(os.path.join(self.root, ".lab/coverage/replay-tiny.log")) as f:
             self.assertIn("1-crash failed", f.read())
+
+    def test_exclude_leaves_out_unreached_functions(self):
+        plain = self.lab_coverage("--json", os.path.join(self.tmp, "plain.json"))
+        listing = os.path.join(self.tmp, "exclude.txt")
+        write(listing, "# comment\nhw/tiny_unused.c tiny_unused  # nothing calls it\n"
+                       "core/src/tiny.c tiny_core  # reached: counted again\n")
+        done = self.lab_coverage("--exclude", listing, "--json", os.path.join(self.tmp, "ex.json"), "--show-missing")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        with open(os.path.join(self.tmp, "plain.json")) as f:
+            before = json.load(f)
+        with open(os.path.join(self.tmp, "ex.json")) as f:
+            after = json.load(f)
+        excluded = after["excluded"]
+        self.assertEqual([(e["file"], e["function"], e["why"]) for e in excluded],
+                         [("hw/tiny_unused.c", "tiny_unused", "nothing calls it")])
+        self.assertGreater(excluded[0]["lines"], 0)
+        # The same covered lines over fewer lines: nothing but the excluded ones leaves.
+        self.assertEqual(after["lines"]["covered"], before["lines"]["covered"])
+        self.assertEqual(after["lines"]["count"], before["lines"]["count"] - excluded[0]["lines"])
+        self.assertEqual(after["lines_without_exclusions"], before["lines"])
+        self.assertEqual(after["missing"]["hw/tiny_unused.c"], [])
+        self.assertIn("excluded: %d lines in 1 functions" % excluded[0]["lines"], done.stdout)
+        self.assertIn("warning: core/src/tiny.c tiny_core is listed but the replays reached it", done.stdout)
+
+    def test_exclude_file_errors(self):
+        for text, message in [("hw/tiny_unused.c tiny_unused\n", "has no `# why`"),
+                              ("tiny_unused  # why\n", "line 1: expected"),
+                              ("fuzz/x.c f  # why\n", "line 1: expected")]:
+            listing = os.path.join(self.tmp, "bad.txt")
+            write(listing, text)
+            done = self.lab_coverage("--exclude", listing)
+            self.assertEqual(done.returncode, 2, (text, done.stderr))
+            self.assertIn(message, done.stderr)
+        done = self.lab_coverage("--exclude", os.path.join(self.tmp, "none.txt"))
+        self.assertEqual(done.returncode, 2)
+        self.assertIn("No such file", done.stderr)
 
     def test_html(self):
         out = os.path.join(self.tmp, "html")
