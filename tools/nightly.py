@@ -48,6 +48,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import coverage_report  # noqa: E402  (tools/coverage_report.py: replay, merge, export)
 import triage  # noqa: E402  (tools/triage.py, next to this file)
 
 EXIT_CLEAN, EXIT_NEW_CRASH, EXIT_PERF_REGRESSION, EXIT_RUN_FAILED = 0, 1, 2, 3
@@ -485,46 +486,17 @@ class Run:
         os.makedirs(profiles)
         for target, binary in binaries.items():
             replay = self.coverage_inputs(target, os.path.join(profiles, target + "-inputs"))
-            env = dict(os.environ, LLVM_PROFILE_FILE=os.path.join(profiles, target + "-%p.profraw"))
             with open(os.path.join(self.logs, "coverage-%s.log" % target), "w") as log:
-                # -runs: the replay driver ignores libFuzzer flags; a coverage binary linked with
-                # libFuzzer then only replays the folder (-runs=0) or the file (-runs=1).
-                try:
-                    rc = triage.run_bounded(["setarch", "-R", binary, "-runs=0", replay], 120 + 0.05 * len(os.listdir(replay)),
-                                            stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-                except subprocess.TimeoutExpired:
-                    rc = -1
-                if rc != 0:
-                    # Something crashed or hung anyway: replay the files one by one, so the others count.
-                    log.write("nightly: the replay of the folder failed (%d); replaying file by file\n" % rc)
-                    for name in sorted(os.listdir(replay)):
-                        try:
-                            triage.run_bounded(["setarch", "-R", binary, "-runs=1", os.path.join(replay, name)], 10,
-                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-                        except subprocess.TimeoutExpired:
-                            log.write("nightly: %s hung; left out\n" % name)
-        raws = [os.path.join(profiles, n) for n in os.listdir(profiles) if n.endswith(".profraw")]
-        if not raws:
-            self.summary["coverage"] = {"status": "failed: the replays wrote no profile"}
-            self.fail("coverage", "the replays wrote no .profraw (logs/coverage-*.log)")
-            return
+                coverage_report.replay(binary, replay, profiles, target, log)
         merged = os.path.join(profiles, "merged.profdata")
-        done = subprocess.run(["llvm-profdata-14", "merge", "-sparse", "-o", merged] + raws,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if done.returncode != 0:
-            self.summary["coverage"] = {"status": "failed: llvm-profdata merge"}
-            self.fail("coverage", "llvm-profdata-14 merge failed: %s" % done.stdout.strip()[-500:])
+        try:
+            coverage_report.merge_profiles(profiles, merged)
+            export = coverage_report.export_summary(merged, list(binaries.values()), self.root)
+        except coverage_report.CoverageError as e:
+            self.summary["coverage"] = {"status": "failed: %s" % e}
+            self.fail("coverage", "%s (logs/coverage-*.log)" % e)
             return
-        objects = list(binaries.values())
-        cmd = ["llvm-cov-14", "export", "-summary-only", "-instr-profile=" + merged, objects[0]]
-        for extra in objects[1:]:
-            cmd += ["-object", extra]
-        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.root)
-        if done.returncode != 0:
-            self.summary["coverage"] = {"status": "failed: llvm-cov export"}
-            self.fail("coverage", "llvm-cov-14 export failed: %s" % done.stderr.strip()[-500:])
-            return
-        self.summary["coverage"] = summarize_coverage(json.loads(done.stdout), self.root)
+        self.summary["coverage"] = summarize_coverage(export, self.root)
         totals = self.summary["coverage"]
         _say("coverage of core/ and hw/: lines %.1f%%, functions %.1f%%, regions %.1f%% (%d files)" % (
             totals["lines"]["percent"], totals["functions"]["percent"], totals["regions"]["percent"], len(totals["files"])))
@@ -577,28 +549,8 @@ def parse_progress_line(line: str) -> Optional[dict]:
     return out if len(out) > 1 else None
 
 
-def summarize_coverage(export: dict, root: str) -> dict:
-    """Totals of an `llvm-cov export -summary-only` document over core/ and hw/, tests excluded."""
-    totals = {key: {"covered": 0, "count": 0} for key in ("lines", "functions", "regions")}
-    files = []
-    for data in export.get("data", []):
-        for entry in data.get("files", []):
-            path = triage.our_source_path(entry.get("filename", ""), root)
-            if path is None or not path.startswith(("core/", "hw/")):
-                continue
-            if "/test/" in path or re.search(r"_test\.c$|/testing/", path):
-                continue
-            summary = entry.get("summary", {})
-            row = {"file": path}
-            for key in totals:
-                covered, count = summary.get(key, {}).get("covered", 0), summary.get(key, {}).get("count", 0)
-                totals[key]["covered"] += covered
-                totals[key]["count"] += count
-                row[key + "_percent"] = round(100.0 * covered / count, 1) if count else 100.0
-            files.append(row)
-    for key, value in totals.items():
-        value["percent"] = round(100.0 * value["covered"] / value["count"], 2) if value["count"] else 0.0
-    return dict(status="ok", files=sorted(files, key=lambda r: r["file"]), **totals)
+# The coverage step's totals (tools/coverage_report.py, shared with ./lab coverage).
+summarize_coverage = coverage_report.summarize_coverage
 
 
 # ---- Benchmarks and history ----------------------------------------------------------------------
