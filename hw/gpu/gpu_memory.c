@@ -62,6 +62,17 @@ struct gpu_segment {
   uint64_t dirty_first, dirty_end;
 };
 
+/* Marks a page or granule bookkeeping loop: under libFuzzer (clang's SanitizerCoverage) it is
+ * not instrumented. Its per-page branches and compares follow the range's size and the pages'
+ * tags, not anything new an input did (whether a range was committed, refused or faulted stays
+ * visible in its instrumented callers), yet they ran for every page of every allocation and
+ * gave libFuzzer compare features that mean nothing. ASan and UBSan still check it. */
+#if defined(__clang__)
+#define SEG_UNTRACED __attribute__((no_sanitize("coverage")))
+#else
+#define SEG_UNTRACED
+#endif
+
 const char *gpu_status_name(NTSTATUS status) {
   switch (status) {
   case GPU_STATUS_PAGE_FAULT: return "GPU_STATUS_PAGE_FAULT";
@@ -172,7 +183,7 @@ static uint64_t seg_host_run(const gpu_segment *s, uint64_t offset) {
 
 /* True when every page touched by [offset, offset + size) is committed; otherwise describes
  * the first free one in @out_fault (may be NULL). @size > 0, range in bounds. */
-static bool seg_range_committed(const gpu_segment *s, uint64_t offset, uint64_t size,
+SEG_UNTRACED static bool seg_range_committed(const gpu_segment *s, uint64_t offset, uint64_t size,
                                 gpu_segment_fault *out_fault) {
   uint64_t first = offset >> s->page_shift;
   uint64_t last = (offset + size - 1) >> s->page_shift;
@@ -191,7 +202,7 @@ static bool seg_range_committed(const gpu_segment *s, uint64_t offset, uint64_t 
 }
 
 /* The single owner of a page-aligned range, or 0 when a page is free or owners differ. */
-static uint64_t seg_single_owner(const gpu_segment *s, uint64_t offset, uint64_t size) {
+SEG_UNTRACED static uint64_t seg_single_owner(const gpu_segment *s, uint64_t offset, uint64_t size) {
   uint64_t first = offset >> s->page_shift;
   uint64_t count = size >> s->page_shift;
   uint64_t owner = s->pages[first].owner;
@@ -239,7 +250,7 @@ static void seg_mark_stored(gpu_segment *s, uint64_t granule) {
 }
 
 /* Marks granules [@first, @end) as reading zero: O(1) per 64 granules. */
-static void seg_mark_zero(gpu_segment *s, uint64_t first, uint64_t end) {
+SEG_UNTRACED static void seg_mark_zero(gpu_segment *s, uint64_t first, uint64_t end) {
   while (first < end) {
     uint64_t lo = first & 63u;
     uint64_t n = 64u - lo;
@@ -257,7 +268,7 @@ static void seg_mark_zero(gpu_segment *s, uint64_t first, uint64_t end) {
 
 /* Bytes from @offset (at most @max) over which the stored state stays that of @offset's
  * granule; *@out_stored receives it. */
-static uint64_t seg_state_run(const gpu_segment *s, uint64_t offset, uint64_t max, bool *out_stored) {
+SEG_UNTRACED static uint64_t seg_state_run(const gpu_segment *s, uint64_t offset, uint64_t max, bool *out_stored) {
   uint64_t granule = offset >> SEG_GRANULE_SHIFT;
   bool stored = seg_stored(s, granule);
   uint64_t n = SEG_GRANULE - (offset & (SEG_GRANULE - 1u));
@@ -276,7 +287,7 @@ typedef struct seg_source {
   uint32_t pattern, phase;
 } seg_source;
 
-static void fill_bytes(uint8_t *dst, uint64_t n, uint32_t pattern, uint32_t phase) {
+SEG_UNTRACED static void fill_bytes(uint8_t *dst, uint64_t n, uint32_t pattern, uint32_t phase) {
   uint8_t pat[4];
   for (uint32_t k = 0; k < 4; k++) pat[k] = (uint8_t)(pattern >> (8u * ((phase + k) & 3u)));
   if (pat[0] == pat[1] && pat[0] == pat[2] && pat[0] == pat[3]) {
@@ -293,7 +304,7 @@ static void fill_bytes(uint8_t *dst, uint64_t n, uint32_t pattern, uint32_t phas
  * of a stored granule is zeroed, a part of a zero granule needs nothing. Data: a zero granule is
  * materialized (its host bytes zeroed) unless the store covers all of it, then marked stored.
  */
-static void seg_store(gpu_segment *s, uint64_t offset, seg_source *src, uint64_t n) {
+SEG_UNTRACED static void seg_store(gpu_segment *s, uint64_t offset, seg_source *src, uint64_t n) {
   const bool zeros = src->bytes == NULL && !src->pattern_fill;
   while (n > 0) {
     uint64_t granule = offset >> SEG_GRANULE_SHIFT;
@@ -329,7 +340,7 @@ static void seg_store(gpu_segment *s, uint64_t offset, seg_source *src, uint64_t
 }
 
 /* Copies @n bytes at @offset out to @dst: zeros for zero granules. */
-static void seg_load(const gpu_segment *s, uint64_t offset, uint8_t *dst, uint64_t n) {
+SEG_UNTRACED static void seg_load(const gpu_segment *s, uint64_t offset, uint8_t *dst, uint64_t n) {
   while (n > 0) {
     bool stored;
     uint64_t c = seg_state_run(s, offset, n, &stored);
@@ -352,7 +363,7 @@ static void seg_load(const gpu_segment *s, uint64_t offset, uint8_t *dst, uint64
 /* Copies between checked, committed ranges (@src and @dst locked; no overlap in one segment):
  * runs of zero granules become zero stores, only stored bytes move. A store may materialize a
  * @dst granule that the rest of @src shares: it then holds zeros, which is what it read as. */
-static void seg_copy_locked(gpu_segment *src, uint64_t src_offset, gpu_segment *dst,
+SEG_UNTRACED static void seg_copy_locked(gpu_segment *src, uint64_t src_offset, gpu_segment *dst,
                             uint64_t dst_offset, uint64_t size) {
   while (size > 0) {
     bool stored;
@@ -387,7 +398,7 @@ static uint64_t host_copy_block_bytes(const gpu_host_copy *copy, uint64_t i) {
 
 /* ---- Locked operations ---------------------------------------------------------------------- */
 
-static NTSTATUS seg_commit_locked(gpu_segment *s, uint64_t offset, uint64_t size, uint64_t owner) {
+SEG_UNTRACED static NTSTATUS seg_commit_locked(gpu_segment *s, uint64_t offset, uint64_t size, uint64_t owner) {
   uint64_t first = offset >> s->page_shift;
   uint64_t count = size >> s->page_shift;
   for (uint64_t i = 0; i < count; i++) {
@@ -423,7 +434,7 @@ static NTSTATUS seg_commit_locked(gpu_segment *s, uint64_t offset, uint64_t size
 }
 
 /* Releases a range known to be committed. */
-static void seg_release_locked(gpu_segment *s, uint64_t offset, uint64_t size) {
+SEG_UNTRACED static void seg_release_locked(gpu_segment *s, uint64_t offset, uint64_t size) {
   uint64_t first = offset >> s->page_shift;
   uint64_t count = size >> s->page_shift;
   for (uint64_t i = first; i < first + count; i++) {
@@ -691,7 +702,7 @@ void gpu_segment_get_stats(gpu_segment *s, gpu_segment_stats *out) {
   pthread_mutex_unlock(&s->lock);
 }
 
-bool gpu_segment_check(gpu_segment *s) {
+SEG_UNTRACED bool gpu_segment_check(gpu_segment *s) {
   if (s == NULL) return false;
   bool ok = true;
   pthread_mutex_lock(&s->lock);
@@ -745,7 +756,7 @@ bool gpu_segment_check(gpu_segment *s) {
 /* ---- System memory: public API -------------------------------------------------------------- */
 
 /* Whether any byte of [@offset, @offset + @n) lies in a stored granule. */
-static bool seg_any_stored(const gpu_segment *s, uint64_t offset, uint64_t n) {
+SEG_UNTRACED static bool seg_any_stored(const gpu_segment *s, uint64_t offset, uint64_t n) {
   for (uint64_t g = offset >> SEG_GRANULE_SHIFT; g <= (offset + n - 1) >> SEG_GRANULE_SHIFT; g++) {
     if (seg_stored(s, g)) return true;
   }
