@@ -7,7 +7,19 @@
  *           until used).
  *   memory segment:   @base, one anonymous mapping of @size bytes (lazily backed, never moved).
  *   aperture segment: @host, one host pointer per segment page (NULL while free), in an
- *                     anonymous mapping; each committed page is a calloc'd block of page_size.
+ *                     anonymous mapping; each committed page is a malloc'd block of page_size.
+ *   @stored: one bit per content granule (GPU_CONTENT_GRANULE, 4 KiB) of the segment. Set: the
+ *           granule's contents are its host bytes. Clear: the granule reads as zero and its host
+ *           bytes are stale (never read, and never written until the granule is stored again).
+ * Sparse contents, as emulators and hypervisors keep guest memory: a zero fill or a copy of zero
+ * granules clears bits instead of writing bytes, a read of a clear granule produces zeros, and
+ * only stored granules are copied, so host pages behind contents nobody wrote are never touched
+ * (no page faults, no memset, no memmove). A partial write to a clear granule first zeroes the
+ * whole granule's host bytes ("materializes" it). A fresh segment has every bit clear, so it
+ * reads as zero whatever host bytes its recycled regions hold; that is why a destroyed
+ * segment's contents region is kept without scrubbing (only @stored, the tags and the page
+ * pointers are scrubbed). An aperture page's bits are cleared when it is committed (it starts
+ * zeroed) and when it is released (its host block is gone).
  * Every public call takes @lock (two segments: both, in address order) and checks the whole
  * range before any byte moves, so a refused call has no effect.
  */
@@ -38,14 +50,28 @@ struct gpu_segment {
   uint8_t *base; /* memory segment: @size bytes */
   uint8_t **host; /* aperture segment: @page_count pointers */
   struct gpu_segment_page *pages;
+  uint64_t *stored; /* one bit per content granule (see the top of this file) */
   size_t host_map_bytes;
   size_t pages_map_bytes;
+  size_t stored_map_bytes;
+  uint64_t stored_granules; /* bits set in @stored */
   uint64_t committed_pages;
   uint64_t commits, releases, injected_failures;
   /* Pages [dirty_first, dirty_end) hold every page ever committed (their tags, host pointers and
    * contents are what gpu_segment_destroy() scrubs); dirty_first > dirty_end while none was. */
   uint64_t dirty_first, dirty_end;
 };
+
+/* Marks a page or granule bookkeeping loop: under libFuzzer (clang's SanitizerCoverage) it is
+ * not instrumented. Its per-page branches and compares follow the range's size and the pages'
+ * tags, not anything new an input did (whether a range was committed, refused or faulted stays
+ * visible in its instrumented callers), yet they ran for every page of every allocation and
+ * gave libFuzzer compare features that mean nothing. ASan and UBSan still check it. */
+#if defined(__clang__)
+#define SEG_UNTRACED __attribute__((no_sanitize("coverage")))
+#else
+#define SEG_UNTRACED
+#endif
 
 const char *gpu_status_name(NTSTATUS status) {
   switch (status) {
@@ -58,14 +84,16 @@ const char *gpu_status_name(NTSTATUS status) {
 /* ---- Host mappings -------------------------------------------------------------------------- */
 
 /*
- * Recycled mappings. A segment's regions (contents, tags, page pointers) are anonymous mappings;
- * mapping them anew for every segment and unmapping them at destroy makes the host kernel fault
- * in and zero every page a segment touches, again for each adapter (the fuzz executor brings up
- * one adapter per program: this was most of its system time). Instead a destroyed segment's
- * regions are scrubbed back to zero, only over the pages it dirtied, and kept here for the next
- * segment that needs a region of the same length. Every region in the cache is all zero, so a
- * recycled region is indistinguishable from a fresh mapping to its new segment. The cache holds
- * at most SEG_CACHE_SLOTS regions of at most SEG_CACHE_MAX_BYTES each; anything else is unmapped.
+ * Recycled mappings. A segment's regions (contents, tags, page pointers, stored bits) are
+ * anonymous mappings; mapping them anew for every segment and unmapping them at destroy makes the
+ * host kernel fault in and zero every page a segment touches, again for each adapter (the fuzz
+ * executor brings up one adapter per program: this was most of its system time). Instead a
+ * destroyed segment's metadata regions are scrubbed back to zero, only over the pages it
+ * dirtied, and kept here for the next segment that needs a region of the same length; its
+ * contents region is kept as it is (stale bytes), marked not zeroed: only a contents region may
+ * take it, and a new segment's clear @stored bits make its bytes unobservable. So a recycled
+ * region is indistinguishable from a fresh mapping to its new segment. The cache holds at most
+ * SEG_CACHE_SLOTS regions of at most SEG_CACHE_MAX_BYTES each; anything else is unmapped.
  */
 #define SEG_CACHE_SLOTS 16u
 #define SEG_CACHE_MAX_BYTES ((size_t)64 << 20)
@@ -76,13 +104,16 @@ static struct {
   struct seg_cached_region {
     void *p;
     size_t bytes;
+    bool zeroed; /* every byte is zero (else: stale contents, only for a contents region) */
   } regions[SEG_CACHE_SLOTS];
 } seg_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static void *seg_map_zeroed(size_t bytes) {
+/* A region of @bytes: all zero, or (@any_bytes: for contents, whose bytes are never read before
+ * they are stored) with stale bytes. NULL when the host refuses. */
+static void *seg_map(size_t bytes, bool any_bytes) {
   pthread_mutex_lock(&seg_cache.lock);
   for (uint32_t i = seg_cache.count; i-- > 0;) {
-    if (seg_cache.regions[i].bytes != bytes) continue;
+    if (seg_cache.regions[i].bytes != bytes || !(seg_cache.regions[i].zeroed || any_bytes)) continue;
     void *p = seg_cache.regions[i].p;
     seg_cache.regions[i] = seg_cache.regions[--seg_cache.count];
     pthread_mutex_unlock(&seg_cache.lock);
@@ -94,15 +125,18 @@ static void *seg_map_zeroed(size_t bytes) {
   return p == MAP_FAILED ? NULL : p;
 }
 
-/* Gives back a region of @bytes whose bytes are all zero except [@dirty, @dirty + @dirty_bytes),
- * which this call scrubs when it keeps the region. */
-static void seg_unmap(void *p, size_t bytes, size_t dirty, size_t dirty_bytes) {
+static void *seg_map_zeroed(size_t bytes) { return seg_map(bytes, false); }
+
+/* Gives back a region of @bytes. @zeroed: its bytes are all zero except [@dirty, @dirty +
+ * @dirty_bytes), which this call scrubs when it keeps the region; else its bytes are stale
+ * contents, kept as they are. */
+static void seg_unmap(void *p, size_t bytes, bool zeroed, size_t dirty, size_t dirty_bytes) {
   if (p == NULL) return;
   if (bytes <= SEG_CACHE_MAX_BYTES) {
-    memset((uint8_t *)p + dirty, 0, dirty_bytes); /* before another thread can take it */
+    if (zeroed) memset((uint8_t *)p + dirty, 0, dirty_bytes); /* before another thread can take it */
     pthread_mutex_lock(&seg_cache.lock);
     bool kept = seg_cache.count < SEG_CACHE_SLOTS;
-    if (kept) seg_cache.regions[seg_cache.count++] = (struct seg_cached_region){p, bytes};
+    if (kept) seg_cache.regions[seg_cache.count++] = (struct seg_cached_region){p, bytes, zeroed};
     pthread_mutex_unlock(&seg_cache.lock);
     if (kept) return;
   }
@@ -149,7 +183,7 @@ static uint64_t seg_host_run(const gpu_segment *s, uint64_t offset) {
 
 /* True when every page touched by [offset, offset + size) is committed; otherwise describes
  * the first free one in @out_fault (may be NULL). @size > 0, range in bounds. */
-static bool seg_range_committed(const gpu_segment *s, uint64_t offset, uint64_t size,
+SEG_UNTRACED static bool seg_range_committed(const gpu_segment *s, uint64_t offset, uint64_t size,
                                 gpu_segment_fault *out_fault) {
   uint64_t first = offset >> s->page_shift;
   uint64_t last = (offset + size - 1) >> s->page_shift;
@@ -168,7 +202,7 @@ static bool seg_range_committed(const gpu_segment *s, uint64_t offset, uint64_t 
 }
 
 /* The single owner of a page-aligned range, or 0 when a page is free or owners differ. */
-static uint64_t seg_single_owner(const gpu_segment *s, uint64_t offset, uint64_t size) {
+SEG_UNTRACED static uint64_t seg_single_owner(const gpu_segment *s, uint64_t offset, uint64_t size) {
   uint64_t first = offset >> s->page_shift;
   uint64_t count = size >> s->page_shift;
   uint64_t owner = s->pages[first].owner;
@@ -199,9 +233,172 @@ static bool ranges_overlap(uint64_t a, uint64_t b, uint64_t size) {
   return a < b + size && b < a + size;
 }
 
+/* ---- Sparse contents (caller holds the lock; ranges checked and committed) ------------------- */
+
+#define SEG_GRANULE_SHIFT 12u
+#define SEG_GRANULE ((uint64_t)GPU_CONTENT_GRANULE)
+_Static_assert(GPU_CONTENT_GRANULE == (1u << SEG_GRANULE_SHIFT), "granule shift");
+_Static_assert(GPU_CONTENT_GRANULE <= GPU_SEGMENT_PAGE_4K, "a granule lies inside one page");
+
+static bool seg_stored(const gpu_segment *s, uint64_t granule) {
+  return (s->stored[granule >> 6] >> (granule & 63u)) & 1u;
+}
+
+static void seg_mark_stored(gpu_segment *s, uint64_t granule) {
+  s->stored[granule >> 6] |= UINT64_C(1) << (granule & 63u);
+  s->stored_granules++;
+}
+
+/* Marks granules [@first, @end) as reading zero: O(1) per 64 granules. */
+SEG_UNTRACED static void seg_mark_zero(gpu_segment *s, uint64_t first, uint64_t end) {
+  while (first < end) {
+    uint64_t lo = first & 63u;
+    uint64_t n = 64u - lo;
+    if (n > end - first) n = end - first;
+    uint64_t mask = (n == 64u ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1u) << lo;
+    uint64_t *word = &s->stored[first >> 6];
+    uint64_t was = *word & mask;
+    if (was != 0) { /* an all-clear word is only read: its host page stays the zero page */
+      s->stored_granules -= (uint64_t)__builtin_popcountll(was);
+      *word &= ~mask;
+    }
+    first += n;
+  }
+}
+
+/* Bytes from @offset (at most @max) over which the stored state stays that of @offset's
+ * granule; *@out_stored receives it. */
+SEG_UNTRACED static uint64_t seg_state_run(const gpu_segment *s, uint64_t offset, uint64_t max, bool *out_stored) {
+  uint64_t granule = offset >> SEG_GRANULE_SHIFT;
+  bool stored = seg_stored(s, granule);
+  uint64_t n = SEG_GRANULE - (offset & (SEG_GRANULE - 1u));
+  while (n < max && seg_stored(s, ++granule) == stored) n += SEG_GRANULE;
+  *out_stored = stored;
+  return n < max ? n : max;
+}
+
+/*
+ * What seg_store() writes: @bytes (advanced as it goes), zeros (@bytes NULL and @pattern_fill
+ * false), or a 32-bit @pattern from @phase (see gpu_segment_fill(); @phase advances).
+ */
+typedef struct seg_source {
+  const uint8_t *bytes;
+  bool pattern_fill;
+  uint32_t pattern, phase;
+} seg_source;
+
+SEG_UNTRACED static void fill_bytes(uint8_t *dst, uint64_t n, uint32_t pattern, uint32_t phase) {
+  uint8_t pat[4];
+  for (uint32_t k = 0; k < 4; k++) pat[k] = (uint8_t)(pattern >> (8u * ((phase + k) & 3u)));
+  if (pat[0] == pat[1] && pat[0] == pat[2] && pat[0] == pat[3]) {
+    memset(dst, pat[0], (size_t)n);
+    return;
+  }
+  uint64_t i = 0;
+  for (; i + 4 <= n; i += 4) memcpy(dst + i, pat, 4);
+  for (; i < n; i++) dst[i] = pat[i & 3u];
+}
+
+/*
+ * Stores @n bytes of @src at @offset. Zeros: whole granules are marked (no byte written), a part
+ * of a stored granule is zeroed, a part of a zero granule needs nothing. Data: a zero granule is
+ * materialized (its host bytes zeroed) unless the store covers all of it, then marked stored.
+ */
+SEG_UNTRACED static void seg_store(gpu_segment *s, uint64_t offset, seg_source *src, uint64_t n) {
+  const bool zeros = src->bytes == NULL && !src->pattern_fill;
+  while (n > 0) {
+    uint64_t granule = offset >> SEG_GRANULE_SHIFT;
+    uint64_t in = offset & (SEG_GRANULE - 1u);
+    if (zeros && in == 0 && n >= SEG_GRANULE) {
+      uint64_t whole = n >> SEG_GRANULE_SHIFT;
+      seg_mark_zero(s, granule, granule + whole);
+      offset += whole << SEG_GRANULE_SHIFT;
+      n -= whole << SEG_GRANULE_SHIFT;
+      continue;
+    }
+    uint64_t c = SEG_GRANULE - in;
+    if (c > n) c = n;
+    bool stored = seg_stored(s, granule);
+    if (zeros) {
+      if (stored) memset(seg_host_byte(s, offset), 0, (size_t)c);
+    } else {
+      if (!stored) {
+        if (c < SEG_GRANULE) memset(seg_host_byte(s, offset - in), 0, (size_t)SEG_GRANULE);
+        seg_mark_stored(s, granule);
+      }
+      if (src->pattern_fill) {
+        fill_bytes(seg_host_byte(s, offset), c, src->pattern, src->phase);
+        src->phase = (uint32_t)((src->phase + c) & 3u);
+      } else {
+        memcpy(seg_host_byte(s, offset), src->bytes, (size_t)c);
+        src->bytes += c;
+      }
+    }
+    offset += c;
+    n -= c;
+  }
+}
+
+/* Copies @n bytes at @offset out to @dst: zeros for zero granules. */
+SEG_UNTRACED static void seg_load(const gpu_segment *s, uint64_t offset, uint8_t *dst, uint64_t n) {
+  while (n > 0) {
+    bool stored;
+    uint64_t c = seg_state_run(s, offset, n, &stored);
+    if (stored) {
+      for (uint64_t done = 0; done < c;) { /* stored runs may cross aperture pages */
+        uint64_t k = seg_host_run(s, offset + done);
+        if (k > c - done) k = c - done;
+        memcpy(dst + done, seg_host_byte(s, offset + done), (size_t)k);
+        done += k;
+      }
+    } else {
+      memset(dst, 0, (size_t)c);
+    }
+    offset += c;
+    dst += c;
+    n -= c;
+  }
+}
+
+/* Copies between checked, committed ranges (@src and @dst locked; no overlap in one segment):
+ * runs of zero granules become zero stores, only stored bytes move. A store may materialize a
+ * @dst granule that the rest of @src shares: it then holds zeros, which is what it read as. */
+SEG_UNTRACED static void seg_copy_locked(gpu_segment *src, uint64_t src_offset, gpu_segment *dst,
+                            uint64_t dst_offset, uint64_t size) {
+  while (size > 0) {
+    bool stored;
+    uint64_t n = seg_state_run(src, src_offset, size, &stored);
+    if (stored) {
+      uint64_t run = seg_host_run(src, src_offset);
+      if (run < n) n = run;
+    }
+    seg_source from = {.bytes = stored ? seg_host_byte(src, src_offset) : NULL};
+    seg_store(dst, dst_offset, &from, n);
+    src_offset += n;
+    dst_offset += n;
+    size -= n;
+  }
+}
+
+/* ---- System memory: sparse host copies ------------------------------------------------------ */
+
+/* @block[i] holds bytes [i * GPU_CONTENT_GRANULE, ...) of the range (the last block only up to
+ * @size); NULL: those bytes are zero. */
+struct gpu_host_copy {
+  uint64_t size;
+  uint64_t block_count;
+  uint64_t host_bytes; /* this header + every allocated block */
+  uint8_t *block[];
+};
+
+static uint64_t host_copy_block_bytes(const gpu_host_copy *copy, uint64_t i) {
+  uint64_t start = i << SEG_GRANULE_SHIFT;
+  return copy->size - start < SEG_GRANULE ? copy->size - start : SEG_GRANULE;
+}
+
 /* ---- Locked operations ---------------------------------------------------------------------- */
 
-static NTSTATUS seg_commit_locked(gpu_segment *s, uint64_t offset, uint64_t size, uint64_t owner) {
+SEG_UNTRACED static NTSTATUS seg_commit_locked(gpu_segment *s, uint64_t offset, uint64_t size, uint64_t owner) {
   uint64_t first = offset >> s->page_shift;
   uint64_t count = size >> s->page_shift;
   for (uint64_t i = 0; i < count; i++) {
@@ -215,7 +412,8 @@ static NTSTATUS seg_commit_locked(gpu_segment *s, uint64_t offset, uint64_t size
   } else {
     for (uint64_t i = 0; i < count; i++) {
       bool injected = fault_injector_should_fail(s->inj, FAULT_SEGMENT_SPACE);
-      uint8_t *page = injected ? NULL : calloc(1, s->page_size);
+      /* Not zeroed: a free aperture page has no stored granule, so the page reads as zero. */
+      uint8_t *page = injected ? NULL : malloc(s->page_size);
       if (page == NULL) {
         if (injected) s->injected_failures++;
         while (i-- > 0) {
@@ -236,7 +434,7 @@ static NTSTATUS seg_commit_locked(gpu_segment *s, uint64_t offset, uint64_t size
 }
 
 /* Releases a range known to be committed. */
-static void seg_release_locked(gpu_segment *s, uint64_t offset, uint64_t size) {
+SEG_UNTRACED static void seg_release_locked(gpu_segment *s, uint64_t offset, uint64_t size) {
   uint64_t first = offset >> s->page_shift;
   uint64_t count = size >> s->page_shift;
   for (uint64_t i = first; i < first + count; i++) {
@@ -247,36 +445,10 @@ static void seg_release_locked(gpu_segment *s, uint64_t offset, uint64_t size) {
       s->host[i] = NULL;
     }
   }
+  if (s->kind == GPU_SEGMENT_APERTURE) /* the host blocks are gone: nothing is stored there */
+    seg_mark_zero(s, offset >> SEG_GRANULE_SHIFT, (offset + size) >> SEG_GRANULE_SHIFT);
   s->committed_pages -= count;
   s->releases++;
-}
-
-/* Copies between checked, committed ranges (@src and @dst locked). */
-static void seg_copy_locked(gpu_segment *src, uint64_t src_offset, gpu_segment *dst,
-                            uint64_t dst_offset, uint64_t size) {
-  while (size > 0) {
-    uint64_t n = size;
-    uint64_t run = seg_host_run(src, src_offset);
-    if (run < n) n = run;
-    run = seg_host_run(dst, dst_offset);
-    if (run < n) n = run;
-    memcpy(seg_host_byte(dst, dst_offset), seg_host_byte(src, src_offset), (size_t)n);
-    src_offset += n;
-    dst_offset += n;
-    size -= n;
-  }
-}
-
-static void fill_bytes(uint8_t *dst, uint64_t n, uint32_t pattern, uint32_t phase) {
-  uint8_t pat[4];
-  for (uint32_t k = 0; k < 4; k++) pat[k] = (uint8_t)(pattern >> (8u * ((phase + k) & 3u)));
-  if (pat[0] == pat[1] && pat[0] == pat[2] && pat[0] == pat[3]) {
-    memset(dst, pat[0], (size_t)n); /* zero-fill of every new allocation takes this path */
-    return;
-  }
-  uint64_t i = 0;
-  for (; i + 4 <= n; i += 4) memcpy(dst + i, pat, 4);
-  for (; i < n; i++) dst[i] = pat[i & 3u];
 }
 
 /* ---- Public API ----------------------------------------------------------------------------- */
@@ -308,9 +480,12 @@ NTSTATUS gpu_segment_create(const gpu_segment_desc *desc, fault_injector *inj,
   s->pages_map_bytes = (size_t)s->page_count * sizeof(struct gpu_segment_page);
   s->pages = seg_map_zeroed(s->pages_map_bytes);
   if (s->pages == NULL) goto fail;
+  s->stored_map_bytes = (size_t)(((s->size >> SEG_GRANULE_SHIFT) + 63u) / 64u) * sizeof(uint64_t);
+  s->stored = seg_map_zeroed(s->stored_map_bytes);
+  if (s->stored == NULL) goto fail;
   if (s->kind == GPU_SEGMENT_MEMORY) {
     if (fault_injector_should_fail(inj, FAULT_SEGMENT_SPACE)) goto fail;
-    s->base = seg_map_zeroed((size_t)s->size);
+    s->base = seg_map((size_t)s->size, true);
     if (s->base == NULL) goto fail;
   } else {
     s->host_map_bytes = (size_t)s->page_count * sizeof(uint8_t *);
@@ -321,9 +496,10 @@ NTSTATUS gpu_segment_create(const gpu_segment_desc *desc, fault_injector *inj,
   *out_segment = s;
   return STATUS_SUCCESS;
 fail:
-  seg_unmap(s->base, (size_t)s->size, 0, 0);
-  seg_unmap(s->host, s->host_map_bytes, 0, 0);
-  seg_unmap(s->pages, s->pages_map_bytes, 0, 0);
+  seg_unmap(s->base, (size_t)s->size, false, 0, 0);
+  seg_unmap(s->host, s->host_map_bytes, true, 0, 0);
+  seg_unmap(s->stored, s->stored_map_bytes, true, 0, 0);
+  seg_unmap(s->pages, s->pages_map_bytes, true, 0, 0);
   free(s);
   return STATUS_NO_MEMORY;
 }
@@ -333,7 +509,7 @@ void gpu_segment_destroy(gpu_segment *s) {
   uint64_t first = s->dirty_first <= s->dirty_end ? s->dirty_first : 0;
   uint64_t pages = s->dirty_first <= s->dirty_end ? s->dirty_end - s->dirty_first : 0;
   if (s->kind == GPU_SEGMENT_MEMORY) {
-    seg_unmap(s->base, (size_t)s->size, (size_t)(first << s->page_shift), (size_t)(pages << s->page_shift));
+    seg_unmap(s->base, (size_t)s->size, false, 0, 0); /* stale bytes: @stored hides them */
   } else {
     for (uint64_t i = first; i < first + pages && s->committed_pages > 0; i++) {
       if (s->host[i] != NULL) {
@@ -342,9 +518,14 @@ void gpu_segment_destroy(gpu_segment *s) {
         s->committed_pages--;
       }
     }
-    seg_unmap(s->host, s->host_map_bytes, (size_t)first * sizeof *s->host, (size_t)pages * sizeof *s->host);
+    seg_unmap(s->host, s->host_map_bytes, true, (size_t)first * sizeof *s->host, (size_t)pages * sizeof *s->host);
   }
-  seg_unmap(s->pages, s->pages_map_bytes, (size_t)first * sizeof *s->pages, (size_t)pages * sizeof *s->pages);
+  /* Stored granules lie in pages ever committed: scrub the words that cover them. */
+  uint64_t word_first = ((first << s->page_shift) >> SEG_GRANULE_SHIFT) / 64u;
+  uint64_t word_end = ((((first + pages) << s->page_shift) >> SEG_GRANULE_SHIFT) + 63u) / 64u;
+  seg_unmap(s->stored, s->stored_map_bytes, true, (size_t)word_first * sizeof *s->stored,
+            pages ? (size_t)(word_end - word_first) * sizeof *s->stored : 0);
+  seg_unmap(s->pages, s->pages_map_bytes, true, (size_t)first * sizeof *s->pages, (size_t)pages * sizeof *s->pages);
   pthread_mutex_destroy(&s->lock);
   free(s);
 }
@@ -402,23 +583,13 @@ static NTSTATUS seg_access(gpu_segment *s, uint64_t offset, uint64_t size, int o
     pthread_mutex_unlock(&s->lock);
     return GPU_STATUS_PAGE_FAULT;
   }
-  uint8_t *p = buf;
-  while (size > 0) {
-    uint64_t n = seg_host_run(s, offset);
-    if (n > size) n = size;
-    uint8_t *host = seg_host_byte(s, offset);
-    if (op == 0) {
-      memcpy(p, host, (size_t)n);
-      p += n;
-    } else if (op == 1) {
-      memcpy(host, p, (size_t)n);
-      p += n;
-    } else {
-      fill_bytes(host, n, pattern, phase);
-      phase = (uint32_t)((phase + n) & 3u);
-    }
-    offset += n;
-    size -= n;
+  if (op == 0) {
+    seg_load(s, offset, buf, size);
+  } else {
+    /* A fill of zeros (every new allocation's) is a zero store: it marks, writes nothing. */
+    seg_source src = {.bytes = op == 1 ? buf : NULL, .pattern_fill = op == 2 && pattern != 0,
+                      .pattern = pattern, .phase = phase};
+    seg_store(s, offset, &src, size);
   }
   pthread_mutex_unlock(&s->lock);
   return STATUS_SUCCESS;
@@ -489,13 +660,7 @@ NTSTATUS gpu_segment_transfer_to_host(gpu_segment *src, uint64_t src_offset, voi
   pthread_mutex_lock(&src->lock);
   uint64_t owner = seg_single_owner(src, src_offset, size);
   if (owner != 0) {
-    uint8_t *p = host;
-    for (uint64_t done = 0; done < size;) {
-      uint64_t n = seg_host_run(src, src_offset + done);
-      if (n > size - done) n = size - done;
-      memcpy(p + done, seg_host_byte(src, src_offset + done), (size_t)n);
-      done += n;
-    }
+    seg_load(src, src_offset, host, size);
     seg_release_locked(src, src_offset, size);
   }
   pthread_mutex_unlock(&src->lock);
@@ -513,13 +678,8 @@ NTSTATUS gpu_segment_transfer_from_host(gpu_segment *dst, uint64_t dst_offset, c
   pthread_mutex_lock(&dst->lock);
   NTSTATUS st = seg_commit_locked(dst, dst_offset, size, owner);
   if (NT_SUCCESS(st)) {
-    const uint8_t *p = host;
-    for (uint64_t done = 0; done < size;) {
-      uint64_t n = seg_host_run(dst, dst_offset + done);
-      if (n > size - done) n = size - done;
-      memcpy(seg_host_byte(dst, dst_offset + done), p + done, (size_t)n);
-      done += n;
-    }
+    seg_source src = {.bytes = host};
+    seg_store(dst, dst_offset, &src, size);
   }
   pthread_mutex_unlock(&dst->lock);
   return st;
@@ -534,14 +694,15 @@ void gpu_segment_get_stats(gpu_segment *s, gpu_segment_stats *out) {
   out->page_size = s->page_size;
   out->committed_bytes = s->committed_pages << s->page_shift;
   out->backing_bytes = s->kind == GPU_SEGMENT_MEMORY ? s->size : out->committed_bytes;
-  out->metadata_bytes = s->pages_map_bytes + s->host_map_bytes;
+  out->metadata_bytes = s->pages_map_bytes + s->host_map_bytes + s->stored_map_bytes;
+  out->stored_bytes = s->stored_granules << SEG_GRANULE_SHIFT;
   out->commits = s->commits;
   out->releases = s->releases;
   out->injected_failures = s->injected_failures;
   pthread_mutex_unlock(&s->lock);
 }
 
-bool gpu_segment_check(gpu_segment *s) {
+SEG_UNTRACED bool gpu_segment_check(gpu_segment *s) {
   if (s == NULL) return false;
   bool ok = true;
   pthread_mutex_lock(&s->lock);
@@ -558,6 +719,29 @@ bool gpu_segment_check(gpu_segment *s) {
       ok = false;
     }
   }
+  uint64_t stored = 0;
+  for (uint64_t w = 0; w < s->stored_map_bytes / sizeof *s->stored; w++) {
+    uint64_t bits = s->stored[w];
+    stored += (uint64_t)__builtin_popcountll(bits);
+    for (; bits != 0 && s->kind == GPU_SEGMENT_APERTURE; bits &= bits - 1u) {
+      uint64_t granule = w * 64u + (uint64_t)__builtin_ctzll(bits);
+      uint64_t page = (granule << SEG_GRANULE_SHIFT) >> s->page_shift;
+      if (s->pages[page].owner == 0) {
+        fprintf(stderr,
+                "gpu_segment_check: segment %u granule %" PRIu64 ": stored (found) on free page %" PRIu64
+                ", expected zero (a free aperture page has no host block)\n",
+                s->id, granule, page);
+        ok = false;
+      }
+    }
+  }
+  if (stored != s->stored_granules) {
+    fprintf(stderr,
+            "gpu_segment_check: segment %u: %" PRIu64 " granules marked stored (found), the "
+            "stored count says %" PRIu64 " (expected)\n",
+            s->id, stored, s->stored_granules);
+    ok = false;
+  }
   if (owned != s->committed_pages) {
     fprintf(stderr,
             "gpu_segment_check: segment %u: %" PRIu64 " pages have an owner (found), the "
@@ -567,4 +751,114 @@ bool gpu_segment_check(gpu_segment *s) {
   }
   pthread_mutex_unlock(&s->lock);
   return ok;
+}
+
+/* ---- System memory: public API -------------------------------------------------------------- */
+
+/* Whether any byte of [@offset, @offset + @n) lies in a stored granule. */
+SEG_UNTRACED static bool seg_any_stored(const gpu_segment *s, uint64_t offset, uint64_t n) {
+  for (uint64_t g = offset >> SEG_GRANULE_SHIFT; g <= (offset + n - 1) >> SEG_GRANULE_SHIFT; g++) {
+    if (seg_stored(s, g)) return true;
+  }
+  return false;
+}
+
+void gpu_host_copy_free(gpu_host_copy *copy) {
+  if (copy == NULL) return;
+  for (uint64_t i = 0; i < copy->block_count; i++) free(copy->block[i]);
+  free(copy);
+}
+
+NTSTATUS gpu_host_copy_save(gpu_segment *src, uint64_t offset, uint64_t size,
+                            gpu_host_copy **out_copy, gpu_segment_fault *out_fault) {
+  if (src == NULL || out_copy == NULL || size == 0 || !seg_in_bounds(src, offset, size)) {
+    return STATUS_INVALID_PARAMETER;
+  }
+  const uint64_t block_count = (size + SEG_GRANULE - 1u) >> SEG_GRANULE_SHIFT;
+  const size_t header = sizeof(gpu_host_copy) + (size_t)block_count * sizeof(uint8_t *);
+  pthread_mutex_lock(&src->lock);
+  if (!seg_range_committed(src, offset, size, out_fault)) {
+    pthread_mutex_unlock(&src->lock);
+    return GPU_STATUS_PAGE_FAULT;
+  }
+  gpu_host_copy *copy = malloc(header);
+  NTSTATUS st = copy != NULL ? STATUS_SUCCESS : STATUS_NO_MEMORY;
+  if (copy != NULL) {
+    copy->size = size;
+    copy->block_count = block_count;
+    copy->host_bytes = header;
+    for (uint64_t i = 0; i < block_count; i++) copy->block[i] = NULL; /* freeable on failure */
+    for (uint64_t i = 0; i < block_count && NT_SUCCESS(st); i++) {
+      const uint64_t at = offset + (i << SEG_GRANULE_SHIFT), n = host_copy_block_bytes(copy, i);
+      if (!seg_any_stored(src, at, n)) continue; /* zeros: no block */
+      copy->block[i] = malloc((size_t)n);
+      if (copy->block[i] == NULL) {
+        st = STATUS_NO_MEMORY;
+      } else {
+        seg_load(src, at, copy->block[i], n);
+        copy->host_bytes += n;
+      }
+    }
+  }
+  pthread_mutex_unlock(&src->lock);
+  if (!NT_SUCCESS(st)) {
+    gpu_host_copy_free(copy);
+    return st;
+  }
+  *out_copy = copy;
+  return STATUS_SUCCESS;
+}
+
+NTSTATUS gpu_host_copy_restore(const gpu_host_copy *copy, gpu_segment *dst, uint64_t offset,
+                               gpu_segment_fault *out_fault) {
+  if (copy == NULL || dst == NULL || !seg_in_bounds(dst, offset, copy->size)) {
+    return STATUS_INVALID_PARAMETER;
+  }
+  pthread_mutex_lock(&dst->lock);
+  if (!seg_range_committed(dst, offset, copy->size, out_fault)) {
+    pthread_mutex_unlock(&dst->lock);
+    return GPU_STATUS_PAGE_FAULT;
+  }
+  for (uint64_t i = 0; i < copy->block_count;) {
+    /* A run of zero blocks is one zero store (marked a word at a time where aligned). */
+    uint64_t end = i + 1;
+    if (copy->block[i] == NULL) {
+      while (end < copy->block_count && copy->block[end] == NULL) end++;
+    }
+    const uint64_t at = i << SEG_GRANULE_SHIFT;
+    const uint64_t run_end = end << SEG_GRANULE_SHIFT;
+    const uint64_t n = (run_end < copy->size ? run_end : copy->size) - at;
+    seg_source src = {.bytes = copy->block[i]};
+    seg_store(dst, offset + at, &src, n);
+    i = end;
+  }
+  pthread_mutex_unlock(&dst->lock);
+  return STATUS_SUCCESS;
+}
+
+NTSTATUS gpu_host_copy_read(const gpu_host_copy *copy, uint64_t offset, void *dst, uint64_t size) {
+  if (copy == NULL || (dst == NULL && size > 0) || offset > copy->size || size > copy->size - offset) {
+    return STATUS_INVALID_PARAMETER;
+  }
+  uint8_t *p = dst;
+  while (size > 0) {
+    const uint64_t i = offset >> SEG_GRANULE_SHIFT, in = offset & (SEG_GRANULE - 1u);
+    uint64_t n = host_copy_block_bytes(copy, i) - in;
+    if (n > size) n = size;
+    if (copy->block[i] != NULL) {
+      memcpy(p, copy->block[i] + in, (size_t)n);
+    } else {
+      memset(p, 0, (size_t)n);
+    }
+    p += n;
+    offset += n;
+    size -= n;
+  }
+  return STATUS_SUCCESS;
+}
+
+uint64_t gpu_host_copy_size(const gpu_host_copy *copy) { return copy != NULL ? copy->size : 0; }
+
+uint64_t gpu_host_copy_host_bytes(const gpu_host_copy *copy) {
+  return copy != NULL ? copy->host_bytes : 0;
 }

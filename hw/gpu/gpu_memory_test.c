@@ -62,7 +62,8 @@ static void expect_recycled_segment_is_fresh(gpu_segment_kind kind) {
   assert_status(gpu_segment_release(s, 64 * KIB, 8192), STATUS_SUCCESS, "release");
   size_t cached = gpu_segment_cached_regions();
   gpu_segment_destroy(s);
-  expect_u64_eq(gpu_segment_cached_regions(), cached + 2, "the destroyed segment's two regions are kept");
+  /* Its stored bits, its tags, and its contents (memory) or page pointers (aperture). */
+  expect_u64_eq(gpu_segment_cached_regions(), cached + 3, "the destroyed segment's three regions are kept");
   s = make_segment(kind, 7, size, 0, NULL);
   assert_true(s != NULL, "second segment");
   expect_u64_eq(gpu_segment_cached_regions(), cached, "the new segment took them back");
@@ -461,6 +462,264 @@ TEST(test_random_against_model) {
   }
 }
 
+/* ---- Sparse contents ------------------------------------------------------------------------ */
+
+static uint64_t stored_bytes(gpu_segment *s) {
+  gpu_segment_stats st;
+  gpu_segment_get_stats(s, &st);
+  return st.stored_bytes;
+}
+
+/* The first byte of @got[0, n) that is not @value, or n. */
+static uint64_t first_not(const uint8_t *got, uint64_t n, uint8_t value) {
+  for (uint64_t i = 0; i < n; i++) {
+    if (got[i] != value) return i;
+  }
+  return n;
+}
+
+/* A zero fill marks granules (no host byte stored), a partial write stores only the granules it
+ * touches, and every byte reads back as written. */
+static void expect_fill_then_read_is_sparse(gpu_segment_kind kind, uint32_t page_size) {
+  gpu_segment *s = make_segment(kind, 1, 4 * MIB, page_size, NULL);
+  assert_true(s != NULL, "segment");
+  const uint64_t base = MIB, size = 512 * KIB;
+  uint8_t *got = malloc(size), *ones = malloc(size);
+  assert_true(got && ones, "buffers");
+  memset(ones, 0xFF, size);
+  assert_status(gpu_segment_commit(s, base, size, 9), STATUS_SUCCESS, "commit");
+  expect_u64_eq(stored_bytes(s), 0, "a commit stores nothing");
+  assert_status(gpu_segment_write(s, base, ones, size, NULL), STATUS_SUCCESS, "write all");
+  expect_u64_eq(stored_bytes(s), size, "a full write stores every granule");
+  assert_status(gpu_segment_fill(s, base, size, 0, 0, NULL), STATUS_SUCCESS, "zero fill");
+  expect_u64_eq(stored_bytes(s), 0, "a zero fill of whole granules stores nothing");
+  assert_status(gpu_segment_read(s, base, got, size, NULL), STATUS_SUCCESS, "read");
+  expect_u64_eq(first_not(got, size, 0), size, "zero-filled bytes read as zero");
+
+  /* 100 bytes across the boundary of granules 1 and 2: those two are stored, zero around. */
+  assert_status(gpu_segment_write(s, base + 2 * 4096 - 50, ones, 100, NULL), STATUS_SUCCESS, "partial");
+  expect_u64_eq(stored_bytes(s), 2 * 4096, "a partial write stores only the granules it touches");
+  assert_status(gpu_segment_read(s, base, got, 3 * 4096, NULL), STATUS_SUCCESS, "read");
+  expect_u64_eq(first_not(got, 2 * 4096 - 50, 0), 2 * 4096 - 50, "zeros before the write");
+  expect_u64_eq(first_not(got + 2 * 4096 - 50, 100, 0xFF), 100, "the written bytes");
+  expect_u64_eq(first_not(got + 2 * 4096 + 50, 4096 - 50, 0), 4096 - 50, "zeros after the write");
+
+  /* A pattern fill stores; a partial zero fill of a stored granule zeroes only its part. */
+  assert_status(gpu_segment_fill(s, base + 8 * 4096, 3 * 4096, 0x04030201u, 0, NULL), STATUS_SUCCESS, "pattern");
+  expect_u64_eq(stored_bytes(s), 5 * 4096, "a pattern fill stores its granules");
+  assert_status(gpu_segment_fill(s, base + 8 * 4096 + 10, 4096, 0, 0, NULL), STATUS_SUCCESS, "partial zero");
+  expect_u64_eq(stored_bytes(s), 5 * 4096, "a partial zero fill keeps the granules stored");
+  assert_status(gpu_segment_read(s, base + 8 * 4096, got, 3 * 4096, NULL), STATUS_SUCCESS, "read");
+  expect_true(got[9] == 0x02 && got[4096 + 10] == 0x03 && got[3 * 4096 - 1] == 0x04, "pattern kept around the zeros");
+  expect_u64_eq(first_not(got + 10, 4096, 0), 4096, "the zero-filled part");
+  expect_true(gpu_segment_check(s), "consistent");
+  /* Released and committed again, a memory page keeps its bytes; an aperture page reads zero. */
+  assert_status(gpu_segment_release(s, base, size), STATUS_SUCCESS, "release");
+  assert_status(gpu_segment_commit(s, base, size, 10), STATUS_SUCCESS, "commit again");
+  assert_status(gpu_segment_read(s, base + 2 * 4096 - 50, got, 100, NULL), STATUS_SUCCESS, "read");
+  expect_u64_eq(first_not(got, 100, kind == GPU_SEGMENT_MEMORY ? 0xFF : 0), 100, "contents after recommit");
+  expect_u64_eq(stored_bytes(s), kind == GPU_SEGMENT_MEMORY ? 5 * 4096 : 0, "stored after recommit");
+  expect_true(gpu_segment_check(s), "consistent");
+  free(got);
+  free(ones);
+  gpu_segment_destroy(s);
+}
+
+TEST(test_sparse_fill_then_read_memory) { expect_fill_then_read_is_sparse(GPU_SEGMENT_MEMORY, 0); }
+TEST(test_sparse_fill_then_read_memory_64k) { expect_fill_then_read_is_sparse(GPU_SEGMENT_MEMORY, GPU_SEGMENT_PAGE_64K); }
+TEST(test_sparse_fill_then_read_aperture) { expect_fill_then_read_is_sparse(GPU_SEGMENT_APERTURE, 0); }
+
+/* Copies and transfers of mixed granules: stored ones move, zero ones become zero granules at the
+ * destination (whatever it held), also when the two ranges are not granule-aligned alike. */
+TEST(test_sparse_copy_and_transfer_of_mixed_granules) {
+  gpu_segment *mem = make_segment(GPU_SEGMENT_MEMORY, 1, 4 * MIB, GPU_SEGMENT_PAGE_64K, NULL);
+  gpu_segment *ap = make_segment(GPU_SEGMENT_APERTURE, 2, 4 * MIB, 0, NULL);
+  assert_true(mem && ap, "segments");
+  const uint64_t size = 64 * KIB; /* 16 granules: stored 0, 3, 4 (partly), 15 */
+  uint8_t *want = calloc(1, size), *got = malloc(size), *junk = malloc(size);
+  assert_true(want && got && junk, "buffers");
+  memset(junk, 0x5A, size);
+  assert_status(gpu_segment_commit(mem, 0, size, 1), STATUS_SUCCESS, "commit source");
+  for (uint64_t i = 0; i < 4096; i++) want[i] = (uint8_t)(i * 7 + 1);
+  memset(want + 3 * 4096, 0x33, 4096 + 100);
+  memset(want + 15 * 4096, 0xEE, 4096);
+  assert_status(gpu_segment_write(mem, 0, want, 4096, NULL), STATUS_SUCCESS, "granule 0");
+  assert_status(gpu_segment_write(mem, 3 * 4096, want + 3 * 4096, 4096 + 100, NULL), STATUS_SUCCESS, "3, 4");
+  assert_status(gpu_segment_write(mem, 15 * 4096, want + 15 * 4096, 4096, NULL), STATUS_SUCCESS, "15");
+  expect_u64_eq(stored_bytes(mem), 4 * 4096, "four granules stored");
+
+  /* Copy onto junk in the aperture, aligned: the destination stores exactly the same granules. */
+  assert_status(gpu_segment_commit(ap, MIB, size, 2), STATUS_SUCCESS, "commit destination");
+  assert_status(gpu_segment_write(ap, MIB, junk, size, NULL), STATUS_SUCCESS, "junk");
+  assert_status(gpu_segment_copy(mem, 0, ap, MIB, size, NULL), STATUS_SUCCESS, "copy");
+  assert_status(gpu_segment_read(ap, MIB, got, size, NULL), STATUS_SUCCESS, "read");
+  expect_true(memcmp(got, want, size) == 0, "aligned copy: contents equal");
+  expect_u64_eq(stored_bytes(ap), 4 * 4096, "aligned copy: zero granules were marked, not copied");
+
+  /* Unaligned (destination 100 bytes into a granule) onto junk: contents equal all the same. */
+  assert_status(gpu_segment_commit(mem, 2 * MIB, 2 * size, 3), STATUS_SUCCESS, "commit");
+  assert_status(gpu_segment_write(mem, 2 * MIB, junk, size, NULL), STATUS_SUCCESS, "junk");
+  assert_status(gpu_segment_write(mem, 2 * MIB + size, junk, size, NULL), STATUS_SUCCESS, "junk");
+  assert_status(gpu_segment_copy(mem, 0, mem, 2 * MIB + 100, size, NULL), STATUS_SUCCESS, "copy");
+  assert_status(gpu_segment_read(mem, 2 * MIB + 100, got, size, NULL), STATUS_SUCCESS, "read");
+  expect_true(memcmp(got, want, size) == 0, "unaligned copy: contents equal");
+  assert_status(gpu_segment_read(mem, 2 * MIB, got, 100, NULL), STATUS_SUCCESS, "read before");
+  expect_u64_eq(first_not(got, 100, 0x5A), 100, "bytes before the copy untouched");
+
+  /* Transfer (eviction) memory -> aperture -> memory keeps contents and sparseness. */
+  assert_status(gpu_segment_transfer(mem, 0, ap, 2 * MIB, size), STATUS_SUCCESS, "evict");
+  uint64_t ap_stored = stored_bytes(ap);
+  expect_u64_eq(ap_stored, 8 * 4096, "evicted: only the stored granules stored");
+  assert_status(gpu_segment_transfer(ap, 2 * MIB, mem, 3 * MIB, size), STATUS_SUCCESS, "back");
+  expect_u64_eq(stored_bytes(ap), 4 * 4096, "the released aperture pages store nothing");
+  assert_status(gpu_segment_read(mem, 3 * MIB, got, size, NULL), STATUS_SUCCESS, "read");
+  expect_true(memcmp(got, want, size) == 0, "round trip: contents equal");
+  expect_true(gpu_segment_check(mem) && gpu_segment_check(ap), "consistent");
+  free(want);
+  free(got);
+  free(junk);
+  gpu_segment_destroy(mem);
+  gpu_segment_destroy(ap);
+}
+
+/* Eviction to system memory and back through a gpu_host_copy: a host block only per granule that
+ * holds stored contents, contents equal after the round trip, a failed save holds nothing. */
+TEST(test_sparse_host_copy_round_trip) {
+  gpu_segment *mem = make_segment(GPU_SEGMENT_MEMORY, 1, 4 * MIB, 0, NULL);
+  gpu_segment *ap = make_segment(GPU_SEGMENT_APERTURE, 2, 4 * MIB, 0, NULL);
+  assert_true(mem && ap, "segments");
+  const uint64_t size = 40 * KIB + 300; /* 11 pieces, the last one 300 bytes */
+  const uint64_t committed = 44 * KIB;
+  uint8_t *want = calloc(1, size), *got = malloc(size), *junk = malloc(committed);
+  assert_true(want && got && junk, "buffers");
+  memset(junk, 0xA7, committed);
+  assert_status(gpu_segment_commit(ap, 0, committed, 5), STATUS_SUCCESS, "commit");
+  memset(want + 5 * 4096 + 10, 0x42, 20);
+  memset(want + 10 * 4096, 0x99, 300);
+  assert_status(gpu_segment_write(ap, 5 * 4096 + 10, want + 5 * 4096 + 10, 20, NULL), STATUS_SUCCESS, "w");
+  assert_status(gpu_segment_write(ap, 10 * 4096, want + 10 * 4096, 300, NULL), STATUS_SUCCESS, "w");
+
+  gpu_host_copy *copy = NULL;
+  gpu_segment_fault fault = {0};
+  expect_status(gpu_host_copy_save(ap, committed, 4096, &copy, &fault), GPU_STATUS_PAGE_FAULT, "free page");
+  expect_true(copy == NULL && fault.offset == committed, "nothing saved, the fault names the page");
+  expect_status(gpu_host_copy_save(ap, 0, 0, &copy, NULL), STATUS_INVALID_PARAMETER, "empty");
+  assert_status(gpu_host_copy_save(ap, 0, size, &copy, NULL), STATUS_SUCCESS, "save");
+  expect_u64_eq(gpu_host_copy_size(copy), size, "size");
+  uint64_t header = gpu_host_copy_host_bytes(copy) - 4096 - 300;
+  expect_true(header < 512, "host bytes: a small header + one 4 KiB block + the 300-byte tail (got %llu)",
+              (unsigned long long)gpu_host_copy_host_bytes(copy));
+  assert_status(gpu_host_copy_read(copy, 0, got, size), STATUS_SUCCESS, "read the copy");
+  expect_true(memcmp(got, want, size) == 0, "the copy holds the contents");
+  expect_status(gpu_host_copy_read(copy, 1, got, size), STATUS_INVALID_PARAMETER, "read past the end");
+  assert_status(gpu_segment_release(ap, 0, committed), STATUS_SUCCESS, "evicted");
+
+  /* Back into memory over junk (64 bytes past the copy's end stay junk). */
+  assert_status(gpu_segment_commit(mem, MIB, committed, 5), STATUS_SUCCESS, "commit");
+  assert_status(gpu_segment_write(mem, MIB, junk, committed, NULL), STATUS_SUCCESS, "junk");
+  expect_status(gpu_host_copy_restore(copy, mem, 4 * MIB - 4096, NULL), STATUS_INVALID_PARAMETER, "out of bounds");
+  expect_status(gpu_host_copy_restore(copy, mem, 0, &fault), GPU_STATUS_PAGE_FAULT, "free range");
+  assert_status(gpu_host_copy_restore(copy, mem, MIB, NULL), STATUS_SUCCESS, "restore");
+  assert_status(gpu_segment_read(mem, MIB, got, size, NULL), STATUS_SUCCESS, "read");
+  expect_true(memcmp(got, want, size) == 0, "contents survived memory -> system -> memory");
+  assert_status(gpu_segment_read(mem, MIB + size, got, 64, NULL), STATUS_SUCCESS, "read past");
+  expect_u64_eq(first_not(got, 64, 0xA7), 64, "bytes past the copy untouched");
+  expect_u64_eq(stored_bytes(mem), 2 * 4096, "stored: granule 5, and 10 (the tail and the junk after it)");
+  gpu_host_copy_free(copy);
+
+  /* An allocation nobody wrote costs only the header in system memory. */
+  assert_status(gpu_segment_commit(ap, MIB, MIB, 6), STATUS_SUCCESS, "commit");
+  assert_status(gpu_host_copy_save(ap, MIB, MIB, &copy, NULL), STATUS_SUCCESS, "save");
+  expect_true(gpu_host_copy_host_bytes(copy) == header + sizeof(void *) * (256 - 11), "only the header (got %llu)",
+              (unsigned long long)gpu_host_copy_host_bytes(copy));
+  gpu_host_copy_free(copy);
+  expect_true(gpu_segment_check(mem) && gpu_segment_check(ap), "consistent");
+  free(want);
+  free(got);
+  free(junk);
+  gpu_segment_destroy(mem);
+  gpu_segment_destroy(ap);
+}
+
+/* Random writes, fills (zero and pattern), copies and host-copy round trips on committed ranges
+ * of two segments, against a byte model; the stored/zero state is invisible to reads. */
+TEST(test_sparse_random_against_model) {
+  uint64_t seed = al_test_seed();
+  const uint64_t size = 64 * 4096;
+  for (int variant = 0; variant < 3; variant++) {
+    gpu_segment_kind kind = variant == 2 ? GPU_SEGMENT_APERTURE : GPU_SEGMENT_MEMORY;
+    uint32_t page = variant == 1 ? GPU_SEGMENT_PAGE_64K : GPU_SEGMENT_PAGE_4K;
+    gpu_segment *s = make_segment(kind, 1, size, page, NULL);
+    gpu_segment *t = make_segment(GPU_SEGMENT_APERTURE, 2, size, 0, NULL);
+    assert_true(s && t, "segments");
+    assert_status(gpu_segment_commit(s, 0, size, 1), STATUS_SUCCESS, "commit s");
+    assert_status(gpu_segment_commit(t, 0, size, 2), STATUS_SUCCESS, "commit t");
+    uint8_t *model_s = calloc(1, size), *model_t = calloc(1, size), *buf = malloc(size);
+    assert_true(model_s && model_t && buf, "buffers");
+    for (int step = 0; step < 4000; step++) {
+      uint64_t r = gpu_test_rand(&seed), r2 = gpu_test_rand(&seed);
+      bool on_t = (r >> 60) & 1u;
+      gpu_segment *seg = on_t ? t : s;
+      uint8_t *model = on_t ? model_t : model_s;
+      uint64_t off = r % size;
+      /* Lengths from a few bytes to several granules, often whole granules. */
+      uint64_t len = (r2 & 1u) ? 1 + (r2 >> 8) % (6 * 4096) : 4096 * (1 + (r2 >> 8) % 6);
+      if ((r2 >> 1) & 1u) off &= ~UINT64_C(4095);
+      if (len > size - off) len = size - off;
+      switch ((r >> 20) % 6) {
+      case 0:
+        for (uint64_t i = 0; i < len; i++) buf[i] = (uint8_t)(r2 >> (i % 53)) | 1u;
+        assert_status(gpu_segment_write(seg, off, buf, len, NULL), STATUS_SUCCESS, "step %d write", step);
+        memcpy(model + off, buf, len);
+        break;
+      case 1:
+        assert_status(gpu_segment_fill(seg, off, len, 0, 0, NULL), STATUS_SUCCESS, "step %d zero", step);
+        memset(model + off, 0, len);
+        break;
+      case 2: {
+        uint32_t pattern = (uint32_t)r2 | 0x01000000u, phase = (uint32_t)(r >> 40) & 3u;
+        assert_status(gpu_segment_fill(seg, off, len, pattern, phase, NULL), STATUS_SUCCESS, "step %d fill", step);
+        for (uint64_t i = 0; i < len; i++) model[off + i] = (uint8_t)(pattern >> (8u * ((phase + i) & 3u)));
+        break;
+      }
+      case 3: { /* copy to the other segment */
+        gpu_segment *other = on_t ? s : t;
+        uint8_t *other_model = on_t ? model_s : model_t;
+        uint64_t to = (r2 >> 24) % (size - len + 1);
+        assert_status(gpu_segment_copy(seg, off, other, to, len, NULL), STATUS_SUCCESS, "step %d copy", step);
+        memmove(other_model + to, model + off, len);
+        break;
+      }
+      case 4: { /* host copy out, then back elsewhere in the same segment */
+        gpu_host_copy *copy = NULL;
+        uint64_t to = (r2 >> 24) % (size - len + 1);
+        assert_status(gpu_host_copy_save(seg, off, len, &copy, NULL), STATUS_SUCCESS, "step %d save", step);
+        assert_status(gpu_host_copy_restore(copy, seg, to, NULL), STATUS_SUCCESS, "step %d restore", step);
+        memmove(model + to, model + off, len);
+        gpu_host_copy_free(copy);
+        break;
+      }
+      default:
+        assert_status(gpu_segment_read(seg, off, buf, len, NULL), STATUS_SUCCESS, "step %d read", step);
+        if (memcmp(buf, model + off, len) != 0)
+          expect_true(false, "variant %d step %d: read of %llu bytes at %llu differs from the model", variant, step,
+                      (unsigned long long)len, (unsigned long long)off);
+        break;
+      }
+    }
+    assert_status(gpu_segment_read(s, 0, buf, size, NULL), STATUS_SUCCESS, "read s");
+    expect_true(memcmp(buf, model_s, size) == 0, "variant %d: s equals its model", variant);
+    assert_status(gpu_segment_read(t, 0, buf, size, NULL), STATUS_SUCCESS, "read t");
+    expect_true(memcmp(buf, model_t, size) == 0, "variant %d: t equals its model", variant);
+    expect_true(gpu_segment_check(s) && gpu_segment_check(t), "consistent");
+    free(model_s);
+    free(model_t);
+    free(buf);
+    gpu_segment_destroy(s);
+    gpu_segment_destroy(t);
+  }
+}
+
 /* ---- Concurrency (TSan) --------------------------------------------------------------------- */
 
 struct conc_arg {
@@ -511,4 +770,7 @@ RUN_TESTS(T(test_create_rejects_bad_descriptions), T(test_recycled_memory_segmen
           T(test_aperture_commit_under_segment_space_faults),
           T(test_memory_segment_under_segment_space_faults), T(test_copy_between_segments),
           T(test_transfer_round_trip), T(test_random_against_model),
+          T(test_sparse_fill_then_read_memory), T(test_sparse_fill_then_read_memory_64k),
+          T(test_sparse_fill_then_read_aperture), T(test_sparse_copy_and_transfer_of_mixed_granules),
+          T(test_sparse_host_copy_round_trip), T(test_sparse_random_against_model),
           T(test_concurrent_disjoint_ranges))

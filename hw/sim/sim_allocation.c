@@ -99,8 +99,8 @@ void sim_allocation_release_locked(sim_adapter *adapter, sim_allocation *allocat
     (void)gpu_segment_release(sim_segment(adapter, allocation->segment_id), allocation->offset,
                               sim_allocation_committed(adapter, allocation));
   } else if (allocation->place == SIM_PLACE_SYSTEM) {
-    free(allocation->system);
-    sim_uncount_bytes(&adapter->system_bytes, (size_t)allocation->size);
+    sim_uncount_bytes(&adapter->system_bytes, (size_t)gpu_host_copy_host_bytes(allocation->system));
+    gpu_host_copy_free(allocation->system);
   }
   allocation->offset = 0; /* and system */
   allocation->place = SIM_PLACE_NONE;
@@ -564,22 +564,23 @@ static NTSTATUS paging_transfer(sim_adapter *adapter, const DXGKARG_BUILDPAGINGB
   const UINT from = allocation->place == SIM_PLACE_SEGMENT ? allocation->segment_id : 0u;
   const UINT64 from_offset = from ? allocation->offset : 0;
   const UINT64 from_committed = from ? sim_allocation_committed(adapter, allocation) : 0;
-  void *from_system = allocation->place == SIM_PLACE_SYSTEM ? allocation->system : NULL;
+  gpu_host_copy *from_system = allocation->place == SIM_PLACE_SYSTEM ? allocation->system : NULL;
   const UINT64 owner = sim_allocation_id(allocation);
   if (NT_SUCCESS(status)) allocation->paging = true;
   pthread_mutex_unlock(&adapter->lock);
   if (!NT_SUCCESS(status)) return status;
 
-  /* Take the destination and copy the contents (the allocation is idle: the port says so). */
+  /* Take the destination and copy the contents (the allocation is idle: the port says so). Only
+   * stored contents move: what reads as zero is marked zero at the destination (gpu_memory.h). */
   const UINT64 to_offset = to ? (UINT64)destination->SegmentAddress.QuadPart : 0;
-  void *to_system = NULL;
+  gpu_host_copy *to_system = NULL;
   if (to) {
     gpu_segment *dst = sim_segment(adapter, to);
     status = gpu_segment_commit(dst, to_offset, to_committed, owner);
     if (!NT_SUCCESS(status) && status != STATUS_NO_MEMORY) status = STATUS_INVALID_PARAMETER;
     if (NT_SUCCESS(status)) {
       status = from ? gpu_segment_copy(sim_segment(adapter, from), from_offset, dst, to_offset, size, NULL)
-                    : gpu_segment_write(dst, to_offset, from_system, size, NULL);
+                    : gpu_host_copy_restore(from_system, dst, to_offset, NULL);
       if (NT_SUCCESS(status) && to_committed > size)
         status = gpu_segment_fill(dst, to_offset + size, to_committed - size, 0, 0, NULL);
       if (!NT_SUCCESS(status)) {
@@ -587,15 +588,11 @@ static NTSTATUS paging_transfer(sim_adapter *adapter, const DXGKARG_BUILDPAGINGB
         status = STATUS_INVALID_PARAMETER;
       }
     }
+  } else if (fault_injector_should_fail(adapter->faults, FAULT_DRIVER_OBJECT)) {
+    status = STATUS_NO_MEMORY; /* the system copy is a driver object, as sim_object_alloc() asks */
   } else {
-    to_system = sim_object_alloc(adapter, (size_t)size);
-    if (!to_system) {
-      status = STATUS_NO_MEMORY;
-    } else if (!NT_SUCCESS(gpu_segment_read(sim_segment(adapter, from), from_offset, to_system, size, NULL))) {
-      free(to_system);
-      to_system = NULL;
-      status = STATUS_INVALID_PARAMETER;
-    }
+    status = gpu_host_copy_save(sim_segment(adapter, from), from_offset, size, &to_system, NULL);
+    if (!NT_SUCCESS(status) && status != STATUS_NO_MEMORY) status = STATUS_INVALID_PARAMETER;
   }
 
   pthread_mutex_lock(&adapter->lock);
@@ -610,10 +607,10 @@ static NTSTATUS paging_transfer(sim_adapter *adapter, const DXGKARG_BUILDPAGINGB
       allocation->place = SIM_PLACE_SYSTEM;
       allocation->segment_id = 0;
       allocation->system = to_system;
-      sim_count_bytes(&adapter->system_bytes, (size_t)size);
+      sim_count_bytes(&adapter->system_bytes, (size_t)gpu_host_copy_host_bytes(to_system));
     }
     remap_bindings_locked(adapter, allocation);
-    if (!from) sim_uncount_bytes(&adapter->system_bytes, (size_t)size);
+    if (!from) sim_uncount_bytes(&adapter->system_bytes, (size_t)gpu_host_copy_host_bytes(from_system));
   }
   pthread_mutex_unlock(&adapter->lock);
   if (!NT_SUCCESS(status)) return status;
@@ -622,7 +619,7 @@ static NTSTATUS paging_transfer(sim_adapter *adapter, const DXGKARG_BUILDPAGINGB
   if (from)
     (void)gpu_segment_release(sim_segment(adapter, from), from_offset, from_committed);
   else
-    free(from_system);
+    gpu_host_copy_free(from_system);
   sim_total_add(&sim_global_totals.transfers, 1);
   if (!to) sim_total_add(&sim_global_totals.to_system, 1);
   if (!from) sim_total_add(&sim_global_totals.from_system, 1);

@@ -607,6 +607,48 @@ TEST(paging_rules_and_round_trip) {
   fake_end(f, true);
 }
 
+/* Eviction to system memory keeps contents sparse: only the 4 KiB pieces written since the last
+ * zero fill cost host memory (HostBytes), and the contents come back whole (pattern and zeros). */
+TEST(paging_system_copy_is_sparse) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE device = device_create(f, 1);
+  const UINT64 S = 256 * KiB;
+  SIM_ALLOCATION_DATA data = sim_allocation_buffer((UINT)S, SIM_PLACEMENT_ANY, 0);
+  HANDLE a;
+  D3DKMT_HANDLE kmt;
+  assert_status(alloc_create(f, &data, &a, &kmt), STATUS_SUCCESS, "a");
+  expect_status(paging(f, DXGK_OPERATION_FILL, a, 0, 0, 0, 1, 0), STATUS_SUCCESS, "fill (zeros)");
+  HANDLE binding;
+  assert_status(open_one(f, device, kmt, false, &binding), STATUS_SUCCESS, "open a");
+  uint8_t cmd[128];
+  size_t n = sim_cmd_fill(cmd, 0, 100 * KiB + 8, 64, 0x0BADF00Du); /* one 4 KiB piece */
+  assert_status(submit(f, device, &binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "write 64 bytes");
+  run_engine(f);
+  sim_miniport_stats before, during, after;
+  sim_miniport_get_stats(&before);
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 0, 0, 0), STATUS_SUCCESS, "to system");
+  sim_miniport_get_stats(&during);
+  const UINT64 header = 24 + 8 * (S / 4096);
+  expect_u64_eq(during.system_bytes - before.system_bytes, header + 4096, "the system copy: header + one 4 KiB block");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 0, 0, 1, 512 * KiB), STATUS_SUCCESS, "back to memory");
+  sim_miniport_get_stats(&after);
+  expect_u64_eq(after.system_bytes, before.system_bytes, "the system copy is freed");
+  sim_miniport_events_clear();
+  n = sim_cmd_check(cmd, 0, 0, 100 * KiB + 8, 0);
+  n += sim_cmd_check(cmd + n, 0, 100 * KiB + 8, 64, 0x0BADF00Du);
+  n += sim_cmd_check(cmd + n, 0, 100 * KiB + 72, S - 100 * KiB - 72, 0);
+  assert_status(submit(f, device, &binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "check");
+  run_engine(f);
+  sim_event events[2];
+  expect_u64_eq(last_events(events, 2), 0, "zeros, the pattern, zeros: contents survived");
+  close_one(f, device, binding);
+  destroy_one(f, a);
+  f->ddi->DxgkDdiDestroyDevice(device);
+  fake_end(f, true);
+}
+
 /* ---- Objects: open rules, create rollback, resources, zombies, removal -------------------------------- */
 
 TEST(open_rules_and_rollback) {
@@ -942,7 +984,8 @@ TEST(concurrent_open_close_paging_threaded_engine) {
 
 RUN_TESTS(T(gpu_fault_on_freed_page_is_logged), T(gpu_fault_on_freed_page_aborts_by_default),
           T(gpu_fault_on_unmapped_va), T(read_only_binding_refuses_writes), T(hostile_submissions_queue_nothing),
-          T(random_streams_never_fault), T(paging_rules_and_round_trip), T(open_rules_and_rollback),
+          T(random_streams_never_fault), T(paging_rules_and_round_trip), T(paging_system_copy_is_sparse),
+          T(open_rules_and_rollback),
           T(create_is_all_or_nothing_and_resources), T(zombie_device_freed_by_its_last_completion),
           T(device_removed_sticks), T(remap_failure_maps_on_demand), T(host_bytes_per_4k_allocation),
           T(concurrent_open_close_paging_threaded_engine))

@@ -78,7 +78,7 @@ typedef struct sim_resource sim_resource;
 enum {
   SIM_PLACE_NONE = 0,    /* not placed yet (no FILL) */
   SIM_PLACE_SEGMENT = 1, /* committed in segment_id at offset */
-  SIM_PLACE_SYSTEM = 2,  /* in the host buffer @system */
+  SIM_PLACE_SYSTEM = 2,  /* in system memory: the sparse host copy @system */
 };
 
 /*
@@ -98,7 +98,7 @@ typedef struct sim_allocation {
   sim_binding *bindings; /* (lock) its open bindings (linked by sim_binding.next) */
   union {
     UINT64 offset; /* (lock) SEGMENT: offset in the segment */
-    void *system;  /* (lock) SYSTEM: Size bytes of contents */
+    gpu_host_copy *system; /* (lock) SYSTEM: Size bytes of contents (zero pieces cost nothing) */
   };
   UCHAR va_align_shift;   /* log2 of the VA alignment: max(Alignment reported, 4 KiB) */
   UCHAR place;            /* (lock) SIM_PLACE_* */

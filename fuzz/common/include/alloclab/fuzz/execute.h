@@ -57,15 +57,27 @@
  * pointer and empty free-list head) runs once, at the end. The invariant walks are not
  * coverage-instrumented (core/src/check.h AL_CHECK_CODE). The sim's segment host regions are
  * recycled from one adapter to the next (gpu_segment_cached_regions()), so bring-up no longer
- * maps and faults them in. Measured under --config=fuzz (ASan+UBSan+libFuzzer), one process, on
- * the shared 2-core machine, 25 s from the seeds: ddi_sequence 4.6 -> 2.3 ms of CPU per
- * execution, fault_injection 4.6 -> 1.7 ms (exec/s in the same wall time: 208 -> 267 and
- * 132 -> 380; the machine was loaded). Still far from the 20k exec/s goal; what is left, in
- * order (perf): libFuzzer's own per-feature bookkeeping (UpdateFeatureFrequency, ~26%),
- * eviction to system memory copying whole allocations into fresh ASan-mmap'd host buffers
- * (~22%, page faults), zero-filling every new allocation's pages (~10%), host-allocator churn
- * per adapter under ASan's quarantine (handle-table chunks 3 x 16 KiB, the adapter 25 KiB,
- * segment-heap pools 2 x 12 KiB, the MMU 13 KiB, page-table pages), and the per-call walk (~6%).
+ * maps and faults them in, and the sim's memory contents are sparse (gpu_memory.h: a stored/zero
+ * bit per 4 KiB, so the zero fill of every new allocation and the eviction of contents nobody
+ * wrote cost bits, not memset/memmove into freshly faulted host pages; evicted allocations go to
+ * sparse gpu_host_copy system memory). Measured under --config=fuzz (ASan+UBSan+libFuzzer), one
+ * process, on the shared 2-core machine (load average 2.6-3.3 from others' work, so a run gets
+ * 55-100% of a core: compare CPU per execution, not exec/s), `<t>_raw -max_total_time=20
+ * -seed=1 -print_final_stats=1` from a fresh copy of corpus/<t>/seeds, before (81ce2b2) ->
+ * after sparse contents, two runs each: ddi_sequence 2.68 / 2.95 -> 2.40 / 2.19 ms of CPU per
+ * execution (244 / 321 -> 269 / 452 exec/s), fault_injection 1.83 -> 1.23 ms (363 -> 594 exec/s),
+ * close_destroy 16.9 / 14.8 -> 17.4 / 15.3 ms (58 / 62 -> 38 / 54 exec/s: no change beyond the
+ * noise; its cost is the port's, below); system time per execution halved. Replaying a fixed
+ * corpus (3 x -runs=0): ddi_sequence 5.5 -> 5.1 ms per input, fault_injection 3.0 -> 2.2,
+ * close_destroy 13.0 -> 12.2. So about 300-450 exec/s, still far from the 20k exec/s goal.
+ * What is left, in order (perf, ddi_sequence after the change; contents and paging are now ~2%):
+ * the per-call walk al_adapter_check_live (~27%, mostly compare tracing in the port's
+ * instrumented helpers it calls: segment_heap_node_at, placement_size, handle-table lookups),
+ * libFuzzer's own per-feature bookkeeping (UpdateFeatureFrequency + AddRareFeature, ~20%), the
+ * port's create path (~18%, with the verifier's map_insert), device teardown (the MMU's pt_clear,
+ * ~3%), and host-allocator churn per adapter under ASan's quarantine (~7% with the page faults
+ * and memsets of fresh chunks: handle-table chunks 3 x 16 KiB, the adapter 25 KiB, segment-heap
+ * pools 2 x 12 KiB, the MMU 13 KiB, page-table pages, the verifier's maps).
  * Threading: fz_execute() may run on several threads at once (one context each), but the sim's
  * process-wide totals check (check_miniport_totals) then races: turn it off.
  */

@@ -23,10 +23,20 @@
  * A committed memory-segment page keeps whatever bytes it held before (as on hardware: no
  * scrubbing); an aperture page starts zeroed.
  *
+ * Sparse contents: a segment keeps one bit per 4 KiB content granule (GPU_CONTENT_GRANULE)
+ * saying whether its contents are held in host memory ("stored") or read as zero. A fill with
+ * zeros marks whole granules zero instead of writing them, a read of a zero granule produces
+ * zeros, a copy or transfer of zero granules marks the destination's granules zero, and only
+ * stored granules' bytes are copied; a partial write to a zero granule zeroes that one granule's
+ * host bytes first. Host pages behind contents never written are therefore never touched. None
+ * of this is observable through reads (gpu_segment_stats.stored_bytes tells how much is stored).
+ *
  * Moving contents (eviction, paging): gpu_segment_transfer() moves one allocation's range to a
  * free range of another (or the same) segment — commit destination, copy, release source —
  * and gpu_segment_transfer_to_host() / gpu_segment_transfer_from_host() do the same to and from
- * "system memory", a host buffer the caller owns.
+ * "system memory", a host buffer the caller owns. A gpu_host_copy is system memory kept sparse
+ * the same way: gpu_host_copy_save() copies a committed range out (a host block only per
+ * granule that holds stored contents), gpu_host_copy_restore() writes it back.
  *
  * Fault injection: FAULT_SEGMENT_SPACE is asked once when a memory segment is created, once per
  * commit of a memory segment range, and once per host page when an aperture range is committed
@@ -40,10 +50,12 @@
  * copy or transfer between segments), so any call may run on any thread. Contents written by
  * two threads to the same bytes at once are the callers' race, as on hardware.
  *
- * Cost (p = pages of the range, b = bytes): create O(1) plus an mmap (metadata is reserved
- * lazily: 16 bytes per page, plus 8 per aperture page for the host page pointer, touched only
- * when used); commit/release O(p) (+ one host allocation/free per aperture page);
- * read/write/fill/copy O(p + b); transfer O(p + b); check O(pages of the segment).
+ * Cost (p = pages of the range, g = its 4 KiB granules, b = bytes stored or copied): create O(1)
+ * plus an mmap (metadata is reserved lazily: 16 bytes per page, plus 8 per aperture page for the
+ * host page pointer, plus one bit per granule, touched only when used); commit/release O(p) (+
+ * one host allocation/free per aperture page, whose bytes are not zeroed); a zero fill O(p +
+ * g / 64); read/write/copy/transfer O(p + g + b) where only stored granules' bytes count in b;
+ * check O(pages + granules of the segment).
  *
  * Glossary: segment = a range of GPU physical memory; offset = a GPU physical address inside one
  * segment; page = the segment's page (4 KiB or 64 KiB); commit = give pages to an owner
@@ -78,7 +90,9 @@ extern "C" {
 /* The name of a GPU status code ("GPU_STATUS_PAGE_FAULT"), or NULL for any other value. */
 const char *gpu_status_name(NTSTATUS status);
 
-/* Largest segment: 1 TiB. Page sizes: 4 KiB and 64 KiB. */
+/* Largest segment: 1 TiB. Page sizes: 4 KiB and 64 KiB. Contents are tracked (stored or zero)
+ * per GPU_CONTENT_GRANULE bytes, which divides every page size. */
+#define GPU_CONTENT_GRANULE 4096u
 #define GPU_SEGMENT_MAX_SIZE (UINT64_C(1) << 40)
 #define GPU_SEGMENT_PAGE_4K 4096u
 #define GPU_SEGMENT_PAGE_64K 65536u
@@ -133,13 +147,16 @@ typedef struct gpu_segment_page_info {
  * @size, @page_size: as created. @committed_bytes: bytes of committed pages.
  * @backing_bytes: host bytes backing contents: the reserved region of a memory segment (backed
  *	lazily, so resident memory may be less), the allocated pages of an aperture segment.
- * @metadata_bytes: host bytes reserved for tags and page pointers (touched lazily).
+ * @metadata_bytes: host bytes reserved for tags, page pointers and stored bits (touched lazily).
+ * @stored_bytes: bytes of the granules whose contents are held in host memory (the others read
+ *	as zero and cost no host page).
  * @commits, @releases: successful calls (transfers count as a commit plus a release).
  * @injected_failures: calls failed by FAULT_SEGMENT_SPACE.
  */
 typedef struct gpu_segment_stats {
   uint64_t size, page_size, committed_bytes, backing_bytes, metadata_bytes;
   uint64_t commits, releases, injected_failures;
+  uint64_t stored_bytes;
 } gpu_segment_stats;
 
 /**
@@ -166,13 +183,14 @@ void gpu_segment_destroy(gpu_segment *segment);
 /*
  * gpu_segment_cached_regions - host regions kept for reuse (for tests and leak accounting).
  *
- * A destroyed segment's host regions (contents of a memory segment, page tags, aperture page
- * pointers) are scrubbed to zero over the pages it ever committed and kept, process-wide, for
- * the next segment that needs a region of the same length (at most 16 regions of at most 64 MiB
- * each; others are unmapped). A new segment therefore starts exactly as from a fresh mapping
- * (contents read as zero, no owner or last owner on any page), but a program that creates one
- * adapter after another (the fuzz executor) no longer pays the host kernel to map, fault in
- * and zero the pages again. The regions stay mapped until the process exits.
+ * A destroyed segment's host regions (page tags, aperture page pointers, stored bits) are
+ * scrubbed to zero over the pages it ever committed, its memory-segment contents region is left
+ * as it is (a new segment's clear stored bits make those bytes read as zero), and all are kept,
+ * process-wide, for the next segment that needs a region of the same length (at most 16 regions
+ * of at most 64 MiB each; others are unmapped). A new segment therefore starts exactly as from a
+ * fresh mapping (contents read as zero, no owner or last owner on any page), but a program that
+ * creates one adapter after another (the fuzz executor) no longer pays the host kernel to map,
+ * fault in and zero the pages again. The regions stay mapped until the process exits.
  */
 size_t gpu_segment_cached_regions(void);
 
@@ -298,6 +316,56 @@ NTSTATUS gpu_segment_transfer_to_host(gpu_segment *src, uint64_t src_offset, voi
 NTSTATUS gpu_segment_transfer_from_host(gpu_segment *dst, uint64_t dst_offset, const void *host,
                                         uint64_t size, uint64_t owner);
 
+/*
+ * System memory, sparse: a gpu_host_copy holds the contents of a byte range in host memory, one
+ * block of GPU_CONTENT_GRANULE bytes (the last one shorter) per granule-sized piece of the range
+ * that touches a stored granule; a piece that reads as zero has no block.
+ */
+typedef struct gpu_host_copy gpu_host_copy;
+
+/**
+ * gpu_host_copy_save - copy a committed byte range out into a new host copy.
+ * @src, @offset, @size: any byte range inside the segment, @size > 0, every page committed.
+ * @out_copy: receives the copy (the caller owns it: gpu_host_copy_free()).
+ * @out_fault: receives the faulting page on GPU_STATUS_PAGE_FAULT; may be NULL.
+ *
+ * The range is left as it was (callers release it afterwards if they move it).
+ *
+ * Returns: STATUS_SUCCESS; STATUS_INVALID_PARAMETER for NULL, size 0 or a range that leaves the
+ * segment; GPU_STATUS_PAGE_FAULT when a page is free; STATUS_NO_MEMORY when host memory ran
+ * out. On failure nothing is held and @out_copy is not written.
+ */
+NTSTATUS gpu_host_copy_save(gpu_segment *src, uint64_t offset, uint64_t size,
+                            gpu_host_copy **out_copy, gpu_segment_fault *out_fault);
+
+/**
+ * gpu_host_copy_restore - write a host copy's contents into a committed range.
+ * @copy: from gpu_host_copy_save() (borrowed; unchanged). @dst, @offset: the first byte of a
+ * range of gpu_host_copy_size(@copy) bytes inside the segment, every page committed.
+ *
+ * Zero pieces are written as zero stores (marked, not copied). Never allocates.
+ *
+ * Returns: STATUS_SUCCESS; STATUS_INVALID_PARAMETER for NULL or a range that leaves the
+ * segment; GPU_STATUS_PAGE_FAULT (@out_fault as for gpu_segment_read()) when a page is free:
+ * then nothing is written.
+ */
+NTSTATUS gpu_host_copy_restore(const gpu_host_copy *copy, gpu_segment *dst, uint64_t offset,
+                               gpu_segment_fault *out_fault);
+
+/* gpu_host_copy_read - copy @size bytes at @offset of the copy to @dst (zeros where it has no
+ * block). STATUS_INVALID_PARAMETER for NULL or a range past gpu_host_copy_size(). */
+NTSTATUS gpu_host_copy_read(const gpu_host_copy *copy, uint64_t offset, void *dst, uint64_t size);
+
+/* gpu_host_copy_size - the bytes the copy holds (0 for NULL). */
+uint64_t gpu_host_copy_size(const gpu_host_copy *copy);
+
+/* gpu_host_copy_host_bytes - host memory the copy holds: its header plus its blocks (0 for
+ * NULL). What a miniport reports as the system-memory cost of an evicted allocation. */
+uint64_t gpu_host_copy_host_bytes(const gpu_host_copy *copy);
+
+/* gpu_host_copy_free - free the copy and its blocks (NULL: no-op). */
+void gpu_host_copy_free(gpu_host_copy *copy);
+
 /* gpu_segment_get_stats - a snapshot of the counters (NULL segment: zeroes). */
 void gpu_segment_get_stats(gpu_segment *segment, gpu_segment_stats *out_stats);
 
@@ -305,7 +373,8 @@ void gpu_segment_get_stats(gpu_segment *segment, gpu_segment_stats *out_stats);
  * gpu_segment_check - walk every page and check the segment's invariants.
  *
  * Checks: the committed-page count equals the pages whose owner is non-zero; an aperture page
- * has host memory exactly when it is committed. O(pages of the segment).
+ * has host memory exactly when it is committed; the stored-granule count equals the bits set;
+ * no granule of a free aperture page is stored. O(pages + granules of the segment).
  *
  * Returns: true when consistent; otherwise false, after printing each broken invariant with
  * the found and expected values to stderr.

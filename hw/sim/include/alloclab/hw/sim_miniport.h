@@ -40,7 +40,9 @@
  * call (header + one allocation object per allocation, freed with its last allocation), one block
  * per DxgkDdiOpenAllocation call (header + one binding object per binding, freed with its last
  * binding), one object per device and per resource, the system-memory copy of every allocation
- * evicted to SegmentId 0 (Size bytes), every queued submission's record (translated commands,
+ * evicted to SegmentId 0 (gpu_host_copy_host_bytes(): a header of 24 + 8 bytes per 4 KiB of
+ * Size, plus a block for each 4 KiB piece that holds contents written since its last zero fill;
+ * pieces that read as zero cost nothing), every queued submission's record (translated commands,
  * checks, readback) until its completion, and each live device's page tables (gpu_as_get_stats()
  * pt_bytes, zombies included; a table is freed as soon as it is empty, so a failed or undone
  * open/map returns HostBytes exactly to its value before). Not counted: the GPU VA allocator's
