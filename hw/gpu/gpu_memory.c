@@ -17,6 +17,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "alloclab/host_alloc.h"
 #include <string.h>
 #include <sys/mman.h>
 
@@ -215,7 +217,7 @@ static NTSTATUS seg_commit_locked(gpu_segment *s, uint64_t offset, uint64_t size
   } else {
     for (uint64_t i = 0; i < count; i++) {
       bool injected = fault_injector_should_fail(s->inj, FAULT_SEGMENT_SPACE);
-      uint8_t *page = injected ? NULL : calloc(1, s->page_size);
+      uint8_t *page = injected ? NULL : al_host_calloc(1, s->page_size);
       if (page == NULL) {
         if (injected) s->injected_failures++;
         while (i-- > 0) {
@@ -295,7 +297,7 @@ NTSTATUS gpu_segment_create(const gpu_segment_desc *desc, fault_injector *inj,
   if (desc->size == 0 || desc->size > GPU_SEGMENT_MAX_SIZE || desc->size % page_size != 0) {
     return STATUS_INVALID_PARAMETER;
   }
-  gpu_segment *s = calloc(1, sizeof *s);
+  gpu_segment *s = al_host_calloc(1, sizeof *s);
   if (s == NULL) return STATUS_NO_MEMORY;
   s->kind = desc->kind;
   s->id = desc->id;
