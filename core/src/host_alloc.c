@@ -32,8 +32,10 @@ static bool injected_failure(size_t bytes) {
 void *al_host_malloc(size_t bytes) { return injected_failure(bytes) ? NULL : malloc(bytes); }
 
 void *al_host_calloc(size_t count, size_t size) {
-  size_t bytes = size != 0 && count > SIZE_MAX / size ? SIZE_MAX : count * size;
-  return injected_failure(bytes) ? NULL : calloc(count, size);
+  bool overflows = size != 0 && count > SIZE_MAX / size;
+  size_t bytes = overflows ? SIZE_MAX : count * size;
+  /* An overflowing product fails here, as calloc would: ASan's calloc aborts on it instead. */
+  return injected_failure(bytes) || overflows ? NULL : calloc(count, size);
 }
 
 void *al_host_realloc(void *block, size_t bytes) {
