@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "alloclab/host_alloc.h"
 #include <string.h>
 
 #include "check.h"
@@ -73,7 +75,7 @@ void port_resource_unref(al_adapter *adapter, port_resource *resource) {
 }
 
 port_resource *port_resource_new(uint32_t flags, al_handle creator) {
-  port_resource *resource = calloc(1, sizeof *resource);
+  port_resource *resource = al_host_calloc(1, sizeof *resource);
   if (resource == NULL) return NULL;
   pthread_mutex_init(&resource->lock, NULL);
   atomic_init(&resource->refs, 1);
@@ -93,7 +95,7 @@ bool port_open_reserve(port_open *open, uint32_t needed) {
   if (needed <= open->capacity) return true;
   uint32_t capacity = open->capacity ? open->capacity : 4;
   while (capacity < needed) capacity = capacity > UINT32_MAX / 2 ? needed : capacity * 2;
-  HANDLE *bindings = realloc(open->bindings, (size_t)capacity * sizeof *bindings);
+  HANDLE *bindings = al_host_realloc(open->bindings, (size_t)capacity * sizeof *bindings);
   if (bindings == NULL) return false;
   open->bindings = bindings;
   open->capacity = capacity;
@@ -108,11 +110,11 @@ bool port_resource_reserve(port_resource *resource, port_open *open, uint32_t ne
      * growth */
     size_t records_bytes = (size_t)capacity * sizeof(port_allocation);
     size_t handles_bytes = (size_t)capacity * sizeof(HANDLE);
-    void *block = malloc(records_bytes + handles_bytes + (size_t)capacity * sizeof(port_placement));
+    void *block = al_host_malloc(records_bytes + handles_bytes + (size_t)capacity * sizeof(port_placement));
     if (block == NULL) return false;
     port_private_data *private_copies = NULL;
     if (resource->flags & RESOURCE_SHARED) {
-      private_copies = calloc(capacity, sizeof *private_copies);
+      private_copies = al_host_calloc(capacity, sizeof *private_copies);
       if (private_copies == NULL) {
         free(block);
         return false;
@@ -256,7 +258,7 @@ static NTSTATUS query_segments(al_adapter *adapter) {
   status = ddi->DxgkDdiQueryAdapterInfo(adapter->miniport, &query);
   if (!NT_SUCCESS(status)) return status;
   if (out.NbSegment != count) return STATUS_GRAPHICS_DRIVER_MISMATCH;
-  adapter->segments = calloc(count, sizeof *adapter->segments);
+  adapter->segments = al_host_calloc(count, sizeof *adapter->segments);
   if (adapter->segments == NULL) return STATUS_NO_MEMORY;
   for (uint32_t i = 0; i < count; i++) {
     port_segment *segment = &adapter->segments[i];
@@ -301,7 +303,7 @@ NTSTATUS al_adapter_create(const al_adapter_config *config, al_adapter **out_ada
       (config->flags & ~AL_ADAPTER_FLAGS_ALL) ||
       (config->hardware_config == NULL && config->hardware_config_size != 0))
     return STATUS_INVALID_PARAMETER;
-  al_adapter *adapter = calloc(1, sizeof *adapter);
+  al_adapter *adapter = al_host_calloc(1, sizeof *adapter);
   if (adapter == NULL) return STATUS_NO_MEMORY;
   pthread_mutex_init(&adapter->submit_lock, NULL);
   pthread_mutex_init(&adapter->fence_lock, NULL);

@@ -9,6 +9,8 @@
  * and a handful of host frees per resource (none per allocation).
  */
 #include <stdlib.h>
+
+#include "alloclab/host_alloc.h"
 #include <string.h>
 
 #include "port.h"
@@ -144,7 +146,7 @@ static bool copy_private(port_private_data *to, const void *data, uint32_t size)
   to->data = NULL;
   to->size = size;
   if (size == 0) return true;
-  to->data = malloc(size);
+  to->data = al_host_malloc(size);
   if (to->data == NULL) return false;
   memcpy(to->data, data, size);
   return true;
@@ -175,7 +177,7 @@ typedef struct create_target {
 static NTSTATUS ensure_pool(port_device *device) {
   if (device->pool) return STATUS_SUCCESS;
   port_resource *pool = port_resource_new(RESOURCE_POOL, device->handle);
-  port_open *open = calloc(1, sizeof *open);
+  port_open *open = al_host_calloc(1, sizeof *open);
   if (pool == NULL || open == NULL) {
     free(open);
     if (pool) {
@@ -235,8 +237,8 @@ static NTSTATUS create_into(al_adapter *adapter, port_device *device, const crea
       }
     }
   }
-  DXGK_ALLOCATIONINFO *infos = calloc(n, sizeof *infos);
-  DXGK_OPENALLOCATIONINFO *opens = calloc(n, sizeof *opens);
+  DXGK_ALLOCATIONINFO *infos = al_host_calloc(n, sizeof *infos);
+  DXGK_OPENALLOCATIONINFO *opens = al_host_calloc(n, sizeof *opens);
   NTSTATUS status = STATUS_NO_MEMORY;
   if (infos == NULL || opens == NULL) goto out_private;
   for (uint32_t i = 0; i < n; i++) {
@@ -387,7 +389,7 @@ static NTSTATUS create_once(al_adapter *adapter, const al_create_allocation_args
     target.new_resource = true;
     target.resource = port_resource_new((args->flags & AL_CREATE_SHARED) ? RESOURCE_SHARED : 0,
                                         device->handle);
-    target.open = calloc(1, sizeof *target.open);
+    target.open = al_host_calloc(1, sizeof *target.open);
     status = STATUS_NO_MEMORY;
     if (target.resource && target.open && (!(args->flags & AL_CREATE_SHARED) ||
         copy_private(&target.resource->resource_private, args->resource_private_data,
@@ -443,14 +445,14 @@ static NTSTATUS open_on(al_adapter *adapter, port_device *device, port_resource 
     if (!NT_SUCCESS(status)) return status;
     if (atomic_load(&resource->pending_teardowns) != 0) fence_reap(adapter);
   }
-  port_open *open = calloc(1, sizeof *open);
+  port_open *open = al_host_calloc(1, sizeof *open);
   if (open == NULL || !port_open_reserve(open, resource->count ? resource->count : 1)) {
     port_open_free(open);
     return STATUS_NO_MEMORY;
   }
   NTSTATUS status = STATUS_SUCCESS;
   if (resource->count) {
-    DXGK_OPENALLOCATIONINFO *infos = calloc(resource->count, sizeof *infos);
+    DXGK_OPENALLOCATIONINFO *infos = al_host_calloc(resource->count, sizeof *infos);
     if (infos == NULL) {
       port_open_free(open);
       return STATUS_NO_MEMORY;
@@ -529,7 +531,7 @@ static NTSTATUS destroy_listed(al_adapter *adapter, port_device *device, port_re
 
   /* One block for the indices and the teardown's lists. */
   size_t bytes = n * (sizeof(uint32_t) + 2 * sizeof(HANDLE) + sizeof(port_allocation));
-  void *block = malloc(bytes);
+  void *block = al_host_malloc(bytes);
   if (block == NULL) return STATUS_NO_MEMORY;
   port_allocation *records = block;
   HANDLE *close_list = (HANDLE *)(void *)(records + n);

@@ -6,6 +6,8 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "alloclab/host_alloc.h"
 #include <string.h>
 
 #include "port.h"
@@ -89,7 +91,7 @@ NTSTATUS ddi_create_allocation(al_adapter *adapter, DXGKARG_CREATEALLOCATION *ar
   if (broken) {
     if (adapter->verifier) verifier_fail("1 (create)", "DxgkDdiCreateAllocation returned %s", broken);
     /* Undo what the miniport made: every allocation it returned, and a new resource. */
-    HANDLE *made = malloc(args->NumAllocations * sizeof *made);
+    HANDLE *made = al_host_malloc(args->NumAllocations * sizeof *made);
     UINT count = 0;
     for (UINT i = 0; made && i < args->NumAllocations; i++)
       if (args->pAllocationInfo[i].hAllocation) made[count++] = args->pAllocationInfo[i].hAllocation;
@@ -106,7 +108,7 @@ NTSTATUS ddi_create_allocation(al_adapter *adapter, DXGKARG_CREATEALLOCATION *ar
 NTSTATUS ddi_open_allocation(al_adapter *adapter, HANDLE driver_device, const DXGKARG_OPENALLOCATION *args) {
   HANDLE *resolved = NULL;
   if (adapter->verifier) {
-    resolved = malloc(args->NumAllocations * sizeof *resolved);
+    resolved = al_host_malloc(args->NumAllocations * sizeof *resolved);
     if (resolved == NULL) return STATUS_NO_MEMORY;
     for (UINT i = 0; i < args->NumAllocations; i++) {
       DXGKARGCB_GETHANDLEDATA query = {.hObject = args->pOpenAllocation[i].hAllocation,
@@ -128,7 +130,7 @@ NTSTATUS ddi_open_allocation(al_adapter *adapter, HANDLE driver_device, const DX
         verifier_fail("3 (open)", "DxgkDdiOpenAllocation returned a NULL hDeviceSpecificAllocation "
                       "for allocation %u of %u on device %p", missing, args->NumAllocations,
                       driver_device);
-      HANDLE *opened = malloc(args->NumAllocations * sizeof *opened);
+      HANDLE *opened = al_host_malloc(args->NumAllocations * sizeof *opened);
       UINT count = 0;
       for (UINT i = 0; opened && i < args->NumAllocations; i++)
         if (args->pOpenAllocation[i].hDeviceSpecificAllocation)

@@ -4,12 +4,14 @@
  */
 #include <stdlib.h>
 
+#include "alloclab/host_alloc.h"
+
 #include "port.h"
 
 NTSTATUS al_device_create(al_adapter *adapter, al_handle *out_device) {
   if (adapter == NULL || out_device == NULL) return STATUS_INVALID_PARAMETER;
   if (atomic_load(&adapter->removed)) return STATUS_DEVICE_REMOVED;
-  port_device *device = calloc(1, sizeof *device);
+  port_device *device = al_host_calloc(1, sizeof *device);
   if (device == NULL) return STATUS_NO_MEMORY;
   pthread_mutex_init(&device->lock, NULL);
   atomic_init(&device->refs, 1);

@@ -10,6 +10,8 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "alloclab/host_alloc.h"
 #include <string.h>
 #include <time.h>
 
@@ -54,7 +56,7 @@ uint64_t fence_teardown_or_defer(al_adapter *adapter, const port_teardown *teard
   uint64_t fence = teardown->fence;
   /* Behind others: wait at least for every fence the resource's queued entries wait for. */
   if (behind_others && fence < resource->last_fence) fence = resource->last_fence;
-  port_teardown *entry = malloc(sizeof *entry);
+  port_teardown *entry = al_host_malloc(sizeof *entry);
   if (entry == NULL) {
     /* Cannot queue it: wait for the GPU (and the queued entries) instead of releasing memory
      * it may still use. */

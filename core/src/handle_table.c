@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "alloclab/host_alloc.h"
 #include <string.h>
 
 _Static_assert(sizeof(void *) != 8 || sizeof(handle_table_slot) == 16,
@@ -96,7 +98,7 @@ NTSTATUS handle_table_init(handle_table *table, handle_type type) {
   if (type < HANDLE_TYPE_DEVICE || type > HANDLE_TYPE_ALLOCATION)
     ht_bug(__func__, 0, "invalid handle type %d", (int)type);
   memset(table->chunks, 0, sizeof table->chunks);
-  handle_table_slot *first = calloc(HANDLE_TABLE_CHUNK_SLOTS, sizeof *first);
+  handle_table_slot *first = al_host_calloc(HANDLE_TABLE_CHUNK_SLOTS, sizeof *first);
   if (first == NULL) return STATUS_NO_MEMORY;
   if (pthread_mutex_init(&table->mutex, NULL) != 0) {
     free(first);
@@ -165,7 +167,7 @@ static uint32_t ht_grow(handle_table *table) {
   uint32_t chunk = index >> HANDLE_TABLE_CHUNK_BITS;
   if (chunk == table->chunk_count) {
     if (table->chunk_count >= table->max_chunks) return 0;
-    handle_table_slot *slots = calloc(HANDLE_TABLE_CHUNK_SLOTS, sizeof *slots);
+    handle_table_slot *slots = al_host_calloc(HANDLE_TABLE_CHUNK_SLOTS, sizeof *slots);
     if (slots == NULL) return 0;
     table->chunks[chunk] = slots;
     table->chunk_count++;

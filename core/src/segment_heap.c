@@ -20,6 +20,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "alloclab/host_alloc.h"
 #include <string.h>
 
 /* The end of a list or chain (same value as SEGMENT_HEAP_NO_BLOCK). */
@@ -149,7 +151,7 @@ static uint32_t segment_heap_probe(const segment_heap *heap, uint32_t pages, uin
 static bool segment_heap_pool_reserve(segment_heap *heap, uint32_t want) {
   while (heap->unused_count + (heap->node_capacity - heap->node_count) < want) {
     if (heap->chunk_count == heap->dir_len) return false; /* index space exhausted */
-    struct segment_heap_node *chunk = malloc(sizeof *chunk << heap->chunk_shift);
+    struct segment_heap_node *chunk = al_host_malloc(sizeof *chunk << heap->chunk_shift);
     if (chunk == NULL) return false;
     heap->chunks[heap->chunk_count++] = chunk;
     uint64_t capacity = (uint64_t)heap->chunk_count << heap->chunk_shift;
@@ -195,7 +197,7 @@ NTSTATUS segment_heap_init(segment_heap *heap, uint64_t size, uint64_t page_size
     chunk_shift++;
   uint32_t dir_len = (uint32_t)(((uint64_t)node_max + (UINT64_C(1) << chunk_shift) - 1u) >>
                                 chunk_shift);
-  struct segment_heap_node **chunks = calloc(dir_len, sizeof *chunks);
+  struct segment_heap_node **chunks = al_host_calloc(dir_len, sizeof *chunks);
   if (chunks == NULL) return STATUS_NO_MEMORY;
 
   heap->page_size = page_size;

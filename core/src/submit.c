@@ -4,6 +4,8 @@
  * before the fence signals (rule 6).
  */
 #include <stdlib.h>
+
+#include "alloclab/host_alloc.h"
 #include <string.h>
 
 #include "port.h"
@@ -21,7 +23,7 @@ NTSTATUS al_submit(al_adapter *adapter, const al_submit_args *args) {
     return STATUS_INVALID_PARAMETER;
   const uint32_t n = args->allocation_count;
   if (n > 1) {
-    uint32_t *sorted = malloc(n * sizeof *sorted);
+    uint32_t *sorted = al_host_malloc(n * sizeof *sorted);
     if (sorted == NULL) return STATUS_NO_MEMORY;
     memcpy(sorted, args->allocations, n * sizeof *sorted);
     qsort(sorted, n, sizeof *sorted, port_compare_u32);
@@ -35,11 +37,11 @@ NTSTATUS al_submit(al_adapter *adapter, const al_submit_args *args) {
   if (device == NULL) return STATUS_INVALID_HANDLE;
 
   /* owners[i]: resource of allocation i (a reference each); locks: distinct, by address. */
-  port_resource **owners = calloc(2 * (size_t)n + 1, sizeof *owners);
-  port_resource **locks = owners + n;
-  DXGK_ALLOCATIONLIST *list = calloc((size_t)n + 1, sizeof *list);
-  port_open **opens = calloc((size_t)n + 1, sizeof *opens);
-  uint32_t *indices = calloc((size_t)n + 1, sizeof *indices);
+  port_resource **owners = al_host_calloc(2 * (size_t)n + 1, sizeof *owners);
+  port_resource **locks = owners ? owners + n : NULL; /* no arithmetic on a failed allocation */
+  DXGK_ALLOCATIONLIST *list = al_host_calloc((size_t)n + 1, sizeof *list);
+  port_open **opens = al_host_calloc((size_t)n + 1, sizeof *opens);
+  uint32_t *indices = al_host_calloc((size_t)n + 1, sizeof *indices);
   NTSTATUS status = (owners && list && opens && indices) ? STATUS_SUCCESS : STATUS_NO_MEMORY;
   uint32_t found = 0;
   if (NT_SUCCESS(status)) {

@@ -11,6 +11,7 @@
 
 #include "alloclab/hw/fault_injection.h"
 #include "alloclab/hw/miniport.h"
+#include "alloclab/testing.h"
 #include "alloclab/hw/sim_miniport.h"
 #include "alloclab/status.h"
 #include "fuzz/common/text.h"
@@ -62,6 +63,7 @@ typedef struct exec_ctx {
   fz_model *model;
   fault_injector inj;
   bool faults_on;
+  al_host_alloc_fault host_fault; /* bridges host allocations to inj (while faults_on) */
   uint64_t failures_seen;
   al_adapter *adapter;
   const fz_port_ops *port;
@@ -649,6 +651,13 @@ static void begin_program(exec_ctx *x, const fz_program *p, const fz_exec_option
   memset(x->nalloc, 0, sizeof x->nalloc);
 }
 
+/* The host-allocation fault hook (alloclab/testing.h): every host allocation of the port, the
+ * sim and the GPU is one call of the injector's FAULT_HOST_ALLOCATION point. */
+static bool host_allocation_should_fail(void *context, size_t bytes) {
+  (void)bytes;
+  return fault_injector_should_fail(context, FAULT_HOST_ALLOCATION);
+}
+
 static bool setup(exec_ctx *x) {
   const al_miniport_descriptor *mp = &al_selected_miniport;
   const fz_exec_options *o = x->o;
@@ -714,6 +723,10 @@ static bool setup(exec_ctx *x) {
       uint32_t nth = x->p->faults[f].nth ? x->p->faults[f].nth : 1u;
       fault_injector_arm(&x->inj, pt, nth, x->p->faults[f].repeat);
     }
+    /* Installed after bring-up, so counting starts at the program's first call; removed in
+     * teardown() after the adapter is destroyed (teardown's destroys must not need memory). */
+    x->host_fault = (al_host_alloc_fault){host_allocation_should_fail, &x->inj};
+    al_testing_set_host_alloc_fault(&x->host_fault);
   }
   return true;
 }
@@ -755,6 +768,7 @@ static void teardown(exec_ctx *x) {
   }
   x->port->adapter_destroy(x->adapter);
   x->adapter = NULL;
+  if (x->faults_on) al_testing_set_host_alloc_fault(NULL);
 }
 
 static bool totals_equal(const sim_miniport_stats *a, const sim_miniport_stats *b, char *buf, size_t cap) {

@@ -539,6 +539,11 @@ void fz_model_predict(const fz_model *m, const fz_model_args *a, fz_prediction *
   out->allowed_if_faulted = allowed;
   if (creating_op(a->op))
     out->allowed_if_faulted |= FZ_ST_NO_MEMORY | FZ_ST_DEVICE_REMOVED | FZ_ST_NO_VIDEO_MEMORY;
+  /* A destroy of listed allocations or a resource needs host memory for its lists before it
+   * changes anything, so an injected host-allocation failure may refuse it (changing nothing);
+   * destroy_device, gpu_run, fence_wait and query never fail for memory. */
+  if (a->op == FZ_OP_DESTROY_ALLOCATIONS || a->op == FZ_OP_DESTROY_RESOURCE)
+    out->allowed_if_faulted |= FZ_ST_NO_MEMORY;
   out->reason = v.reason;
 }
 

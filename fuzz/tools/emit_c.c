@@ -246,7 +246,8 @@ static NTSTATUS rec_adapter_create(const al_adapter_config *config, al_adapter *
       if (!fault_injector_point_from_id(p->faults[f].point, &point)) continue;
       out("    arm_fault(%" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u);\n", p->faults[f].point,
           p->faults[f].nth ? p->faults[f].nth : 1u, p->faults[f].repeat);
-    }
+    }    out("    /* Every host allocation of the port, the sim and the GPU counts as point host_allocation. */\n"
+        "    al_testing_set_host_alloc_fault(&host_fault);\n");
   }
   block_end();
   return fz_port_alloclab.adapter_create(config, out_adapter);
@@ -255,6 +256,7 @@ static NTSTATUS rec_adapter_create(const al_adapter_config *config, al_adapter *
 static void rec_adapter_destroy(al_adapter *adapter) {
   call_begin("the adapter goes (its verifier checks the miniport's live objects)");
   out("    al_adapter_destroy(adapter);\n    adapter = NULL;\n");
+  if (rec.faults_on) out("    al_testing_set_host_alloc_fault(NULL);\n");
   block_end();
   fz_port_alloclab.adapter_destroy(adapter);
 }
@@ -649,7 +651,12 @@ static const char fault_helpers[] =
     "static UNUSED_OK void arm_fault(uint32_t id, uint32_t nth, uint32_t repeat) {\n"
     "  enum fault_point point;\n"
     "  if (fault_injector_point_from_id(id, &point)) fault_injector_arm(&injector, point, nth, repeat);\n"
-    "}\n";
+    "}\n"
+    "static bool host_allocation_should_fail(void *context, size_t bytes) {\n"
+    "  (void)bytes;\n"
+    "  return fault_injector_should_fail(context, FAULT_HOST_ALLOCATION);\n"
+    "}\n"
+    "static const al_host_alloc_fault host_fault = {host_allocation_should_fail, &injector};\n";
 
 /* ---- Program targets ---------------------------------------------------------------------- */
 
@@ -772,7 +779,7 @@ static int emit_program(const char *input, const uint8_t *data, size_t size, boo
            faults ? " with fault requests" : "", al_selected_miniport.name);
   write_header(f, input, what, build, outcome);
   if (sim) fprintf(f, "#include \"alloclab/hw/sim_miniport.h\"\n");
-  if (faults) fprintf(f, "#include \"alloclab/hw/fault_injection.h\"\n");
+  if (faults) fprintf(f, "#include \"alloclab/hw/fault_injection.h\"\n#include \"alloclab/testing.h\"\n");
   fputs(program_helpers, f);
   if (sim) fputs(sim_helpers, f);
   if (faults) fputs(fault_helpers, f);

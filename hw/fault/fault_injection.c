@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <string.h>
 
-_Static_assert(sizeof(fault_injector) == 176, "fault_injector size is documented as 176 bytes");
+_Static_assert(sizeof(fault_injector) == 208, "fault_injector size is documented as 208 bytes");
 
 static const char *const fault_point_names[FAULT_POINT_COUNT] = {
     [FAULT_SEGMENT_SPACE] = "segment_space",
@@ -20,6 +20,7 @@ static const char *const fault_point_names[FAULT_POINT_COUNT] = {
     [FAULT_DRIVER_OBJECT] = "driver_object",
     [FAULT_PRIVATE_DATA_BUFFER] = "private_data_buffer",
     [FAULT_DEVICE_REMOVED] = "device_removed",
+    [FAULT_HOST_ALLOCATION] = "host_allocation",
 };
 
 static bool fault_point_valid(enum fault_point point) {

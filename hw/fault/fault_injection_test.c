@@ -120,6 +120,7 @@ TEST(test_names_round_trip) {
       {FAULT_DRIVER_OBJECT, 2, "driver_object"},
       {FAULT_PRIVATE_DATA_BUFFER, 3, "private_data_buffer"},
       {FAULT_DEVICE_REMOVED, 4, "device_removed"},
+      {FAULT_HOST_ALLOCATION, 5, "host_allocation"},
   };
   _Static_assert(sizeof table / sizeof table[0] == FAULT_POINT_COUNT, "every point listed");
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+
+#include "alloclab/host_alloc.h"
 #include <string.h>
 #include <time.h>
 
@@ -182,7 +184,7 @@ NTSTATUS gpu_cmd_validate(const void *stream, size_t bytes, size_t readback_byte
 
 static NTSTATUS engine_copy(gpu_engine *e, gpu_as *as, uint64_t src, uint64_t dst,
                             uint64_t size) {
-  if (e->bounce == NULL) e->bounce = malloc(ENGINE_BOUNCE_BYTES);
+  if (e->bounce == NULL) e->bounce = al_host_malloc(ENGINE_BOUNCE_BYTES);
   /* Out of host memory: the same copy in smaller steps (a COPY does not fail for it). */
   uint8_t small[1024];
   uint8_t *bounce = e->bounce ? e->bounce : small;
@@ -288,7 +290,7 @@ NTSTATUS gpu_engine_create(gpu_mmu *mmu, gpu_engine_mode mode, gpu_engine **out_
       (mode != GPU_ENGINE_DETERMINISTIC && mode != GPU_ENGINE_THREADED)) {
     return STATUS_INVALID_PARAMETER;
   }
-  gpu_engine *e = calloc(1, sizeof *e);
+  gpu_engine *e = al_host_calloc(1, sizeof *e);
   if (e == NULL) return STATUS_NO_MEMORY;
   e->mmu = mmu;
   e->mode = mode;
@@ -340,7 +342,7 @@ NTSTATUS gpu_engine_submit(gpu_engine *e, const gpu_submission *sub) {
       sub->command_bytes > GPU_ENGINE_MAX_STREAM_BYTES || sub->fence == 0) {
     return STATUS_INVALID_PARAMETER;
   }
-  struct gpu_job *job = malloc(sizeof *job + sub->command_bytes);
+  struct gpu_job *job = al_host_malloc(sizeof *job + sub->command_bytes);
   if (job == NULL) return STATUS_NO_MEMORY;
   *job = (struct gpu_job){
       .as = sub->as,

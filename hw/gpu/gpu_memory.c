@@ -29,6 +29,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "alloclab/host_alloc.h"
 #include <string.h>
 #include <sys/mman.h>
 
@@ -413,7 +415,7 @@ SEG_UNTRACED static NTSTATUS seg_commit_locked(gpu_segment *s, uint64_t offset, 
     for (uint64_t i = 0; i < count; i++) {
       bool injected = fault_injector_should_fail(s->inj, FAULT_SEGMENT_SPACE);
       /* Not zeroed: a free aperture page has no stored granule, so the page reads as zero. */
-      uint8_t *page = injected ? NULL : malloc(s->page_size);
+      uint8_t *page = injected ? NULL : al_host_malloc(s->page_size);
       if (page == NULL) {
         if (injected) s->injected_failures++;
         while (i-- > 0) {
@@ -467,7 +469,7 @@ NTSTATUS gpu_segment_create(const gpu_segment_desc *desc, fault_injector *inj,
   if (desc->size == 0 || desc->size > GPU_SEGMENT_MAX_SIZE || desc->size % page_size != 0) {
     return STATUS_INVALID_PARAMETER;
   }
-  gpu_segment *s = calloc(1, sizeof *s);
+  gpu_segment *s = al_host_calloc(1, sizeof *s);
   if (s == NULL) return STATUS_NO_MEMORY;
   s->kind = desc->kind;
   s->id = desc->id;
@@ -781,7 +783,7 @@ NTSTATUS gpu_host_copy_save(gpu_segment *src, uint64_t offset, uint64_t size,
     pthread_mutex_unlock(&src->lock);
     return GPU_STATUS_PAGE_FAULT;
   }
-  gpu_host_copy *copy = malloc(header);
+  gpu_host_copy *copy = al_host_malloc(header);
   NTSTATUS st = copy != NULL ? STATUS_SUCCESS : STATUS_NO_MEMORY;
   if (copy != NULL) {
     copy->size = size;
@@ -791,7 +793,7 @@ NTSTATUS gpu_host_copy_save(gpu_segment *src, uint64_t offset, uint64_t size,
     for (uint64_t i = 0; i < block_count && NT_SUCCESS(st); i++) {
       const uint64_t at = offset + (i << SEG_GRANULE_SHIFT), n = host_copy_block_bytes(copy, i);
       if (!seg_any_stored(src, at, n)) continue; /* zeros: no block */
-      copy->block[i] = malloc((size_t)n);
+      copy->block[i] = al_host_malloc((size_t)n);
       if (copy->block[i] == NULL) {
         st = STATUS_NO_MEMORY;
       } else {

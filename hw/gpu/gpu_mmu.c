@@ -16,6 +16,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "alloclab/host_alloc.h"
 #include <string.h>
 
 /* A page-table page: 512 entries plus the number of non-zero ones. */
@@ -105,7 +107,7 @@ static struct gpu_pt *pt_alloc(gpu_as *as) {
     as->st.injected_failures++;
     return NULL;
   }
-  struct gpu_pt *t = calloc(1, sizeof *t);
+  struct gpu_pt *t = al_host_calloc(1, sizeof *t);
   if (t == NULL) return NULL;
   as->st.pt_pages++;
   as->st.pt_bytes += sizeof *t;
@@ -305,7 +307,7 @@ void gpu_mmu_fault_clear(gpu_mmu *mmu) {
 
 NTSTATUS gpu_mmu_create(fault_injector *inj, gpu_mmu **out_mmu) {
   if (out_mmu == NULL) return STATUS_INVALID_PARAMETER;
-  gpu_mmu *mmu = calloc(1, sizeof *mmu);
+  gpu_mmu *mmu = al_host_calloc(1, sizeof *mmu);
   if (mmu == NULL) return STATUS_NO_MEMORY;
   if (pthread_mutex_init(&mmu->lock, NULL) != 0) {
     free(mmu);
@@ -369,12 +371,12 @@ uint64_t gpu_mmu_segment_mapped_bytes(gpu_mmu *mmu, const gpu_segment *segment) 
 
 NTSTATUS gpu_as_create(gpu_mmu *mmu, gpu_as **out_as) {
   if (mmu == NULL || out_as == NULL) return STATUS_INVALID_PARAMETER;
-  gpu_as *as = calloc(1, sizeof *as);
+  gpu_as *as = al_host_calloc(1, sizeof *as);
   if (as == NULL) return STATUS_NO_MEMORY;
   as->mmu = mmu;
   as->va_hash_bits = VA_HASH_INITIAL_BITS;
   as->va_hash_mask = (UINT64_C(1) << VA_HASH_INITIAL_BITS) - 1;
-  as->va_hash = calloc((size_t)as->va_hash_mask + 1, sizeof *as->va_hash);
+  as->va_hash = al_host_calloc((size_t)as->va_hash_mask + 1, sizeof *as->va_hash);
   as->va_bump = GPU_PAGE_SIZE; /* page 0 is never handed out */
   if (as->va_hash == NULL) goto fail;
   as->root = pt_alloc(as);
@@ -447,7 +449,7 @@ static struct gpu_va_block *va_find(const gpu_as *as, uint64_t va) {
 static void va_hash_maybe_grow(gpu_as *as) {
   if (as->va_blocks <= 2 * (as->va_hash_mask + 1) || as->va_hash_bits >= 40) return;
   uint32_t bits = as->va_hash_bits + 1;
-  struct gpu_va_block **table = calloc((size_t)1 << bits, sizeof *table);
+  struct gpu_va_block **table = al_host_calloc((size_t)1 << bits, sizeof *table);
   if (table == NULL) return;
   struct gpu_va_block **old = as->va_hash;
   uint64_t old_buckets = as->va_hash_mask + 1;
@@ -513,7 +515,7 @@ NTSTATUS gpu_va_reserve(gpu_as *as, uint64_t size, uint64_t alignment, uint64_t 
     for (uint64_t g = as->va_bump; g < aligned; g += g & (~g + 1)) pieces++;
     uint32_t got = 0;
     for (; got <= pieces; got++) {
-      fresh[got] = calloc(1, sizeof **fresh);
+      fresh[got] = al_host_calloc(1, sizeof **fresh);
       if (fresh[got] == NULL) break;
     }
     if (got <= pieces) {

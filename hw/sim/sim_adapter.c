@@ -6,6 +6,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "alloclab/host_alloc.h"
 #include <string.h>
 
 #include "sim_internal.h"
@@ -135,7 +137,7 @@ sim_device *sim_device_from(HANDLE handle) {
 
 void *sim_object_alloc(sim_adapter *adapter, size_t bytes) {
   if (fault_injector_should_fail(adapter->faults, FAULT_DRIVER_OBJECT)) return NULL;
-  return malloc(bytes);
+  return al_host_malloc(bytes);
 }
 
 bool sim_check_removed(sim_adapter *adapter) {
@@ -179,7 +181,7 @@ NTSTATUS APIENTRY sim_ddi_add_device(const PDEVICE_OBJECT PhysicalDeviceObject, 
   NTSTATUS status = sim_config_read(PhysicalDeviceObject, &config);
   if (!NT_SUCCESS(status)) return status;
 
-  sim_adapter *adapter = calloc(1, sizeof *adapter);
+  sim_adapter *adapter = al_host_calloc(1, sizeof *adapter);
   if (!adapter) return STATUS_NO_MEMORY;
   if (pthread_mutex_init(&adapter->lock, NULL) != 0) {
     free(adapter);

@@ -6,6 +6,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "alloclab/host_alloc.h"
 #include <string.h>
 
 #include "sim_internal.h"
@@ -267,11 +269,11 @@ static NTSTATUS submit(sim_adapter *adapter, sim_device *device, const DXGKARG_S
   UCHAR *stream = NULL;
   if (stream_bytes) {
     if (fault_injector_should_fail(adapter->faults, FAULT_PRIVATE_DATA_BUFFER) ||
-        (stream = malloc(stream_bytes)) == NULL)
+        (stream = al_host_malloc(stream_bytes)) == NULL)
       return STATUS_NO_MEMORY;
     memcpy(stream, (const UCHAR *)args->pAlDmaBuffer + args->DmaBufferSubmissionStartOffset, stream_bytes);
   }
-  sim_target *targets = n ? malloc((size_t)n * sizeof *targets) : NULL;
+  sim_target *targets = n ? al_host_malloc((size_t)n * sizeof *targets) : NULL;
   if (n && !targets) {
     free(stream);
     return STATUS_NO_MEMORY;
@@ -306,7 +308,7 @@ static NTSTATUS submit(sim_adapter *adapter, sim_device *device, const DXGKARG_S
   sim_submission *record = NULL;
   size_t record_bytes = sizeof *record + plan.check_count * sizeof(sim_check) + (size_t)plan.check_bytes;
   if (NT_SUCCESS(status)) {
-    gpu = plan.gpu_bytes ? malloc(plan.gpu_bytes) : NULL;
+    gpu = plan.gpu_bytes ? al_host_malloc(plan.gpu_bytes) : NULL;
     record = sim_object_alloc(adapter, record_bytes);
     if ((plan.gpu_bytes && !gpu) || !record) status = STATUS_NO_MEMORY;
   }

@@ -28,7 +28,10 @@
  *    allowed segment gives {INVALID_PARAMETER (miniport), NO_VIDEO_MEMORY (port)}.
  *  - Fault injection: when the caller reports that an injected failure happened during the call,
  *    the creating calls may also return STATUS_NO_MEMORY, STATUS_DEVICE_REMOVED or
- *    STATUS_NO_VIDEO_MEMORY (fz_prediction.allowed_if_faulted). Once the adapter is removed,
+ *    STATUS_NO_VIDEO_MEMORY (fz_prediction.allowed_if_faulted), and destroy_allocations and
+ *    destroy_resource STATUS_NO_MEMORY (an injected host-allocation failure before they change
+ *    anything; a failed call must still change nothing). destroy_device, gpu_run, fence_wait and
+ *    query must not fail for an injected fault. Once the adapter is removed,
  *    every creating call predicts STATUS_DEVICE_REMOVED; destroys still work.
  *  - Handle validity, live counts (devices, resources, allocations), the submitted fence, a
  *    query's resource / owner / last fence are exact. Bounded: the completed fence; deferred

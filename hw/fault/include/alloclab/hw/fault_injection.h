@@ -73,8 +73,13 @@ enum fault_point {
   FAULT_PRIVATE_DATA_BUFFER = 3,
   /* "device_removed": a DDI finds the device removed part-way through the call. */
   FAULT_DEVICE_REMOVED = 4,
+  /* "host_allocation": any host allocation (malloc/calloc/realloc) of the port, the sim
+   * miniport or the simulated GPU. hw/fault does not ask it itself: those allocations go through
+   * alloclab/host_alloc.h, whose process-wide hook (alloclab/testing.h) a test or fuzzer bridges
+   * to this point of its adapter's injector, so the point counts and fails like the others. */
+  FAULT_HOST_ALLOCATION = 5,
   /* Number of ids (array size); not a point. */
-  FAULT_POINT_COUNT = 5
+  FAULT_POINT_COUNT = 6
 };
 
 /* fault_injector_arm() @repeat value: fail every call from the nth on, until disarmed. */
@@ -96,7 +101,7 @@ struct fault_injector_point_state {
 
 /*
  * struct fault_injector - one adapter's fault injector. Visible so callers can embed it
- * (176 bytes); only fault_injector_*() may touch the fields.
+ * (208 bytes); only fault_injector_*() may touch the fields.
  * @seq: sequence word of the windows: odd while an arm/disarm is writing them.
  * @lock: spin lock serialising writers (arm, disarm); 0 = free.
  */
