@@ -494,12 +494,20 @@ void fz_model_predict(const fz_model *m, const fz_model_args *a, fz_prediction *
       break;
     }
     if (reserved) err(&v, FZ_ST_INVALID_PARAMETER, "out_fence is NULL");
-    if (bad_data) err(&v, FZ_ST_INVALID_PARAMETER, "bad command stream");
     if (a->list_length > AL_MAX_ALLOCATIONS_PER_CALL) err(&v, FZ_ST_INVALID_PARAMETER, "count above the maximum");
     if (null_list && a->list_length != 0) err(&v, FZ_ST_INVALID_PARAMETER, "the list is NULL");
     int d = find_device(m, a->device);
     if (d < 0) err(&v, FZ_ST_INVALID_HANDLE, "not a live device");
     if (!null_list) check_list(m, a, d, false, &v);
+    if (bad_data && v.errs == 0) {
+      /* The miniport rejects the stream (DxgkDdiSubmitCommand), after the port has checked the
+       * call and paged its allocations in: under memory pressure the paging may fail first. */
+      hard |= FZ_ST_INVALID_PARAMETER;
+      if (m->pressure_seen) hard |= FZ_ST_NO_VIDEO_MEMORY;
+      v.reason = "bad command stream";
+    } else if (bad_data) {
+      err(&v, FZ_ST_INVALID_PARAMETER, "bad command stream");
+    }
     if (m->pressure_seen) extra |= FZ_ST_NO_VIDEO_MEMORY;
     break;
   }
