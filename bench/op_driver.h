@@ -14,6 +14,20 @@
  * setup" population in the tail). The percentile comes from the run Google
  * Benchmark keeps (the last one, sized to reach --benchmark_min_time of percentile time); with
  * repetitions, the usual aggregates are taken over the runs' percentiles.
+ *
+ * DOC: Tracing each operation (ALLOCLAB_LATENCY_TRACE)
+ * To tell a tail the port makes from one the host makes, set ALLOCLAB_LATENCY_TRACE=FILE: every
+ * latency run then also writes one line per timed operation to FILE (created or truncated at
+ * the first latency run of the process; tab-separated; '#' lines are the column names and one
+ * header per run, "# run K: <trace_name> p<percentile>"):
+ *   run, op (0-based in the run), wall_ns (the time the histogram records),
+ *   thread_cpu_ns (CLOCK_THREAD_CPUTIME_ID over the same operation plus one clock read),
+ *   involuntary_switches, voluntary_switches (getrusage(RUSAGE_THREAD) deltas: the thread was
+ *   preempted / blocked during the operation), cpu_changed (1: it ran on another CPU after).
+ * The extra reads happen outside the two CLOCK_MONOTONIC reads that time the operation, so the
+ * recorded wall time is the same measurement as without the trace. Every run is written,
+ * Google Benchmark's sizing runs included. A FILE that cannot be written ends the run with the
+ * error "ALLOCLAB_LATENCY_TRACE: cannot write 'FILE': <reason>". Latency runs are one thread.
  */
 #ifndef ALLOCLAB_BENCH_OP_DRIVER_H
 #define ALLOCLAB_BENCH_OP_DRIVER_H
@@ -31,6 +45,7 @@ typedef struct op_driver {
   /* Untimed: clean up after the chunk's operations (NULL: nothing). */
   NTSTATUS (*finish)(void *ctx, uint32_t count);
   const char *prepare_what, *op_what, *finish_what; /* for error messages */
+  const char *trace_name; /* latency runs: names the run in ALLOCLAB_LATENCY_TRACE (NULL: op_what) */
 } op_driver;
 
 /* What one run measured. */

@@ -146,6 +146,9 @@ static void run_teardown(al_bench_state *state, al_adapter *adapter, const al_ha
                          uint32_t n, const bench_private_data *data, bench_scratch *scratch, double percentile) {
   teardown_ctx c = {.adapter = adapter, .devices = devices, .holders = holders, .n = n, .data = data, .scratch = scratch};
   op_driver d = teardown_driver(&c);
+  char trace_name[64];
+  snprintf(trace_name, sizeof trace_name, "teardown devices:%u allocations:%u", holders, n);
+  d.trace_name = trace_name;
   if (percentile >= 0) d.chunk = 1; /* latency: each teardown right after its setup */
   op_result r;
   if (!op_drive(state, &d, percentile, &r)) return;
@@ -286,6 +289,9 @@ static void run_create(al_bench_state *state, double percentile) {
   /* Latency: one create per chunk, so each follows the previous one's teardown alike. */
   op_driver d = {.ctx = &c, .chunk = percentile >= 0 ? 1 : chunk_for(n), .op = create_op, .finish = create_finish,
                  .op_what = "al_allocation_create (resource)", .finish_what = "al_allocation_destroy (resource)"};
+  char trace_name[64];
+  snprintf(trace_name, sizeof trace_name, "create allocations:%u", n);
+  d.trace_name = trace_name;
   op_result r;
   if (op_drive(state, &d, percentile, &r)) {
     set_per_allocation(state, "ns_per_allocation", &r, n);

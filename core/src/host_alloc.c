@@ -38,6 +38,11 @@ void *al_host_calloc(size_t count, size_t size) {
   return injected_failure(bytes) || overflows ? NULL : calloc(count, size);
 }
 
+void *al_host_aligned_alloc(size_t alignment, size_t bytes) {
+  bool legal = alignment != 0 && (alignment & (alignment - 1)) == 0 && bytes % alignment == 0;
+  return injected_failure(bytes) || !legal ? NULL : aligned_alloc(alignment, bytes);
+}
+
 void *al_host_realloc(void *block, size_t bytes) {
   return injected_failure(bytes) ? NULL : realloc(block, bytes);
 }

@@ -94,5 +94,22 @@ TEST(test_calloc_overflow_saturates) {
   free(p);
 }
 
+TEST(test_aligned_alloc) {
+  void *p = al_host_aligned_alloc(4096, 8192);
+  assert_ptr_ne(p, NULL, "an aligned block with no hook");
+  expect_u64_eq((uintptr_t)p % 4096, 0, "4 KiB aligned");
+  free(p);
+  expect_ptr_eq(al_host_aligned_alloc(3000, 6000), NULL, "an alignment that is not a power of two fails");
+  expect_ptr_eq(al_host_aligned_alloc(4096, 5000), NULL, "a size that is not a multiple of the alignment fails");
+  counting_hook h = {.nth = 1};
+  al_host_alloc_fault hook = {counting_should_fail, &h};
+  al_testing_set_host_alloc_fault(&hook);
+  void *q = al_host_aligned_alloc(4096, 4096);
+  al_testing_set_host_alloc_fault(NULL);
+  expect_ptr_eq(q, NULL, "the hook fails an aligned allocation too");
+  expect_u64_eq(h.last_bytes, 4096, "and is asked about its size");
+  free(q);
+}
+
 RUN_TESTS(T(test_no_hook_allocates), T(test_nth_fails_once), T(test_forever_fails_every_kind),
-          T(test_calloc_overflow_saturates))
+          T(test_calloc_overflow_saturates), T(test_aligned_alloc))

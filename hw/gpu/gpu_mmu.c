@@ -20,12 +20,24 @@
 #include "alloclab/host_alloc.h"
 #include <string.h>
 
-/* A page-table page: 512 entries plus the number of non-zero ones. */
+/*
+ * A page-table page: 512 entries and nothing else, so that it is exactly one 4 KiB allocation
+ * (a header of even 8 bytes would push it into the allocator's next size class: 5 KiB with
+ * jemalloc). Its bookkeeping, the number of non-zero entries, lives in the pointer entry that
+ * links it (PTE_COUNT_*), the root's in the address space's root_entry; table pages are 4 KiB
+ * aligned so the address leaves those bits free.
+ */
 struct gpu_pt {
   uint64_t e[GPU_PT_ENTRIES];
-  uint32_t used;
 };
-_Static_assert(sizeof(struct gpu_pt) == 4104, "table page size is documented as 4104 bytes");
+_Static_assert(sizeof(struct gpu_pt) == 4096, "table page size is documented as 4096 bytes");
+
+/* Live-entry count of the linked table, in bits 2..11 of a pointer entry (0..512 fits in 10). */
+#define PTE_COUNT_SHIFT 2u
+#define PTE_COUNT_ONE (UINT64_C(1) << PTE_COUNT_SHIFT)
+#define PTE_COUNT_MASK (UINT64_C(0x3FF) << PTE_COUNT_SHIFT)
+#define PTE_TABLE_ADDRESS_MASK (~UINT64_C(0xFFF))
+_Static_assert(GPU_PT_ENTRIES <= (PTE_COUNT_MASK >> PTE_COUNT_SHIFT), "count fits its bits");
 
 /* One VA block: reserved or on its order's free list; always in the hash of block starts. */
 struct gpu_va_block {
@@ -57,7 +69,7 @@ struct gpu_as {
   uint64_t pins; /* atomics */
   pthread_mutex_t lock;
   /* Protected by @lock. */
-  struct gpu_pt *root;
+  uint64_t root_entry; /* a pointer entry to the root table (its address and live count) */
   gpu_as_stats st; /* va_* fields are filled from the allocator at snapshot time */
   struct gpu_va_block *va_free[GPU_VA_ORDERS];
   struct gpu_va_block **va_hash;
@@ -78,8 +90,19 @@ static unsigned pt_index(uint64_t va, int level) {
 }
 
 static struct gpu_pt *pte_table(uint64_t e) {
-  return (struct gpu_pt *)(uintptr_t)(e & ~UINT64_C(0xF));
+  return (struct gpu_pt *)(uintptr_t)(e & PTE_TABLE_ADDRESS_MASK);
 }
+
+/* The live-entry count of the table a pointer entry links. */
+static uint32_t pte_table_used(uint64_t e) {
+  return (uint32_t)((e & PTE_COUNT_MASK) >> PTE_COUNT_SHIFT);
+}
+
+static uint64_t make_table_entry(struct gpu_pt *t) {
+  return (uint64_t)(uintptr_t)t | GPU_PTE_VALID | GPU_PTE_TABLE;
+}
+
+static struct gpu_pt *as_root(const gpu_as *as) { return pte_table(as->root_entry); }
 
 static bool pte_is_table(uint64_t e) { return (e & GPU_PTE_TABLE) != 0; }
 
@@ -107,8 +130,10 @@ static struct gpu_pt *pt_alloc(gpu_as *as) {
     as->st.injected_failures++;
     return NULL;
   }
-  struct gpu_pt *t = al_host_calloc(1, sizeof *t);
+  /* 4 KiB aligned: the low 12 bits of a pointer entry hold flags and the count. */
+  struct gpu_pt *t = al_host_aligned_alloc(sizeof *t, sizeof *t);
   if (t == NULL) return NULL;
+  memset(t, 0, sizeof *t);
   as->st.pt_pages++;
   as->st.pt_bytes += sizeof *t;
   as->st.tables_allocated++;
@@ -122,22 +147,23 @@ static void pt_free(gpu_as *as, struct gpu_pt *t) {
   as->st.tables_freed++;
 }
 
-/* The table under entry @i of @t, allocated when missing; NULL when allocation failed. */
-static struct gpu_pt *pt_ensure(gpu_as *as, struct gpu_pt *t, unsigned i) {
-  uint64_t e = t->e[i];
-  if (e != 0) return pte_table(e); /* callers checked the range is free: never a leaf */
+/* The pointer entry @i of the table that @ref links, its table allocated when missing (and
+ * counted in @ref); NULL when allocation failed. */
+static uint64_t *pt_ensure(gpu_as *as, uint64_t *ref, unsigned i) {
+  uint64_t *slot = &pte_table(*ref)->e[i];
+  if (*slot != 0) return slot; /* callers checked the range is free: never a leaf */
   struct gpu_pt *child = pt_alloc(as);
   if (child == NULL) return NULL;
-  t->e[i] = (uint64_t)(uintptr_t)child | GPU_PTE_VALID | GPU_PTE_TABLE;
-  t->used++;
+  *slot = make_table_entry(child);
+  *ref += PTE_COUNT_ONE;
   as->st.pde_writes++;
-  return child;
+  return slot;
 }
 
 /* Walks @va to its leaf. Returns the leaf (0: unmapped) and its page size. */
 static uint64_t pt_lookup(const gpu_as *as, uint64_t va, uint64_t *out_page_size) {
   if (va >= GPU_VA_LIMIT) return 0;
-  const struct gpu_pt *t = as->root;
+  const struct gpu_pt *t = as_root(as);
   for (int level = 4; level >= 1; level--) {
     uint64_t e = t->e[pt_index(va, level)];
     if (e == 0) return 0;
@@ -195,22 +221,24 @@ static bool pt_range_full(const struct gpu_pt *t, int level, uint64_t base, uint
   return true;
 }
 
-/* Clears every leaf in [lo, hi) (a large leaf there must lie inside it) and frees the tables
- * it empties. @unmapped[id] accumulates the 4 KiB pages unmapped per segment. */
-static void pt_clear(gpu_as *as, struct gpu_pt *t, int level, uint64_t base, uint64_t lo,
+/* Clears every leaf in [lo, hi) of the table @ref links (a large leaf there must lie inside
+ * the range) and frees the tables it empties; @ref's count drops by the entries cleared.
+ * @unmapped[id] accumulates the 4 KiB pages unmapped per segment. */
+static void pt_clear(gpu_as *as, uint64_t *ref, int level, uint64_t base, uint64_t lo,
                      uint64_t hi, uint64_t *unmapped) {
+  struct gpu_pt *t = pte_table(*ref);
   unsigned i0, i1;
   pt_span(level, base, lo, hi, &i0, &i1);
   uint64_t span = UINT64_C(1) << level_shift(level);
+  uint64_t cleared = 0;
   for (unsigned i = i0; i <= i1; i++) {
     uint64_t e = t->e[i];
     if (e == 0) continue;
     if (pte_is_table(e)) {
       uint64_t cb = base + i * span;
-      struct gpu_pt *child = pte_table(e);
-      pt_clear(as, child, level - 1, cb, max_u64(lo, cb), min_u64(hi, cb + span), unmapped);
-      if (child->used != 0) continue;
-      pt_free(as, child);
+      pt_clear(as, &t->e[i], level - 1, cb, max_u64(lo, cb), min_u64(hi, cb + span), unmapped);
+      if (pte_table_used(t->e[i]) != 0) continue;
+      pt_free(as, pte_table(e));
       as->st.pde_writes++;
     } else {
       unmapped[pte_segment_id(e)] += span / GPU_PAGE_SIZE;
@@ -222,25 +250,26 @@ static void pt_clear(gpu_as *as, struct gpu_pt *t, int level, uint64_t base, uin
       as->st.pte_writes++;
     }
     t->e[i] = 0;
-    t->used--;
+    cleared++;
   }
+  *ref -= cleared * PTE_COUNT_ONE;
 }
 
 /* Frees the empty non-root tables on @va's path, bottom-up. */
 static void pt_prune(gpu_as *as, uint64_t va) {
-  struct gpu_pt *path[GPU_PT_LEVELS + 1];
+  uint64_t *ref[GPU_PT_LEVELS + 1]; /* ref[level]: the pointer entry of @va's level table */
   int level = 4;
-  path[4] = as->root;
+  ref[4] = &as->root_entry;
   while (level > 1) {
-    uint64_t e = path[level]->e[pt_index(va, level)];
-    if (e == 0 || !pte_is_table(e)) break;
-    path[level - 1] = pte_table(e);
+    uint64_t *slot = &pte_table(*ref[level])->e[pt_index(va, level)];
+    if (*slot == 0 || !pte_is_table(*slot)) break;
+    ref[level - 1] = slot;
     level--;
   }
-  for (; level < 4 && path[level]->used == 0; level++) {
-    pt_free(as, path[level]);
-    path[level + 1]->e[pt_index(va, level + 1)] = 0;
-    path[level + 1]->used--;
+  for (; level < 4 && pte_table_used(*ref[level]) == 0; level++) {
+    pt_free(as, pte_table(*ref[level]));
+    *ref[level] = 0;
+    *ref[level + 1] -= PTE_COUNT_ONE;
     as->st.pde_writes++;
   }
 }
@@ -379,10 +408,11 @@ NTSTATUS gpu_as_create(gpu_mmu *mmu, gpu_as **out_as) {
   as->va_hash = al_host_calloc((size_t)as->va_hash_mask + 1, sizeof *as->va_hash);
   as->va_bump = GPU_PAGE_SIZE; /* page 0 is never handed out */
   if (as->va_hash == NULL) goto fail;
-  as->root = pt_alloc(as);
-  if (as->root == NULL) goto fail;
+  struct gpu_pt *root = pt_alloc(as);
+  if (root == NULL) goto fail;
+  as->root_entry = make_table_entry(root);
   if (pthread_mutex_init(&as->lock, NULL) != 0) {
-    pt_free(as, as->root);
+    pt_free(as, root);
     goto fail;
   }
   pthread_mutex_lock(&mmu->lock);
@@ -406,9 +436,9 @@ void gpu_as_destroy(gpu_as *as) {
     abort();
   }
   uint64_t unmapped[GPU_SEGMENT_MAX_ID + 1] = {0};
-  pt_clear(as, as->root, 4, 0, GPU_PAGE_SIZE, GPU_VA_LIMIT, unmapped);
+  pt_clear(as, &as->root_entry, 4, 0, GPU_PAGE_SIZE, GPU_VA_LIMIT, unmapped);
   mmu_account_unmapped(as->mmu, unmapped);
-  pt_free(as, as->root);
+  pt_free(as, as_root(as));
   for (uint64_t b = 0; b <= as->va_hash_mask; b++) {
     struct gpu_va_block *blk = as->va_hash[b];
     while (blk != NULL) {
@@ -560,7 +590,7 @@ NTSTATUS gpu_va_release(gpu_as *as, uint64_t va) {
   struct gpu_va_block *b = va_find(as, va);
   if (b != NULL && !b->free) {
     uint64_t bytes = GPU_PAGE_SIZE << b->order;
-    if (pt_range_empty(as->root, 4, 0, va, va + bytes)) {
+    if (pt_range_empty(as_root(as), 4, 0, va, va + bytes)) {
       va_push_free(as, b);
       as->st.va_reserved_blocks--;
       as->st.va_reserved_bytes -= bytes;
@@ -588,7 +618,7 @@ NTSTATUS gpu_as_map(gpu_as *as, uint64_t va, gpu_segment *segment, uint64_t phys
   if (mmu_segment(as->mmu, id) != segment) return STATUS_INVALID_PARAMETER;
 
   pthread_mutex_lock(&as->lock);
-  if (!pt_range_empty(as->root, 4, 0, va, va + size)) {
+  if (!pt_range_empty(as_root(as), 4, 0, va, va + size)) {
     pthread_mutex_unlock(&as->lock);
     return STATUS_INVALID_PARAMETER;
   }
@@ -598,34 +628,37 @@ NTSTATUS gpu_as_map(gpu_as *as, uint64_t va, gpu_segment *segment, uint64_t phys
   while (done < size) {
     uint64_t v = va + done;
     uint64_t p = phys_offset + done;
-    struct gpu_pt *l3 = pt_ensure(as, as->root, pt_index(v, 4));
-    struct gpu_pt *l2 = l3 == NULL ? NULL : pt_ensure(as, l3, pt_index(v, 3));
-    if (l2 == NULL) {
+    uint64_t *l3_ref = pt_ensure(as, &as->root_entry, pt_index(v, 4));
+    uint64_t *l2_ref = l3_ref == NULL ? NULL : pt_ensure(as, l3_ref, pt_index(v, 3));
+    if (l2_ref == NULL) {
       st = STATUS_NO_MEMORY;
       break;
     }
     unsigned i2 = pt_index(v, 2);
     if (allow_large && ((v | p) & (GPU_LARGE_PAGE_SIZE - 1)) == 0 &&
         size - done >= GPU_LARGE_PAGE_SIZE) {
-      l2->e[i2] = make_leaf(id, p, flags, true);
-      l2->used++;
+      pte_table(*l2_ref)->e[i2] = make_leaf(id, p, flags, true);
+      *l2_ref += PTE_COUNT_ONE;
       as->st.pte_writes++;
       as->st.mapped_2m++;
       done += GPU_LARGE_PAGE_SIZE;
       continue;
     }
-    struct gpu_pt *l1 = pt_ensure(as, l2, i2);
-    if (l1 == NULL) {
+    uint64_t *l1_ref = pt_ensure(as, l2_ref, i2);
+    if (l1_ref == NULL) {
       st = STATUS_NO_MEMORY;
       break;
     }
+    struct gpu_pt *l1 = pte_table(*l1_ref);
+    uint64_t written = 0;
     for (unsigned i1 = pt_index(v, 1); i1 < GPU_PT_ENTRIES && done < size; i1++) {
       l1->e[i1] = make_leaf(id, phys_offset + done, flags, false);
-      l1->used++;
-      as->st.pte_writes++;
-      as->st.mapped_4k++;
+      written++;
       done += GPU_PAGE_SIZE;
     }
+    *l1_ref += written * PTE_COUNT_ONE;
+    as->st.pte_writes += written;
+    as->st.mapped_4k += written;
   }
   __atomic_add_fetch(&as->mmu->mapped_pages[id], done / GPU_PAGE_SIZE, __ATOMIC_RELAXED);
   if (st == STATUS_SUCCESS) {
@@ -633,7 +666,7 @@ NTSTATUS gpu_as_map(gpu_as *as, uint64_t va, gpu_segment *segment, uint64_t phys
   } else {
     /* Roll back: clear what was written, then free tables allocated for the failed step. */
     uint64_t unmapped[GPU_SEGMENT_MAX_ID + 1] = {0};
-    if (done > 0) pt_clear(as, as->root, 4, 0, va, va + done, unmapped);
+    if (done > 0) pt_clear(as, &as->root_entry, 4, 0, va, va + done, unmapped);
     pt_prune(as, va + done);
     mmu_account_unmapped(as->mmu, unmapped);
   }
@@ -648,9 +681,9 @@ NTSTATUS gpu_as_unmap(gpu_as *as, uint64_t va, uint64_t size) {
   }
   pthread_mutex_lock(&as->lock);
   NTSTATUS st = STATUS_INVALID_PARAMETER;
-  if (pt_range_full(as->root, 4, 0, va, va + size)) {
+  if (pt_range_full(as_root(as), 4, 0, va, va + size)) {
     uint64_t unmapped[GPU_SEGMENT_MAX_ID + 1] = {0};
-    pt_clear(as, as->root, 4, 0, va, va + size, unmapped);
+    pt_clear(as, &as->root_entry, 4, 0, va, va + size, unmapped);
     mmu_account_unmapped(as->mmu, unmapped);
     as->st.unmaps++;
     st = STATUS_SUCCESS;
@@ -668,7 +701,7 @@ NTSTATUS gpu_as_unmap_known(gpu_as *as, uint64_t va, uint64_t size) {
   }
   uint64_t unmapped[GPU_SEGMENT_MAX_ID + 1] = {0};
   pthread_mutex_lock(&as->lock);
-  pt_clear(as, as->root, 4, 0, va, va + size, unmapped);
+  pt_clear(as, &as->root_entry, 4, 0, va, va + size, unmapped);
   mmu_account_unmapped(as->mmu, unmapped);
   as->st.unmaps++;
   pthread_mutex_unlock(&as->lock);
@@ -690,7 +723,7 @@ NTSTATUS gpu_as_unmap_release(gpu_as *as, uint64_t va) {
     bool straddled = bytes < GPU_LARGE_PAGE_SIZE && pt_lookup(as, va, &page_size) != 0 &&
                      page_size > bytes;
     if (!straddled) {
-      pt_clear(as, as->root, 4, 0, va, va + bytes, unmapped);
+      pt_clear(as, &as->root_entry, 4, 0, va, va + bytes, unmapped);
       mmu_account_unmapped(as->mmu, unmapped);
       va_push_free(as, b);
       as->st.va_reserved_blocks--;
@@ -836,8 +869,10 @@ struct pt_census {
   bool ok;
 };
 
-static void pt_check_table(const gpu_as *as, const struct gpu_pt *t, int level, uint64_t base,
+/* Checks the table that pointer entry @ref links (and its subtree). */
+static void pt_check_table(const gpu_as *as, uint64_t ref, int level, uint64_t base,
                            struct pt_census *c) {
+  const struct gpu_pt *t = pte_table(ref);
   c->tables++;
   uint32_t used = 0;
   uint64_t span = UINT64_C(1) << level_shift(level);
@@ -853,14 +888,13 @@ static void pt_check_table(const gpu_as *as, const struct gpu_pt *t, int level, 
         c->ok = false;
         continue;
       }
-      const struct gpu_pt *child = pte_table(e);
-      if (child->used == 0) {
+      if (pte_table_used(e) == 0) {
         fprintf(stderr, "gpu_as_check: AS %" PRIu32 " VA 0x%" PRIx64
                 ": empty level-%d table kept (found 0 entries, expected > 0)\n", as->id, va,
                 level - 1);
         c->ok = false;
       }
-      pt_check_table(as, child, level - 1, va, c);
+      pt_check_table(as, e, level - 1, va, c);
     } else if (level == 1) {
       c->leaves_4k++;
     } else if (level == 2 && (e & GPU_PTE_LARGE)) {
@@ -874,10 +908,10 @@ static void pt_check_table(const gpu_as *as, const struct gpu_pt *t, int level, 
     fprintf(stderr, "gpu_as_check: AS %" PRIu32 ": page 0 is mapped\n", as->id);
     c->ok = false;
   }
-  if (used != t->used) {
+  if (used != pte_table_used(ref)) {
     fprintf(stderr, "gpu_as_check: AS %" PRIu32 " level-%d table at VA 0x%" PRIx64
             ": %" PRIu32 " live entries (found), count says %" PRIu32 " (expected)\n",
-            as->id, level, base, used, t->used);
+            as->id, level, base, used, pte_table_used(ref));
     c->ok = false;
   }
 }
@@ -886,7 +920,7 @@ bool gpu_as_check(gpu_as *as) {
   if (as == NULL) return false;
   struct pt_census c = {.ok = true};
   pthread_mutex_lock(&as->lock);
-  pt_check_table(as, as->root, 4, 0, &c);
+  pt_check_table(as, as->root_entry, 4, 0, &c);
   const struct {
     const char *what;
     uint64_t found, expected;

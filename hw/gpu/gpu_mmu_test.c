@@ -13,7 +13,10 @@
 #define GIB (UINT64_C(1024) * MIB)
 #define PAGE GPU_PAGE_SIZE
 #define LARGE GPU_LARGE_PAGE_SIZE
-#define PT_PAGE_BYTES UINT64_C(4104)
+/* A table page is its 512 eight-byte entries and nothing more: its live-entry count is kept in
+ * the pointer entry that links it, so the page is one 4 KiB allocation (an 8-byte header would
+ * make it 4104 bytes, which jemalloc rounds up to a 5 KiB block). */
+#define PT_PAGE_BYTES UINT64_C(4096)
 
 static gpu_as_stats as_stats(gpu_as *as) {
   gpu_as_stats st;
@@ -61,7 +64,7 @@ TEST(test_map_translate_basic) {
   /* Page-table cost of one isolated mapping: root + one table per level below it. */
   gpu_as_stats st = as_stats(f.as);
   expect_u64_eq(st.pt_pages, 4, "root, level 3, level 2, level 1");
-  expect_u64_eq(st.pt_bytes, 4 * PT_PAGE_BYTES, "4104 bytes per table page");
+  expect_u64_eq(st.pt_bytes, 4 * PT_PAGE_BYTES, "4096 bytes per table page");
   expect_u64_eq(st.mapped_4k, 3, "three leaves");
   expect_u64_eq(gpu_mmu_segment_mapped_bytes(f.mmu, f.mem), 3 * PAGE, "mapped bytes");
   assert_status(gpu_as_unmap(f.as, va, 3 * PAGE), STATUS_SUCCESS, "unmap");
@@ -169,6 +172,35 @@ TEST(test_unmap_cost_proportional_to_pages) {
     expect_u64_eq(after.pte_writes - before.pte_writes, large, "O(1) per large page");
   }
   assert_status(gpu_as_unmap(f.as, 1 * GIB, PAGE), STATUS_SUCCESS, "unmap neighbour");
+  gpu_fixture_fini(&f);
+}
+
+/* A table's live-entry count lives in the pointer entry that links it (10 bits): a level-1
+ * table holding all 512 leaves keeps its count, loses none of it leaf by leaf, and is freed
+ * with its last leaf, not before. */
+TEST(test_full_table_keeps_its_count) {
+  gpu_fixture f;
+  assert_true(gpu_fixture_init(&f, GPU_SEGMENT_PAGE_4K, 0), "fixture");
+  const uint64_t va = 1 * GIB; /* 2 MiB aligned: one whole level-1 table */
+  assert_status(gpu_as_map(f.as, va, f.mem, 0, GPU_PT_ENTRIES * PAGE, GPU_MAP_NO_LARGE_PAGES),
+                STATUS_SUCCESS, "map 512 small pages");
+  gpu_as_stats st = as_stats(f.as);
+  expect_u64_eq(st.pt_pages, 4, "root, level 3, level 2 and one full level-1 table");
+  expect_u64_eq(st.mapped_4k, GPU_PT_ENTRIES, "512 leaves");
+  expect_true(gpu_as_check(f.as), "a full table's count matches its 512 entries");
+  assert_status(gpu_as_unmap(f.as, va, (GPU_PT_ENTRIES - 1) * PAGE), STATUS_SUCCESS,
+                "unmap all but the last page");
+  st = as_stats(f.as);
+  expect_u64_eq(st.pt_pages, 4, "the level-1 table still holds one leaf");
+  expect_true(gpu_as_check(f.as), "count 1 after 511 cleared");
+  gpu_mapping m;
+  expect_true(gpu_as_query(f.as, va + (GPU_PT_ENTRIES - 1) * PAGE, &m), "last page mapped");
+  expect_false(gpu_as_query(f.as, va, NULL), "first page unmapped");
+  assert_status(gpu_as_unmap(f.as, va + (GPU_PT_ENTRIES - 1) * PAGE, PAGE), STATUS_SUCCESS,
+                "unmap the last page");
+  st = as_stats(f.as);
+  expect_u64_eq(st.pt_pages, 1, "the emptied tables are freed: only the root is left");
+  expect_u64_eq(st.pt_bytes, PT_PAGE_BYTES, "the root's 4096 bytes");
   gpu_fixture_fini(&f);
 }
 
@@ -630,7 +662,7 @@ TEST(test_teardown_misuse_aborts) {
 }
 
 RUN_TESTS(T(test_map_translate_basic), T(test_page_zero_never_mappable),
-          T(test_large_pages_when_aligned), T(test_unmap_cost_proportional_to_pages),
+          T(test_large_pages_when_aligned), T(test_unmap_cost_proportional_to_pages), T(test_full_table_keeps_its_count),
           T(test_map_refuses_bad_arguments), T(test_unmap_is_strict),
           T(test_map_all_or_nothing_under_pt_faults), T(test_as_create_under_pt_fault),
           T(test_freed_page_access_faults_with_last_owner), T(test_write_to_read_only_faults),

@@ -40,6 +40,15 @@ void *al_host_malloc(size_t bytes);
 void *al_host_calloc(size_t count, size_t size);
 
 /**
+ * al_host_aligned_alloc - aligned_alloc(@alignment, @bytes), not zeroed.
+ * @alignment: a power of two; @bytes: a multiple of @alignment (C17's aligned_alloc rules).
+ *
+ * Returns: the new block (release it with free()), or NULL on exhaustion, real or injected, or
+ * when the arguments break those rules.
+ */
+void *al_host_aligned_alloc(size_t alignment, size_t bytes);
+
+/**
  * al_host_realloc - realloc(@block, @bytes).
  * @block: NULL (then it is al_host_malloc) or a block from these functions or malloc.
  *

@@ -13,10 +13,14 @@
  * entries are 4 KiB leaves; level-4/3 entries are always pointers (no 1 GiB pages).
  * Leaf format (GPU_PTE_*): bit 0 valid, bit 2 writable, bit 3 large (level 2), bits 12..51 the
  * physical frame (segment offset >> 12), bits 52..56 the segment id. A pointer entry holds
- * valid | GPU_PTE_TABLE (bit 1) and the host address of the next table (a simulation shortcut
- * for the physical address real hardware keeps there). Each table page is a host allocation of
- * sizeof 4104 bytes (512 entries + a count of live entries), taken at FAULT_PAGE_TABLE_PAGE and
- * freed as soon as its last entry is cleared; the root lives as long as the address space.
+ * valid | GPU_PTE_TABLE (bit 1), in bits 2..11 the number of live (non-zero) entries of the
+ * table it links, and in bits 12..63 the host address of that table (a simulation shortcut for
+ * the physical address real hardware keeps there). Each table page is a host allocation of
+ * exactly 4096 bytes, 4096-aligned (the 512 entries and nothing else, so it fills one 4 KiB
+ * size class of the process allocator: a table with an 8-byte count of its own would take 4104
+ * bytes and land in jemalloc's 5 KiB class), taken at FAULT_PAGE_TABLE_PAGE and freed as soon as
+ * its last entry is cleared; the root lives as long as the address space, which keeps the
+ * root's pointer entry (address and count) itself, as a page-table base register would.
  *
  * Large-page rule: while mapping, at each point of the range where the VA and the physical
  * offset are both 2 MiB-aligned and at least 2 MiB remain, one level-2 large leaf maps the next
@@ -66,10 +70,10 @@
  *           skip the check pass: one walk; release's own emptiness walk is skipped too).
  *   translate: O(1) (a 4-level walk) + the segment's owner check.
  *   read/write/fill: one walk per 4 KiB page (per 2 MiB for a large page) + O(b).
- *   host memory: 8 bytes of leaf per mapped 4 KiB page plus its share of the 4104-byte level-1
- *   table (8.02 bytes/page when the table is full); a large page costs 8 bytes at level 2
- *   (8.02 bytes per 2 MiB when the level-2 table is full). Isolated small mappings pay whole
- *   tables: a lone 4 KiB page in an empty space costs 3 tables (12 KiB) besides the root.
+ *   host memory: 8 bytes of leaf per mapped 4 KiB page, which is the level-1 table's 4096
+ *   bytes shared by its 512 pages when it is full; a large page costs 8 bytes at level 2 (per
+ *   2 MiB, when the level-2 table is full). Isolated small mappings pay whole tables: a lone
+ *   4 KiB page in an empty space costs 3 tables (12 KiB) besides the root.
  *
  * Glossary: VA = GPU virtual address; AS = address space (one per device); PTE = page-table
  * entry (any level); leaf = an entry that maps memory; table = a page-table page; large page =
