@@ -68,7 +68,9 @@ class ParseTest(unittest.TestCase):
             entry("/proc/self/cwd/core/src/adapter.c", 80, 100),
             entry("/proc/self/cwd/hw/sim/sim_ddi.c", 20, 100),
             entry("/proc/self/cwd/core/test/port_test.c", 0, 500),
+            entry("/proc/self/cwd/hw/sim/sim_ddi_test.c", 0, 500),
             entry("/proc/self/cwd/fuzz/common/execute.c", 0, 500),
+            entry("/usr/include/stdio.h", 0, 5),
         ]}]}
         summary = coverage_report.summarize_coverage(export, "/repo")
         self.assertEqual([(f["file"], f["lines_covered"], f["lines_count"]) for f in summary["files"]],

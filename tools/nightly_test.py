@@ -437,25 +437,6 @@ class FullDiskTest(unittest.TestCase):
                 self.assertEqual(f.read(), "old bytes")
 
 
-class CoverageTest(unittest.TestCase):
-    def test_only_core_and_hw_without_tests(self):
-        def entry(name, covered, count):
-            part = {"covered": covered, "count": count}
-            return {"filename": name, "summary": {"lines": part, "functions": part, "regions": part}}
-
-        export = {"data": [{"files": [
-            entry("/proc/self/cwd/core/src/adapter.c", 80, 100),
-            entry("/proc/self/cwd/hw/sim/sim_ddi.c", 20, 100),
-            entry("/proc/self/cwd/core/test/port_test.c", 0, 500),
-            entry("/proc/self/cwd/hw/sim/sim_ddi_test.c", 0, 500),
-            entry("/proc/self/cwd/fuzz/common/execute.c", 0, 500),
-            entry("/usr/include/stdio.h", 0, 5),
-        ]}]}
-        summary = nightly.summarize_coverage(export, "/repo")
-        self.assertEqual([f["file"] for f in summary["files"]], ["core/src/adapter.c", "hw/sim/sim_ddi.c"])
-        self.assertEqual(summary["lines"], {"covered": 100, "count": 200, "percent": 50.0})
-
-
 class BenchTest(unittest.TestCase):
     """run_benchmarks against fakes of ./lab bench, benchdb.py and compare_runs.py that keep
     their interface (record prints a run id; runs lists ids; export RUN OUT; previous-commit
