@@ -29,6 +29,9 @@ static NTSTATUS ddi_leave(al_adapter *adapter, al_adapter *saved, NTSTATUS statu
   return status;
 }
 
+/* Handles undone per DDI call when the miniport's answer is refused (a stack array). */
+#define DDI_UNDO_BATCH 64u
+
 #define DDI_CALL(adapter, call)                                                                 \
   do {                                                                                          \
     al_adapter *ddi_saved_ = ddi_enter(adapter);                                                \
@@ -90,15 +93,21 @@ NTSTATUS ddi_create_allocation(al_adapter *adapter, DXGKARG_CREATEALLOCATION *ar
   const char *broken = ddi_check_create_output(adapter, args, NULL);
   if (broken) {
     if (adapter->verifier) verifier_fail("1 (create)", "DxgkDdiCreateAllocation returned %s", broken);
-    /* Undo what the miniport made: every allocation it returned, and a new resource. */
-    HANDLE *made = al_host_malloc(args->NumAllocations * sizeof *made);
+    /* Undo what the miniport made: every allocation it returned, and a new resource. The
+     * handles go in batches from the stack: an undo that needed host memory could fail and
+     * leave the miniport's objects behind. */
+    HANDLE made[DDI_UNDO_BATCH];
     UINT count = 0;
-    for (UINT i = 0; made && i < args->NumAllocations; i++)
-      if (args->pAllocationInfo[i].hAllocation) made[count++] = args->pAllocationInfo[i].hAllocation;
     bool new_resource = args->Flags.Resource && resource_in == NULL && args->hResource != NULL;
+    for (UINT i = 0; i < args->NumAllocations; i++) {
+      if (args->pAllocationInfo[i].hAllocation) made[count++] = args->pAllocationInfo[i].hAllocation;
+      if (count == DDI_UNDO_BATCH) {
+        ddi_destroy_allocation(adapter, made, count, args->hResource, false, true);
+        count = 0;
+      }
+    }
     if (count || new_resource)
       ddi_destroy_allocation(adapter, made, count, args->hResource, new_resource, true);
-    free(made);
     return STATUS_GRAPHICS_DRIVER_MISMATCH;
   }
   if (adapter->verifier) verifier_after_create_allocation(adapter->verifier, args, resource_in);
@@ -130,14 +139,18 @@ NTSTATUS ddi_open_allocation(al_adapter *adapter, HANDLE driver_device, const DX
         verifier_fail("3 (open)", "DxgkDdiOpenAllocation returned a NULL hDeviceSpecificAllocation "
                       "for allocation %u of %u on device %p", missing, args->NumAllocations,
                       driver_device);
-      HANDLE *opened = al_host_malloc(args->NumAllocations * sizeof *opened);
+      /* The bindings it did return are closed again, in batches from the stack (see create). */
+      HANDLE opened[DDI_UNDO_BATCH];
       UINT count = 0;
-      for (UINT i = 0; opened && i < args->NumAllocations; i++)
+      for (UINT i = 0; i < args->NumAllocations; i++) {
         if (args->pOpenAllocation[i].hDeviceSpecificAllocation)
           opened[count++] = args->pOpenAllocation[i].hDeviceSpecificAllocation;
-      atomic_fetch_add(&adapter->bindings, count);
-      if (count) ddi_close_allocation(adapter, driver_device, opened, count, true);
-      free(opened);
+        if (count == DDI_UNDO_BATCH || (count && i + 1 == args->NumAllocations)) {
+          atomic_fetch_add(&adapter->bindings, count);
+          ddi_close_allocation(adapter, driver_device, opened, count, true);
+          count = 0;
+        }
+      }
       status = STATUS_GRAPHICS_DRIVER_MISMATCH;
     } else {
       atomic_fetch_add(&adapter->bindings, args->NumAllocations);

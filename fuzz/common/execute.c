@@ -72,6 +72,9 @@ typedef struct exec_ctx {
   const fz_program *p;
   bool sim;
   bool failed; /* a mismatch was reported (return_on_mismatch) */
+  /* The sim's process-wide totals before the program (fz_execute with check_miniport_totals),
+   * or NULL: teardown compares the miniport's live objects before the adapter goes. */
+  const sim_miniport_stats *totals_before;
   uint64_t value[FZ_MAX_CALLS];
   uint16_t nalloc[FZ_MAX_CALLS];
   al_handle allocs[FZ_MAX_CALLS][FZ_MAX_ELEMENTS];
@@ -477,6 +480,14 @@ static uint64_t failures_total(const exec_ctx *x) {
   return n;
 }
 
+/* Wrong answers the miniport gave so far (the wrong-answer points' failures). */
+static uint64_t wrong_answers_total(const exec_ctx *x) {
+  uint64_t n = 0;
+  for (uint32_t pt = 0; pt < FAULT_POINT_COUNT; pt++)
+    if (fault_point_is_wrong_answer((enum fault_point)pt)) n += fault_injector_failures(&x->inj, (enum fault_point)pt);
+  return n;
+}
+
 /* ---- Checks ------------------------------------------------------------------------------- */
 
 /* A successful query: no other live allocation overlaps the queried one in its segment. */
@@ -560,6 +571,7 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
   if (c != NULL && x->o->adjust_prediction) x->o->adjust_prediction(x->o->adjust_ctx, i, c, &pr);
   if (x->o->observe_prediction) x->o->observe_prediction(x->o->observe_ctx, i, label, &pr);
   uint64_t before = x->faults_on ? failures_total(x) : 0;
+  uint64_t wrong_before = x->faults_on ? wrong_answers_total(x) : 0;
   NTSTATUS st = invoke(x, e);
   if (i != IMPLICIT) {
     x->rep->status[i] = st;
@@ -567,19 +579,22 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
   } else {
     x->rep->implicit_calls++;
   }
-  bool faulted = false, removed = false;
+  bool faulted = false, removed = false, wrong = false;
   if (x->faults_on) {
     uint64_t after = failures_total(x);
     faulted = after != before;
+    wrong = wrong_answers_total(x) != wrong_before;
     x->rep->faults_injected += (uint32_t)(after - before);
     removed = fault_injector_failures(&x->inj, FAULT_DEVICE_REMOVED) != 0;
   }
-  fz_status_set allowed = faulted ? pr.allowed_if_faulted : pr.allowed;
+  fz_status_set allowed = wrong ? pr.allowed_if_wrong_answer : faulted ? pr.allowed_if_faulted : pr.allowed;
   if (!(fz_status_bit(st) & allowed)) {
     char want[160];
     mismatch(x, i, label, "status-mismatch", status_word(st), "port returned %s, model expected %s (%s)%s",
              al_status_name(st), fz_status_set_format(allowed, want, sizeof want), pr.reason,
-             faulted ? " [an injected failure happened during the call]" : "");
+             wrong     ? " [the miniport answered wrongly during the call]"
+             : faulted ? " [an injected failure happened during the call]"
+                       : "");
     return false;
   }
   fz_model_result r = {
@@ -647,6 +662,7 @@ static void begin_program(exec_ctx *x, const fz_program *p, const fz_exec_option
   x->rep = out ? out : &x->local_report;
   memset(x->rep, 0, sizeof *x->rep);
   x->failed = false;
+  x->totals_before = NULL; /* fz_execute sets it */
   x->sim = strcmp(al_selected_miniport.name, "sim") == 0;
   memset(x->nalloc, 0, sizeof x->nalloc);
 }
@@ -677,10 +693,13 @@ static bool setup(exec_ctx *x) {
   x->faults_on = false;
   fault_injector_init(&x->inj);
   uint32_t nfaults = x->p->fault_count < 4 ? x->p->fault_count : 4;
-  bool want_faults = false;
+  bool want_faults = false, wrong_answers = false;
   for (uint32_t f = 0; f < nfaults; f++) {
     enum fault_point pt;
-    if (fault_injector_point_from_id(x->p->faults[f].point, &pt)) want_faults = true;
+    if (fault_injector_point_from_id(x->p->faults[f].point, &pt)) {
+      want_faults = true;
+      if (fault_point_is_wrong_answer(pt)) wrong_answers = true;
+    }
   }
   if (want_faults && x->sim && hw_size == sizeof(SIM_HARDWARE_CONFIG)) {
     SIM_HARDWARE_CONFIG cfg;
@@ -691,7 +710,10 @@ static bool setup(exec_ctx *x) {
   }
   al_adapter_config ac = {
       .driver_entry = mp->driver_entry, .hardware_config = x->hw, .hardware_config_size = hw_size,
-      .flags = AL_ADAPTER_VERIFIER};
+      /* The verifier aborts on a broken miniport rule by design, so a program that arms a
+       * wrong answer runs without it: the port's own checks (ddi.c) must then catch the answer
+       * and fail the call, which the model predicts. */
+      .flags = x->faults_on && wrong_answers ? 0u : AL_ADAPTER_VERIFIER};
   x->adapter = NULL;
   NTSTATUS st = x->port->adapter_create(&ac, &x->adapter);
   if (st != STATUS_SUCCESS || x->adapter == NULL) {
@@ -757,7 +779,28 @@ static void teardown(exec_ctx *x) {
     else if (st.deferred_allocations || st.deferred_destroys) what = "deferred destroys are left";
     for (uint32_t s = 0; what == NULL && s < st.segment_count && s < DXGK_MAX_SEGMENTS; s++)
       if (st.segments[s].used_bytes || st.segments[s].live_blocks) what = "segment memory is left";
-    if (what)
+    if (what == NULL && x->totals_before != NULL) {
+      /* The miniport must hold nothing more than before the program either: RemoveDevice would
+       * free what the port leaked in it (an undo that missed objects), hiding the leak from the
+       * totals compared after al_adapter_destroy (the verifier, when on, checks it there). */
+      sim_miniport_stats now;
+      sim_miniport_get_stats(&now);
+      const sim_miniport_stats *b = x->totals_before;
+      if (now.devices != b->devices || now.resources != b->resources || now.allocations != b->allocations ||
+          now.bindings != b->bindings || now.zombie_devices != b->zombie_devices)
+        mismatch(x, IMPLICIT, "teardown", "miniport-leak", "objects",
+                 "the sim miniport still holds objects the port no longer names after every device "
+                 "was destroyed: devices %llu resources %llu allocations %llu bindings %llu zombies %llu "
+                 "(before the program: %llu %llu %llu %llu %llu)",
+                 (unsigned long long)now.devices, (unsigned long long)now.resources,
+                 (unsigned long long)now.allocations, (unsigned long long)now.bindings,
+                 (unsigned long long)now.zombie_devices, (unsigned long long)b->devices,
+                 (unsigned long long)b->resources, (unsigned long long)b->allocations,
+                 (unsigned long long)b->bindings, (unsigned long long)b->zombie_devices);
+    }
+    if (x->failed) {
+      /* reported just above */
+    } else if (what)
       mismatch(x, IMPLICIT, "teardown", "teardown-leak", what,
                "%s after every device was destroyed and the GPU drained: devices %u resources %u "
                "allocations %u bindings %u deferred %u/%u",
@@ -810,6 +853,7 @@ int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *ou
   bool totals = x->sim && o->check_miniport_totals;
   sim_miniport_stats before;
   if (totals) sim_miniport_get_stats(&before);
+  x->totals_before = totals ? &before : NULL;
 
   if (!setup(x)) return FZ_EXEC_SETUP_FAILED;
 

@@ -644,6 +644,102 @@ static void test_device_removed(void) {
   CHECK(removed_runs > 3, "removal happened in %u runs", removed_runs);
 }
 
+/* ---- Wrong answers ------------------------------------------------------------------------ */
+
+#define S_DM STATUS_GRAPHICS_DRIVER_MISMATCH
+
+/* Creates of every shape (a new resource of one allocation, of 100: more than one undo batch,
+ * add_to_resource, device-owned, an open on a second device); the first the armed point hits
+ * fails with STATUS_GRAPHICS_DRIVER_MISMATCH. */
+static void build_wrong_answer_program(void) {
+  begin();
+  unsigned a = create_device(), b = create_device();
+  unsigned one = create_resource(v(a), 1, 4096, true);
+  unsigned big = create_resource(v(a), 100, 4096, true);
+  unsigned pool = create_resource(v(a), 2, 8192, false);
+  add_to_resource(v(a), v(pool), 3, 4096);
+  unsigned x = create_allocations(v(b), 2, 4096, ANY);
+  open_resource(v(b), v(one));
+  open_resource(v(b), v(big));
+  submit(v(b), FZ_COMMAND_FILL, 2, va(x, 0), va(big, 99));
+  destroy_resource(v(a), v(pool), 0);
+  create_device();
+  destroy_device(v(a));
+  for (uint32_t i = 0; i < prog.call_count; i++) want[i] = ANY_STATUS; /* the oracle predicts them */
+}
+
+static void test_wrong_answers(void) {
+  if (strcmp(al_selected_miniport.name, "sim") != 0) return;
+  uint32_t mismatches = 0;
+  for (uint32_t pt = 0; pt < FAULT_POINT_COUNT; pt++) {
+    if (!fault_point_is_wrong_answer((enum fault_point)pt)) continue;
+    for (uint32_t nth = 1; nth < 40; nth++) {
+      build_wrong_answer_program();
+      fault(pt, nth, 0);
+      if (!RUN()) {
+        fprintf(stderr, "  (point %u nth %u)\n", pt, nth);
+        return;
+      }
+      if (report.faults_injected == 0) break;
+      uint32_t failed = 0;
+      for (uint32_t i = 0; i < report.calls_run; i++) failed += report.status[i] == S_DM;
+      CHECK(failed == 1, "point %u nth %u: %u calls returned STATUS_GRAPHICS_DRIVER_MISMATCH", pt, nth, failed);
+      mismatches += failed;
+    }
+  }
+  CHECK(mismatches >= 6 * 3, "only %u wrong answers caught", mismatches);
+
+  /* The first create of a resource answered with a NULL handle fails exactly, and the next
+   * create succeeds: the answer was undone, nothing of it is left (the executor's teardown
+   * checks the adapter and the sim's totals). */
+  begin();
+  unsigned a = create_device();
+  create_resource(v(a), 3, 4096, true), then(S_DM);
+  create_resource(v(a), 3, 4096, true);
+  fault(FAULT_CREATE_NULL_ALLOCATION, 1, 0);
+  RUN();
+  /* Every create of the miniport answered wrongly, forever. */
+  begin();
+  a = create_device();
+  create_resource(v(a), 2, 4096, true), then(S_DM);
+  create_allocations(v(a), 70, 4096, ANY), then(S_DM);
+  fault(FAULT_CREATE_UNDESCRIBED_SEGMENT, 1, FAULT_REPEAT_FOREVER);
+  RUN();
+  begin();
+  create_device(), then(S_DM);
+  create_device(), then(S_OK);
+  fault(FAULT_CREATE_DEVICE_NULL, 1, 0);
+  RUN();
+}
+
+/* The port's undo of a wrong answer must not need host memory: with every host allocation
+ * position failing once on top of a wrong answer, the port must still leave the miniport
+ * nothing (an undo whose handle list could not be allocated leaked every allocation the
+ * miniport made). */
+static void test_wrong_answer_undo_under_host_failure(void) {
+  if (strcmp(al_selected_miniport.name, "sim") != 0) return;
+  static const enum fault_point wrong[] = {FAULT_CREATE_NULL_ALLOCATION, FAULT_OPEN_NULL_BINDING};
+  for (size_t w = 0; w < sizeof wrong / sizeof wrong[0]; w++) {
+    for (uint32_t nth = 1; nth < 200; nth++) {
+      begin();
+      unsigned a = create_device(), b = create_device();
+      unsigned r = create_resource(v(a), 5, 4096, true);
+      create_resource(v(a), 2, 4096, true);
+      open_resource(v(b), v(r));
+      for (uint32_t i = 0; i < prog.call_count; i++) want[i] = ANY_STATUS;
+      fault(wrong[w], 1, FAULT_REPEAT_FOREVER);
+      fault(FAULT_HOST_ALLOCATION, nth, 0);
+      if (!RUN()) {
+        fprintf(stderr, "  (wrong answer %u, host allocation %u)\n", (unsigned)wrong[w], nth);
+        return;
+      }
+      /* Stop once the host allocation's position lies past the program. */
+      bool host_failed = report.faults_injected > 1;
+      if (!host_failed && nth > 20) break;
+    }
+  }
+}
+
 /* ---- Text form ---------------------------------------------------------------------------- */
 
 static void test_execute_text(void) {
@@ -1220,6 +1316,8 @@ int main(int argc, char **argv) {
       {"memory_pressure", test_memory_pressure},
       {"faults_every_point", test_faults_every_point},
       {"device_removed", test_device_removed},
+      {"wrong_answers", test_wrong_answers},
+      {"wrong_answer_undo_under_host_failure", test_wrong_answer_undo_under_host_failure},
       {"execute_text", test_execute_text},
       {"oracle_catches_wrong_prediction", test_oracle_catches_wrong_prediction},
       {"oracle_aborts_with_message", test_oracle_aborts_with_message},

@@ -122,6 +122,7 @@ fz_status_set fz_status_bit(NTSTATUS status) {
   case STATUS_NO_VIDEO_MEMORY: return FZ_ST_NO_VIDEO_MEMORY;
   case STATUS_DEVICE_REMOVED: return FZ_ST_DEVICE_REMOVED;
   case STATUS_TIMEOUT: return FZ_ST_TIMEOUT;
+  case STATUS_GRAPHICS_DRIVER_MISMATCH: return FZ_ST_DRIVER_MISMATCH;
   default: return 0;
   }
 }
@@ -134,7 +135,7 @@ const char *fz_status_set_format(fz_status_set set, char *buf, size_t cap) {
       {FZ_ST_SUCCESS, STATUS_SUCCESS},           {FZ_ST_INVALID_PARAMETER, STATUS_INVALID_PARAMETER},
       {FZ_ST_INVALID_HANDLE, STATUS_INVALID_HANDLE}, {FZ_ST_NO_MEMORY, STATUS_NO_MEMORY},
       {FZ_ST_NO_VIDEO_MEMORY, STATUS_NO_VIDEO_MEMORY}, {FZ_ST_DEVICE_REMOVED, STATUS_DEVICE_REMOVED},
-      {FZ_ST_TIMEOUT, STATUS_TIMEOUT},
+      {FZ_ST_TIMEOUT, STATUS_TIMEOUT},         {FZ_ST_DRIVER_MISMATCH, STATUS_GRAPHICS_DRIVER_MISMATCH},
   };
   if (cap == 0) return buf;
   buf[0] = '\0';
@@ -552,6 +553,11 @@ void fz_model_predict(const fz_model *m, const fz_model_args *a, fz_prediction *
    * destroy_device, gpu_run, fence_wait and query never fail for memory. */
   if (a->op == FZ_OP_DESTROY_ALLOCATIONS || a->op == FZ_OP_DESTROY_RESOURCE)
     out->allowed_if_faulted |= FZ_ST_NO_MEMORY;
+  /* A wrong answer is caught by the port's checks right after the DDI returns: the call fails
+   * (undoing what the miniport made); it can never succeed. */
+  out->allowed_if_wrong_answer = out->allowed_if_faulted;
+  if (creating_op(a->op))
+    out->allowed_if_wrong_answer = (out->allowed_if_faulted & ~FZ_ST_SUCCESS) | FZ_ST_DRIVER_MISMATCH;
   out->reason = v.reason;
 }
 

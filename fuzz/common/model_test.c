@@ -461,9 +461,16 @@ static void test_removed_and_faults(void) {
   CHECK(p.allowed == FZ_ST_SUCCESS, "exact");
   CHECK(p.allowed_if_faulted == (FZ_ST_SUCCESS | FZ_ST_NO_MEMORY | FZ_ST_DEVICE_REMOVED | FZ_ST_NO_VIDEO_MEMORY),
         "widened under faults: %#x", p.allowed_if_faulted);
+  CHECK(p.allowed_if_wrong_answer == (FZ_ST_DRIVER_MISMATCH | FZ_ST_NO_MEMORY | FZ_ST_DEVICE_REMOVED |
+                                      FZ_ST_NO_VIDEO_MEMORY),
+        "a wrong answer never succeeds: %#x", p.allowed_if_wrong_answer);
+  CHECK(fz_status_bit(STATUS_GRAPHICS_DRIVER_MISMATCH) == FZ_ST_DRIVER_MISMATCH, "driver mismatch bit");
   fz_model_args g = args(FZ_OP_GPU_RUN);
   fz_model_predict(m, &g, &p);
   CHECK(p.allowed_if_faulted == FZ_ST_SUCCESS, "gpu_run is not widened");
+  CHECK(p.allowed_if_wrong_answer == FZ_ST_SUCCESS, "gpu_run reaches no DDI that answers wrongly");
+  CHECK(commit(&a, STATUS_GRAPHICS_DRIVER_MISMATCH), "a refused answer changes nothing: %s", msg);
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "and the adapter works on");
   CHECK(commit(&a, STATUS_DEVICE_REMOVED), "removed: %s", msg);
   CHECK(fz_model_removed(m), "removal remembered");
   CHECK(predict(&a) == FZ_ST_DEVICE_REMOVED, "creates fail once removed");

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloclab/fuzz/input.h"
+#include "alloclab/hw/fault_injection.h"
 #include "fuzz/common/track.h"
 
 /* ---- Randomness --------------------------------------------------------------------------- */
@@ -715,7 +716,8 @@ static bool edit_fault(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
     if (n >= 4) {
       return false;
     }
-    p->faults[n].point = below(rng, 6); /* the fault points of hw/fault (5), and one past */
+    /* the fault points of hw/fault (failures and wrong answers), and one past */
+    p->faults[n].point = below(rng, FAULT_POINT_COUNT + 1u);
     p->faults[n].nth = 1u + (chance(rng, 3, 4) ? below(rng, 8) : below(rng, 256));
     static const uint32_t repeats[] = {0, 1, 2, 8, UINT32_MAX};
     p->faults[n].repeat = repeats[below(rng, 5)];

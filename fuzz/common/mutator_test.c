@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloclab/fuzz/input.h"
+#include "alloclab/hw/fault_injection.h"
 #include "fuzz/common/mutator.h"
 #include "fuzz/common/test_util.h"
 #include "fuzz/common/text.h"
@@ -121,7 +122,7 @@ static void test_deterministic(void) {
 static void test_variety(void) {
   uint64_t rng = fz_test_seed() ^ 0xEEEEu;
   static uint8_t in[FZ_ENCODE_MAX_SIZE];
-  unsigned grew = 0, shrank = 0, same_count = 0, faults = 0, hostile = 0, lists = 0;
+  unsigned grew = 0, shrank = 0, same_count = 0, faults = 0, hostile = 0, lists = 0, wrong_answers = 0;
   for (int i = 0; i < 3000; i++) {
     fz_program prog;
     fz_test_random_program(&rng, &prog);
@@ -133,6 +134,8 @@ static void test_variety(void) {
     shrank += after.call_count < prog.call_count;
     same_count += after.call_count == prog.call_count;
     faults += after.fault_count != prog.fault_count;
+    for (uint32_t k = prog.fault_count; k < after.fault_count && k < 4; k++)
+      wrong_answers += fault_point_is_wrong_answer((enum fault_point)after.faults[k].point);
     if (after.call_count == prog.call_count) {
       for (uint32_t k = 0; k < prog.call_count; k++) {
         hostile += after.calls[k].hostile != prog.calls[k].hostile;
@@ -146,6 +149,7 @@ static void test_variety(void) {
   CHECK(grew > 300 && shrank > 150 && same_count > 300 && faults > 20 && hostile > 20 &&
             lists > 50,
         "variety");
+  CHECK(wrong_answers > 0, "the mutator adds the wrong-answer fault points too");
 }
 
 /* The mutator reaches the long-list shapes from a program that has none: ranges to the end of a

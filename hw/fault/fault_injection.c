@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <string.h>
 
-_Static_assert(sizeof(fault_injector) == 208, "fault_injector size is documented as 208 bytes");
+_Static_assert(sizeof(fault_injector) == 400, "fault_injector size is documented as 400 bytes");
 
 static const char *const fault_point_names[FAULT_POINT_COUNT] = {
     [FAULT_SEGMENT_SPACE] = "segment_space",
@@ -21,6 +21,12 @@ static const char *const fault_point_names[FAULT_POINT_COUNT] = {
     [FAULT_PRIVATE_DATA_BUFFER] = "private_data_buffer",
     [FAULT_DEVICE_REMOVED] = "device_removed",
     [FAULT_HOST_ALLOCATION] = "host_allocation",
+    [FAULT_CREATE_NULL_ALLOCATION] = "create_null_allocation",
+    [FAULT_CREATE_UNALIGNED_SIZE] = "create_unaligned_size",
+    [FAULT_CREATE_BAD_ALIGNMENT] = "create_bad_alignment",
+    [FAULT_CREATE_UNDESCRIBED_SEGMENT] = "create_undescribed_segment",
+    [FAULT_OPEN_NULL_BINDING] = "open_null_binding",
+    [FAULT_CREATE_DEVICE_NULL] = "create_device_null",
 };
 
 static bool fault_point_valid(enum fault_point point) {
@@ -162,4 +168,8 @@ bool fault_injector_point_from_id(uint32_t id, enum fault_point *out_point) {
   if (!fault_point_valid((enum fault_point)id)) return false;
   *out_point = (enum fault_point)id;
   return true;
+}
+
+bool fault_point_is_wrong_answer(enum fault_point point) {
+  return point >= FAULT_CREATE_NULL_ALLOCATION && point <= FAULT_CREATE_DEVICE_NULL;
 }

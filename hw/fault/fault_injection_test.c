@@ -121,6 +121,12 @@ TEST(test_names_round_trip) {
       {FAULT_PRIVATE_DATA_BUFFER, 3, "private_data_buffer"},
       {FAULT_DEVICE_REMOVED, 4, "device_removed"},
       {FAULT_HOST_ALLOCATION, 5, "host_allocation"},
+      {FAULT_CREATE_NULL_ALLOCATION, 6, "create_null_allocation"},
+      {FAULT_CREATE_UNALIGNED_SIZE, 7, "create_unaligned_size"},
+      {FAULT_CREATE_BAD_ALIGNMENT, 8, "create_bad_alignment"},
+      {FAULT_CREATE_UNDESCRIBED_SEGMENT, 9, "create_undescribed_segment"},
+      {FAULT_OPEN_NULL_BINDING, 10, "open_null_binding"},
+      {FAULT_CREATE_DEVICE_NULL, 11, "create_device_null"},
   };
   _Static_assert(sizeof table / sizeof table[0] == FAULT_POINT_COUNT, "every point listed");
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -148,6 +154,13 @@ TEST(test_unknown_name) {
   expect_false(fault_injector_point_from_id(FAULT_POINT_COUNT, &p), "id out of range");
   expect_false(fault_injector_point_from_id(UINT32_MAX, &p), "huge id");
   expect_true(fault_injector_point_name(FAULT_POINT_COUNT) == NULL, "no name for COUNT");
+}
+
+TEST(test_wrong_answer_points) {
+  for (int p = 0; p < FAULT_POINT_COUNT; p++)
+    expect_true(fault_point_is_wrong_answer((enum fault_point)p) == (p >= 6 && p <= 11),
+                "point %d is a wrong answer exactly when its id is 6-11", p);
+  expect_false(fault_point_is_wrong_answer(FAULT_POINT_COUNT), "COUNT is no point");
 }
 
 /* ---- Concurrency ---------------------------------------------------------------------------- */
@@ -211,4 +224,4 @@ TEST(test_concurrent_counts_exact) {
 RUN_TESTS(T(test_disarmed_never_fails), T(test_nth_fails_once), T(test_nth_counts_from_arm_time),
           T(test_repeat), T(test_every_call_after), T(test_points_are_independent),
           T(test_invalid_arguments), T(test_null_injector), T(test_names_round_trip),
-          T(test_unknown_name), T(test_concurrent_counts_exact))
+          T(test_unknown_name), T(test_wrong_answer_points), T(test_concurrent_counts_exact))

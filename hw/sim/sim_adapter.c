@@ -392,6 +392,13 @@ NTSTATUS APIENTRY sim_ddi_create_device(const HANDLE hAdapter, DXGKARG_CREATEDEV
     info->AllocationListSize = SIM_MAX_ALLOCATION_LIST;
     info->PatchLocationListSize = 0;
   }
+  if (fault_injector_should_fail(adapter->faults, FAULT_CREATE_DEVICE_NULL)) {
+    /* The injected wrong answer: success with a NULL hDevice. The device is taken back first,
+     * so the sim holds nothing its answer does not name. */
+    sim_ddi_destroy_device(device);
+    pCreateDevice->hDevice = NULL;
+    return STATUS_SUCCESS;
+  }
   pCreateDevice->hDevice = device;
   return STATUS_SUCCESS;
 }

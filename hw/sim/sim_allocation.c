@@ -114,6 +114,27 @@ void sim_allocation_release_locked(sim_adapter *adapter, sim_allocation *allocat
  * Then, under the lock, the resource is checked or created and the block linked; handles are
  * written last.
  */
+/*
+ * The injected wrong answers of CreateAllocation (fault_injection.h, ids 6-9): each armed point
+ * that fires breaks one output of the last allocation of a call that succeeded. A NULL handle
+ * first takes its allocation back (a one-element DestroyAllocation), so the sim holds exactly
+ * what the answer names and the port's undo can leave nothing behind.
+ */
+static void create_allocation_wrong_answer(sim_adapter *adapter, DXGKARG_CREATEALLOCATION *args) {
+  DXGK_ALLOCATIONINFO *last = &args->pAllocationInfo[args->NumAllocations - 1];
+  if (fault_injector_should_fail(adapter->faults, FAULT_CREATE_UNALIGNED_SIZE)) last->Size += 1;
+  if (fault_injector_should_fail(adapter->faults, FAULT_CREATE_BAD_ALIGNMENT))
+    last->Alignment = 3u * GPU_PAGE_SIZE;
+  if (fault_injector_should_fail(adapter->faults, FAULT_CREATE_UNDESCRIBED_SEGMENT))
+    last->SupportedWriteSegmentSet |= 1u << (DXGK_MAX_SEGMENTS - 1); /* the sim describes 2 */
+  if (fault_injector_should_fail(adapter->faults, FAULT_CREATE_NULL_ALLOCATION)) {
+    const HANDLE taken_back = last->hAllocation;
+    DXGKARG_DESTROYALLOCATION destroy = {.NumAllocations = 1, .pAllocationList = &taken_back};
+    (void)sim_ddi_destroy_allocation(adapter, &destroy);
+    last->hAllocation = NULL;
+  }
+}
+
 NTSTATUS APIENTRY sim_ddi_create_allocation(const HANDLE hAdapter, DXGKARG_CREATEALLOCATION *pCreateAllocation) {
   sim_adapter *adapter = sim_adapter_from(hAdapter);
   if (!adapter) return STATUS_INVALID_HANDLE;
@@ -191,6 +212,7 @@ NTSTATUS APIENTRY sim_ddi_create_allocation(const HANDLE hAdapter, DXGKARG_CREAT
 
   if (new_resource) args->hResource = new_resource;
   for (UINT i = 0; i < count; i++) args->pAllocationInfo[i].hAllocation = &block->allocations[i];
+  create_allocation_wrong_answer(adapter, args);
   return STATUS_SUCCESS;
 }
 
@@ -397,6 +419,14 @@ NTSTATUS APIENTRY sim_ddi_open_allocation(const HANDLE hDevice, const DXGKARG_OP
   sim_count_bytes(&adapter->object_bytes, block_bytes);
   pthread_mutex_unlock(&adapter->lock);
   for (UINT i = 0; i < count; i++) args->pOpenAllocation[i].hDeviceSpecificAllocation = &block->bindings[i];
+  if (fault_injector_should_fail(adapter->faults, FAULT_OPEN_NULL_BINDING)) {
+    /* The injected wrong answer: a NULL binding for the last allocation, closed here first so
+     * the sim holds exactly the bindings its answer names. */
+    const HANDLE taken_back = args->pOpenAllocation[count - 1].hDeviceSpecificAllocation;
+    DXGKARG_CLOSEALLOCATION close = {.NumAllocations = 1, .pOpenHandleList = &taken_back};
+    (void)sim_ddi_close_allocation(hDevice, &close);
+    args->pOpenAllocation[count - 1].hDeviceSpecificAllocation = NULL;
+  }
   return STATUS_SUCCESS;
 }
 

@@ -816,6 +816,110 @@ TEST(device_removed_sticks) {
   fake_end(f, true);
 }
 
+/* The wrong-answer points: each makes a DDI that succeeds answer one broken output, and the sim
+ * keeps exactly what its answer names (an object behind a NULL handle is taken back). */
+TEST(wrong_answers_are_answered_and_take_back_what_they_hide) {
+  fault_injector inj;
+  fault_injector_init(&inj);
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  config.Faults = &inj;
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE device = device_create(f, 1);
+  SIM_ALLOCATION_DATA data = sim_allocation_buffer(4096, 0, 0);
+  HANDLE good;
+  D3DKMT_HANDLE good_kmt;
+  assert_status(alloc_create(f, &data, &good, &good_kmt), STATUS_SUCCESS, "a plain create");
+  DXGK_ALLOCATIONINFO reference;
+  memset(&reference, 0, sizeof reference);
+  expect_status(SimDescribeAllocation(&config, &data, sizeof data, &reference), STATUS_SUCCESS, "describe");
+
+  /* Size, alignment, segment set: the last allocation's output is broken, the objects live. */
+  static const enum fault_point field_points[] = {FAULT_CREATE_UNALIGNED_SIZE, FAULT_CREATE_BAD_ALIGNMENT,
+                                                  FAULT_CREATE_UNDESCRIBED_SEGMENT};
+  for (size_t k = 0; k < sizeof field_points / sizeof field_points[0]; k++) {
+    DXGK_ALLOCATIONINFO infos[2];
+    memset(infos, 0, sizeof infos);
+    for (int i = 0; i < 2; i++) {
+      infos[i].pPrivateDriverData = &data;
+      infos[i].PrivateDriverDataSize = sizeof data;
+    }
+    DXGKARG_CREATEALLOCATION args;
+    memset(&args, 0, sizeof args);
+    args.NumAllocations = 2;
+    args.pAllocationInfo = infos;
+    fault_injector_arm(&inj, field_points[k], 1, 0);
+    assert_status(f->ddi->DxgkDdiCreateAllocation(f->ctx, &args), STATUS_SUCCESS, "answers success");
+    expect_u64_eq(fault_injector_failures(&inj, field_points[k]), 1, "point %zu fired", k);
+    expect_u64_eq(infos[0].Size, reference.Size, "the first answer is right");
+    expect_u64_eq(infos[0].Alignment, reference.Alignment, "first alignment");
+    expect_u64_eq(infos[0].SupportedWriteSegmentSet, reference.SupportedWriteSegmentSet, "first set");
+    switch (field_points[k]) {
+    case FAULT_CREATE_UNALIGNED_SIZE: expect_u64_ne(infos[1].Size % 4096, 0, "size not a multiple of 4096"); break;
+    case FAULT_CREATE_BAD_ALIGNMENT:
+      expect_true(infos[1].Alignment & (infos[1].Alignment - 1), "alignment not a power of two");
+      break;
+    default: expect_true(infos[1].SupportedWriteSegmentSet & ~0x3u, "a segment the sim never described"); break;
+    }
+    expect_u64_eq(fake_live(f).Allocations, 3, "both allocations live");
+    HANDLE list[2] = {infos[0].hAllocation, infos[1].hAllocation};
+    DXGKARG_DESTROYALLOCATION destroy;
+    memset(&destroy, 0, sizeof destroy);
+    destroy.NumAllocations = 2;
+    destroy.pAllocationList = list;
+    expect_status(f->ddi->DxgkDdiDestroyAllocation(f->ctx, &destroy), STATUS_SUCCESS, "destroy both");
+  }
+
+  /* A NULL handle: the last allocation is gone already; a new resource stays (named). */
+  DXGK_ALLOCATIONINFO infos[3];
+  memset(infos, 0, sizeof infos);
+  for (int i = 0; i < 3; i++) {
+    infos[i].pPrivateDriverData = &data;
+    infos[i].PrivateDriverDataSize = sizeof data;
+  }
+  DXGKARG_CREATEALLOCATION args;
+  memset(&args, 0, sizeof args);
+  args.NumAllocations = 3;
+  args.pAllocationInfo = infos;
+  args.Flags.Resource = 1;
+  fault_injector_arm(&inj, FAULT_CREATE_NULL_ALLOCATION, 1, 0);
+  assert_status(f->ddi->DxgkDdiCreateAllocation(f->ctx, &args), STATUS_SUCCESS, "answers success");
+  expect_ptr_eq(infos[2].hAllocation, NULL, "the last handle is NULL");
+  expect_ptr_ne(infos[1].hAllocation, NULL, "the others are not");
+  ALDDI_LIVE_OBJECTS live = fake_live(f);
+  expect_u64_eq(live.Allocations, 3, "the plain one and two of three");
+  expect_u64_eq(live.Resources, 1, "the resource");
+  HANDLE list[2] = {infos[0].hAllocation, infos[1].hAllocation};
+  DXGKARG_DESTROYALLOCATION destroy;
+  memset(&destroy, 0, sizeof destroy);
+  destroy.NumAllocations = 2;
+  destroy.pAllocationList = list;
+  destroy.hResource = args.hResource;
+  destroy.Flags.DestroyResource = 1;
+  expect_status(f->ddi->DxgkDdiDestroyAllocation(f->ctx, &destroy), STATUS_SUCCESS,
+                "the two it named are the whole resource");
+
+  /* A NULL binding: the others stay open, the last is closed already. */
+  HANDLE binding = (HANDLE)1;
+  fault_injector_arm(&inj, FAULT_OPEN_NULL_BINDING, 1, 0);
+  assert_status(open_one(f, device, good_kmt, false, &binding), STATUS_SUCCESS, "answers success");
+  expect_ptr_eq(binding, NULL, "a NULL binding");
+  expect_u64_eq(fake_live(f).OpenAllocations, 0, "and nothing open");
+
+  /* A NULL device: nothing is left behind. */
+  DXGKARG_CREATEDEVICE create;
+  memset(&create, 0, sizeof create);
+  create.hDevice = (HANDLE)(uintptr_t)2;
+  fault_injector_arm(&inj, FAULT_CREATE_DEVICE_NULL, 1, 0);
+  assert_status(f->ddi->DxgkDdiCreateDevice(f->ctx, &create), STATUS_SUCCESS, "answers success");
+  expect_ptr_eq(create.hDevice, NULL, "a NULL device");
+  expect_u64_eq(fake_live(f).Devices, 1, "only the first device");
+
+  expect_status(destroy_one(f, good), STATUS_SUCCESS, "destroy the plain one");
+  expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_SUCCESS, "destroy device");
+  fake_end(f, true);
+}
+
 /* A TRANSFER whose re-map fails (page-table page) still moves the contents; the binding is mapped
  * again at the next submit, which fails cleanly while the map cannot be made. */
 TEST(remap_failure_maps_on_demand) {
@@ -987,5 +1091,5 @@ RUN_TESTS(T(gpu_fault_on_freed_page_is_logged), T(gpu_fault_on_freed_page_aborts
           T(random_streams_never_fault), T(paging_rules_and_round_trip), T(paging_system_copy_is_sparse),
           T(open_rules_and_rollback),
           T(create_is_all_or_nothing_and_resources), T(zombie_device_freed_by_its_last_completion),
-          T(device_removed_sticks), T(remap_failure_maps_on_demand), T(host_bytes_per_4k_allocation),
+          T(device_removed_sticks), T(wrong_answers_are_answered_and_take_back_what_they_hide), T(remap_failure_maps_on_demand), T(host_bytes_per_4k_allocation),
           T(concurrent_open_close_paging_threaded_engine))

@@ -6,8 +6,10 @@
  * DOC: Overview
  * fz_execute() creates one adapter per program over al_selected_miniport (small segments from
  * make_hardware_config, the deterministic engine, AL_ADAPTER_VERIFIER on; with the sim miniport,
- * a fault injector armed from p->faults after bring-up and passed in SIM_HARDWARE_CONFIG.Faults),
- * then runs each call:
+ * a fault injector armed from p->faults after bring-up and passed in SIM_HARDWARE_CONFIG.Faults;
+ * a program that arms a wrong-answer point (fault_point_is_wrong_answer()) runs with the verifier
+ * OFF, since the verifier aborts on a broken miniport rule by design: the port's own answer
+ * checks must catch it), then runs each call:
  *  1. its references become handle values: v<k> is call k's primary value (a device or resource
  *     handle, a submit's fence, 0 for create_allocations and the other calls), v<k>.a<e> its
  *     e-th allocation; a reference to a later call, to a call that failed or to a missing
@@ -21,7 +23,8 @@
  *     sees the last FILL submitted before it (the sim aborts on a failed check or GPU fault:
  *     memory freed while mapped, or reused while in flight, shows up there);
  *  4. the status must be in the predicted set (widened for the creating calls when an injected
- *     failure happened during this call: fault_injector_failures() moved); the outputs are
+ *     failure happened during this call: fault_injector_failures() moved; when a wrong answer
+ *     was given, STATUS_GRAPHICS_DRIVER_MISMATCH and never success); the outputs are
  *     committed to the model (new handles non-zero and never seen before in the program,
  *     fences, query results; a query also checks that the allocation overlaps no other live
  *     allocation in its segment); the adapter's statistics must show the model's live counts;

@@ -33,6 +33,11 @@
  *    anything; a failed call must still change nothing). destroy_device, gpu_run, fence_wait and
  *    query must not fail for an injected fault. Once the adapter is removed,
  *    every creating call predicts STATUS_DEVICE_REMOVED; destroys still work.
+ *  - Wrong answers: when the caller reports that the miniport answered a DDI wrongly during the
+ *    call (a wrong-answer fault point, fault_point_is_wrong_answer(), fired), the call must fail
+ *    with STATUS_GRAPHICS_DRIVER_MISMATCH, changing nothing, or with what an injected failure
+ *    allows (fz_prediction.allowed_if_wrong_answer); never succeed. Only the creating calls
+ *    reach a DDI that can answer wrongly.
  *  - Handle validity, live counts (devices, resources, allocations), the submitted fence, a
  *    query's resource / owner / last fence are exact. Bounded: the completed fence; deferred
  *    allocations (a deferred destroy may be released at any call once its fence signalled; it
@@ -111,6 +116,7 @@ typedef uint32_t fz_status_set;
 #define FZ_ST_NO_VIDEO_MEMORY (1u << 4)
 #define FZ_ST_DEVICE_REMOVED (1u << 5)
 #define FZ_ST_TIMEOUT (1u << 6)
+#define FZ_ST_DRIVER_MISMATCH (1u << 7) /* STATUS_GRAPHICS_DRIVER_MISMATCH */
 
 /* The bit of @status; 0 for a status the port does not document (never allowed). */
 fz_status_set fz_status_bit(NTSTATUS status);
@@ -166,6 +172,7 @@ typedef struct fz_model_args {
 typedef struct fz_prediction {
   fz_status_set allowed;            /* without an injected failure */
   fz_status_set allowed_if_faulted; /* when one happened during the call (a superset) */
+  fz_status_set allowed_if_wrong_answer; /* when the miniport answered wrongly during the call */
   const char *reason;               /* why, for messages: the first error found, or "valid" */
 } fz_prediction;
 

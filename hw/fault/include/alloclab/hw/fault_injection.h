@@ -78,8 +78,33 @@ enum fault_point {
    * alloclab/host_alloc.h, whose process-wide hook (alloclab/testing.h) a test or fuzzer bridges
    * to this point of its adapter's injector, so the point counts and fails like the others. */
   FAULT_HOST_ALLOCATION = 5,
+  /*
+   * Wrong answers (ids 6-11): a miniport that asks one of these points, when told to fail,
+   * does NOT fail its DDI: it reports success with one broken output, the misbehaviour the
+   * port's checks of the miniport's answers (core/src/ddi.c) must catch. The miniport first
+   * takes back what the broken output no longer names (an object behind a NULL handle), so what
+   * it still holds is exactly what its answer names. fault_point_is_wrong_answer() tells them
+   * apart. A port running its verifier aborts on them by design (a broken miniport rule).
+   */
+  /* "create_null_allocation": DxgkDdiCreateAllocation answers a NULL hAllocation for its last
+   * allocation. */
+  FAULT_CREATE_NULL_ALLOCATION = 6,
+  /* "create_unaligned_size": DxgkDdiCreateAllocation answers a Size that is not a multiple of
+   * 4096 for its last allocation. */
+  FAULT_CREATE_UNALIGNED_SIZE = 7,
+  /* "create_bad_alignment": DxgkDdiCreateAllocation answers an Alignment that is not a power
+   * of two for its last allocation. */
+  FAULT_CREATE_BAD_ALIGNMENT = 8,
+  /* "create_undescribed_segment": DxgkDdiCreateAllocation answers a SupportedWriteSegmentSet
+   * naming a segment it never described, for its last allocation. */
+  FAULT_CREATE_UNDESCRIBED_SEGMENT = 9,
+  /* "open_null_binding": DxgkDdiOpenAllocation answers a NULL hDeviceSpecificAllocation for its
+   * last allocation. */
+  FAULT_OPEN_NULL_BINDING = 10,
+  /* "create_device_null": DxgkDdiCreateDevice answers a NULL hDevice. */
+  FAULT_CREATE_DEVICE_NULL = 11,
   /* Number of ids (array size); not a point. */
-  FAULT_POINT_COUNT = 6
+  FAULT_POINT_COUNT = 12
 };
 
 /* fault_injector_arm() @repeat value: fail every call from the nth on, until disarmed. */
@@ -101,7 +126,7 @@ struct fault_injector_point_state {
 
 /*
  * struct fault_injector - one adapter's fault injector. Visible so callers can embed it
- * (208 bytes); only fault_injector_*() may touch the fields.
+ * (400 bytes); only fault_injector_*() may touch the fields.
  * @seq: sequence word of the windows: odd while an arm/disarm is writing them.
  * @lock: spin lock serialising writers (arm, disarm); 0 = free.
  */
@@ -205,6 +230,14 @@ bool fault_injector_point_from_name(const char *name, enum fault_point *out_poin
  * otherwise (@out_point not written).
  */
 bool fault_injector_point_from_id(uint32_t id, enum fault_point *out_point);
+
+/**
+ * fault_point_is_wrong_answer - whether @point is a wrong-answer point (ids 6-11 above): the
+ * miniport answers success with a broken output instead of failing.
+ *
+ * Returns: false for the failure points and for an invalid @point.
+ */
+bool fault_point_is_wrong_answer(enum fault_point point);
 
 #ifdef __cplusplus
 }

@@ -75,6 +75,15 @@
  *    copy, so a concurrent writer cannot change it between validation and use) -> STATUS_NO_MEMORY.
  *  - FAULT_SEGMENT_SPACE, FAULT_PAGE_TABLE_PAGE: asked by hw/gpu when committing segment pages
  *    and allocating page-table pages -> STATUS_NO_MEMORY.
+ *  - The wrong answers (fault_point_is_wrong_answer()), asked once each by a call that is about
+ *    to succeed, which then still returns STATUS_SUCCESS with one broken output:
+ *    CreateAllocation's last allocation with FAULT_CREATE_UNALIGNED_SIZE (Size + 1),
+ *    FAULT_CREATE_BAD_ALIGNMENT (Alignment 3 pages), FAULT_CREATE_UNDESCRIBED_SEGMENT (segment
+ *    31 in SupportedWriteSegmentSet), FAULT_CREATE_NULL_ALLOCATION (a NULL hAllocation: that
+ *    allocation is destroyed first); OpenAllocation's last binding NULL with
+ *    FAULT_OPEN_NULL_BINDING (closed first); CreateDevice's hDevice NULL with
+ *    FAULT_CREATE_DEVICE_NULL (destroyed first). What the sim still holds is exactly what its
+ *    answer names, so a port that refuses the answer and undoes it leaves nothing behind.
  * Every failing call changes nothing. One exception by design: a TRANSFER or FILL whose re-map of
  * a binding fails (page-table page) still succeeds; that binding is left unmapped and is mapped
  * again on demand by the next SubmitCommand that references it (which fails with
