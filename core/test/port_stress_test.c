@@ -11,7 +11,8 @@
  *    submit on, release and re-open while the creator releases and replaces them.
  *  - racing_destroy_same_handles: 4 threads destroy the same allocations (lists of one) in
  *    different orders while 2 more query and submit them: exactly one destroy of each succeeds.
- *  - racing_device_destroy: 2 threads destroy a device while 2 others keep calling on it.
+ *  - racing_device_destroy: 2 threads destroy a device while 2 others keep calling on it; once
+ *    a call naming only the device fails, its own allocations must be gone too (atomic destroy).
  * Threads take their RNG from al_test_seed() (AL_TEST_SEED replays a run) and the thread id, and
  * print nothing unless a check fails. Each scenario stops after SCENARIO_SECONDS (or its op count),
  * and a watchdog aborts one still running after WATCHDOG_SECONDS (a deadlock in the port).
@@ -991,11 +992,21 @@ static void s4_worker(s4_thread *t, rng *r) {
       mine[k] = mine[--mine_count];
     } else if (pick < 35) {
       al_handle h = g->owned[rng_below(r, 4)];
+      /* Device destroy is atomic: once an empty submit (naming nothing but the device) says the
+       * device is gone, its own allocations must be gone too, even while the destroy still
+       * waits for the GPU. */
+      uint64_t fence;
+      NTSTATUS probe = submit(g->adapter, g->device, NULL, 0, &fence);
+      STATUS_IN(probe, ctx_msg("worker %u: empty submit on a dying device", t->id), STATUS_SUCCESS,
+                STATUS_INVALID_HANDLE);
       /* The four device-owned ones are destroyed by nobody but the device destroy. */
       al_allocation_info info;
       NTSTATUS status = al_allocation_query(g->adapter, h, &info);
-      if (STATUS_IN(status, ctx_msg("worker %u: query of 0x%08x", t->id, h), STATUS_SUCCESS, STATUS_INVALID_HANDLE) &&
-          status == STATUS_SUCCESS)
+      if (probe == STATUS_INVALID_HANDLE)
+        STATUS_IN(status, ctx_msg("worker %u: query of 0x%08x after its device was seen gone", t->id, h),
+                  STATUS_INVALID_HANDLE);
+      else if (STATUS_IN(status, ctx_msg("worker %u: query of 0x%08x", t->id, h), STATUS_SUCCESS, STATUS_INVALID_HANDLE) &&
+               status == STATUS_SUCCESS)
         CHECK(info.owner_device == g->device && info.resource == 0, "worker %u: allocation 0x%08x: owner 0x%08x",
               t->id, h, info.owner_device);
     } else if (pick < 70) {
