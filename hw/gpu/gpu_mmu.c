@@ -223,7 +223,11 @@ static bool pt_range_full(const struct gpu_pt *t, int level, uint64_t base, uint
 
 /* Clears every leaf in [lo, hi) of the table @ref links (a large leaf there must lie inside
  * the range) and frees the tables it empties; @ref's count drops by the entries cleared.
- * @unmapped[id] accumulates the 4 KiB pages unmapped per segment. */
+ * @unmapped[id] accumulates the 4 KiB pages unmapped per segment.
+ * Cost: proportional to what is mapped, not to the range: the scan of a table stops once its
+ * live-entry count is used up (after that only zero entries are left), so tearing down an
+ * address space that maps little (gpu_as_destroy clears the whole VA range) does not read the
+ * 512 entries of every table level. */
 static void pt_clear(gpu_as *as, uint64_t *ref, int level, uint64_t base, uint64_t lo,
                      uint64_t hi, uint64_t *unmapped) {
   struct gpu_pt *t = pte_table(*ref);
@@ -231,9 +235,11 @@ static void pt_clear(gpu_as *as, uint64_t *ref, int level, uint64_t base, uint64
   pt_span(level, base, lo, hi, &i0, &i1);
   uint64_t span = UINT64_C(1) << level_shift(level);
   uint64_t cleared = 0;
-  for (unsigned i = i0; i <= i1; i++) {
+  uint32_t live = pte_table_used(*ref), seen = 0;
+  for (unsigned i = i0; i <= i1 && seen < live; i++) {
     uint64_t e = t->e[i];
     if (e == 0) continue;
+    seen++;
     if (pte_is_table(e)) {
       uint64_t cb = base + i * span;
       pt_clear(as, &t->e[i], level - 1, cb, max_u64(lo, cb), min_u64(hi, cb + span), unmapped);
