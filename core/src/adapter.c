@@ -372,7 +372,7 @@ void al_adapter_destroy(al_adapter *adapter) {
     uint32_t cursor = 0, handle = 0;
     void *object = NULL;
     handle_table_lock(&adapter->devices);
-    bool found = handle_table_next_locked(&adapter->devices, &cursor, &handle, &object, NULL);
+    bool found = handle_table_check_next_locked(&adapter->devices, &cursor, &handle, &object, NULL);
     handle_table_unlock(&adapter->devices);
     if (!found) break;
     NTSTATUS status = al_device_destroy(adapter, handle);
@@ -491,7 +491,7 @@ AL_CHECK_CODE static bool check_resource(al_adapter *adapter, port_resource *res
     const port_allocation *record = &resource->records[i];
     uint32_t index = UINT32_MAX;
     handle_table_lock(&adapter->allocations);
-    void *owner = handle_table_lookup_locked(&adapter->allocations, record->handle, &index);
+    void *owner = handle_table_check_lookup_locked(&adapter->allocations, record->handle, &index);
     handle_table_unlock(&adapter->allocations);
     if (owner != resource || index != i)
       return check_fail(msg, cap,
@@ -511,8 +511,10 @@ AL_CHECK_CODE static bool check_resource(al_adapter *adapter, port_resource *res
       return check_fail(msg, cap, "allocation 0x%08x: segment index %u out of range",
                         record->handle, record->segment_index);
     port_segment *segment = &adapter->segments[record->segment_index];
+    uint32_t tag = 0;
+    uint64_t bytes = 0; /* placement_size() */
     port_lock(&segment->lock);
-    uint32_t tag = segment_heap_block_owner(&segment->heap, record->block);
+    segment_heap_check_block(&segment->heap, record->block, &tag, &bytes);
     port_unlock(&segment->lock);
     if (tag != record->handle)
       return check_fail(msg, cap, "allocation 0x%08x: its block in segment %u is tagged 0x%08x",
@@ -520,7 +522,7 @@ AL_CHECK_CODE static bool check_resource(al_adapter *adapter, port_resource *res
     if (record->last_fence > resource->last_fence)
       return check_fail(msg, cap, "allocation 0x%08x: fence %" PRIu64 " above its resource's %" PRIu64,
                         record->handle, record->last_fence, resource->last_fence);
-    totals->placed[record->segment_index] += placement_size(adapter, record);
+    totals->placed[record->segment_index] += bytes;
     totals->blocks[record->segment_index]++;
     totals->records++;
   }
@@ -566,7 +568,7 @@ AL_CHECK_CODE static bool adapter_check(al_adapter *adapter, bool full, char *ms
   void *object = NULL;
   for (;;) {
     handle_table_lock(&adapter->resources);
-    bool found = handle_table_next_locked(&adapter->resources, &cursor, &handle, &object, NULL);
+    bool found = handle_table_check_next_locked(&adapter->resources, &cursor, &handle, &object, NULL);
     handle_table_unlock(&adapter->resources);
     if (!found) break;
     port_resource *resource = object;
@@ -582,7 +584,7 @@ AL_CHECK_CODE static bool adapter_check(al_adapter *adapter, bool full, char *ms
   cursor = 0;
   for (;;) {
     handle_table_lock(&adapter->devices);
-    bool found = handle_table_next_locked(&adapter->devices, &cursor, &handle, &object, NULL);
+    bool found = handle_table_check_next_locked(&adapter->devices, &cursor, &handle, &object, NULL);
     handle_table_unlock(&adapter->devices);
     if (!found) break;
     port_device *device = object;
@@ -623,9 +625,16 @@ AL_CHECK_CODE static bool adapter_check(al_adapter *adapter, bool full, char *ms
   port_lock(&adapter->deferred_lock);
   for (port_teardown *t = adapter->deferred_head; t; t = t->next)
     for (uint32_t i = 0; t->destroy && i < t->destroy_count; i++) {
-      if (t->records[i].segment_index == PORT_SYSTEM_MEMORY) continue;
-      totals.placed[t->records[i].segment_index] += placement_size(adapter, &t->records[i]);
-      totals.blocks[t->records[i].segment_index]++;
+      const port_allocation *record = &t->records[i];
+      if (record->segment_index == PORT_SYSTEM_MEMORY) continue;
+      port_segment *segment = &adapter->segments[record->segment_index];
+      uint32_t tag = 0;
+      uint64_t bytes = 0; /* placement_size() */
+      port_lock(&segment->lock);
+      segment_heap_check_block(&segment->heap, record->block, &tag, &bytes);
+      port_unlock(&segment->lock);
+      totals.placed[record->segment_index] += bytes;
+      totals.blocks[record->segment_index]++;
     }
   port_unlock(&adapter->deferred_lock);
   for (uint32_t i = 0; i < adapter->segment_count; i++) {

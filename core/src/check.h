@@ -18,6 +18,15 @@
 #define AL_CHECK_CODE
 #endif
 
+/* Marks a helper that both the port's code and an invariant walk call (a lookup, a node's
+ * address): it is always inlined, so the copy inside an AL_CHECK_CODE function is not
+ * instrumented either, while the port's callers keep theirs. Without it the walk called the
+ * helper's one instrumented copy, and in clang 14 SanitizerCoverage traces even the compares that
+ * UBSan inserts (alignment, shift, pointer overflow): several callbacks per call of a helper that
+ * has no branch of its own. A helper in another file is reached through a *_check_* accessor
+ * (AL_CHECK_CODE) that wraps the same always-inlined body, so the walk reads the same code. */
+#define AL_CHECK_INLINE static inline __attribute__((always_inline))
+
 /* Formats a one-line description of a broken invariant into @msg (NUL-terminated, cut to @cap;
  * nothing is written when @msg is NULL or @cap is 0) and returns false, so a checker can
  * `return check_fail(msg, cap, ...)`. */

@@ -23,28 +23,28 @@ _Static_assert(HANDLE_TABLE_REUSE_DELAY < HANDLE_TABLE_MAX_LIVE, "the delay fits
 
 /* ---- Handle and slot encoding ----------------------------------------------------------------- */
 
-static inline uint32_t ht_index(uint32_t handle) { return handle & HANDLE_TABLE_INDEX_MASK; }
+AL_CHECK_INLINE uint32_t ht_index(uint32_t handle) { return handle & HANDLE_TABLE_INDEX_MASK; }
 
-static inline uint32_t ht_generation(uint32_t handle) {
+AL_CHECK_INLINE uint32_t ht_generation(uint32_t handle) {
   return (handle >> HANDLE_TABLE_INDEX_BITS) & HANDLE_TABLE_GENERATION_MASK;
 }
 
-static inline uint32_t ht_make_handle(handle_type type, uint32_t generation, uint32_t index) {
+AL_CHECK_INLINE uint32_t ht_make_handle(handle_type type, uint32_t generation, uint32_t index) {
   return (uint32_t)type << HANDLE_TABLE_TYPE_SHIFT | generation << HANDLE_TABLE_INDEX_BITS | index;
 }
 
-static inline uint32_t ht_meta(uint32_t generation, uint32_t state) {
+AL_CHECK_INLINE uint32_t ht_meta(uint32_t generation, uint32_t state) {
   return generation | state << HANDLE_TABLE_STATE_SHIFT;
 }
 
-static inline uint32_t ht_meta_generation(uint32_t meta) {
+AL_CHECK_INLINE uint32_t ht_meta_generation(uint32_t meta) {
   return meta & HANDLE_TABLE_GENERATION_MASK;
 }
 
-static inline uint32_t ht_meta_state(uint32_t meta) { return meta >> HANDLE_TABLE_STATE_SHIFT; }
+AL_CHECK_INLINE uint32_t ht_meta_state(uint32_t meta) { return meta >> HANDLE_TABLE_STATE_SHIFT; }
 
 /* The slot of @index, or NULL when its chunk was never allocated. */
-static inline handle_table_slot *ht_slot(const handle_table *table, uint32_t index) {
+AL_CHECK_INLINE handle_table_slot *ht_slot(const handle_table *table, uint32_t index) {
   handle_table_slot *chunk = table->chunks[index >> HANDLE_TABLE_CHUNK_BITS];
   return chunk ? &chunk[index & (HANDLE_TABLE_CHUNK_SLOTS - 1)] : NULL;
 }
@@ -138,9 +138,11 @@ void handle_table_unlock(handle_table *table) {
   if (rc != 0) ht_bug(__func__, 0, "pthread_mutex_unlock failed (%d)", rc);
 }
 
-handle_type handle_type_of(uint32_t handle) {
+AL_CHECK_INLINE handle_type ht_type_of(uint32_t handle) {
   return (handle_type)(handle >> HANDLE_TABLE_TYPE_SHIFT);
 }
+
+handle_type handle_type_of(uint32_t handle) { return ht_type_of(handle); }
 
 uint32_t handle_table_live_count(const handle_table *table) {
   /* The counter is _Atomic; reading it through a const pointer is a plain atomic load. */
@@ -239,9 +241,9 @@ void handle_table_update_locked(handle_table *table, uint32_t handle, void *obje
 /* The slot @handle names when its type is the table's, its generation is the slot's and the
  * slot is published (or, with @any, reserved); else NULL. Slot 0 and never-used slots are all
  * zero (state FREE), so they fail without a range check. */
-static inline const handle_table_slot *ht_match(const handle_table *table, uint32_t handle,
+AL_CHECK_INLINE const handle_table_slot *ht_match(const handle_table *table, uint32_t handle,
                                                 bool any) {
-  if (handle_type_of(handle) != table->type) return NULL;
+  if (ht_type_of(handle) != table->type) return NULL;
   const handle_table_slot *slot = ht_slot(table, ht_index(handle));
   if (slot == NULL) return NULL;
   uint32_t meta = slot->meta;
@@ -255,11 +257,37 @@ static inline const handle_table_slot *ht_match(const handle_table *table, uint3
   return slot;
 }
 
-void *handle_table_lookup_locked(const handle_table *table, uint32_t handle, uint32_t *out_aux) {
+/* The bodies of handle_table_lookup_locked and handle_table_next_locked, shared with their
+ * check-code accessors. */
+AL_CHECK_INLINE void *ht_lookup(const handle_table *table, uint32_t handle, uint32_t *out_aux) {
   const handle_table_slot *slot = ht_match(table, handle, false);
   if (slot == NULL) return NULL;
   if (out_aux) *out_aux = slot->aux;
   return slot->object;
+}
+
+AL_CHECK_INLINE bool ht_next(const handle_table *table, uint32_t *cursor, uint32_t *out_handle,
+                             void **out_object, uint32_t *out_aux) {
+  for (uint32_t index = *cursor + 1; index < table->high_water; index++) {
+    const handle_table_slot *slot = ht_slot(table, index);
+    uint32_t state = ht_meta_state(slot->meta);
+    if (state == HANDLE_TABLE_STATE_FREE) continue;
+    *cursor = index;
+    if (out_handle) *out_handle = ht_make_handle(table->type, ht_meta_generation(slot->meta), index);
+    if (out_object) *out_object = slot->object;
+    if (out_aux) *out_aux = slot->aux;
+    return true;
+  }
+  return false;
+}
+
+void *handle_table_lookup_locked(const handle_table *table, uint32_t handle, uint32_t *out_aux) {
+  return ht_lookup(table, handle, out_aux);
+}
+
+AL_CHECK_CODE void *handle_table_check_lookup_locked(const handle_table *table, uint32_t handle,
+                                                     uint32_t *out_aux) {
+  return ht_lookup(table, handle, out_aux);
 }
 
 void *handle_table_lookup_any_locked(const handle_table *table, uint32_t handle,
@@ -272,17 +300,13 @@ void *handle_table_lookup_any_locked(const handle_table *table, uint32_t handle,
 
 bool handle_table_next_locked(const handle_table *table, uint32_t *cursor, uint32_t *out_handle,
                               void **out_object, uint32_t *out_aux) {
-  for (uint32_t index = *cursor + 1; index < table->high_water; index++) {
-    const handle_table_slot *slot = ht_slot(table, index);
-    uint32_t state = ht_meta_state(slot->meta);
-    if (state == HANDLE_TABLE_STATE_FREE) continue;
-    *cursor = index;
-    if (out_handle) *out_handle = ht_make_handle(table->type, ht_meta_generation(slot->meta), index);
-    if (out_object) *out_object = slot->object;
-    if (out_aux) *out_aux = slot->aux;
-    return true;
-  }
-  return false;
+  return ht_next(table, cursor, out_handle, out_object, out_aux);
+}
+
+AL_CHECK_CODE bool handle_table_check_next_locked(const handle_table *table, uint32_t *cursor,
+                                                  uint32_t *out_handle, void **out_object,
+                                                  uint32_t *out_aux) {
+  return ht_next(table, cursor, out_handle, out_object, out_aux);
 }
 
 /* ---- Invariants ------------------------------------------------------------------------------- */

@@ -223,6 +223,16 @@ NTSTATUS handle_table_insert_locked(handle_table *table, void *object, uint32_t 
 void *handle_table_lookup_locked(const handle_table *table, uint32_t handle, uint32_t *out_aux);
 
 /*
+ * handle_table_check_lookup_locked, handle_table_check_next_locked - handle_table_lookup_locked()
+ * and handle_table_next_locked(), same contract, for the invariant walks: the same code
+ * compiled as check code (check.h AL_CHECK_CODE, not coverage-instrumented under libFuzzer).
+ */
+void *handle_table_check_lookup_locked(const handle_table *table, uint32_t handle,
+                                       uint32_t *out_aux);
+bool handle_table_check_next_locked(const handle_table *table, uint32_t *cursor,
+                                    uint32_t *out_handle, void **out_object, uint32_t *out_aux);
+
+/*
  * handle_table_lookup_any_locked - like handle_table_lookup_locked(), but also finds reserved
  * handles (for the code that is still building the object, and for teardown).
  * Returns: the object of a live (reserved or published) handle — which may be NULL for a

@@ -46,22 +46,22 @@ struct segment_heap_node {
 };
 _Static_assert(sizeof(struct segment_heap_node) == 24, "a node is six uint32 fields");
 
-static inline struct segment_heap_node *segment_heap_node_at(const segment_heap *heap,
+AL_CHECK_INLINE struct segment_heap_node *segment_heap_node_at(const segment_heap *heap,
                                                              uint32_t index) {
   uint32_t mask = (UINT32_C(1) << heap->chunk_shift) - 1u;
   return &heap->chunks[index >> heap->chunk_shift][index & mask];
 }
 
-static inline bool segment_heap_node_is_free(const struct segment_heap_node *node) {
+AL_CHECK_INLINE bool segment_heap_node_is_free(const struct segment_heap_node *node) {
   return node->link_prev != SEGMENT_HEAP_MARK_LIVE && node->link_prev != SEGMENT_HEAP_MARK_UNUSED;
 }
 
-static inline uint32_t segment_heap_log2(uint32_t value) {
+AL_CHECK_INLINE uint32_t segment_heap_log2(uint32_t value) {
   return 31u - (uint32_t)__builtin_clz(value);
 }
 
 /* The TLSF class of a block of @pages (>= 1) pages. */
-static inline void segment_heap_mapping(uint32_t pages, uint32_t *out_fl, uint32_t *out_sl) {
+AL_CHECK_INLINE void segment_heap_mapping(uint32_t pages, uint32_t *out_fl, uint32_t *out_sl) {
   if (pages < SEGMENT_HEAP_SL_COUNT) {
     *out_fl = 0;
     *out_sl = pages;
@@ -309,8 +309,9 @@ NTSTATUS segment_heap_alloc(segment_heap *heap, uint64_t size, uint64_t alignmen
 }
 
 /* The node of live block @block, or an abort naming @caller. */
-static struct segment_heap_node *segment_heap_live_node(const segment_heap *heap, uint32_t block,
-                                                        const char *caller) {
+AL_CHECK_INLINE struct segment_heap_node *segment_heap_live_node(const segment_heap *heap,
+                                                                 uint32_t block,
+                                                                 const char *caller) {
   if (heap->chunks != NULL && block < heap->node_count) {
     struct segment_heap_node *node = segment_heap_node_at(heap, block);
     if (node->link_prev == SEGMENT_HEAP_MARK_LIVE) return node;
@@ -421,6 +422,14 @@ uint64_t segment_heap_block_size(const segment_heap *heap, uint32_t block) {
   const struct segment_heap_node *node =
       segment_heap_live_node(heap, block, "segment_heap_block_size");
   return (uint64_t)node->pages << heap->page_shift;
+}
+
+AL_CHECK_CODE void segment_heap_check_block(const segment_heap *heap, uint32_t block,
+                                            uint32_t *out_owner, uint64_t *out_bytes) {
+  const struct segment_heap_node *node =
+      segment_heap_live_node(heap, block, "segment_heap_check_block");
+  *out_owner = node->link_next;
+  *out_bytes = (uint64_t)node->pages << heap->page_shift;
 }
 
 void segment_heap_get_stats(const segment_heap *heap, segment_heap_stats *out) {

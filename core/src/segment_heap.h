@@ -229,6 +229,16 @@ void segment_heap_set_owner(segment_heap *heap, uint32_t block, uint32_t owner);
 uint32_t segment_heap_block_owner(const segment_heap *heap, uint32_t block);
 
 /**
+ * segment_heap_check_block - segment_heap_block_owner() and segment_heap_block_size() of one
+ * live block in one call, for the invariant walks: the same code compiled as check code
+ * (check.h AL_CHECK_CODE, not coverage-instrumented under libFuzzer).
+ * @heap: an initialized heap. @block: a live block handle. @out_owner, @out_bytes: non-NULL.
+ * A handle that is not live aborts with "segment_heap_check_block: block N is not live".
+ */
+void segment_heap_check_block(const segment_heap *heap, uint32_t block, uint32_t *out_owner,
+                              uint64_t *out_bytes);
+
+/**
  * segment_heap_next_live - walk live blocks in address order, for victim selection.
  * @cursor: in: SEGMENT_HEAP_NO_BLOCK to start at offset 0, or the block returned last time (if
  *	that block has been freed meanwhile, the walk starts over at offset 0); out: the block

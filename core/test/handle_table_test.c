@@ -157,6 +157,19 @@ TEST(test_lookup_rejects_invalid_handles) {
     expect_u64_eq(aux, 12345, "lookup_any: out_aux untouched on failure, case %zu", i);
   }
 
+  /* The walks' accessor answers as lookup does, for every case above. */
+  const uint32_t every[] = {pub, res, gone, free_now, 0, make_handle(HANDLE_TYPE_RESOURCE, 0, 1000),
+                            make_handle(HANDLE_TYPE_RESOURCE, generation_of(pub) + 1, index_of(pub)),
+                            (pub & ~(3u << HANDLE_TABLE_TYPE_SHIFT)) |
+                                (uint32_t)HANDLE_TYPE_DEVICE << HANDLE_TABLE_TYPE_SHIFT};
+  for (size_t i = 0; i < sizeof every / sizeof every[0]; i++) {
+    uint32_t want_aux = 12345, got_aux = 12345;
+    void *want = handle_table_lookup_locked(&table, every[i], &want_aux);
+    expect_ptr_is(handle_table_check_lookup_locked(&table, every[i], &got_aux), want,
+                  "check lookup, case %zu", i);
+    expect_u64_eq(got_aux, want_aux, "check lookup's aux, case %zu", i);
+  }
+
   /* No single-bit corruption of a live handle reaches anything but another live handle. */
   for (uint32_t bit = 0; bit < 32; bit++) {
     uint32_t flipped = pub ^ (1u << bit);
@@ -476,6 +489,23 @@ TEST(test_iteration_with_removal) {
     survivors++;
   }
   expect_u64_eq(survivors, visited - removed, "survivors");
+  /* The walks' accessor visits the same handles, objects and aux values in the same order. */
+  uint32_t check_cursor = 0, check_handle = 0, check_aux = 0, steps = 0;
+  void *check_object = NULL;
+  cursor = 0;
+  for (;;) {
+    bool more = handle_table_next_locked(&table, &cursor, &handle, &object, &aux);
+    bool check_more = handle_table_check_next_locked(&table, &check_cursor, &check_handle,
+                                                     &check_object, &check_aux);
+    expect_true(more == check_more, "check walk ends with the walk (step %" PRIu32 ")", steps);
+    if (!more || !check_more) break;
+    expect_true(check_cursor == cursor && check_handle == handle && check_object == object &&
+                    check_aux == aux,
+                "check walk step %" PRIu32 ": handle 0x%08" PRIx32 ", want 0x%08" PRIx32, steps,
+                check_handle, handle);
+    steps++;
+  }
+  expect_u64_eq(steps, survivors, "check walk: every survivor");
   expect_table_ok(&table);
   handle_table_unlock(&table);
   handle_table_fini(&table);

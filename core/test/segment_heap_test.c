@@ -825,7 +825,46 @@ TEST(test_free_many_of_a_block_twice_aborts) {
   expect_death(free_many_twice, NULL, "is not live");
 }
 
-RUN_TESTS(T(test_free_many_matches_single_frees), T(test_free_many_of_a_block_twice_aborts), T(test_owner_tags_and_live_walk), T(test_init_rejects_bad_arguments), T(test_init_accepts_edge_sizes),
+/* segment_heap_check_block (the walks' accessor) reads what block_owner and block_size read. */
+TEST(test_check_block_matches_owner_and_size) {
+  segment_heap heap;
+  assert_status(segment_heap_init(&heap, 64 * 4096, 4096), STATUS_SUCCESS, "init");
+  uint32_t blocks[3];
+  uint64_t offset;
+  for (uint32_t i = 0; i < 3; i++) {
+    assert_status(segment_heap_alloc(&heap, 4096u * (i + 1) - 100, 0, &blocks[i], &offset),
+                  STATUS_SUCCESS, "alloc %u", i);
+    segment_heap_set_owner(&heap, blocks[i], 0x40000000u + i);
+  }
+  for (uint32_t i = 0; i < 3; i++) {
+    uint32_t owner = 0;
+    uint64_t bytes = 0;
+    segment_heap_check_block(&heap, blocks[i], &owner, &bytes);
+    expect_u64_eq(owner, 0x40000000u + i, "owner of block %u", i);
+    expect_u64_eq(owner, segment_heap_block_owner(&heap, blocks[i]), "as block_owner, %u", i);
+    expect_u64_eq(bytes, 4096u * (i + 1), "size of block %u (whole pages)", i);
+    expect_u64_eq(bytes, segment_heap_block_size(&heap, blocks[i]), "as block_size, %u", i);
+  }
+  segment_heap_fini(&heap);
+}
+
+static void check_block_of_freed(void *arg) {
+  (void)arg;
+  segment_heap heap;
+  segment_heap_init(&heap, 16 * 4096, 4096);
+  uint32_t block, owner;
+  uint64_t offset, bytes;
+  segment_heap_alloc(&heap, 4096, 0, &block, &offset);
+  segment_heap_free(&heap, block);
+  segment_heap_check_block(&heap, block, &owner, &bytes);
+}
+
+TEST(test_check_block_of_non_live_block_aborts) {
+  expect_death(check_block_of_freed, NULL, "segment_heap_check_block: block 0 is not live");
+}
+
+RUN_TESTS(T(test_free_many_matches_single_frees), T(test_free_many_of_a_block_twice_aborts),
+          T(test_check_block_matches_owner_and_size), T(test_check_block_of_non_live_block_aborts), T(test_owner_tags_and_live_walk), T(test_init_rejects_bad_arguments), T(test_init_accepts_edge_sizes),
           T(test_alloc_rejects_bad_arguments), T(test_exact_fill_then_no_video_memory),
           T(test_alignment), T(test_merge_with_prev_next_both), T(test_largest_free_is_exact),
           T(test_fragmentation_then_coalescing), T(test_free_of_non_live_block_aborts),

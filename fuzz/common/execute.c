@@ -931,8 +931,14 @@ typedef struct conc_ctx {
   uint32_t count; /* concurrent calls */
   uint64_t clock;
   conc_call calls[FZ_CONCURRENT_MAX_CALLS];
-  fz_model *snapshots[FZ_CONCURRENT_MAX_CALLS];
+  fz_model *snapshot;
   uint32_t order[FZ_CONCURRENT_MAX_CALLS]; /* the linearization found */
+  /* The search's backtracking (conc_linearize): snapshot holds the model before the first
+   * node that had a choice (at depth base_depth, once have_base); path[d] is the call the
+   * current path applied at depth d. */
+  bool have_base;
+  uint32_t base_depth;
+  uint32_t path[FZ_CONCURRENT_MAX_CALLS];
   uint64_t search_nodes;
   char why[1024]; /* the deepest disagreement seen by the search */
   const char *why_op; /* its call's operation (the oracle tag's OP) */
@@ -1083,9 +1089,28 @@ static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
   return true;
 }
 
+/* Puts the model back in the state it had at @depth of the current path: the base snapshot,
+ * then the path's calls from the base down to @depth again (they were accepted in that order
+ * before, and the model is deterministic). */
+static void conc_restore(conc_ctx *cx, uint32_t depth) {
+  exec_ctx *x = cx->x;
+  fz_model_copy(x->model, cx->snapshot);
+  for (uint32_t d = cx->base_depth; d < depth; d++) {
+    if (!conc_apply(cx, cx->path[d], d)) {
+      fprintf(stderr, "alloclab oracle: internal: replaying call %u at depth %u of a linearization "
+              "failed (the model is not deterministic)\n", cx->calls[cx->path[d]].index + 1, d);
+      abort();
+    }
+  }
+}
+
 /* Wing & Gong: is there an order of the remaining calls (bit set @left), consistent with real
  * time (a call that returned before another started comes first), in which the model accepts
- * every status? Leaves the model in the state after the order found. */
+ * every status? Leaves the model in the state after the order found.
+ * Cost: a model is several MiB (fz_model_copy copies it whole), so the search takes one snapshot
+ * per input, at the first node with a choice, and backtracks by restoring it and re-applying the
+ * path above (conc_restore), instead of a snapshot at every node with a choice: those copies
+ * were ~60% of the CPU of a schedules input. */
 static bool conc_linearize(conc_ctx *cx, uint32_t left, uint32_t depth) {
   if (left == 0) return true;
   if (++cx->search_nodes > FZ_CONCURRENT_SEARCH_LIMIT) return false;
@@ -1102,16 +1127,20 @@ static bool conc_linearize(conc_ctx *cx, uint32_t left, uint32_t depth) {
       cand[b] = cand[b - 1];
       cand[b - 1] = t;
     }
-  exec_ctx *x = cx->x;
-  if (n > 1) fz_model_copy(cx->snapshots[depth], x->model);
+  if (n > 1 && !cx->have_base) {
+    fz_model_copy(cx->snapshot, cx->x->model);
+    cx->have_base = true;
+    cx->base_depth = depth;
+  }
   for (uint32_t j = 0; j < n; j++) {
     uint32_t k = cand[j];
+    cx->path[depth] = k;
     if (conc_apply(cx, k, depth) && conc_linearize(cx, left & ~(1u << k), depth + 1)) {
       cx->order[depth] = k;
       return true;
     }
-    if (n > 1) fz_model_copy(x->model, cx->snapshots[depth]);
-    else return false;
+    if (n == 1) return false; /* nothing else to try here: the caller restores */
+    conc_restore(cx, depth);
   }
   return false;
 }
@@ -1122,9 +1151,7 @@ static conc_ctx *conc_get(exec_ctx *x) {
     if (cx == NULL) return NULL;
     fz_model_config empty;
     memset(&empty, 0, sizeof empty);
-    for (uint32_t d = 0; d < FZ_CONCURRENT_MAX_CALLS; d++) {
-      if ((cx->snapshots[d] = fz_model_create(&empty)) == NULL) return NULL;
-    }
+    if ((cx->snapshot = fz_model_create(&empty)) == NULL) return NULL;
     tls_conc = cx;
   }
   tls_conc->x = x;
@@ -1210,6 +1237,7 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
     }
     if (o->verbose) conc_print(cx);
     uint32_t all = cx->count == 32 ? UINT32_MAX : (1u << cx->count) - 1u;
+    cx->have_base = false;
     if (!conc_linearize(cx, all, 0)) {
       bool gave_up = cx->search_nodes > FZ_CONCURRENT_SEARCH_LIMIT;
       char tag[300];

@@ -58,29 +58,37 @@
  * every call the executor walks al_adapter_check_live() (bounded by what is live: O(objects +
  * blocks + high water)); the full al_adapter_check() (which also reads every unused chunk
  * pointer and empty free-list head) runs once, at the end. The invariant walks are not
- * coverage-instrumented (core/src/check.h AL_CHECK_CODE). The sim's segment host regions are
- * recycled from one adapter to the next (gpu_segment_cached_regions()), so bring-up no longer
- * maps and faults them in, and the sim's memory contents are sparse (gpu_memory.h: a stored/zero
- * bit per 4 KiB, so the zero fill of every new allocation and the eviction of contents nobody
- * wrote cost bits, not memset/memmove into freshly faulted host pages; evicted allocations go to
- * sparse gpu_host_copy system memory). Measured under --config=fuzz (ASan+UBSan+libFuzzer), one
- * process, on the shared 2-core machine (load average 2.6-3.3 from others' work, so a run gets
- * 55-100% of a core: compare CPU per execution, not exec/s), `<t>_raw -max_total_time=20
- * -seed=1 -print_final_stats=1` from a fresh copy of corpus/<t>/seeds, before (81ce2b2) ->
- * after sparse contents, two runs each: ddi_sequence 2.68 / 2.95 -> 2.40 / 2.19 ms of CPU per
- * execution (244 / 321 -> 269 / 452 exec/s), fault_injection 1.83 -> 1.23 ms (363 -> 594 exec/s),
- * close_destroy 16.9 / 14.8 -> 17.4 / 15.3 ms (58 / 62 -> 38 / 54 exec/s: no change beyond the
- * noise; its cost is the port's, below); system time per execution halved. Replaying a fixed
- * corpus (3 x -runs=0): ddi_sequence 5.5 -> 5.1 ms per input, fault_injection 3.0 -> 2.2,
- * close_destroy 13.0 -> 12.2. So about 300-450 exec/s, still far from the 20k exec/s goal.
- * What is left, in order (perf, ddi_sequence after the change; contents and paging are now ~2%):
- * the per-call walk al_adapter_check_live (~27%, mostly compare tracing in the port's
- * instrumented helpers it calls: segment_heap_node_at, placement_size, handle-table lookups),
- * libFuzzer's own per-feature bookkeeping (UpdateFeatureFrequency + AddRareFeature, ~20%), the
- * port's create path (~18%, with the verifier's map_insert), device teardown (the MMU's pt_clear,
- * ~3%), and host-allocator churn per adapter under ASan's quarantine (~7% with the page faults
- * and memsets of fresh chunks: handle-table chunks 3 x 16 KiB, the adapter 25 KiB, segment-heap
- * pools 2 x 12 KiB, the MMU 13 KiB, page-table pages, the verifier's maps).
+ * coverage-instrumented (core/src/check.h AL_CHECK_CODE), and neither are the helpers they
+ * read through (AL_CHECK_INLINE bodies, *_check_* accessors), the DDI verifier (an oracle too)
+ * and the MMU's read-only range predicates: in clang 14 SanitizerCoverage also traces the
+ * compares UBSan inserts (alignment, shift, pointer overflow), several per call of a helper,
+ * and that compare tracing was about half the CPU of close_destroy. The sim's segment host
+ * regions are recycled from one adapter to the next (gpu_segment_cached_regions()), and its
+ * memory contents are sparse (gpu_memory.h: a stored/zero bit per 4 KiB). The MMU's pt_clear
+ * costs what is mapped, not the address space. The linearizability search of
+ * fz_execute_concurrent() takes one model snapshot per input (fz_model_copy copies 6.5 MB) and
+ * backtracks by re-applying its path. Measured under --config=fuzz (ASan+UBSan+libFuzzer), one
+ * process, on the shared 2-core machine (load average ~2 from others' work: compare CPU per
+ * execution, not exec/s), `<t>_raw -max_total_time=20 -seed=1 -print_final_stats=1` from a
+ * fresh copy of corpus/<t>/seeds, CPU (user+sys, /usr/bin/time) per execution, before the
+ * speed2 branch (a3756d8) -> after: ddi_sequence 1.72 -> 1.53 ms (567 -> 641 exec/s),
+ * fault_injection 1.09 -> 1.11 ms (825 -> 886 exec/s), close_destroy 17.5 -> 8.1 ms (57 -> 122
+ * exec/s), schedules 2.32 -> 0.82 ms (426 -> 1206 exec/s); private_data 15 us (64k exec/s).
+ * Replaying one fixed corpus per target (the inputs a 8 s run kept; 3 x -runs=0, CPU per
+ * input): ddi_sequence 4.70 -> 3.48 ms, fault_injection 2.33 -> 2.02, close_destroy 14.1 ->
+ * 8.95, schedules 4.29 -> 1.65. The fuzzers' `cov:` figure dropped by the edges no longer
+ * instrumented (ddi_sequence 1948 -> 1791 on the same fixed corpus, the same drop as in the
+ * 20 s runs: the port's coverage is unchanged). Still far from the 20k exec/s goal (except
+ * private_data). What is left, in order (perf, ddi_sequence): libFuzzer's own per-feature
+ * bookkeeping (UpdateFeatureFrequency + AddRareFeature, ~17%; it shrinks as feature frequencies
+ * saturate in long runs); the ASan allocator (~13%: malloc, its 4 KiB malloc fill (the memset),
+ * quarantine, stack depot), half of it one host page per committed aperture page
+ * (gpu_memory.c seg_commit_locked, by design: the host-allocation fault point and ASan reach
+ * them); the invariant walks' own (uninstrumented) work, ~8% (sh_check, ht_check,
+ * check_resource: O(live) after every call; an incremental walk would have to stay as strong);
+ * in close_destroy, the verifier's hash-map probes (cache misses over 56-byte entries, ~7%)
+ * and the sim's and port's bind/unbind paths; in schedules, still ~20% fz_model_copy (the
+ * model copies all its fixed arrays; copying only the used prefixes belongs in model.c).
  * Threading: fz_execute() may run on several threads at once (one context each), but the sim's
  * process-wide totals check (check_miniport_totals) then races: turn it off.
  */
