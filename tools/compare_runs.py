@@ -12,14 +12,23 @@ Change is median(new) / median(old) - 1. Verdicts:
   faster      p < alpha and change < 0
   same        p >= alpha: noise can explain the difference
   missing     in one report only, or no usable repetition on a side
+  anchor      with --normalize-by: an anchor benchmark, shown, not judged
+
+With --normalize-by REGEX every other benchmark is judged relative to the anchor matching REGEX
+in its own report (its samples divided by the anchor's median there): two runs recorded hours
+apart on a machine whose speed changed in between (load, frequency) then raise no alarm, as
+long as the anchor moved with them. The change and p-value are of those ratios; old and new
+stay in ns.
 
 The overall line is the geometric mean of new/old median ratios over the benchmarks in both.
 
 Usage: compare_runs.py OLD.json NEW.json [--threshold PERCENT] [--alpha A] [--json OUT]
+                       [--normalize-by REGEX]
 Exit status: 0 no regression, 2 a regression, 1 a bad or missing report, 64 bad usage.
 """
 
 import argparse
+import re
 import math
 import os
 import sys
@@ -77,10 +86,30 @@ def samples_by_benchmark(report):
     return samples
 
 
-def compare(old_report, new_report, threshold=0.05, alpha=0.05):
+def anchor_of(samples, pattern, which):
+    """The name of the first benchmark (sorted) of @samples matching @pattern, and its median."""
+    names = sorted(n for n in samples if re.search(pattern, n))
+    if not names:
+        raise benchdb.BenchError(f"the {which} report has no benchmark matching the anchor '{pattern}'")
+    median = benchdb.median(samples[names[0]])
+    if not median or median <= 0:
+        raise benchdb.BenchError(f"the {which} report's anchor {names[0]} has no positive time")
+    return names[0], median
+
+
+def compare(old_report, new_report, threshold=0.05, alpha=0.05, normalize_by=None):
     """Compares two reports; returns (rows, geomean ratio or None). Each row: name, old/new
-    median (ns, None when missing), n_old, n_new, change (fraction), p, verdict."""
+    median (ns, None when missing), n_old, n_new, change (fraction), p, verdict.
+    With @normalize_by (a regex naming an anchor benchmark, e.g. BM_anchor_jemalloc), every
+    other benchmark's samples are divided by the anchor's median in the same report before the
+    change and the U test, so a machine that is slower or faster as a whole (two runs recorded
+    hours apart) moves the anchor with them and raises no alarm; anchors (BM_anchor_*) are
+    shown with the verdict "anchor" and never judged."""
     old, new = samples_by_benchmark(old_report), samples_by_benchmark(new_report)
+    scale_old = scale_new = 1.0
+    if normalize_by:
+        _, scale_old = anchor_of(old, normalize_by, "old")
+        _, scale_new = anchor_of(new, normalize_by, "new")
     names = list(old) + [n for n in new if n not in old]
     rows, log_ratios = [], []
     for name in names:
@@ -88,9 +117,18 @@ def compare(old_report, new_report, threshold=0.05, alpha=0.05):
         row = {"name": name, "n_old": len(a), "n_new": len(b),
                "old_median_ns": benchdb.median(a), "new_median_ns": benchdb.median(b),
                "change": None, "p_value": None, "verdict": "missing"}
+        if normalize_by and a and b:
+            if name.startswith("BM_anchor_") or re.search(normalize_by, name):
+                om, nm = row["old_median_ns"], row["new_median_ns"]
+                row["change"] = nm / om - 1 if om > 0 else None
+                row["verdict"] = "anchor"
+                rows.append(row)
+                continue
+            a = [v / scale_old for v in a]
+            b = [v / scale_new for v in b]
         if a and b:
             _, p = mann_whitney_u(a, b)
-            om, nm = row["old_median_ns"], row["new_median_ns"]
+            om, nm = benchdb.median(a), benchdb.median(b)
             change = nm / om - 1 if om > 0 else (0.0 if nm == 0 else math.inf)
             row["change"], row["p_value"] = change, p
             if p >= alpha:
@@ -138,7 +176,7 @@ def format_table(rows, geomean, old_name, new_name, threshold, alpha):
     for r in rows:
         counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
     lines.append("verdicts: " + ", ".join(f"{counts[v]} {v}" for v in
-                                          ("regression", "slower", "same", "faster", "missing")
+                                          ("regression", "slower", "same", "faster", "missing", "anchor")
                                           if v in counts))
     few = [r["name"] for r in rows if r["verdict"] != "missing"
            and min(r["n_old"], r["n_new"]) < MIN_REPETITIONS]
@@ -186,11 +224,20 @@ def main(argv=None):
     parser.add_argument("--alpha", type=_alpha, default=0.05,
                         help="significance level of the U test (default 0.05)")
     parser.add_argument("--json", metavar="OUT", help="also write the verdicts as JSON")
+    parser.add_argument("--normalize-by", metavar="REGEX",
+                        help="judge every benchmark relative to the anchor benchmark matching REGEX"
+                        " in the same report (e.g. BM_anchor_jemalloc): for runs recorded at"
+                        " different times, when the machine itself may have changed speed")
     args = parser.parse_args(argv)
+    if args.normalize_by is not None:
+        try:
+            re.compile(args.normalize_by)
+        except re.error as e:
+            parser.error(f"--normalize-by: not a regular expression: {e}")
     try:
         old_report = benchdb.load_report(args.old)
         new_report = benchdb.load_report(args.new)
-        rows, geomean = compare(old_report, new_report, args.threshold, args.alpha)
+        rows, geomean = compare(old_report, new_report, args.threshold, args.alpha, args.normalize_by)
         if not rows:
             raise benchdb.BenchError("neither report holds a benchmark result")
         for line in format_table(rows, geomean, args.old, args.new, args.threshold, args.alpha):
@@ -202,7 +249,8 @@ def main(argv=None):
                 "old_commit": old_report["context"].get("git_commit"),
                 "new_commit": new_report["context"].get("git_commit"),
                 "threshold": args.threshold, "alpha": args.alpha,
-                "metric": "median ns: ns_per_allocation if present, else real_time",
+                "metric": "median ns: ns_per_allocation if present, else real_time"
+                          + (f"; judged relative to the anchor matching '{args.normalize_by}'" if args.normalize_by else ""),
                 "geomean_ratio": geomean, "regressions": regressions, "benchmarks": rows})
     except benchdb.BenchError as e:
         print(f"compare_runs: {e}", file=sys.stderr)

@@ -635,7 +635,10 @@ def run_benchmarks(root: str, report_dir: str, logs: str) -> dict:
         exported = _run_tool([py, benchdb, "export", prev_id, old_json], log, root)
         if exported.returncode != 0:
             raise NightlyError("benchdb.py export %s failed: %s" % (prev_id, exported.stderr.strip()[-300:]))
-        compared = _run_tool([py, compare, old_json, bench_json, "--json", compare_json], log, root)
+        # Judged against the jemalloc anchor of each run: the previous run was recorded at
+        # another time, when the machine may have been faster or slower as a whole.
+        compared = _run_tool([py, compare, old_json, bench_json, "--json", compare_json,
+                              "--normalize-by", "BM_anchor_jemalloc"], log, root)
         if compared.returncode not in (0, 2):
             raise NightlyError("compare_runs.py failed (exit %d): %s" % (compared.returncode, compared.stderr.strip()[-300:]))
         section.update(previous=prev_id, regression=compared.returncode == 2)

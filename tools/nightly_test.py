@@ -473,7 +473,8 @@ class BenchTest(unittest.TestCase):
                           open(sys.argv[3], "w"))
             """) % runs)
         write(os.path.join(tmp, "tools", "compare_runs.py"), textwrap.dedent("""\
-            import json, sys
+            import json, os, sys
+            json.dump(sys.argv[1:], open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "compare_args.json"), "w"))
             json.dump({"regressions": [], "benchmarks": [{"name": "BM_teardown", "old_ns": 25.0, "new_ns": 30.0,
                                                           "change": "+20%%", "verdict": "slower"}]},
                       open(sys.argv[sys.argv.index("--json") + 1], "w"))
@@ -486,6 +487,10 @@ class BenchTest(unittest.TestCase):
             self.make_root(tmp, compare_exit=2)
             with redirect_stdout(io.StringIO()):
                 section = nightly.run_benchmarks(tmp, os.path.join(tmp, "report"), os.path.join(tmp, "report", "logs"))
+            with open(os.path.join(tmp, "tools", "compare_args.json")) as f:
+                compare_args = json.load(f)
+        # The previous run was recorded at another time: judged against each run's own anchor.
+        self.assertEqual(compare_args[compare_args.index("--normalize-by") + 1], "BM_anchor_jemalloc")
         self.assertEqual(section["status"], "ok")
         self.assertEqual((section["run_id"], section["previous"], section["regression"]), ("3", "2", True))
         self.assertEqual(section["previous_commit"], "b" * 40)

@@ -126,6 +126,38 @@ class Verdicts(unittest.TestCase):
         self.assertEqual({r["name"]: r["verdict"] for r in rows}["BM_teardown/64"], "slower")
 
 
+class Normalized(unittest.TestCase):
+    """--normalize-by: runs recorded at different times, judged against their own anchor."""
+
+    def runs(self, machine, teardown):
+        rng = random.Random(5)
+        old = report({"BM_anchor_jemalloc_malloc_free/bytes:64": lognormal(rng, 9, 12.7),
+                      "BM_teardown/64": lognormal(rng, 9, 34.7)})
+        new = report({"BM_anchor_jemalloc_malloc_free/bytes:64": lognormal(rng, 9, 12.7 * machine),
+                      "BM_teardown/64": lognormal(rng, 9, 34.7 * machine * teardown)})
+        return old, new
+
+    def test_a_machine_slower_as_a_whole_is_no_regression(self):
+        old, new = self.runs(machine=1.25, teardown=1.0)
+        raw = {r["name"]: r for r in compare_runs.compare(old, new)[0]}
+        self.assertEqual(raw["BM_teardown/64"]["verdict"], "regression")  # the alarm it avoids
+        rows, geomean = compare_runs.compare(old, new, normalize_by="BM_anchor_jemalloc")
+        by_name = {r["name"]: r for r in rows}
+        self.assertNotEqual(by_name["BM_teardown/64"]["verdict"], "regression")
+        self.assertLess(abs(by_name["BM_teardown/64"]["change"]), 0.05)
+        self.assertEqual(by_name["BM_anchor_jemalloc_malloc_free/bytes:64"]["verdict"], "anchor")
+        self.assertAlmostEqual(geomean, 1.0, delta=0.05)
+
+    def test_the_port_slower_against_its_anchor_is_a_regression(self):
+        old, new = self.runs(machine=0.9, teardown=1.2)  # a faster machine does not hide it
+        rows, _ = compare_runs.compare(old, new, normalize_by="BM_anchor_jemalloc")
+        slow = {r["name"]: r for r in rows}["BM_teardown/64"]
+        self.assertEqual(slow["verdict"], "regression")
+        self.assertAlmostEqual(slow["change"], 0.2, delta=0.05)
+        self.assertEqual(slow["old_median_ns"], compare_runs.benchdb.median(
+            compare_runs.samples_by_benchmark(old)["BM_teardown/64"]))  # shown in ns
+
+
 class Cli(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
@@ -169,6 +201,25 @@ class Cli(unittest.TestCase):
         self.assertIn("1 same", out)
         rc, out, _ = self.cli(old, new, "--threshold", "25")
         self.assertEqual(rc, 0)
+
+    def test_normalize_by_anchor(self):
+        rng = random.Random(6)
+        old = self.write("old.json", report({"BM_anchor_jemalloc_x": lognormal(rng, 9, 10),
+                                             "BM_teardown/64": lognormal(rng, 9, 40)}))
+        new = self.write("new.json", report({"BM_anchor_jemalloc_x": lognormal(rng, 9, 13),
+                                             "BM_teardown/64": lognormal(rng, 9, 52)}))
+        rc, out, _ = self.cli(old, new)
+        self.assertEqual(rc, 2)
+        rc, out, _ = self.cli(old, new, "--normalize-by", "BM_anchor_jemalloc")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("1 anchor", out)
+        bare = self.write("bare.json", report({"BM_teardown/64": lognormal(rng, 9, 40)}))
+        rc, _, err = self.cli(bare, new, "--normalize-by", "BM_anchor_jemalloc")
+        self.assertEqual(rc, 1)
+        self.assertIn("the old report has no benchmark matching the anchor 'BM_anchor_jemalloc'", err)
+        rc, _, err = self.cli(old, new, "--normalize-by", "BM_(")
+        self.assertEqual(rc, 64)
+        self.assertIn("--normalize-by: not a regular expression", err)
 
     def test_few_repetitions_warn(self):
         old = self.write("old.json", report({"BM_a": [1.0, 2.0]}))
