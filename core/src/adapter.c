@@ -6,10 +6,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-#include "alloclab/host_alloc.h"
 #include <string.h>
 
+#include "alloclab/host_alloc.h"
 #include "check.h"
 #include "port.h"
 #include "verifier.h"
@@ -372,7 +371,7 @@ void al_adapter_destroy(al_adapter *adapter) {
     uint32_t cursor = 0, handle = 0;
     void *object = NULL;
     handle_table_lock(&adapter->devices);
-    bool found = handle_table_check_next_locked(&adapter->devices, &cursor, &handle, &object, NULL);
+    bool found = handle_table_next_locked(&adapter->devices, &cursor, &handle, &object, NULL);
     handle_table_unlock(&adapter->devices);
     if (!found) break;
     NTSTATUS status = al_device_destroy(adapter, handle);

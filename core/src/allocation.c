@@ -9,10 +9,9 @@
  * and a handful of host frees per resource (none per allocation).
  */
 #include <stdlib.h>
-
-#include "alloclab/host_alloc.h"
 #include <string.h>
 
+#include "alloclab/host_alloc.h"
 #include "port.h"
 
 /* Removes the handles of every record of @resource (and its own handle). Resource lock held. */

@@ -6,10 +6,9 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-
-#include "alloclab/host_alloc.h"
 #include <string.h>
 
+#include "alloclab/host_alloc.h"
 #include "port.h"
 #include "verifier.h"
 

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 
 #include "alloclab/host_alloc.h"
-
 #include "port.h"
 
 NTSTATUS al_device_create(al_adapter *adapter, al_handle *out_device) {
@@ -46,18 +45,17 @@ NTSTATUS al_device_destroy(al_adapter *adapter, al_handle handle) {
    * removal below. Until the holds are released they wait for us (port.h "Device destroy is
    * atomic"), so devices_dying is raised before that moment. */
   port_lock(&adapter->device_destroy_lock);
-  atomic_fetch_add(&adapter->devices_dying, 1);
   port_lock(&device->lock);
   bool already_dying = device->dying;
-  device->dying = true;
   if (!already_dying) {
+    device->dying = true;
+    atomic_fetch_add(&adapter->devices_dying, 1);
     handle_table_lock(&adapter->devices);
     handle_table_remove_locked(&adapter->devices, handle);
     handle_table_unlock(&adapter->devices);
   }
   port_unlock(&device->lock);
   if (already_dying) {
-    atomic_fetch_sub(&adapter->devices_dying, 1);
     port_unlock(&adapter->device_destroy_lock);
     port_device_unref(adapter, device);
     return STATUS_INVALID_HANDLE;

@@ -10,11 +10,10 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-
-#include "alloclab/host_alloc.h"
 #include <string.h>
 #include <time.h>
 
+#include "alloclab/host_alloc.h"
 #include "port.h"
 #include "verifier.h"
 

@@ -10,9 +10,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloclab/host_alloc.h"
-#include <string.h>
 
 _Static_assert(sizeof(void *) != 8 || sizeof(handle_table_slot) == 16,
                "a slot is 16 bytes on LP64");

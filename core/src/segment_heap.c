@@ -20,9 +20,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloclab/host_alloc.h"
-#include <string.h>
 
 /* The end of a list or chain (same value as SEGMENT_HEAP_NO_BLOCK). */
 #define SEGMENT_HEAP_NIL UINT32_MAX

@@ -4,10 +4,9 @@
  * before the fence signals (rule 6).
  */
 #include <stdlib.h>
-
-#include "alloclab/host_alloc.h"
 #include <string.h>
 
+#include "alloclab/host_alloc.h"
 #include "port.h"
 
 static int compare_pointers(const void *a, const void *b) {

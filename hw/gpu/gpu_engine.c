@@ -12,10 +12,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
-
-#include "alloclab/host_alloc.h"
 #include <string.h>
 #include <time.h>
+
+#include "alloclab/host_alloc.h"
 
 #define ENGINE_BOUNCE_BYTES ((size_t)64 << 10)
 

@@ -29,10 +29,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-#include "alloclab/host_alloc.h"
 #include <string.h>
 #include <sys/mman.h>
+
+#include "alloclab/host_alloc.h"
 
 struct gpu_segment_page {
   uint64_t owner;

@@ -16,9 +16,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloclab/host_alloc.h"
-#include <string.h>
 
 /*
  * A page-table page: 512 entries and nothing else, so that it is exactly one 4 KiB allocation

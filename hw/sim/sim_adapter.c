@@ -6,10 +6,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-#include "alloclab/host_alloc.h"
 #include <string.h>
 
+#include "alloclab/host_alloc.h"
 #include "sim_internal.h"
 
 /* ---- Process-wide registry, totals and events -------------------------------------------------- */

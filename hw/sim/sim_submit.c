@@ -6,10 +6,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-#include "alloclab/host_alloc.h"
 #include <string.h>
 
+#include "alloclab/host_alloc.h"
 #include "sim_internal.h"
 
 /* One CHECK of a queued submission: readback[readback_offset, +size) against the pattern. */
