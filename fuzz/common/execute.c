@@ -222,7 +222,7 @@ typedef struct exec_call {
   uint64_t out_fence;
   uint32_t out_completed;
   al_allocation_info info;
-  uint32_t fills, checks;
+  uint32_t fills, checks, copies;
 } exec_call;
 
 static uint64_t resolve(const exec_ctx *x, uint32_t i, const fz_ref *r) {
@@ -331,6 +331,20 @@ static void prepare_submit(exec_ctx *x, uint32_t i, const fz_call *c, exec_call 
   if (c->command == FZ_COMMAND_NOP) {
     al_command_request rq = {.kind = AL_COMMAND_NOP};
     used += mp->append_command(&rq, x->cmd, CMD_CAP);
+  } else if (c->command == FZ_COMMAND_COPY) {
+    /* list[0] onto list[1] (onto itself with one entry), as program.h defines it; nothing when
+     * either is not live (the port refuses the list before any command matters). */
+    fz_model_allocation_view src, dst;
+    uint32_t to = a->list_length >= 2 ? 1u : 0u;
+    if (a->list_length >= 1 && a->list_length <= AL_MAX_ALLOCATIONS_PER_CALL &&
+        fz_model_allocation(x->model, x->list[0], &src) && src.alive &&
+        fz_model_allocation(x->model, x->list[to], &dst) && dst.alive) {
+      uint64_t bytes = src.size < dst.size ? src.size : dst.size;
+      al_command_request rq = {.kind = AL_COMMAND_COPY, .index = 0, .offset = 0, .dst_index = to,
+                               .dst_offset = 0, .size = min_u64(bytes, FZ_MODEL_PATTERN_BYTES)};
+      used += mp->append_command(&rq, x->cmd, CMD_CAP);
+      e->copies++;
+    }
   } else if (a->list_length <= AL_MAX_ALLOCATIONS_PER_CALL) {
     for (uint32_t j = 0; j < a->list_length && used + cmax <= CMD_CAP; j++) {
       fz_model_allocation_view v;
@@ -373,7 +387,7 @@ static void prepare_submit(exec_ctx *x, uint32_t i, const fz_call *c, exec_call 
 /* Builds the model's view and the API arguments of program call @i. */
 static void prepare(exec_ctx *x, uint32_t i, const fz_call *c, exec_call *e) {
   memset(&e->a, 0, sizeof e->a);
-  e->fills = e->checks = 0;
+  e->fills = e->checks = e->copies = 0;
   fz_model_args *a = &e->a;
   a->op = c->op;
   a->hostile = c->hostile;
@@ -618,6 +632,7 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
   if (st == STATUS_SUCCESS) {
     x->rep->gpu_fills += e->fills;
     x->rep->gpu_checks += e->checks;
+    x->rep->gpu_copies += e->copies;
   }
   if (i != IMPLICIT) publish_result(x, i, e, st, x->outs);
   if (e->a.op == FZ_OP_QUERY && st == STATUS_SUCCESS && !check_overlap(x, i, label, e->a.allocation, &e->info))

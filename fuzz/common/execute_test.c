@@ -1264,6 +1264,72 @@ static void test_gpu_content_check_catches_corruption(void) {
   CHECK(dies_with(run_corrupting_port, NULL, "content check failed"), "corrupted contents not caught");
 }
 
+/* COPY: list[0]'s first bytes onto list[1]; the CHECKs that follow read what the model says the
+ * copy left (the source's pattern, or nothing to check when the copy covered part of it). */
+static void copy_program(void) {
+  begin();
+  unsigned d = create_device();
+  unsigned x = create_allocations(v(d), 2, 4096, ANY);
+  unsigned small = create_allocations(v(d), 1, 16, ANY);
+  submit(v(d), FZ_COMMAND_FILL, 2, va(x, 0), va(x, 1));              /* two different patterns */
+  submit(v(d), FZ_COMMAND_FILL, 1, va(small, 0));
+  submit(v(d), FZ_COMMAND_COPY, 2, va(x, 0), va(x, 1));              /* x1 now holds x0's */
+  submit(v(d), FZ_COMMAND_CHECK, 2, va(x, 1), va(x, 0));
+  submit(v(d), FZ_COMMAND_COPY, 2, va(small, 0), va(x, 0));          /* 16 of 64 bytes: mixed */
+  submit(v(d), FZ_COMMAND_CHECK, 2, va(x, 0), va(x, 1));             /* only x1 is checked */
+  submit(v(d), FZ_COMMAND_COPY, 2, va(x, 1), va(small, 0));          /* covers all 16 bytes */
+  submit(v(d), FZ_COMMAND_CHECK, 1, va(small, 0));
+  gpu_run(FZ_COUNT_OVER_MAXIMUM);
+}
+
+static void test_copy_runs_clean(void) {
+  copy_program();
+  submit(v(1), FZ_COMMAND_COPY, 1, va(2, 0));
+  if (strcmp(al_selected_miniport.name, "sim") == 0) then(S_IP); /* onto itself: overlapping */
+  submit(v(1), FZ_COMMAND_COPY, 2, va(2, 0), va(2, 0)), then(S_IP);    /* duplicates */
+  submit(v(1), FZ_COMMAND_COPY, 2, va(2, 0), lit(0xdead0001)), then(S_IH);
+  submit(v(1), FZ_COMMAND_COPY, 0);                                   /* no command at all */
+  submit(v(1), FZ_COMMAND_COPY, 3, va(2, 1), va(2, 0), va(3, 0));      /* extra entries: listed only */
+  submit(v(1), FZ_COMMAND_CHECK, 1, va(2, 0));
+  gpu_run(FZ_COUNT_OVER_MAXIMUM);
+  RUN();
+  /* Successful copies: the program's 3 and the one with extra entries (+ the self copy that a
+   * miniport reading no commands takes). */
+  unsigned want_copies = strcmp(al_selected_miniport.name, "sim") == 0 ? 4u : 5u;
+  CHECK(report.gpu_copies == want_copies && report.gpu_checks == 5, "copies %u checks %u", report.gpu_copies,
+        report.gpu_checks);
+}
+
+/* A port that loses the copy (its stream's COPY becomes a NOP of the same length): the GPU then
+ * holds what a model that forgot the copy would predict, and the next CHECK fails. */
+static NTSTATUS submit_drops_copy(al_adapter *ad, const al_submit_args *a) {
+  if (a == NULL || a->command_size < 8 || a->command_size > 4096) return al_submit(ad, a);
+  static uint8_t cmd[4096];
+  memcpy(cmd, a->command, a->command_size);
+  uint32_t opcode, nop = 0;
+  memcpy(&opcode, cmd, 4);
+  if (opcode == 2u) memcpy(cmd, &nop, 4); /* SIM_CMD_COPY -> SIM_CMD_NOP, payload skipped */
+  al_submit_args copy = *a;
+  copy.command = cmd;
+  return al_submit(ad, &copy);
+}
+
+static void run_copy_dropping_port(void *arg) {
+  (void)arg;
+  copy_program();
+  broken = fz_port_alloclab;
+  broken.submit = submit_drops_copy;
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.port = &broken;
+  fz_execute(&prog, &o, NULL);
+}
+
+static void test_lost_copy_caught(void) {
+  if (strcmp(al_selected_miniport.name, "sim") != 0) return;
+  CHECK(dies_with(run_copy_dropping_port, NULL, "content check failed"), "a lost copy not caught");
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 /* The close/destroy scenario with long lists: a shared resource of 1024 allocations on three
@@ -1325,6 +1391,8 @@ int main(int argc, char **argv) {
       {"oracle_tag_names_the_check_stably", test_oracle_tag_names_the_check_stably},
       {"oracle_aborts_on_free_in_flight", test_oracle_aborts_on_free_in_flight},
       {"gpu_content_check_catches_corruption", test_gpu_content_check_catches_corruption},
+      {"copy_runs_clean", test_copy_runs_clean},
+      {"lost_copy_caught", test_lost_copy_caught},
       {"random_programs", test_random_programs},
       {"known_divergence_deferred_release", test_idle_allocation_released_behind_a_deferred_one},
       {"long_lists", test_long_lists},

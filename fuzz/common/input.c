@@ -335,7 +335,8 @@ static void decode_call(fz_cursor *c, const fz_track *t, fz_call *call, unsigned
     call->flags = g < 0x80u ? (g & 3u) : fz_consume_u8(c);
   }
   if (fields & FZ_FIELD_COMMAND) {
-    call->command = (fz_command)fz_consume_enum(c, 3);
+    /* Versions 1 and 2 knew nop, fill and check; version 3 adds copy. */
+    call->command = (fz_command)fz_consume_enum(c, version >= FZ_FORMAT_VERSION_3 ? 4u : 3u);
   }
   if (fields & FZ_FIELD_LIST) {
     uint32_t listed[FZ_MAX_CALLS];
@@ -361,7 +362,7 @@ bool fz_decode(const uint8_t *data, size_t size, fz_program *out) {
   unsigned version = FZ_FORMAT_VERSION;
   if (c.size >= FZ_FORMAT_HEADER_SIZE && memcmp(data, FZ_FORMAT_MAGIC, FZ_FORMAT_MAGIC_SIZE) == 0) {
     version = data[FZ_FORMAT_MAGIC_SIZE];
-    if (version != FZ_FORMAT_VERSION && version != FZ_FORMAT_VERSION_1) {
+    if (version != FZ_FORMAT_VERSION && version != FZ_FORMAT_VERSION_2 && version != FZ_FORMAT_VERSION_1) {
       return false;
     }
     c.pos = FZ_FORMAT_HEADER_SIZE;
@@ -719,7 +720,7 @@ static bool validate_call(const fz_call *call, uint32_t k, char *err, size_t cap
   if ((fields & FZ_FIELD_FLAGS) ? call->flags > 0xFFu : call->flags != 0) {
     return fail(err, cap, "v%u (%s): flags 0x%x not allowed", k + 1u, name, call->flags);
   }
-  if ((fields & FZ_FIELD_COMMAND) ? (unsigned)call->command > FZ_COMMAND_CHECK
+  if ((fields & FZ_FIELD_COMMAND) ? (unsigned)call->command > FZ_COMMAND_COPY
                                   : call->command != FZ_COMMAND_NOP) {
     return fail(err, cap, "v%u (%s): command %u not allowed", k + 1u, name,
                 (unsigned)call->command);

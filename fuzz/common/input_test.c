@@ -55,7 +55,7 @@ static void test_cursor(void) {
 /* A hand-made input checks the documented layout. */
 static void test_layout(void) {
   static const uint8_t in[] = {
-      'A', 'L', 'F', 'Z', 2, /* header */
+      'A', 'L', 'F', 'Z', 3, /* header */
       0x00,                  /* no faults */
       0x00,                  /* v1 = create_device() */
       0x03, 0x00, 0x03, 0x0F, 0x06, /* v2 = create_resource(PREF 0 -> v1, n=4, 16 pages,
@@ -87,6 +87,53 @@ static void test_layout(void) {
         "v6: explicit wrong-type reference");
   size_t n = fz_encode(&p, buf, sizeof buf);
   CHECK(n == sizeof in && memcmp(buf, in, n) == 0, "the encoder writes the documented bytes");
+  /* The same body under a version-2 header is the same program (no copy in it). */
+  static uint8_t v2[sizeof in];
+  memcpy(v2, in, sizeof in);
+  v2[4] = 2;
+  CHECK(fz_decode(v2, sizeof v2, &q) && fz_program_equal(&p, &q), "version 2 reads the layout alike:\n%s",
+        fz_test_text(&q));
+}
+
+static void check_roundtrip(const fz_program *prog, const char *what);
+
+/* Version 3 adds the copy command (command := u8 % 4); version 2 keeps reading u8 % 3. */
+static void test_layout_v3_copy(void) {
+  static const uint8_t in[] = {
+      'A', 'L', 'F', 'Z', 3, 0x00,
+      0x00,                         /* v1 = create_device() */
+      0x02, 0x00, 0x01, 0x00, 0x00, /* v2 = create_allocations(v1, n=2, 4 KiB, any) */
+      0x08, 0x00, 0x03, 0x01, 0x00, 0x00, /* v3 = submit(v1, command 3, 2 entries) */
+      0x08, 0x00, 0x07, 0x00, 0x00, /* v4 = submit(v1, command 7, 1 entry) */
+  };
+  CHECK(fz_decode(in, sizeof in, &p), "decode version 3");
+  const char *want_v3 =
+      "v1 = create_device()\n"
+      "v2 = create_allocations(dev=v1, n=2, size=4096, placement=any)\n"
+      "v3 = submit(dev=v1, list=[v2.a0, v2.a1], command=copy)\n"
+      "v4 = submit(dev=v1, list=[v2.a0], command=copy)\n";
+  CHECK(strcmp(fz_test_text(&p), want_v3) == 0, "version 3:\n%s", fz_test_text(&p));
+  size_t n = fz_encode(&p, buf, sizeof buf);
+  CHECK(n == sizeof in && memcmp(buf, in, 20) == 0 && buf[20] == 0x03 && memcmp(buf + 21, in + 21, 2) == 0,
+        "the encoder writes copy as 3 (7 %% 4 == 3 decodes alike)");
+  check_roundtrip(&p, "copy");
+  /* Under a version-2 header the same bytes mean what they meant before: 3 % 3 = nop, 7 % 3 =
+   * fill; old corpus files and crash files keep their programs. */
+  static uint8_t v2[sizeof in];
+  memcpy(v2, in, sizeof in);
+  v2[4] = 2;
+  CHECK(fz_decode(v2, sizeof v2, &q), "decode version 2");
+  CHECK(q.call_count == 4 && q.calls[2].command == FZ_COMMAND_NOP && q.calls[3].command == FZ_COMMAND_FILL,
+        "version 2 reads commands modulo 3:\n%s", fz_test_text(&q));
+  /* A headerless body is read as version 3. */
+  CHECK(fz_decode(in + FZ_FORMAT_HEADER_SIZE, sizeof in - FZ_FORMAT_HEADER_SIZE, &q) && fz_program_equal(&p, &q),
+        "a headerless body reads as version 3:\n%s", fz_test_text(&q));
+  /* Re-encoding the version-2 program writes version 3 with the same meaning (nop, fill). */
+  static fz_program r;
+  CHECK(fz_decode(v2, sizeof v2, &q), "decode version 2 again");
+  n = fz_encode(&q, buf, sizeof buf);
+  CHECK(n > 5 && buf[4] == 3 && fz_decode(buf, n, &r) && fz_program_equal(&q, &r),
+        "a version-2 program re-encoded as version 3");
 }
 
 static void check_roundtrip(const fz_program *prog, const char *what) {
@@ -96,7 +143,7 @@ static void check_roundtrip(const fz_program *prog, const char *what) {
   size_t n = fz_encode(prog, buf, FZ_ENCODE_MAX_SIZE);
   CHECK(n >= FZ_FORMAT_HEADER_SIZE && n <= FZ_ENCODE_MAX_SIZE, "%s: encode size %zu", what, n);
   CHECK(buf[FZ_ENCODE_MAX_SIZE] == 0xA5, "%s: wrote past cap", what);
-  CHECK(memcmp(buf, "ALFZ\x02", 5) == 0, "%s: header", what);
+  CHECK(memcmp(buf, "ALFZ\x03", 5) == 0, "%s: header", what);
   CHECK(fz_decode(buf, n, &q), "%s: decode refused", what);
   if (!fz_program_equal(prog, &q)) {
     char a[64 * 1024];
@@ -130,7 +177,7 @@ static void test_roundtrip_random(void) {
 static void check_decoded(const uint8_t *data, size_t size, const char *what) {
   char why[256];
   bool ok = fz_decode(data, size, &p);
-  bool versioned = size >= 5 && memcmp(data, "ALFZ", 4) == 0 && data[4] != 1 && data[4] != 2;
+  bool versioned = size >= 5 && memcmp(data, "ALFZ", 4) == 0 && data[4] != 1 && data[4] != 2 && data[4] != 3;
   CHECK(ok == !versioned, "%s: decode returned %d", what, ok);
   CHECK(fz_program_validate(&p, why, sizeof why), "%s: invalid program: %s", what, why);
   if (ok) {
@@ -188,14 +235,18 @@ static void test_truncations(void) {
 }
 
 static void test_versions(void) {
-  static const uint8_t v3[] = {'A', 'L', 'F', 'Z', 3, 0x00, 0x00};
+  static const uint8_t v4[] = {'A', 'L', 'F', 'Z', 4, 0x00, 0x00};
   memset(&p, 0xFF, sizeof p);
-  CHECK(!fz_decode(v3, sizeof v3, &p), "version 3 is refused");
+  CHECK(!fz_decode(v4, sizeof v4, &p), "version 4 is refused");
   CHECK(p.call_count == 0 && p.fault_count == 0, "a refused input gives the empty program");
   static const uint8_t v0[] = {'A', 'L', 'F', 'Z', 0};
   CHECK(!fz_decode(v0, sizeof v0, &p), "version 0 is refused");
   static const uint8_t v1[] = {'A', 'L', 'F', 'Z', 1};
   CHECK(fz_decode(v1, sizeof v1, &p) && p.call_count == 0, "version 1, nothing else: empty");
+  static const uint8_t v2[] = {'A', 'L', 'F', 'Z', 2, 0x00, 0x00};
+  CHECK(fz_decode(v2, sizeof v2, &p) && p.call_count == 1, "version 2 is read");
+  static const uint8_t v3[] = {'A', 'L', 'F', 'Z', 3, 0x00, 0x00};
+  CHECK(fz_decode(v3, sizeof v3, &p) && p.call_count == 1, "version 3 is read");
   static const uint8_t magic_only[] = {'A', 'L', 'F', 'Z'};
   CHECK(fz_decode(magic_only, sizeof magic_only, &p), "4 bytes are no header: a body");
   CHECK(p.call_count == 2, "'ALFZ' as a body: faults byte, then 2 calls (got %u)", p.call_count);
@@ -428,14 +479,15 @@ static void test_version_1(void) {
   CHECK(fz_decode(v2, sizeof v2, &q), "decode version 2");
   CHECK(q.calls[1].count == 128 && q.calls[2].hostile == 0x60 && q.calls[2].list[0].span != 0,
         "version 2 reads them anew:\n%s", fz_test_text(&q));
-  /* Re-encoding a version-1 program writes version 2 with the same meaning. */
+  /* Re-encoding a version-1 program writes version 3 with the same meaning. */
   size_t n = fz_encode(&p, buf, sizeof buf);
-  CHECK(n > 5 && buf[4] == 2 && fz_decode(buf, n, &q) && fz_program_equal(&p, &q),
-        "a version-1 program re-encoded as version 2");
+  CHECK(n > 5 && buf[4] == 3 && fz_decode(buf, n, &q) && fz_program_equal(&p, &q),
+        "a version-1 program re-encoded as version 3");
 }
 
 int main(void) {
   fz_test_run("layout_v2", test_layout_v2);
+  fz_test_run("layout_v3_copy", test_layout_v3_copy);
   fz_test_run("version_1", test_version_1);
   fz_test_run("cursor", test_cursor);
   fz_test_run("layout", test_layout);

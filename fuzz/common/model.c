@@ -500,6 +500,14 @@ void fz_model_predict(const fz_model *m, const fz_model_args *a, fz_prediction *
     int d = find_device(m, a->device);
     if (d < 0) err(&v, FZ_ST_INVALID_HANDLE, "not a live device");
     if (!null_list) check_list(m, a, d, false, &v);
+    if (a->command == FZ_COMMAND_COPY && a->list_length == 1 && !null_list && v.errs == 0 && !bad_data &&
+        m->cfg.miniport_validates_private_data) {
+      /* A one-entry copy is list[0] onto itself: overlapping ranges, which the sim rejects
+       * (DxgkDdiSubmitCommand), after the port's checks and paging (as a bad stream, below). */
+      hard |= FZ_ST_INVALID_PARAMETER;
+      if (m->pressure_seen) hard |= FZ_ST_NO_VIDEO_MEMORY;
+      v.reason = "copy onto itself (overlapping ranges)";
+    }
     if (bad_data && v.errs == 0) {
       /* The miniport rejects the stream (DxgkDdiSubmitCommand), after the port has checked the
        * call and paged its allocations in: under memory pressure the paging may fail first. */
@@ -783,6 +791,21 @@ static bool add_allocations(fz_model *m, msgbuf *mb, const fz_model_args *a, con
   return true;
 }
 
+/* A successful copy of min(both sizes, FZ_MODEL_PATTERN_BYTES) bytes from @src to @dst (the
+ * executor's COPY, program.h): @dst holds @src's pattern when the copy covers all that a CHECK
+ * of @dst reads; else its first bytes are mixed and no CHECK is predicted for it. */
+static void commit_copy(fz_model *m, al_handle src, al_handle dst) {
+  int s = find_allocation(m, src), d = find_allocation(m, dst);
+  if (s < 0 || d < 0 || s == d) return;
+  const m_allocation *from = &m->al[s];
+  m_allocation *to = &m->al[d];
+  uint64_t copied = from->size < to->size ? from->size : to->size;
+  if (copied > FZ_MODEL_PATTERN_BYTES) copied = FZ_MODEL_PATTERN_BYTES;
+  uint64_t checked = to->size < FZ_MODEL_PATTERN_BYTES ? to->size : FZ_MODEL_PATTERN_BYTES;
+  to->has_pattern = from->has_pattern && copied >= checked;
+  to->pattern = to->has_pattern ? from->pattern : 0u;
+}
+
 static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, const fz_model_result *r,
                            uint64_t completed_before) {
   switch (a->op) {
@@ -931,6 +954,8 @@ static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, cons
         x->has_pattern = true;
       }
     }
+    if (a->command == FZ_COMMAND_COPY && a->list_length >= 2 && a->list_length <= AL_MAX_ALLOCATIONS_PER_CALL)
+      commit_copy(m, a->list[0], a->list[1]);
     return;
   }
 

@@ -514,6 +514,91 @@ static void test_capacity(void) {
 
 /* Lists of up to 1024 handles (what ranges expand to): duplicates far apart, exactly the
  * maximum, one above and one below it, and one call destroying 1024 allocations. */
+/* COPY (program.h): list[0]'s first bytes onto list[1]; a later CHECK of list[1] expects
+ * list[0]'s pattern when the copy covered all the CHECK reads; a one-entry copy overlaps. */
+static void test_copy(void) {
+  fresh();
+  al_handle d = device();
+  al_handle x[2], big[1], small[1];
+  create(FZ_OP_CREATE_ALLOCATIONS, d, 0, 2, false, x);
+  submit(d, 1, &x[0], FZ_COMMAND_FILL);
+  fz_model_allocation_view src, dst;
+  CHECK(fz_model_allocation(m, x[0], &src) && src.has_pattern, "x0 filled");
+  CHECK(fz_model_allocation(m, x[1], &dst) && !dst.has_pattern, "x1 not filled yet");
+  submit(d, 2, x, FZ_COMMAND_COPY);
+  CHECK(fz_model_allocation(m, x[1], &dst) && dst.has_pattern && dst.pattern == src.pattern,
+        "after the copy, x1 holds x0's pattern (%08x, want %08x)", dst.pattern, src.pattern);
+  CHECK(fz_model_allocation(m, x[0], &src) && src.has_pattern && src.last_fence == submitted,
+        "the source keeps its pattern, and the copy is its last use");
+
+  /* Copying an unfilled allocation over a filled one: the destination reads zero, no check. */
+  al_handle back[2] = {x[1], x[0]};
+  submit(d, 1, &x[1], FZ_COMMAND_FILL);
+  al_handle y[1];
+  create(FZ_OP_CREATE_ALLOCATIONS, d, 0, 1, false, y);
+  al_handle zero_over[2] = {y[0], x[1]};
+  submit(d, 2, zero_over, FZ_COMMAND_COPY);
+  CHECK(fz_model_allocation(m, x[1], &dst) && !dst.has_pattern, "an unfilled source clears the pattern");
+  submit(d, 2, back, FZ_COMMAND_COPY);
+  CHECK(fz_model_allocation(m, x[0], &dst) && !dst.has_pattern, "copied back: still nothing to check");
+
+  /* A source smaller than what a CHECK of the destination reads leaves it mixed: no check. */
+  fz_model_args a = args(FZ_OP_CREATE_ALLOCATIONS);
+  a.device = d;
+  a.count = 1;
+  a.size = 16;
+  small[0] = next_handle++;
+  CHECK(predict(&a) == FZ_ST_SUCCESS && commit_full(&a, STATUS_SUCCESS, 0, small, 0, 0, NULL), "small: %s", msg);
+  a.size = 8192;
+  big[0] = next_handle++;
+  CHECK(predict(&a) == FZ_ST_SUCCESS && commit_full(&a, STATUS_SUCCESS, 0, big, 0, 0, NULL), "big: %s", msg);
+  submit(d, 1, small, FZ_COMMAND_FILL);
+  submit(d, 1, big, FZ_COMMAND_FILL);
+  al_handle small_to_big[2] = {small[0], big[0]};
+  submit(d, 2, small_to_big, FZ_COMMAND_COPY);
+  CHECK(fz_model_allocation(m, big[0], &dst) && !dst.has_pattern, "16 bytes over 64 checked: mixed, no check");
+  /* The other way the copy covers the small one's 16 checked bytes. */
+  al_handle big_to_small[2] = {big[0], small[0]};
+  submit(d, 1, big, FZ_COMMAND_FILL);
+  CHECK(fz_model_allocation(m, big[0], &src) && src.has_pattern, "big refilled");
+  submit(d, 2, big_to_small, FZ_COMMAND_COPY);
+  CHECK(fz_model_allocation(m, small[0], &dst) && dst.has_pattern && dst.pattern == src.pattern,
+        "a copy over all of a small destination gives it the pattern");
+
+  /* One entry: list[0] onto itself. The sim rejects the overlap; a miniport that does not read
+   * commands takes it, and nothing changes. */
+  a = list_args(FZ_OP_SUBMIT, d, 1, x);
+  a.command = FZ_COMMAND_COPY;
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "no command validation: a self copy is just work (%#x)", predict(&a));
+  fz_model_config c = config();
+  c.miniport_validates_private_data = true;
+  fz_model_reset(m, &c);
+  submitted = completed = 0;
+  d = device();
+  create(FZ_OP_CREATE_ALLOCATIONS, d, 0, 2, false, x);
+  a = list_args(FZ_OP_SUBMIT, d, 1, x);
+  a.command = FZ_COMMAND_COPY;
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "sim: a self copy is INVALID_PARAMETER (%#x)", predict(&a));
+  uint64_t before = counts().fence_submitted;
+  CHECK(commit(&a, STATUS_INVALID_PARAMETER) && counts().fence_submitted == before, "a refused copy changes nothing");
+  a.command = FZ_COMMAND_FILL;
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "the same list with fill is fine");
+  a = list_args(FZ_OP_SUBMIT, d, 2, x);
+  a.command = FZ_COMMAND_COPY;
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "sim: two distinct allocations copy fine (%#x)", predict(&a));
+  al_handle twice[2] = {x[0], x[0]};
+  a = list_args(FZ_OP_SUBMIT, d, 2, twice);
+  a.command = FZ_COMMAND_COPY;
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "the same allocation twice: duplicates (%#x)", predict(&a));
+  al_handle stale[2] = {x[0], 0xDEAD0001u};
+  a = list_args(FZ_OP_SUBMIT, d, 2, stale);
+  a.command = FZ_COMMAND_COPY;
+  CHECK(predict(&a) == FZ_ST_INVALID_HANDLE, "a destination that is no allocation (%#x)", predict(&a));
+  a = list_args(FZ_OP_SUBMIT, d, 0, x);
+  a.command = FZ_COMMAND_COPY;
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "an empty copy list queues no command (%#x)", predict(&a));
+}
+
 static void test_long_lists(void) {
   fz_model_config c = config();
   c.segments[0].size = c.segments[1].size = 64u << 20;
@@ -562,6 +647,7 @@ int main(int argc, char **argv) {
       {"reset", test_reset},
       {"capacity", test_capacity},
       {"long_lists", test_long_lists},
+      {"copy", test_copy},
   };
   fz_model_config c = config();
   m = fz_model_create(&c);

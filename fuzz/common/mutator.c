@@ -277,7 +277,7 @@ static void gen_call(const fz_program *p, uint32_t k, fz_op op, fz_call *call, u
     call->flags = chance(rng, 9, 10) ? below(rng, 4) : below(rng, 256);
   }
   if (fields & FZ_FIELD_COMMAND) {
-    call->command = (fz_command)below(rng, 3);
+    call->command = (fz_command)below(rng, FZ_COMMAND_COPY + 1u);
   }
   if (fields & FZ_FIELD_LIST) {
     uint32_t listed[FZ_MAX_CALLS];
@@ -597,7 +597,7 @@ static bool edit_tweak(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
     return call->flags != old;
   }
   case FZ_FIELD_COMMAND:
-    call->command = (fz_command)(((unsigned)call->command + 1u + below(rng, 2)) % 3u);
+    call->command = (fz_command)(((unsigned)call->command + 1u + below(rng, FZ_COMMAND_COPY)) % (FZ_COMMAND_COPY + 1u));
     return true;
   default:
     call->hostile ^= UINT32_C(1) << below(rng, 7);

@@ -141,7 +141,7 @@ void fz_test_random_program(uint64_t *rng, fz_program *out) {
       c->flags = fz_test_below(rng, 2) ? fz_test_below(rng, 4) : fz_test_below(rng, 256);
     }
     if (f & FZ_FIELD_COMMAND) {
-      c->command = (fz_command)fz_test_below(rng, 3);
+      c->command = (fz_command)fz_test_below(rng, FZ_COMMAND_COPY + 1u);
     }
     if (f & FZ_FIELD_LIST) {
       uint32_t listed[FZ_MAX_CALLS] = {0};

@@ -13,7 +13,8 @@
 #include "alloclab/hw/fault_injection.h"
 
 static const char *const placement_names[] = {"any", "memory_only", "aperture_only"};
-static const char *const command_names[] = {"nop", "fill", "check"};
+static const char *const command_names[] = {"nop", "fill", "check", "copy"};
+#define COMMAND_NAME_COUNT 4u
 static const char *const hostile_names[] = {"null_args",    "null_list",      "reserved_flags",
                                             "both_forms",   "private_data",   "count_plus_one",
                                             "count_minus_one"};
@@ -153,7 +154,7 @@ size_t fz_format_call(char *buf, size_t cap, const fz_program *p, uint32_t index
   }
   if (fields & FZ_FIELD_COMMAND) {
     ARG("command");
-    const char *name = name_or_null(command_names, 3, (unsigned)call->command);
+    const char *name = name_or_null(command_names, COMMAND_NAME_COUNT, (unsigned)call->command);
     if (name != NULL) {
       sb_printf(&sb, "%s", name);
     } else {
@@ -564,7 +565,7 @@ static bool parse_value(fz_parser *ps, uint32_t k, fz_call *call, uint32_t field
     return true;
   case FZ_FIELD_COMMAND: {
     unsigned v = 0;
-    if (!parse_name(ps, command_names, 3, &v, "command")) {
+    if (!parse_name(ps, command_names, COMMAND_NAME_COUNT, &v, "command")) {
       return false;
     }
     call->command = (fz_command)v;

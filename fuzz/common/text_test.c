@@ -183,6 +183,24 @@ static void test_errors(void) {
         "CRLF");
 }
 
+/* The copy command (format version 3): parsed, printed back, and refused as a number. */
+static void test_copy(void) {
+  static const char text[] =
+      "v1 = create_device()\n"
+      "v2 = create_allocations(dev=v1, n=2, size=4096, placement=any)\n"
+      "v3 = submit(dev=v1, list=[v2.a0, v2.a1], command=copy)\n";
+  char err[256];
+  bool ok = fz_parse_program(text, &p, err, sizeof err);
+  CHECK(ok, "parse: %s", err);
+  if (!ok) {
+    return;
+  }
+  CHECK(p.calls[2].command == FZ_COMMAND_COPY, "command=copy parsed as FZ_COMMAND_COPY");
+  CHECK(strcmp(fz_test_text(&p), text) == 0, "printed back:\n%s", fz_test_text(&p));
+  ok = fz_parse_program("v1 = create_device()\nv2 = submit(dev=v1, list=[], command=move)\n", &q, err, sizeof err);
+  CHECK(!ok && strstr(err, "line 2: unknown command 'move'"), "an unknown command: %s", err);
+}
+
 /* Long lists: ranges, big counts and the count hostile bits, printed and parsed back. */
 static void test_ranges(void) {
   static const char text[] =
@@ -216,6 +234,7 @@ static void test_ranges(void) {
 
 int main(void) {
   fz_test_run("ranges", test_ranges);
+  fz_test_run("copy", test_copy);
   fz_test_run("roundtrip_random", test_roundtrip_random);
   fz_test_run("example", test_example);
   fz_test_run("statuses", test_statuses);

@@ -6,7 +6,7 @@
  * _MINUS_ONE), a resource with and without a list, a partial destroy of a resource, destroys
  * with fences pending, a device destroyed before or after its bindings.
  *
- * Inputs are ordinary programs (alloclab/fuzz/input.h, format version 2), so trace, encode, the
+ * Inputs are ordinary programs (alloclab/fuzz/input.h, format version 3), so trace, encode, the
  * call-level mutator and the oracle (the executor and the reference model, with the port's DDI
  * verifier checking every close/destroy rule) all apply as they are; long lists are written as
  * ranges (v2.a0..a1023). What makes the target its own: segments large enough for 1024-allocation

@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
     bool headed = size >= FZ_FORMAT_HEADER_SIZE && memcmp(data, FZ_FORMAT_MAGIC, 4) == 0;
     if (!fz_decode(data, size, &program)) {
       fprintf(stderr,
-              "trace: %s: unsupported format version %u (this build reads versions %u and %u)\n",
+              "trace: %s: unsupported format version %u (this build reads versions %u to %u)\n",
               argv[i], (unsigned)data[4], FZ_FORMAT_VERSION_1, FZ_FORMAT_VERSION);
       free(data);
       status = 1;

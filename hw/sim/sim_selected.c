@@ -46,6 +46,10 @@ static uint32_t sim_make_allocation_data(const al_allocation_request *request, v
 static uint32_t sim_append_command(const al_command_request *request, void *out, uint32_t cap) {
   if (request == NULL || out == NULL || cap < SIM_CMD_FILL_BYTES) return 0;
   switch (request->kind) {
+  case AL_COMMAND_COPY:
+    if (cap < SIM_CMD_COPY_BYTES) return 0;
+    return (uint32_t)sim_cmd_copy(out, request->index, request->offset, request->dst_index, request->dst_offset,
+                                  request->size);
   case AL_COMMAND_NOP: return (uint32_t)sim_cmd_nop(out, 0);
   case AL_COMMAND_FILL:
     return (uint32_t)sim_cmd_fill(out, request->index, request->offset, request->size, request->pattern);
@@ -58,7 +62,7 @@ static uint32_t sim_append_command(const al_command_request *request, void *out,
 const al_miniport_descriptor al_selected_miniport = {
     .name = "sim",
     .append_command = sim_append_command,
-    .command_size_max = SIM_CMD_FILL_BYTES,
+    .command_size_max = SIM_CMD_COPY_BYTES, /* the largest record: COPY */
     .driver_entry = SimMiniportDriverEntry,
     .make_hardware_config = sim_make_hardware_config,
     .make_allocation_data = sim_make_allocation_data,

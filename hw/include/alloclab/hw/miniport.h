@@ -54,6 +54,9 @@ typedef enum al_command_kind {
   AL_COMMAND_FILL = 1,  /* write @pattern over [offset, offset + size) of allocation @index */
   AL_COMMAND_CHECK = 2, /* the GPU compares that range with @pattern; a mismatch is a reported
                            failure (the sim aborts by default) */
+  AL_COMMAND_COPY = 3,  /* copy [offset, offset + size) of allocation @index to [dst_offset,
+                           dst_offset + size) of allocation @dst_index (@pattern unused); the two
+                           ranges must not overlap (the sim rejects the stream) */
 } al_command_kind;
 
 typedef struct al_command_request {
@@ -62,6 +65,8 @@ typedef struct al_command_request {
   uint64_t offset;
   uint64_t size;
   uint32_t pattern;
+  uint32_t dst_index;  /* AL_COMMAND_COPY only */
+  uint64_t dst_offset; /* AL_COMMAND_COPY only */
 } al_command_request;
 
 typedef struct al_miniport_descriptor {

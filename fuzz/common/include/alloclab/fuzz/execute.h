@@ -183,6 +183,7 @@ typedef struct fz_exec_report {
   uint32_t implicit_calls;          /* teardown and pre-waits made by the executor */
   uint32_t faults_injected;         /* injected failures during the program */
   uint32_t gpu_fills, gpu_checks;   /* FILL / CHECK commands in successful submissions */
+  uint32_t gpu_copies;              /* COPY commands in successful submissions */
   uint32_t no_video_memory;         /* calls that returned STATUS_NO_VIDEO_MEMORY */
   char message[2048];               /* the mismatch, when there was one */
 } fz_exec_report;

@@ -12,7 +12,7 @@
  * FuzzedDataProvider: reading past the end yields zero bytes, so a truncated input is a shorter
  * or zero-padded program, never an error.
  *
- * DOC: Format, version 2 (version 1 below)
+ * DOC: Format, version 3 (versions 2 and 1 below)
  * All integers are little-endian. "u8 % N" means one byte reduced modulo N.
  *
  *   input   := header? body
@@ -20,10 +20,10 @@
  *   body    := faults call*                (calls until the input ends, at most FZ_MAX_CALLS)
  *
  * Header. When the input starts with the 5 bytes "ALFZ" <version>, version must be
- * FZ_FORMAT_VERSION (2) or 1 (FZ_FORMAT_VERSION_1, read by its own rules, below): another value
- * makes fz_decode() return false with an empty program (the only input it refuses). Any other
- * input (including one shorter than 5 bytes) has no header and is read as a version-2 body
- * from its first byte, so raw byte strings are programs too.
+ * FZ_FORMAT_VERSION (3), 2 (FZ_FORMAT_VERSION_2) or 1 (FZ_FORMAT_VERSION_1), each read by its own
+ * rules (below): another value makes fz_decode() return false with an empty program (the only
+ * input it refuses). Any other input (including one shorter than 5 bytes) has no header and is
+ * read as a version-3 body from its first byte, so raw byte strings are programs too.
  *
  * Faults. One byte f: when f >> 6 == 3 the program arms 1 + (f & 3) faults, else none (so a
  * random first byte asks for faults 1 time in 4). Each fault is three LEB128 varints (7 bits a
@@ -59,7 +59,7 @@
  *              ... UINT64_MAX; fz_size_table); 0xE0..0xFF -> u64 verbatim
  *   shape   := u8 s: placement = (s & 3) % 3, shared = (s >> 2) & 1
  *   flags   := u8 g: g < 0x80 -> g & 3 (the defined AL_DESTROY_* bits); else u8 verbatim
- *   command := u8 % 3 (nop, fill, check)
+ *   command := u8 % 4 (nop, fill, check, copy)
  *
  * References. A ref names a handle argument. It starts with a selector byte s; j = s & 0x0F:
  *   0x00..0x8F  PREFERRED: the j-th (modulo their number) most recent object of the slot's type
@@ -105,9 +105,14 @@
  * STALE with j < 16, else EXPLICIT; a literal from the table, else verbatim; a range as RANGE
  * with the first j that gives its span, then its first element.
  *
+ * DOC: Format, version 2
+ * The format before the copy command, still decoded (header version 2) so older corpora,
+ * regressions and crash files keep their meaning; the encoder writes version 3 only. The one
+ * difference: command := u8 % 3 (nop, fill, check).
+ *
  * DOC: Format, version 1
  * The format before ranges and long creates, still decoded (header version 1) so older
- * corpora keep their meaning; the encoder writes version 2 only. The differences:
+ * corpora keep their meaning. The differences from version 2:
  * hostile = byte & 0x1F; count: 0xC0..0xFE -> (c - 0xC0) % (FZ_MAX_LIST + 1); selectors
  * 0x90..0x9F are PREFERRED; EXPLICIT e >= FZ_MAX_LIST is FZ_ELEMENT_SELF.
  *
@@ -130,7 +135,9 @@ extern "C" {
 
 #define FZ_FORMAT_MAGIC "ALFZ"
 #define FZ_FORMAT_MAGIC_SIZE 4u
-#define FZ_FORMAT_VERSION 2u
+#define FZ_FORMAT_VERSION 3u
+#define FZ_FORMAT_VERSION_3 3u /* the current version, by its number */
+#define FZ_FORMAT_VERSION_2 2u /* still decoded (see above) */
 #define FZ_FORMAT_VERSION_1 1u /* still decoded (see above) */
 #define FZ_FORMAT_HEADER_SIZE 5u
 

@@ -208,7 +208,8 @@ typedef struct fz_model_allocation_view {
   uint64_t size;       /* requested bytes */
   fz_placement placement;
   uint64_t last_fence;
-  bool has_pattern;    /* a FILL was submitted (successfully) since creation */
+  bool has_pattern;    /* a FILL was submitted (successfully) since creation, or a COPY (program.h)
+                          delivered a pattern over all that a CHECK reads */
   uint32_t pattern;    /* the last pattern submitted */
 } fz_model_allocation_view;
 

@@ -22,7 +22,8 @@
  *   v3 = open_resource(dev=v1, resource=v2)
  *   v5 = destroy_allocations(dev=v1, list=[v2.a0, v2.a3, 0xdead0001], flags=0)
  *   v6 = submit(dev=v1, list=[v2.a1], command=fill)
- *   v7 = destroy_allocations(dev=v1, list=[v2.a0..a3, v2.a1], flags=0, hostile=count_plus_one)
+ *   v7 = submit(dev=v1, list=[v2.a1, v2.a2], command=copy)
+ *   v8 = destroy_allocations(dev=v1, list=[v2.a0..a3, v2.a1], flags=0, hostile=count_plus_one)
  * Statuses are printed after the call by trace: "... = STATUS_SUCCESS".
  *
  * Long lists. A create makes up to FZ_MAX_ELEMENTS (1024, the port's maximum per call)
@@ -93,6 +94,10 @@ typedef enum fz_command {
   FZ_COMMAND_NOP = 0,
   FZ_COMMAND_FILL = 1,  /* fill each listed allocation's first bytes with a pattern */
   FZ_COMMAND_CHECK = 2, /* check a pattern an earlier FILL wrote (the model knows which) */
+  /* copy list[0]'s first bytes onto list[1]'s (min of both sizes and FZ_MODEL_PATTERN_BYTES,
+   * offset 0 to offset 0); with a one-entry list, list[0] onto itself (overlapping ranges: the
+   * sim rejects the stream). Format version 3 on. */
+  FZ_COMMAND_COPY = 3,
 } fz_command;
 
 /* Count encodings beyond a plain 0..FZ_MAX_ELEMENTS value (hostile counts). */
