@@ -112,6 +112,7 @@ static fz_call *last(void) { return &prog.calls[prog.call_count - 1]; }
 /* The expected status of the last call. */
 static void then(NTSTATUS st) { want[prog.call_count - 1] = st; }
 static void hostile(uint32_t bits) { last()->hostile |= bits; }
+static void align(uint32_t bytes) { last()->align = bytes; }
 
 static fz_ref v(unsigned k) { return (fz_ref){FZ_REF_RESULT, (uint16_t)(k - 1), FZ_ELEMENT_SELF, 0, 0}; }
 static fz_ref va(unsigned k, unsigned e) { return (fz_ref){FZ_REF_RESULT, (uint16_t)(k - 1), (uint16_t)e, 0, 0}; }
@@ -1330,6 +1331,53 @@ static void test_lost_copy_caught(void) {
   CHECK(dies_with(run_copy_dropping_port, NULL, "content check failed"), "a lost copy not caught");
 }
 
+/* Alignment: creates that ask for one are placed at multiples of it (every query checks all
+ * live allocations); alignments no miniport takes are refused. */
+static void align_program(void) {
+  begin();
+  unsigned d = create_device();
+  unsigned x = create_allocations(v(d), 2, 4096, ANY);
+  align(65536);
+  unsigned r = create_resource(v(d), 1, 8192, false);
+  align(1u << 20);
+  add_to_resource(v(d), v(r), 1, 4096), align(16384);
+  unsigned y = create_allocations(v(d), 1, 4096, FZ_PLACEMENT_APERTURE_ONLY);
+  align(8192);
+  create_allocations(v(d), 1, 4096, ANY), align(3u * 4096u), then(S_IP);       /* no power of two */
+  create_allocations(v(d), 1, 4096, ANY), align(1u << 27), then(S_IP);         /* above every maximum */
+  create_allocations(v(d), 1, 4096, ANY), align(1u);                           /* below the page */
+  submit(v(d), FZ_COMMAND_FILL, 3, va(x, 0), va(x, 1), va(y, 0));
+  submit(v(d), FZ_COMMAND_CHECK, 3, va(x, 0), va(x, 1), va(y, 0));
+  gpu_run(FZ_COUNT_OVER_MAXIMUM);
+  query(va(x, 1));
+  query(va(r, 0));
+}
+
+static void test_align_runs_clean(void) {
+  align_program();
+  RUN();
+}
+
+/* A port that places an aligned allocation one page off (as its query reports it). */
+static NTSTATUS query_misaligned(al_adapter *ad, al_handle h, al_allocation_info *out) {
+  NTSTATUS st = al_allocation_query(ad, h, out);
+  if (st == STATUS_SUCCESS && out != NULL && out->segment_id != 0 && out->segment_offset % 65536u == 0)
+    out->segment_offset += 4096u;
+  return st;
+}
+
+static void test_misaligned_placement_caught(void) {
+  align_program();
+  broken = fz_port_alloclab;
+  broken.allocation_query = query_misaligned;
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  o.port = &broken;
+  CHECK(fz_execute(&prog, &o, &report) == FZ_EXEC_MISMATCH && strstr(report.message, "not a multiple of"),
+        "a misaligned placement not caught: %s", report.message);
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 /* The close/destroy scenario with long lists: a shared resource of 1024 allocations on three
@@ -1393,6 +1441,8 @@ int main(int argc, char **argv) {
       {"gpu_content_check_catches_corruption", test_gpu_content_check_catches_corruption},
       {"copy_runs_clean", test_copy_runs_clean},
       {"lost_copy_caught", test_lost_copy_caught},
+      {"align_runs_clean", test_align_runs_clean},
+      {"misaligned_placement_caught", test_misaligned_placement_caught},
       {"random_programs", test_random_programs},
       {"known_divergence_deferred_release", test_idle_allocation_released_behind_a_deferred_one},
       {"long_lists", test_long_lists},

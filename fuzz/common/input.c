@@ -128,13 +128,13 @@ uint32_t fz_op_fields(fz_op op) {
   case FZ_OP_DESTROY_DEVICE:
     return FZ_FIELD_DEVICE;
   case FZ_OP_CREATE_ALLOCATIONS:
-    return FZ_FIELD_DEVICE | FZ_FIELD_COUNT | FZ_FIELD_SIZE | FZ_FIELD_PLACEMENT;
+    return FZ_FIELD_DEVICE | FZ_FIELD_COUNT | FZ_FIELD_SIZE | FZ_FIELD_PLACEMENT | FZ_FIELD_ALIGN;
   case FZ_OP_CREATE_RESOURCE:
     return FZ_FIELD_DEVICE | FZ_FIELD_COUNT | FZ_FIELD_SIZE | FZ_FIELD_PLACEMENT |
-           FZ_FIELD_SHARED;
+           FZ_FIELD_SHARED | FZ_FIELD_ALIGN;
   case FZ_OP_ADD_TO_RESOURCE:
     return FZ_FIELD_DEVICE | FZ_FIELD_RESOURCE | FZ_FIELD_COUNT | FZ_FIELD_SIZE |
-           FZ_FIELD_PLACEMENT;
+           FZ_FIELD_PLACEMENT | FZ_FIELD_ALIGN;
   case FZ_OP_OPEN_RESOURCE:
     return FZ_FIELD_DEVICE | FZ_FIELD_RESOURCE;
   case FZ_OP_DESTROY_RESOURCE:
@@ -329,6 +329,10 @@ static void decode_call(fz_cursor *c, const fz_track *t, fz_call *call, unsigned
     if (fields & FZ_FIELD_SHARED) {
       call->shared = ((shape >> 2) & 1u) != 0;
     }
+    if ((fields & FZ_FIELD_ALIGN) && (shape & 0x80u) && version >= FZ_FORMAT_VERSION_3) {
+      uint8_t a = fz_consume_u8(c);
+      call->align = a < 32u ? 1u << a : a == 0xFFu ? fz_consume_u32(c) : a;
+    }
   }
   if (fields & FZ_FIELD_FLAGS) {
     uint8_t g = fz_consume_u8(c);
@@ -503,6 +507,17 @@ static void encode_size(fz_writer *w, uint64_t size) {
   put_u64(w, size);
 }
 
+static void encode_align(fz_writer *w, uint32_t align) {
+  if ((align & (align - 1u)) == 0) {
+    put_u8(w, (uint8_t)__builtin_ctz(align));
+  } else if (align >= 32u && align < 0xFFu) {
+    put_u8(w, (uint8_t)align);
+  } else {
+    put_u8(w, 0xFFu);
+    put_u32(w, align);
+  }
+}
+
 static void encode_call(fz_writer *w, const fz_track *t, const fz_call *call) {
   put_u8(w, (uint8_t)((uint8_t)call->op | (call->hostile ? 0xF0u : 0u)));
   if (call->hostile) {
@@ -550,7 +565,10 @@ static void encode_call(fz_writer *w, const fz_track *t, const fz_call *call) {
     encode_size(w, call->size);
   }
   if (fields & FZ_FIELD_PLACEMENT) {
-    put_u8(w, (uint8_t)((uint8_t)call->placement | (call->shared ? 4u : 0u)));
+    put_u8(w, (uint8_t)((uint8_t)call->placement | (call->shared ? 4u : 0u) | (call->align ? 0x80u : 0u)));
+    if (call->align != 0) {
+      encode_align(w, call->align);
+    }
   }
   if (fields & FZ_FIELD_FLAGS) {
     if (call->flags <= 3u) {
@@ -714,6 +732,9 @@ static bool validate_call(const fz_call *call, uint32_t k, char *err, size_t cap
     return fail(err, cap, "v%u (%s): placement %u not allowed", k + 1u, name,
                 (unsigned)call->placement);
   }
+  if (!(fields & FZ_FIELD_ALIGN) && call->align != 0) {
+    return fail(err, cap, "v%u (%s): unused align set", k + 1u, name);
+  }
   if (!(fields & FZ_FIELD_SHARED) && call->shared) {
     return fail(err, cap, "v%u (%s): unused shared set", k + 1u, name);
   }
@@ -771,7 +792,7 @@ static bool call_equal(const fz_call *a, const fz_call *b) {
   if (a->op != b->op || a->hostile != b->hostile || !ref_equal(&a->device, &b->device) ||
       !ref_equal(&a->resource, &b->resource) || !ref_equal(&a->fence, &b->fence) ||
       !ref_equal(&a->allocation, &b->allocation) || a->count != b->count || a->size != b->size ||
-      a->placement != b->placement || a->shared != b->shared || a->flags != b->flags ||
+      a->placement != b->placement || a->align != b->align || a->shared != b->shared || a->flags != b->flags ||
       a->command != b->command || a->list_length != b->list_length) {
     return false;
   }

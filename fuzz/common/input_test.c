@@ -97,6 +97,43 @@ static void test_layout(void) {
 
 static void check_roundtrip(const fz_program *prog, const char *what);
 
+/* Version 3 adds align on the creates: bit 7 of shape, then the align byte. */
+static void test_layout_v3_align(void) {
+  static const uint8_t in[] = {
+      'A', 'L', 'F', 'Z', 3, 0x00,
+      0x00,                               /* v1 = create_device() */
+      0x02, 0x00, 0x00, 0x00, 0x80, 0x10, /* v2 = create_allocations(v1, 1, 4 KiB, any, align 1 << 16) */
+      0x03, 0x00, 0x00, 0x00, 0x84, 0xFF, 0x01, 0x30, 0x00, 0x00, /* v3 = create_resource(.., shared,
+                                                                     align u32 0x3001) */
+      0x04, 0x00, 0x00, 0x00, 0x00, 0x81, 0x21, /* v4 = add_to_resource(v1, v3, .., memory_only, align 33) */
+      0x02, 0x00, 0x00, 0x00, 0x7A,       /* v5 = create_allocations(.., bits 3..6 ignored, no align) */
+  };
+  CHECK(fz_decode(in, sizeof in, &p), "decode version 3");
+  const char *want =
+      "v1 = create_device()\n"
+      "v2 = create_allocations(dev=v1, n=1, size=4096, placement=any, align=65536)\n"
+      "v3 = create_resource(dev=v1, n=1, size=4096, placement=any, shared=1, align=12289)\n"
+      "v4 = add_to_resource(dev=v1, resource=v3, n=1, size=4096, placement=memory_only, align=33)\n"
+      "v5 = create_allocations(dev=v1, n=1, size=4096, placement=aperture_only)\n";
+  CHECK(strcmp(fz_test_text(&p), want) == 0, "version 3:\n%s", fz_test_text(&p));
+  size_t n = fz_encode(&p, buf, sizeof buf);
+  CHECK(n == sizeof in && memcmp(buf, in, n - 1u) == 0 && buf[n - 1u] == 0x02,
+        "the encoder writes the documented align forms (shape without the ignored bits)");
+  check_roundtrip(&p, "align");
+  /* Version 2 ignores bit 7 of shape and reads no align: the byte after it starts a call. */
+  static uint8_t v2[sizeof in];
+  memcpy(v2, in, sizeof in);
+  v2[4] = 2;
+  CHECK(fz_decode(v2, sizeof v2, &q), "decode version 2");
+  CHECK(q.calls[1].op == FZ_OP_CREATE_ALLOCATIONS && q.calls[1].align == 0 && q.calls[2].op == FZ_OP_CREATE_DEVICE,
+        "version 2 reads no align:\n%s", fz_test_text(&q));
+  /* Validation: align only on the creates. */
+  char why[256];
+  p.calls[0].align = 4096;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "v1 (create_device): unused align set"),
+        "align on create_device: %s", why);
+}
+
 /* Version 3 adds the copy command (command := u8 % 4); version 2 keeps reading u8 % 3. */
 static void test_layout_v3_copy(void) {
   static const uint8_t in[] = {
@@ -488,6 +525,7 @@ static void test_version_1(void) {
 int main(void) {
   fz_test_run("layout_v2", test_layout_v2);
   fz_test_run("layout_v3_copy", test_layout_v3_copy);
+  fz_test_run("layout_v3_align", test_layout_v3_align);
   fz_test_run("version_1", test_version_1);
   fz_test_run("cursor", test_cursor);
   fz_test_run("layout", test_layout);

@@ -47,6 +47,7 @@ typedef struct m_allocation {
   uint32_t pattern;
   uint64_t size;  /* requested */
   uint64_t rsize; /* worst-case placed size */
+  uint32_t align; /* requested alignment, 0 = the page */
   uint64_t last_fence;
   uint64_t release_fence; /* deferred: released for sure once this signalled (a release point) */
   uint32_t need_stamp; /* scratch of close_begin(): need_fence is valid when == model stamp */
@@ -273,8 +274,9 @@ static void occupy(fz_model *m, const m_allocation *a, bool add) {
 /* Whether @n allocations of @size with @p surely fit in one allowed segment without evicting:
  * a segment heap that joins free neighbours has at most (blocks + 1) free ranges, so its largest
  * free range is at least free / (blocks + 1); ask for twice the rounded size (size classes). */
-static bool placement_provable(const fz_model *m, uint64_t size, uint32_t n, uint8_t p) {
-  uint64_t r = round_up_sat(size, m->cfg.page_size_max);
+static bool placement_provable(const fz_model *m, uint64_t size, uint32_t align, uint32_t n, uint8_t p) {
+  /* An aligned block may need up to its alignment of padding in front of it (given back free). */
+  uint64_t r = round_up_sat(size, m->cfg.page_size_max) + align;
   for (uint32_t s = 0; s < m->cfg.segment_count; s++) {
     if (!segment_allowed(m, s, p)) continue;
     uint64_t cap = m->cfg.segments[s].size;
@@ -445,6 +447,7 @@ void fz_model_predict(const fz_model *m, const fz_model_args *a, fz_prediction *
     if (null_list) err(&v, FZ_ST_INVALID_PARAMETER, "the allocation descriptors are NULL");
     if (reserved) err(&v, FZ_ST_INVALID_PARAMETER, "a reserved create flag is set");
     if (bad_data || !a->private_data_ok) err(&v, FZ_ST_INVALID_PARAMETER, "bad private data");
+    if ((a->align & (a->align - 1u)) != 0) err(&v, FZ_ST_INVALID_PARAMETER, "the alignment is not a power of two");
     int d = find_device(m, a->device);
     if (d < 0) err(&v, FZ_ST_INVALID_HANDLE, "not a live device");
     if (a->op == FZ_OP_ADD_TO_RESOURCE && a->resource != 0) { /* 0: no resource, a plain create */
@@ -462,7 +465,7 @@ void fz_model_predict(const fz_model *m, const fz_model_args *a, fz_prediction *
     if (a->size > allowed_capacity(m, p)) {
       hard |= FZ_ST_INVALID_PARAMETER | FZ_ST_NO_VIDEO_MEMORY;
       if (v.errs == 0) v.reason = "the size exceeds every allowed segment";
-    } else if (!count_bad(a->count) && !placement_provable(m, a->size, a->count, p)) {
+    } else if (!count_bad(a->count) && !placement_provable(m, a->size, a->align, a->count, p)) {
       extra |= FZ_ST_NO_VIDEO_MEMORY;
       if (round_up_sat(a->size, m->cfg.page_size_max) > allowed_capacity(m, p)) extra |= FZ_ST_INVALID_PARAMETER;
     }
@@ -783,6 +786,7 @@ static bool add_allocations(fz_model *m, msgbuf *mb, const fz_model_args *a, con
     x->resource = res < 0 ? NONE : (uint16_t)res;
     x->size = a->size;
     x->rsize = round_up_sat(a->size, m->cfg.page_size_max);
+    x->align = a->align;
     occupy(m, x, true);
     m->live_alloc++;
     if (res < 0) m->device_owned_live++;
@@ -996,6 +1000,9 @@ static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, cons
     if (m->cfg.placed_size_is_page_rounded && in->size > x->rsize)
       fail(mb, "query: placed size %llu above the page-rounded request %llu", (unsigned long long)in->size,
            (unsigned long long)x->rsize);
+    if (in->segment_id != 0 && x->align != 0 && in->segment_offset % x->align != 0)
+      fail(mb, "query: segment offset 0x%llx is not a multiple of the alignment %u",
+           (unsigned long long)in->segment_offset, x->align);
     if (in->segment_id != 0) {
       uint32_t s = 0;
       while (s < m->cfg.segment_count && m->cfg.segments[s].id != in->segment_id) s++;
@@ -1151,6 +1158,7 @@ bool fz_model_allocation(const fz_model *m, al_handle allocation, fz_model_alloc
   out->serial = s->index;
   out->size = x->size;
   out->placement = (fz_placement)x->placement;
+  out->align = x->align;
   out->last_fence = x->last_fence;
   out->has_pattern = x->has_pattern;
   out->pattern = x->pattern;

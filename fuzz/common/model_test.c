@@ -599,6 +599,40 @@ static void test_copy(void) {
   CHECK(predict(&a) == FZ_ST_SUCCESS, "an empty copy list queues no command (%#x)", predict(&a));
 }
 
+/* Alignment: 0 or a power of two; the placed offset is a multiple of it; worst-case padding
+ * counts against provable room. */
+static void test_align(void) {
+  fresh();
+  al_handle d = device();
+  fz_model_args a = args(FZ_OP_CREATE_ALLOCATIONS);
+  a.device = d;
+  a.count = 1;
+  a.align = 3u * 4096u;
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "align 3 pages: %#x", predict(&a));
+  a.align = 65536;
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "align 64 KiB: %#x", predict(&a));
+  a.private_data_ok = false; /* the miniport cannot express it (sim: above 64 MiB) */
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "an alignment the miniport refuses: %#x", predict(&a));
+  a.private_data_ok = true;
+  /* 512 KiB of padding in a 1 MiB segment cannot be proven to fit: NO_VIDEO_MEMORY allowed. */
+  a.align = 1u << 19;
+  CHECK(predict(&a) == (FZ_ST_SUCCESS | FZ_ST_NO_VIDEO_MEMORY), "align 512 KiB: %#x", predict(&a));
+  a.align = 65536;
+  al_handle x[1] = {next_handle++};
+  CHECK(commit_full(&a, STATUS_SUCCESS, 0, x, 0, 0, NULL), "create: %s", msg);
+  fz_model_allocation_view view;
+  CHECK(fz_model_allocation(m, x[0], &view) && view.align == 65536, "the view shows the alignment");
+  fz_model_args q = args(FZ_OP_QUERY);
+  q.allocation = x[0];
+  al_allocation_info info = {.owner_device = d, .segment_id = 1, .segment_offset = 3u * 65536u, .size = 4096};
+  CHECK(commit_full(&q, STATUS_SUCCESS, 0, NULL, 0, 0, &info), "aligned offset: %s", msg);
+  info.segment_offset = 65536 + 4096;
+  CHECK(!commit_full(&q, STATUS_SUCCESS, 0, NULL, 0, 0, &info) && strstr(msg, "not a multiple of the alignment"),
+        "a misaligned placement accepted: %s", msg);
+  info.segment_id = 0; /* in system memory: no offset to check */
+  CHECK(commit_full(&q, STATUS_SUCCESS, 0, NULL, 0, 0, &info), "evicted: %s", msg);
+}
+
 static void test_long_lists(void) {
   fz_model_config c = config();
   c.segments[0].size = c.segments[1].size = 64u << 20;
@@ -648,6 +682,7 @@ int main(int argc, char **argv) {
       {"capacity", test_capacity},
       {"long_lists", test_long_lists},
       {"copy", test_copy},
+      {"align", test_align},
   };
   fz_model_config c = config();
   m = fz_model_create(&c);

@@ -188,6 +188,22 @@ static uint64_t gen_size(uint64_t *rng, fz_mutate_bytes_fn mb) {
   return next_u64(rng);
 }
 
+/* An alignment: mostly a power of two from 4 KiB to 16 MiB (the padding split of a segment
+ * heap), sometimes one below the page, above what the miniport takes, or no power of two. */
+static uint32_t gen_align(uint64_t *rng) {
+  uint32_t r = below(rng, 10);
+  if (r < 6) {
+    return UINT32_C(1) << (12u + below(rng, 13));
+  }
+  if (r < 7) {
+    return UINT32_C(1) << below(rng, 12);
+  }
+  if (r < 8) {
+    return UINT32_C(1) << (25u + below(rng, 7));
+  }
+  return chance(rng, 1, 2) ? 3u * 4096u : (uint32_t)next_u64(rng);
+}
+
 static fz_op gen_op(uint64_t *rng) {
   static const uint8_t weights[FZ_OP_COUNT] = {
       [FZ_OP_CREATE_DEVICE] = 8,      [FZ_OP_DESTROY_DEVICE] = 3,
@@ -272,6 +288,9 @@ static void gen_call(const fz_program *p, uint32_t k, fz_op op, fz_call *call, u
   }
   if (fields & FZ_FIELD_SHARED) {
     call->shared = chance(rng, 1, 2);
+  }
+  if ((fields & FZ_FIELD_ALIGN) && chance(rng, 1, 5)) {
+    call->align = gen_align(rng);
   }
   if (fields & FZ_FIELD_FLAGS) {
     call->flags = chance(rng, 9, 10) ? below(rng, 4) : below(rng, 256);
@@ -533,10 +552,10 @@ static bool edit_tweak(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
   }
   fz_call *call = &p->calls[below(rng, p->call_count)];
   uint32_t fields = fz_op_fields(call->op);
-  uint32_t choices[8];
+  uint32_t choices[9];
   uint32_t n = 0;
-  static const uint32_t tweakable[] = {FZ_FIELD_COUNT, FZ_FIELD_SIZE, FZ_FIELD_PLACEMENT,
-                                       FZ_FIELD_SHARED, FZ_FIELD_FLAGS, FZ_FIELD_COMMAND};
+  static const uint32_t tweakable[] = {FZ_FIELD_COUNT, FZ_FIELD_SIZE,  FZ_FIELD_PLACEMENT, FZ_FIELD_SHARED,
+                                       FZ_FIELD_FLAGS, FZ_FIELD_COMMAND, FZ_FIELD_ALIGN};
   for (size_t i = 0; i < sizeof tweakable / sizeof tweakable[0]; i++) {
     if (fields & tweakable[i]) {
       choices[n++] = tweakable[i];
@@ -590,6 +609,21 @@ static bool edit_tweak(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
   case FZ_FIELD_SHARED:
     call->shared = !call->shared;
     return true;
+  case FZ_FIELD_ALIGN: {
+    uint32_t old = call->align;
+    switch (below(rng, 3)) {
+    case 0:
+      call->align = gen_align(rng);
+      break;
+    case 1: /* the next power of two up or down (0 below 1) */
+      call->align = chance(rng, 1, 2) ? (old ? old << 1 : 1u) : old >> 1;
+      break;
+    default:
+      call->align = (uint32_t)mutate_number(old, 4, rng, mb);
+      break;
+    }
+    return call->align != old;
+  }
   case FZ_FIELD_FLAGS: {
     uint32_t old = call->flags;
     call->flags = chance(rng, 3, 4) ? old ^ (UINT32_C(1) << below(rng, chance(rng, 3, 4) ? 2 : 8))

@@ -137,6 +137,13 @@ void fz_test_random_program(uint64_t *rng, fz_program *out) {
     if (f & FZ_FIELD_SHARED) {
       c->shared = fz_test_below(rng, 2) != 0;
     }
+    if ((f & FZ_FIELD_ALIGN) && fz_test_below(rng, 3) == 0) {
+      /* a power of two (one-byte form), a small literal, or a u32 */
+      uint32_t r = fz_test_below(rng, 3);
+      c->align = r == 0 ? UINT32_C(1) << fz_test_below(rng, 32)
+                 : r == 1 ? 32u + fz_test_below(rng, 223)
+                          : (uint32_t)fz_test_next(rng);
+    }
     if (f & FZ_FIELD_FLAGS) {
       c->flags = fz_test_below(rng, 2) ? fz_test_below(rng, 4) : fz_test_below(rng, 256);
     }

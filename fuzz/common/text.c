@@ -136,6 +136,10 @@ size_t fz_format_call(char *buf, size_t cap, const fz_program *p, uint32_t index
     ARG("shared");
     sb_printf(&sb, "%d", call->shared ? 1 : 0);
   }
+  if ((fields & FZ_FIELD_ALIGN) && call->align != 0) { /* optional: printed when set */
+    ARG("align");
+    sb_printf(&sb, "%" PRIu32, call->align);
+  }
   if (fields & FZ_FIELD_LIST) {
     ARG("list");
     sb_printf(&sb, "[");
@@ -485,7 +489,8 @@ static const struct {
     {"n", FZ_FIELD_COUNT},        {"size", FZ_FIELD_SIZE},
     {"placement", FZ_FIELD_PLACEMENT}, {"shared", FZ_FIELD_SHARED},
     {"list", FZ_FIELD_LIST},      {"flags", FZ_FIELD_FLAGS},
-    {"command", FZ_FIELD_COMMAND}, {"hostile", FZ_FIELD_HOSTILE},
+    {"command", FZ_FIELD_COMMAND}, {"align", FZ_FIELD_ALIGN},
+    {"hostile", FZ_FIELD_HOSTILE},
 };
 #define ARG_KEY_COUNT (sizeof arg_keys / sizeof arg_keys[0])
 
@@ -542,6 +547,17 @@ static bool parse_value(fz_parser *ps, uint32_t k, fz_call *call, uint32_t field
       return false;
     }
     call->placement = (fz_placement)v;
+    return true;
+  }
+  case FZ_FIELD_ALIGN: {
+    uint64_t v = 0;
+    if (!number(ps, &v, "an alignment in bytes")) {
+      return false;
+    }
+    if (v > UINT32_MAX) {
+      return perr(ps, "align: %" PRIu64 " out of range (at most 4294967295)", v);
+    }
+    call->align = (uint32_t)v;
     return true;
   }
   case FZ_FIELD_SHARED: {
@@ -678,7 +694,7 @@ static bool parse_call(fz_parser *ps, uint32_t k, const char *opname, fz_call *c
     }
   }
   for (size_t i = 0; i < ARG_KEY_COUNT; i++) {
-    if ((fields & arg_keys[i].field) && !(seen & arg_keys[i].field)) {
+    if ((fields & arg_keys[i].field & ~(uint32_t)FZ_FIELD_ALIGN) && !(seen & arg_keys[i].field)) {
       return perr(ps, "%s needs argument '%s'", opname, arg_keys[i].key);
     }
   }

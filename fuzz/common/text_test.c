@@ -201,6 +201,29 @@ static void test_copy(void) {
   CHECK(!ok && strstr(err, "line 2: unknown command 'move'"), "an unknown command: %s", err);
 }
 
+/* align= is optional on the creates: 0 when left out, printed only when set. */
+static void test_align(void) {
+  static const char text[] =
+      "v1 = create_device()\n"
+      "v2 = create_resource(dev=v1, n=2, size=4096, placement=any, shared=0, align=1048576)\n"
+      "v3 = add_to_resource(dev=v1, resource=v2, n=1, size=4096, placement=any, align=12288)\n"
+      "v4 = create_allocations(dev=v1, n=1, size=4096, placement=any)\n";
+  char err[256];
+  bool ok = fz_parse_program(text, &p, err, sizeof err);
+  CHECK(ok, "parse: %s", err);
+  if (!ok) {
+    return;
+  }
+  CHECK(p.calls[1].align == 1048576u && p.calls[2].align == 12288u && p.calls[3].align == 0, "align values");
+  CHECK(strcmp(fz_test_text(&p), text) == 0, "printed back:\n%s", fz_test_text(&p));
+  ok = fz_parse_program("v1 = create_device()\nv2 = submit(dev=v1, list=[], command=nop, align=4096)\n", &q,
+                        err, sizeof err);
+  CHECK(!ok && strstr(err, "line 2: submit has no argument 'align'"), "align on submit: %s", err);
+  ok = fz_parse_program("v1 = create_device()\nv2 = create_allocations(dev=v1, n=1, size=1, placement=any, "
+                        "align=4294967296)\n", &q, err, sizeof err);
+  CHECK(!ok && strstr(err, "line 2: align: 4294967296 out of range"), "align above 32 bits: %s", err);
+}
+
 /* Long lists: ranges, big counts and the count hostile bits, printed and parsed back. */
 static void test_ranges(void) {
   static const char text[] =
@@ -235,6 +258,7 @@ static void test_ranges(void) {
 int main(void) {
   fz_test_run("ranges", test_ranges);
   fz_test_run("copy", test_copy);
+  fz_test_run("align", test_align);
   fz_test_run("roundtrip_random", test_roundtrip_random);
   fz_test_run("example", test_example);
   fz_test_run("statuses", test_statuses);

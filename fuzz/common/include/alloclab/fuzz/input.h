@@ -37,9 +37,9 @@
  *
  *   create_device        -
  *   destroy_device       device:ref
- *   create_allocations   device:ref count size shape
- *   create_resource      device:ref count size shape            (shape carries `shared`)
- *   add_to_resource      device:ref resource:ref count size shape
+ *   create_allocations   device:ref count size shape align?
+ *   create_resource      device:ref count size shape align?     (shape carries `shared`)
+ *   add_to_resource      device:ref resource:ref count size shape align?
  *   open_resource        resource:ref device:ref                (resource first: see refs)
  *   destroy_resource     device:ref resource:ref flags
  *   destroy_allocations  device:ref flags length ref*length
@@ -57,7 +57,10 @@
  *   size    := u8 t: t < 0x80 -> (t + 1) * 4096 (one byte: 4 KiB .. 512 KiB);
  *              0x80..0xBF -> u16 * 4096; 0xC0..0xDF -> one of 16 edge sizes (0, 1, 4095, 4097,
  *              ... UINT64_MAX; fz_size_table); 0xE0..0xFF -> u64 verbatim
- *   shape   := u8 s: placement = (s & 3) % 3, shared = (s >> 2) & 1
+ *   shape   := u8 s: placement = (s & 3) % 3, shared = (s >> 2) & 1; s & 0x80: an align
+ *              follows (else align = 0); bits 3..6 are ignored
+ *   align   := u8 a: a < 32 -> 1 << a (1 B .. 2 GiB); 0xFF -> u32 verbatim; else a itself (32 ..
+ *              254: mostly not a power of two, so rejected)
  *   flags   := u8 g: g < 0x80 -> g & 3 (the defined AL_DESTROY_* bits); else u8 verbatim
  *   command := u8 % 4 (nop, fill, check, copy)
  *
@@ -108,7 +111,7 @@
  * DOC: Format, version 2
  * The format before the copy command, still decoded (header version 2) so older corpora,
  * regressions and crash files keep their meaning; the encoder writes version 3 only. The one
- * difference: command := u8 % 3 (nop, fill, check).
+ * differences: command := u8 % 3 (nop, fill, check); no align (bit 7 of shape is ignored).
  *
  * DOC: Format, version 1
  * The format before ranges and long creates, still decoded (header version 1) so older
@@ -195,7 +198,8 @@ size_t fz_encode(const fz_program *p, uint8_t *out, size_t cap);
  * FZ_ELEMENT_SELF or < FZ_MAX_ELEMENTS, a reference in the first call a literal, a span only
  * on list entries naming an element (element + span < FZ_MAX_ELEMENTS), and every field the op
  * does not use (see the format table) zero. count: 0..FZ_MAX_ELEMENTS or
- * FZ_COUNT_OVER_MAXIMUM (ops with a count); flags <= 0xFF; hostile within FZ_HOSTILE_ALL. Calls past call_count, list entries
+ * FZ_COUNT_OVER_MAXIMUM (ops with a count); flags <= 0xFF; hostile within FZ_HOSTILE_ALL;
+ * align any value (creates). Calls past call_count, list entries
  * past list_length and faults past fault_count are ignored (by fz_program_equal too).
  * On false, writes the first problem ("v4 (create_resource): ...") to @err (may be NULL).
  */
@@ -217,6 +221,7 @@ enum {
   FZ_FIELD_FLAGS = 0x100,
   FZ_FIELD_COMMAND = 0x200,
   FZ_FIELD_LIST = 0x400,
+  FZ_FIELD_ALIGN = 0x800, /* optional in the text form (0 when left out) */
 };
 uint32_t fz_op_fields(fz_op op); /* 0 for an op out of range */
 

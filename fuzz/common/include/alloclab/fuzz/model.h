@@ -38,6 +38,11 @@
  *    with STATUS_GRAPHICS_DRIVER_MISMATCH, changing nothing, or with what an injected failure
  *    allows (fz_prediction.allowed_if_wrong_answer); never succeed. Only the creating calls
  *    reach a DDI that can answer wrongly.
+ *  - Alignment (DXGK_ALLOCATIONINFO.Alignment: 0 or a power of two): a create asking for
+ *    another value is INVALID_PARAMETER (the miniport cannot describe it); one the miniport
+ *    cannot express either (private_data_ok false: sim, above 64 MiB) too. A query of an
+ *    allocation in a segment must show an offset that is a multiple of its alignment. Video
+ *    memory is provable only with room for the worst-case padding (the alignment) as well.
  *  - Handle validity, live counts (devices, resources, allocations), the submitted fence, a
  *    query's resource / owner / last fence are exact. Bounded: the completed fence; deferred
  *    allocations (a deferred destroy may be released at any call once its fence signalled; it
@@ -159,6 +164,7 @@ typedef struct fz_model_args {
   uint32_t count;        /* CREATE_*, ADD_TO_RESOURCE: allocations; GPU_RUN: max submissions */
   uint64_t size;         /* bytes per allocation as requested (>= 1) */
   fz_placement placement;
+  uint32_t align;        /* CREATE_*, ADD_TO_RESOURCE: bytes as requested (0 = the page) */
   bool shared;
   bool private_data_ok;  /* make_allocation_data could express the request */
   uint32_t flags;        /* DESTROY_*: as passed, reserved bits included */
@@ -207,6 +213,7 @@ typedef struct fz_model_allocation_view {
   uint32_t serial;     /* 0-based creation order within the program */
   uint64_t size;       /* requested bytes */
   fz_placement placement;
+  uint32_t align;      /* requested alignment (0 = the segment's page) */
   uint64_t last_fence;
   bool has_pattern;    /* a FILL was submitted (successfully) since creation, or a COPY (program.h)
                           delivered a pattern over all that a CHECK reads */

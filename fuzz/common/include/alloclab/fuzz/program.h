@@ -19,12 +19,20 @@
  * Text form (trace / encode), one call per line, numbered by its result:
  *   v1 = create_device()
  *   v2 = create_resource(dev=v1, n=4, size=65536, placement=any, shared=1)
- *   v3 = open_resource(dev=v1, resource=v2)
- *   v5 = destroy_allocations(dev=v1, list=[v2.a0, v2.a3, 0xdead0001], flags=0)
+ *   v3 = create_allocations(dev=v1, n=1, size=4096, placement=any, align=65536)
+ *   v4 = open_resource(dev=v1, resource=v2)
+ *   v6 = destroy_allocations(dev=v1, list=[v2.a0, v2.a3, 0xdead0001], flags=0)
  *   v6 = submit(dev=v1, list=[v2.a1], command=fill)
  *   v7 = submit(dev=v1, list=[v2.a1, v2.a2], command=copy)
  *   v8 = destroy_allocations(dev=v1, list=[v2.a0..a3, v2.a1], flags=0, hostile=count_plus_one)
- * Statuses are printed after the call by trace: "... = STATUS_SUCCESS".
+ * Statuses are printed after the call by trace: "... = STATUS_SUCCESS". align= is optional
+ * (0 when left out, and then not printed).
+ *
+ * Alignment (format version 3 on). The creates ask for each allocation's placement alignment in
+ * bytes: 0 = the segment's page (DXGK_ALLOCATIONINFO.Alignment), else a power of two that the
+ * miniport accepts (sim: at most SIM_ALLOCATION_ALIGNMENT_MAX, 64 MiB); any other value is
+ * written too, and the miniport rejects it (STATUS_INVALID_PARAMETER). The port places each
+ * allocation at a segment offset that is a multiple of its alignment.
  *
  * Long lists. A create makes up to FZ_MAX_ELEMENTS (1024, the port's maximum per call)
  * allocations, but a list holds at most FZ_MAX_LIST entries: an entry may be a RANGE of one
@@ -129,6 +137,7 @@ typedef struct fz_call {
                        0..FZ_MAX_ELEMENTS or FZ_COUNT_OVER_MAXIMUM */
   uint64_t size;    /* bytes per allocation */
   fz_placement placement;
+  uint32_t align;   /* CREATE_*, ADD_TO_RESOURCE: bytes, 0 = the segment's page (see above) */
   bool shared;      /* CREATE_RESOURCE */
   uint32_t flags;   /* DESTROY_*: AL_DESTROY_* bits */
   fz_command command;
