@@ -192,8 +192,9 @@ void ddi_destroy_allocation(al_adapter *adapter, const HANDLE *allocations, uint
                   al_status_name(status));
 }
 
-NTSTATUS ddi_create_device(al_adapter *adapter, uint32_t device_handle, HANDLE *out_driver_device) {
-  DXGKARG_CREATEDEVICE args = {.hDevice = (HANDLE)(uintptr_t)device_handle};
+NTSTATUS ddi_create_device(al_adapter *adapter, uint32_t device_handle, DXGK_DEVICEINFO *info,
+                           HANDLE *out_driver_device) {
+  DXGKARG_CREATEDEVICE args = {.hDevice = (HANDLE)(uintptr_t)device_handle, .pInfo = info};
   NTSTATUS status;
   DDI_CALL(adapter, adapter->driver.ddi.DxgkDdiCreateDevice(adapter->miniport, &args));
   if (!NT_SUCCESS(status)) return status;

@@ -8,7 +8,13 @@
 #include "port.h"
 
 NTSTATUS al_device_create(al_adapter *adapter, al_handle *out_device) {
+  return al_device_create_with_info(adapter, out_device, NULL);
+}
+
+NTSTATUS al_device_create_with_info(al_adapter *adapter, al_handle *out_device, DXGK_DEVICEINFO *out_info) {
   if (adapter == NULL || out_device == NULL) return STATUS_INVALID_PARAMETER;
+  /* The miniport writes a zeroed copy; the caller's struct changes only on success. */
+  DXGK_DEVICEINFO info = {0};
   if (atomic_load(&adapter->removed)) return STATUS_DEVICE_REMOVED;
   port_device *device = al_host_calloc(1, sizeof *device);
   if (device == NULL) return STATUS_NO_MEMORY;
@@ -20,7 +26,7 @@ NTSTATUS al_device_create(al_adapter *adapter, al_handle *out_device) {
   NTSTATUS status = handle_table_insert_locked(&adapter->devices, device, 0, false, &device->handle);
   handle_table_unlock(&adapter->devices);
   if (NT_SUCCESS(status)) {
-    status = ddi_create_device(adapter, device->handle, &device->driver_device);
+    status = ddi_create_device(adapter, device->handle, out_info ? &info : NULL, &device->driver_device);
     handle_table_lock(&adapter->devices);
     if (NT_SUCCESS(status))
       handle_table_publish_locked(&adapter->devices, device->handle);
@@ -34,6 +40,7 @@ NTSTATUS al_device_create(al_adapter *adapter, al_handle *out_device) {
     return status;
   }
   *out_device = device->handle;
+  if (out_info) *out_info = info;
   return STATUS_SUCCESS;
 }
 

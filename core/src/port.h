@@ -302,7 +302,8 @@ void ddi_close_allocation(al_adapter *adapter, HANDLE driver_device, const HANDL
                           uint32_t count, bool assume_not_in_use);
 void ddi_destroy_allocation(al_adapter *adapter, const HANDLE *allocations, uint32_t count,
                             HANDLE miniport_resource, bool destroy_resource, bool assume_not_in_use);
-NTSTATUS ddi_create_device(al_adapter *adapter, uint32_t device_handle, HANDLE *out_driver_device);
+NTSTATUS ddi_create_device(al_adapter *adapter, uint32_t device_handle, DXGK_DEVICEINFO *info,
+                           HANDLE *out_driver_device);
 void ddi_destroy_device(al_adapter *adapter, HANDLE driver_device);
 NTSTATUS ddi_submit(al_adapter *adapter, HANDLE driver_device, uint64_t fence, const void *command,
                     uint32_t command_size, const DXGK_ALLOCATIONLIST *list, uint32_t list_size);

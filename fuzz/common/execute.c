@@ -20,6 +20,7 @@ const fz_port_ops fz_port_alloclab = {
     .adapter_create = al_adapter_create,
     .adapter_destroy = al_adapter_destroy,
     .device_create = al_device_create,
+    .device_create_with_info = al_device_create_with_info,
     .device_destroy = al_device_destroy,
     .allocation_create = al_allocation_create,
     .resource_open = al_resource_open,
@@ -222,6 +223,7 @@ typedef struct exec_call {
   uint64_t out_fence;
   uint32_t out_completed;
   al_allocation_info info;
+  DXGK_DEVICEINFO device_info; /* CREATE_DEVICE with info */
   uint32_t fills, checks, copies;
 } exec_call;
 
@@ -409,6 +411,8 @@ static void prepare(exec_ctx *x, uint32_t i, const fz_call *c, exec_call *e) {
   e->null_args = (c->hostile & FZ_HOSTILE_NULL_ARGS) != 0;
   switch (c->op) {
   case FZ_OP_CREATE_DEVICE:
+    a->info = c->info;
+    memset(&e->device_info, FZ_MODEL_INFO_SENTINEL_BYTE, sizeof e->device_info);
     break;
   case FZ_OP_DESTROY_DEVICE:
     a->device = (al_handle)resolve(x, i, &c->device);
@@ -475,6 +479,7 @@ static NTSTATUS invoke(exec_ctx *x, exec_call *e) {
   const fz_model_args *a = &e->a;
   switch (a->op) {
   case FZ_OP_CREATE_DEVICE:
+    if (a->info) return port->device_create_with_info(ad, e->null_args ? NULL : &e->out_device, &e->device_info);
     return port->device_create(ad, e->null_args ? NULL : &e->out_device);
   case FZ_OP_DESTROY_DEVICE:
     return port->device_destroy(ad, a->device);
@@ -636,6 +641,7 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
   fz_model_result r = {
       .status = st,
       .device = e->out_device,
+      .device_info = e->a.info ? &e->device_info : NULL,
       .resource = e->out_resource,
       .allocations = x->outs,
       .fence = e->out_fence,
@@ -1106,6 +1112,7 @@ static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
   fz_model_result r = {
       .status = q->status,
       .device = q->e.out_device,
+      .device_info = q->e.a.info ? &q->e.device_info : NULL,
       .resource = q->e.out_resource,
       .allocations = q->outs,
       .fence = q->e.out_fence,

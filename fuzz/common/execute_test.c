@@ -1378,6 +1378,55 @@ static void test_misaligned_placement_caught(void) {
         "a misaligned placement not caught: %s", report.message);
 }
 
+/* create_device(info=1): al_device_create_with_info, its info checked by the model. */
+static void info_program(void) {
+  begin();
+  unsigned d = create_device();
+  last()->info = true;
+  create_device(), hostile(FZ_HOSTILE_NULL_ARGS), then(S_IP);
+  last()->info = true;
+  unsigned x = create_allocations(v(d), 1, 4096, ANY);
+  submit(v(d), FZ_COMMAND_FILL, 1, va(x, 0));
+  create_device();
+  last()->info = true;
+  gpu_run(1);
+}
+
+static void test_device_info_runs_clean(void) {
+  info_program();
+  RUN();
+}
+
+/* Ports that break al_device_create_with_info's promise. */
+static NTSTATUS info_ignored(al_adapter *ad, al_handle *out_device, DXGK_DEVICEINFO *out_info) {
+  (void)out_info;
+  return al_device_create(ad, out_device);
+}
+static NTSTATUS info_written_on_failure(al_adapter *ad, al_handle *out_device, DXGK_DEVICEINFO *out_info) {
+  NTSTATUS st = al_device_create_with_info(ad, out_device, out_info);
+  if (st != STATUS_SUCCESS && out_info != NULL) memset(out_info, 0, sizeof *out_info);
+  return st;
+}
+
+static void test_device_info_broken_ports_caught(void) {
+  static const struct {
+    NTSTATUS (*fn)(al_adapter *, al_handle *, DXGK_DEVICEINFO *);
+    const char *needle;
+  } cases[] = {{info_ignored, "left the info's DmaBufferSize unwritten"},
+               {info_written_on_failure, "failed but wrote the info's DmaBufferSize"}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    info_program();
+    broken = fz_port_alloclab;
+    broken.device_create_with_info = cases[k].fn;
+    fz_exec_options o;
+    fz_exec_options_default(&o);
+    o.return_on_mismatch = true;
+    o.port = &broken;
+    CHECK(fz_execute(&prog, &o, &report) == FZ_EXEC_MISMATCH && strstr(report.message, cases[k].needle),
+          "case %zu not caught: %s", k, report.message);
+  }
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 /* The close/destroy scenario with long lists: a shared resource of 1024 allocations on three
@@ -1443,6 +1492,8 @@ int main(int argc, char **argv) {
       {"lost_copy_caught", test_lost_copy_caught},
       {"align_runs_clean", test_align_runs_clean},
       {"misaligned_placement_caught", test_misaligned_placement_caught},
+      {"device_info_runs_clean", test_device_info_runs_clean},
+      {"device_info_broken_ports_caught", test_device_info_broken_ports_caught},
       {"random_programs", test_random_programs},
       {"known_divergence_deferred_release", test_idle_allocation_released_behind_a_deferred_one},
       {"long_lists", test_long_lists},

@@ -124,7 +124,7 @@ size_t fz_consume_bytes(fz_cursor *c, void *out, size_t n) {
 uint32_t fz_op_fields(fz_op op) {
   switch (op) {
   case FZ_OP_CREATE_DEVICE:
-    return 0;
+    return FZ_FIELD_INFO;
   case FZ_OP_DESTROY_DEVICE:
     return FZ_FIELD_DEVICE;
   case FZ_OP_CREATE_ALLOCATIONS:
@@ -289,10 +289,15 @@ static uint64_t decode_size(fz_cursor *c) {
 static void decode_call(fz_cursor *c, const fz_track *t, fz_call *call, unsigned version) {
   uint8_t b = fz_consume_u8(c);
   call->op = (fz_op)((b & 0x0Fu) % FZ_OP_COUNT);
+  uint8_t info_byte = b & 0x10u ? 0x80u : 0u; /* without a hostile byte: bit 4 of the opcode */
   if ((b & 0xF0u) == 0xF0u) {
-    call->hostile = fz_consume_u8(c) & (version == FZ_FORMAT_VERSION_1 ? 0x1Fu : FZ_HOSTILE_ALL);
+    info_byte = fz_consume_u8(c);
+    call->hostile = info_byte & (version == FZ_FORMAT_VERSION_1 ? 0x1Fu : FZ_HOSTILE_ALL);
   }
   uint32_t fields = fz_op_fields(call->op);
+  if ((fields & FZ_FIELD_INFO) && version >= FZ_FORMAT_VERSION_3) {
+    call->info = (info_byte & 0x80u) != 0;
+  }
   fz_ref_ctx ctx;
   if (call->op == FZ_OP_OPEN_RESOURCE) {
     fz_ref_ctx_init(&ctx, t, call, FZ_SLOT_RESOURCE, NULL);
@@ -519,9 +524,9 @@ static void encode_align(fz_writer *w, uint32_t align) {
 }
 
 static void encode_call(fz_writer *w, const fz_track *t, const fz_call *call) {
-  put_u8(w, (uint8_t)((uint8_t)call->op | (call->hostile ? 0xF0u : 0u)));
+  put_u8(w, (uint8_t)((uint8_t)call->op | (call->hostile ? 0xF0u : call->info ? 0x10u : 0u)));
   if (call->hostile) {
-    put_u8(w, (uint8_t)call->hostile);
+    put_u8(w, (uint8_t)(call->hostile | (call->info ? 0x80u : 0u)));
   }
   uint32_t fields = fz_op_fields(call->op);
   fz_ref_ctx ctx;
@@ -735,6 +740,9 @@ static bool validate_call(const fz_call *call, uint32_t k, char *err, size_t cap
   if (!(fields & FZ_FIELD_ALIGN) && call->align != 0) {
     return fail(err, cap, "v%u (%s): unused align set", k + 1u, name);
   }
+  if (!(fields & FZ_FIELD_INFO) && call->info) {
+    return fail(err, cap, "v%u (%s): unused info set", k + 1u, name);
+  }
   if (!(fields & FZ_FIELD_SHARED) && call->shared) {
     return fail(err, cap, "v%u (%s): unused shared set", k + 1u, name);
   }
@@ -792,7 +800,7 @@ static bool call_equal(const fz_call *a, const fz_call *b) {
   if (a->op != b->op || a->hostile != b->hostile || !ref_equal(&a->device, &b->device) ||
       !ref_equal(&a->resource, &b->resource) || !ref_equal(&a->fence, &b->fence) ||
       !ref_equal(&a->allocation, &b->allocation) || a->count != b->count || a->size != b->size ||
-      a->placement != b->placement || a->align != b->align || a->shared != b->shared || a->flags != b->flags ||
+      a->placement != b->placement || a->align != b->align || a->shared != b->shared || a->info != b->info || a->flags != b->flags ||
       a->command != b->command || a->list_length != b->list_length) {
     return false;
   }

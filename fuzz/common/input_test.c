@@ -134,6 +134,37 @@ static void test_layout_v3_align(void) {
         "align on create_device: %s", why);
 }
 
+/* Version 3 adds info on create_device: bit 4 of the opcode byte, or bit 7 of the hostile byte. */
+static void test_layout_v3_info(void) {
+  static const uint8_t in[] = {
+      'A', 'L', 'F', 'Z', 3, 0x00,
+      0x10,       /* v1 = create_device(info=1) */
+      0xF0, 0x81, /* v2 = create_device(info=1, hostile=null_args) */
+      0xF0, 0x01, /* v3 = create_device(hostile=null_args) */
+      0x00,       /* v4 = create_device() */
+  };
+  CHECK(fz_decode(in, sizeof in, &p), "decode version 3");
+  const char *want =
+      "v1 = create_device(info=1)\n"
+      "v2 = create_device(info=1, hostile=null_args)\n"
+      "v3 = create_device(hostile=null_args)\n"
+      "v4 = create_device()\n";
+  CHECK(strcmp(fz_test_text(&p), want) == 0, "version 3:\n%s", fz_test_text(&p));
+  size_t n = fz_encode(&p, buf, sizeof buf);
+  CHECK(n == sizeof in && memcmp(buf, in, n) == 0, "the encoder writes the documented info bits");
+  check_roundtrip(&p, "info");
+  static uint8_t v2[sizeof in];
+  memcpy(v2, in, sizeof in);
+  v2[4] = 2;
+  CHECK(fz_decode(v2, sizeof v2, &q) && q.call_count == 4 && !q.calls[0].info && !q.calls[1].info &&
+            q.calls[1].hostile == FZ_HOSTILE_NULL_ARGS,
+        "version 2 ignores both bits:\n%s", fz_test_text(&q));
+  char why[256];
+  p.calls[0].op = FZ_OP_GPU_RUN;
+  CHECK(!fz_program_validate(&p, why, sizeof why) && strstr(why, "v1 (gpu_run): unused info set"),
+        "info on gpu_run: %s", why);
+}
+
 /* Version 3 adds the copy command (command := u8 % 4); version 2 keeps reading u8 % 3. */
 static void test_layout_v3_copy(void) {
   static const uint8_t in[] = {
@@ -526,6 +557,7 @@ int main(void) {
   fz_test_run("layout_v2", test_layout_v2);
   fz_test_run("layout_v3_copy", test_layout_v3_copy);
   fz_test_run("layout_v3_align", test_layout_v3_align);
+  fz_test_run("layout_v3_info", test_layout_v3_info);
   fz_test_run("version_1", test_version_1);
   fz_test_run("cursor", test_cursor);
   fz_test_run("layout", test_layout);

@@ -1024,6 +1024,29 @@ static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, cons
   }
 }
 
+/* al_device_create_with_info: *out_info written on success (every field: the port zeroes what
+ * the miniport leaves, so none still holds the sentinel the executor wrote), untouched on
+ * failure. The values are the miniport's (the port documents none). */
+static void check_device_info(msgbuf *mb, const fz_model_result *r) {
+  const UINT fields[] = {r->device_info->DmaBufferSize,         r->device_info->DmaBufferSegmentSet,
+                         r->device_info->DmaBufferPrivateDataSize, r->device_info->AllocationListSize,
+                         r->device_info->PatchLocationListSize, r->device_info->Flags};
+  static const char *const names[] = {"DmaBufferSize",      "DmaBufferSegmentSet",   "DmaBufferPrivateDataSize",
+                                      "AllocationListSize", "PatchLocationListSize", "Flags"};
+  const UINT sentinel = FZ_MODEL_INFO_SENTINEL_BYTE * 0x01010101u;
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    if (r->status == STATUS_SUCCESS && fields[i] == sentinel) {
+      fail(mb, "create_device with info succeeded but left the info's %s unwritten (0x%08x)", names[i], sentinel);
+      return;
+    }
+    if (r->status != STATUS_SUCCESS && fields[i] != sentinel) {
+      fail(mb, "create_device with info failed but wrote the info's %s (0x%08x): a failed call changes nothing",
+           names[i], fields[i]);
+      return;
+    }
+  }
+}
+
 bool fz_model_commit(fz_model *m, const fz_model_args *a, const fz_model_result *r, char *msg, size_t cap) {
   msgbuf mb = {msg, cap, true};
   if (cap) msg[0] = '\0';
@@ -1035,6 +1058,7 @@ bool fz_model_commit(fz_model *m, const fz_model_args *a, const fz_model_result 
   if (r->removed || r->status == STATUS_DEVICE_REMOVED) m->removed = true;
 
   if (r->status == STATUS_SUCCESS) commit_success(m, &mb, a, r, completed_before);
+  if (a->op == FZ_OP_CREATE_DEVICE && a->info && r->device_info != NULL) check_device_info(&mb, r);
 
   /* Fences: the submitted one exact, the completed one monotonic and bounded. */
   if (r->fence_submitted != m->submitted)

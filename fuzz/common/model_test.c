@@ -633,6 +633,37 @@ static void test_align(void) {
   CHECK(commit_full(&q, STATUS_SUCCESS, 0, NULL, 0, 0, &info), "evicted: %s", msg);
 }
 
+/* create_device(info=1): the info is written on success, untouched on failure. */
+static void test_device_info(void) {
+  fresh();
+  fz_model_args a = args(FZ_OP_CREATE_DEVICE);
+  a.info = true;
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "create_device with info: %#x", predict(&a));
+  DXGK_DEVICEINFO info;
+  memset(&info, FZ_MODEL_INFO_SENTINEL_BYTE, sizeof info);
+  fz_model_result r;
+  memset(&r, 0, sizeof r);
+  r.status = STATUS_SUCCESS;
+  r.device = next_handle++;
+  r.device_info = &info;
+  CHECK(!fz_model_commit(m, &a, &r, msg, sizeof msg) && strstr(msg, "left the info's DmaBufferSize unwritten"),
+        "an unwritten info accepted: %s", msg);
+  fresh();
+  memset(&info, 0, sizeof info);
+  info.DmaBufferSize = 4096;
+  r.device = next_handle++;
+  CHECK(fz_model_commit(m, &a, &r, msg, sizeof msg), "a written info: %s", msg);
+  fresh();
+  a.hostile = FZ_HOSTILE_NULL_ARGS;
+  CHECK(predict(&a) == FZ_ST_INVALID_PARAMETER, "NULL out_device with info");
+  r.status = STATUS_INVALID_PARAMETER;
+  r.device = 0;
+  CHECK(!fz_model_commit(m, &a, &r, msg, sizeof msg) && strstr(msg, "failed but wrote the info's DmaBufferSize"),
+        "a failed call that wrote the info accepted: %s", msg);
+  memset(&info, FZ_MODEL_INFO_SENTINEL_BYTE, sizeof info);
+  CHECK(fz_model_commit(m, &a, &r, msg, sizeof msg), "a failed call left the info alone: %s", msg);
+}
+
 static void test_long_lists(void) {
   fz_model_config c = config();
   c.segments[0].size = c.segments[1].size = 64u << 20;
@@ -683,6 +714,7 @@ int main(int argc, char **argv) {
       {"long_lists", test_long_lists},
       {"copy", test_copy},
       {"align", test_align},
+      {"device_info", test_device_info},
   };
   fz_model_config c = config();
   m = fz_model_create(&c);

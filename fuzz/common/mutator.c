@@ -289,6 +289,9 @@ static void gen_call(const fz_program *p, uint32_t k, fz_op op, fz_call *call, u
   if (fields & FZ_FIELD_SHARED) {
     call->shared = chance(rng, 1, 2);
   }
+  if (fields & FZ_FIELD_INFO) {
+    call->info = chance(rng, 1, 4);
+  }
   if ((fields & FZ_FIELD_ALIGN) && chance(rng, 1, 5)) {
     call->align = gen_align(rng);
   }
@@ -552,10 +555,10 @@ static bool edit_tweak(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
   }
   fz_call *call = &p->calls[below(rng, p->call_count)];
   uint32_t fields = fz_op_fields(call->op);
-  uint32_t choices[9];
+  uint32_t choices[10];
   uint32_t n = 0;
-  static const uint32_t tweakable[] = {FZ_FIELD_COUNT, FZ_FIELD_SIZE,  FZ_FIELD_PLACEMENT, FZ_FIELD_SHARED,
-                                       FZ_FIELD_FLAGS, FZ_FIELD_COMMAND, FZ_FIELD_ALIGN};
+  static const uint32_t tweakable[] = {FZ_FIELD_COUNT, FZ_FIELD_SIZE,    FZ_FIELD_PLACEMENT, FZ_FIELD_SHARED,
+                                       FZ_FIELD_FLAGS, FZ_FIELD_COMMAND, FZ_FIELD_ALIGN,     FZ_FIELD_INFO};
   for (size_t i = 0; i < sizeof tweakable / sizeof tweakable[0]; i++) {
     if (fields & tweakable[i]) {
       choices[n++] = tweakable[i];
@@ -608,6 +611,9 @@ static bool edit_tweak(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
     return true;
   case FZ_FIELD_SHARED:
     call->shared = !call->shared;
+    return true;
+  case FZ_FIELD_INFO:
+    call->info = !call->info;
     return true;
   case FZ_FIELD_ALIGN: {
     uint32_t old = call->align;

@@ -137,6 +137,9 @@ void fz_test_random_program(uint64_t *rng, fz_program *out) {
     if (f & FZ_FIELD_SHARED) {
       c->shared = fz_test_below(rng, 2) != 0;
     }
+    if (f & FZ_FIELD_INFO) {
+      c->info = fz_test_below(rng, 2) != 0;
+    }
     if ((f & FZ_FIELD_ALIGN) && fz_test_below(rng, 3) == 0) {
       /* a power of two (one-byte form), a small literal, or a u32 */
       uint32_t r = fz_test_below(rng, 3);

@@ -136,6 +136,10 @@ size_t fz_format_call(char *buf, size_t cap, const fz_program *p, uint32_t index
     ARG("shared");
     sb_printf(&sb, "%d", call->shared ? 1 : 0);
   }
+  if ((fields & FZ_FIELD_INFO) && call->info) { /* optional: printed when set */
+    ARG("info");
+    sb_printf(&sb, "1");
+  }
   if ((fields & FZ_FIELD_ALIGN) && call->align != 0) { /* optional: printed when set */
     ARG("align");
     sb_printf(&sb, "%" PRIu32, call->align);
@@ -489,7 +493,7 @@ static const struct {
     {"n", FZ_FIELD_COUNT},        {"size", FZ_FIELD_SIZE},
     {"placement", FZ_FIELD_PLACEMENT}, {"shared", FZ_FIELD_SHARED},
     {"list", FZ_FIELD_LIST},      {"flags", FZ_FIELD_FLAGS},
-    {"command", FZ_FIELD_COMMAND}, {"align", FZ_FIELD_ALIGN},
+    {"command", FZ_FIELD_COMMAND}, {"align", FZ_FIELD_ALIGN},     {"info", FZ_FIELD_INFO},
     {"hostile", FZ_FIELD_HOSTILE},
 };
 #define ARG_KEY_COUNT (sizeof arg_keys / sizeof arg_keys[0])
@@ -558,6 +562,17 @@ static bool parse_value(fz_parser *ps, uint32_t k, fz_call *call, uint32_t field
       return perr(ps, "align: %" PRIu64 " out of range (at most 4294967295)", v);
     }
     call->align = (uint32_t)v;
+    return true;
+  }
+  case FZ_FIELD_INFO: {
+    uint64_t v = 0;
+    if (!number(ps, &v, "info (0 or 1)")) {
+      return false;
+    }
+    if (v > 1) {
+      return perr(ps, "info: expected 0 or 1, got %" PRIu64, v);
+    }
+    call->info = v != 0;
     return true;
   }
   case FZ_FIELD_SHARED: {
@@ -694,7 +709,7 @@ static bool parse_call(fz_parser *ps, uint32_t k, const char *opname, fz_call *c
     }
   }
   for (size_t i = 0; i < ARG_KEY_COUNT; i++) {
-    if ((fields & arg_keys[i].field & ~(uint32_t)FZ_FIELD_ALIGN) && !(seen & arg_keys[i].field)) {
+    if ((fields & arg_keys[i].field & ~(uint32_t)(FZ_FIELD_ALIGN | FZ_FIELD_INFO)) && !(seen & arg_keys[i].field)) {
       return perr(ps, "%s needs argument '%s'", opname, arg_keys[i].key);
     }
   }

@@ -224,6 +224,21 @@ static void test_align(void) {
   CHECK(!ok && strstr(err, "line 2: align: 4294967296 out of range"), "align above 32 bits: %s", err);
 }
 
+/* info= is optional on create_device: 0 when left out, printed only when set. */
+static void test_info(void) {
+  static const char text[] = "v1 = create_device(info=1)\nv2 = create_device()\n";
+  char err[256];
+  bool ok = fz_parse_program(text, &p, err, sizeof err);
+  CHECK(ok && p.calls[0].info && !p.calls[1].info, "parse: %s", err);
+  CHECK(ok && strcmp(fz_test_text(&p), text) == 0, "printed back:\n%s", fz_test_text(&p));
+  ok = fz_parse_program("v1 = create_device(info=0)\n", &q, err, sizeof err);
+  CHECK(ok && !q.calls[0].info, "info=0 parses: %s", err);
+  ok = fz_parse_program("v1 = create_device(info=2)\n", &q, err, sizeof err);
+  CHECK(!ok && strstr(err, "line 1: info: expected 0 or 1, got 2"), "info=2: %s", err);
+  ok = fz_parse_program("v1 = create_device()\nv2 = destroy_device(dev=v1, info=1)\n", &q, err, sizeof err);
+  CHECK(!ok && strstr(err, "line 2: destroy_device has no argument 'info'"), "info on destroy_device: %s", err);
+}
+
 /* Long lists: ranges, big counts and the count hostile bits, printed and parsed back. */
 static void test_ranges(void) {
   static const char text[] =
@@ -259,6 +274,7 @@ int main(void) {
   fz_test_run("ranges", test_ranges);
   fz_test_run("copy", test_copy);
   fz_test_run("align", test_align);
+  fz_test_run("info", test_info);
   fz_test_run("roundtrip_random", test_roundtrip_random);
   fz_test_run("example", test_example);
   fz_test_run("statuses", test_statuses);

@@ -277,6 +277,24 @@ static NTSTATUS rec_device_create(al_adapter *adapter, al_handle *out_device) {
   return st;
 }
 
+static NTSTATUS rec_device_create_with_info(al_adapter *adapter, al_handle *out_device, DXGK_DEVICEINFO *out_info) {
+  char prefix[24];
+  output_prefix(prefix, sizeof prefix);
+  if (out_device) out("  al_handle %s = 0;\n", prefix);
+  call_begin(rec.where);
+  out("    DXGK_DEVICEINFO info;\n    memset(&info, 0x%02x, sizeof info);\n", FZ_MODEL_INFO_SENTINEL_BYTE);
+  out("    NTSTATUS st = al_device_create_with_info(adapter, %s%s, &info);\n", out_device ? "&" : "",
+      out_device ? prefix : "NULL");
+  NTSTATUS st = fz_port_alloclab.device_create_with_info(adapter, out_device, out_info);
+  call_end();
+  if (st == STATUS_SUCCESS && out_device) {
+    expect_new("device", prefix);
+    name_handle(*out_device, prefix);
+  }
+  block_end();
+  return st;
+}
+
 static NTSTATUS rec_device_destroy(al_adapter *adapter, al_handle device) {
   char buf[24];
   call_begin(rec.where);
@@ -664,6 +682,7 @@ static const fz_port_ops recording_port = {
     .adapter_create = rec_adapter_create,
     .adapter_destroy = rec_adapter_destroy,
     .device_create = rec_device_create,
+    .device_create_with_info = rec_device_create_with_info,
     .device_destroy = rec_device_destroy,
     .allocation_create = rec_allocation_create,
     .resource_open = rec_resource_open,

@@ -32,7 +32,8 @@ expect_exit 0 "every check passed" "$passing_program"
 # ... and carries the executor's implicit calls: the pre-wait before the ASSUME_NOT_IN_USE
 # destroy (call 8), the teardown of the devices left alive, the emptiness checks.
 for needle in "fence_wait(2) before call 8 (assume_not_in_use)" "teardown destroy_device(" "expect_empty();" \
-              "expect_sim_totals(" "al_handle list[2] = {v5_a[0], 0xdead0001u};" ".flags = 0x1u"; do
+              "expect_sim_totals(" "al_handle list[2] = {v5_a[0], 0xdead0001u};" ".flags = 0x1u" \
+              "al_device_create_with_info(adapter, &v13, &info);"; do
   grep -qF -- "$needle" "$passing_c" || fail "the passing program lacks '$needle'"
 done
 # It uses the public API only: no fuzz header, no input file.

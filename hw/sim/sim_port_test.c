@@ -161,6 +161,29 @@ TEST(fill_then_check_passes) {
   expect_nothing_left("fill_then_check");
 }
 
+/* al_device_create_with_info: the sim's limits arrive through the port (pInfo); a failed call
+ * writes nothing; without info it is al_device_create. */
+TEST(device_info_through_the_port) {
+  al_adapter *adapter = adapter_with(NULL);
+  assert_ptr_ne(adapter, NULL, "adapter");
+  DXGK_DEVICEINFO info;
+  memset(&info, 0xA5, sizeof info);
+  al_handle device = 0, plain = 0;
+  assert_status(al_device_create_with_info(adapter, NULL, &info), STATUS_INVALID_PARAMETER, "NULL out_device");
+  expect_u64_eq(info.DmaBufferSize, 0xA5A5A5A5u, "a failed call leaves the info alone");
+  assert_status(al_device_create_with_info(adapter, &device, &info), STATUS_SUCCESS, "device with info");
+  expect_u64_eq(info.DmaBufferSize, SIM_CMD_MAX_STREAM_BYTES, "DmaBufferSize");
+  expect_u64_eq(info.AllocationListSize, SIM_MAX_ALLOCATION_LIST, "AllocationListSize");
+  expect_u64_eq(info.PatchLocationListSize, 0, "PatchLocationListSize");
+  expect_u64_eq(info.DmaBufferSegmentSet, 0, "fields the sim leaves are zeroed by the port");
+  expect_u64_eq(info.Flags, 0, "Flags");
+  assert_status(al_device_create_with_info(adapter, &plain, NULL), STATUS_SUCCESS, "device without info");
+  expect_u64_eq(plain != device && plain != 0, 1, "a second device");
+  expect_consistent(adapter);
+  al_adapter_destroy(adapter);
+  expect_nothing_left("device_info_through_the_port");
+}
+
 TEST(copy_between_allocations) {
   al_adapter *adapter = adapter_with(NULL);
   assert_ptr_ne(adapter, NULL, "adapter");
@@ -756,7 +779,7 @@ TEST(fault_injection_in_add_device) {
   expect_u64_gt(fault_injector_failures(&inj, FAULT_SEGMENT_SPACE), 0, "the memory segment's backing is asked");
 }
 
-RUN_TESTS(T(fill_then_check_passes), T(copy_between_allocations), T(check_failure_is_logged),
+RUN_TESTS(T(fill_then_check_passes), T(device_info_through_the_port), T(copy_between_allocations), T(check_failure_is_logged),
           T(check_failure_aborts_by_default), T(textures_and_64k_pages),
           T(eviction_round_trip_through_the_aperture), T(eviction_round_trip_through_system_memory),
           T(shared_resource_on_two_devices), T(invalid_streams_rejected_at_submit),

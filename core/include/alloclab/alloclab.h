@@ -107,6 +107,14 @@ void al_adapter_destroy(al_adapter *adapter);
  * miniport's failure. */
 NTSTATUS al_device_create(al_adapter *adapter, al_handle *out_device);
 
+/* al_device_create_with_info - al_device_create() that also asks the miniport for the device's
+ * limits (DXGKARG_CREATEDEVICE.pInfo: DMA buffer size and segment set, allocation and patch
+ * location list sizes, flags). @out_info may be NULL: then it is al_device_create() (pInfo
+ * NULL). Else the port passes a DXGK_DEVICEINFO it zeroed first (fields the miniport leaves
+ * read 0) and copies it to *out_info on success only; on failure *out_info is not written.
+ * Returns what al_device_create() returns. */
+NTSTATUS al_device_create_with_info(al_adapter *adapter, al_handle *out_device, DXGK_DEVICEINFO *out_info);
+
 /* al_device_destroy - destroys a device: waits for the GPU work it queued, releases its hold on
  * every resource (closing its bindings; a resource nobody else holds is destroyed), destroys its
  * device-owned allocations, then DxgkDdiDestroyDevice. Resources opened by other devices live on.

@@ -124,6 +124,7 @@ typedef struct fz_port_ops {
   NTSTATUS (*adapter_create)(const al_adapter_config *config, al_adapter **out_adapter);
   void (*adapter_destroy)(al_adapter *adapter);
   NTSTATUS (*device_create)(al_adapter *adapter, al_handle *out_device);
+  NTSTATUS (*device_create_with_info)(al_adapter *adapter, al_handle *out_device, DXGK_DEVICEINFO *out_info);
   NTSTATUS (*device_destroy)(al_adapter *adapter, al_handle device);
   NTSTATUS (*allocation_create)(al_adapter *adapter, const al_create_allocation_args *args);
   NTSTATUS (*resource_open)(al_adapter *adapter, al_handle device, al_handle resource);

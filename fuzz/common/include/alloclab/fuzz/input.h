@@ -35,7 +35,7 @@
  * a hostile byte follows and hostile = that byte & 0x7F (FZ_HOSTILE_*), else hostile = 0. The
  * fields the op uses follow, in this order (other fields of the call stay zero):
  *
- *   create_device        -
+ *   create_device        -      (info: bit 7 of the hostile byte, else bit 4 of the opcode byte)
  *   destroy_device       device:ref
  *   create_allocations   device:ref count size shape align?
  *   create_resource      device:ref count size shape align?     (shape carries `shared`)
@@ -111,7 +111,8 @@
  * DOC: Format, version 2
  * The format before the copy command, still decoded (header version 2) so older corpora,
  * regressions and crash files keep their meaning; the encoder writes version 3 only. The one
- * differences: command := u8 % 3 (nop, fill, check); no align (bit 7 of shape is ignored).
+ * differences: command := u8 % 3 (nop, fill, check); no align (bit 7 of shape is ignored); no
+ * info (bit 4 of the opcode byte and bit 7 of the hostile byte are ignored).
  *
  * DOC: Format, version 1
  * The format before ranges and long creates, still decoded (header version 1) so older
@@ -199,7 +200,7 @@ size_t fz_encode(const fz_program *p, uint8_t *out, size_t cap);
  * on list entries naming an element (element + span < FZ_MAX_ELEMENTS), and every field the op
  * does not use (see the format table) zero. count: 0..FZ_MAX_ELEMENTS or
  * FZ_COUNT_OVER_MAXIMUM (ops with a count); flags <= 0xFF; hostile within FZ_HOSTILE_ALL;
- * align any value (creates). Calls past call_count, list entries
+ * align any value (creates); info only on create_device. Calls past call_count, list entries
  * past list_length and faults past fault_count are ignored (by fz_program_equal too).
  * On false, writes the first problem ("v4 (create_resource): ...") to @err (may be NULL).
  */
@@ -222,6 +223,7 @@ enum {
   FZ_FIELD_COMMAND = 0x200,
   FZ_FIELD_LIST = 0x400,
   FZ_FIELD_ALIGN = 0x800, /* optional in the text form (0 when left out) */
+  FZ_FIELD_INFO = 0x1000, /* optional in the text form (0 when left out); in the opcode byte */
 };
 uint32_t fz_op_fields(fz_op op); /* 0 for an op out of range */
 

@@ -109,6 +109,10 @@ extern "C" {
 #define FZ_MODEL_COUNT_OVER (AL_MAX_ALLOCATIONS_PER_CALL + 1u)
 /* The reserved flag bit set by FZ_HOSTILE_RESERVED_FLAGS. */
 #define FZ_RESERVED_FLAG 0x80000000u
+/* What every byte of the DXGK_DEVICEINFO of create_device(info=1) holds before the call (the
+ * executor fills it): a failed call must leave it so, a successful one must have written every
+ * field (al_device_create_with_info zeroes what the miniport leaves). */
+#define FZ_MODEL_INFO_SENTINEL_BYTE 0xA5u
 /* Bytes a FILL writes and a CHECK reads, from offset 0: min(size, FZ_MODEL_PATTERN_BYTES). */
 #define FZ_MODEL_PATTERN_BYTES 64u
 
@@ -166,6 +170,7 @@ typedef struct fz_model_args {
   fz_placement placement;
   uint32_t align;        /* CREATE_*, ADD_TO_RESOURCE: bytes as requested (0 = the page) */
   bool shared;
+  bool info;             /* CREATE_DEVICE: al_device_create_with_info() with an info struct */
   bool private_data_ok;  /* make_allocation_data could express the request */
   uint32_t flags;        /* DESTROY_*: as passed, reserved bits included */
   fz_command command;
@@ -186,6 +191,7 @@ typedef struct fz_prediction {
 typedef struct fz_model_result {
   NTSTATUS status;
   al_handle device;             /* CREATE_DEVICE: *out_device */
+  const DXGK_DEVICEINFO *device_info; /* CREATE_DEVICE with info: the struct after the call */
   al_handle resource;           /* CREATE_RESOURCE: *out_resource */
   const al_handle *allocations; /* CREATE_*, ADD_TO_RESOURCE: out_allocations (count) */
   uint64_t fence;               /* SUBMIT: *out_fence */

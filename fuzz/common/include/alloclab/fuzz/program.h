@@ -25,8 +25,11 @@
  *   v6 = submit(dev=v1, list=[v2.a1], command=fill)
  *   v7 = submit(dev=v1, list=[v2.a1, v2.a2], command=copy)
  *   v8 = destroy_allocations(dev=v1, list=[v2.a0..a3, v2.a1], flags=0, hostile=count_plus_one)
- * Statuses are printed after the call by trace: "... = STATUS_SUCCESS". align= is optional
- * (0 when left out, and then not printed).
+ * Statuses are printed after the call by trace: "... = STATUS_SUCCESS". align= and info= are
+ * optional (0 when left out, and then not printed).
+ *
+ * Device info (format version 3 on). create_device(info=1) creates the device with
+ * al_device_create_with_info(), asking the miniport for the device's limits (pInfo).
  *
  * Alignment (format version 3 on). The creates ask for each allocation's placement alignment in
  * bytes: 0 = the segment's page (DXGK_ALLOCATIONINFO.Alignment), else a power of two that the
@@ -62,7 +65,7 @@ extern "C" {
 #define FZ_ELEMENT_SELF 0xFFFFu
 
 typedef enum fz_op {
-  FZ_OP_CREATE_DEVICE = 0,      /* v = create_device() */
+  FZ_OP_CREATE_DEVICE = 0,      /* v = create_device(info?) */
   FZ_OP_DESTROY_DEVICE = 1,     /* destroy_device(dev) */
   FZ_OP_CREATE_ALLOCATIONS = 2, /* v = create_allocations(dev, n, size, placement): device-owned */
   FZ_OP_CREATE_RESOURCE = 3,    /* v = create_resource(dev, n, size, placement, shared) */
@@ -139,6 +142,7 @@ typedef struct fz_call {
   fz_placement placement;
   uint32_t align;   /* CREATE_*, ADD_TO_RESOURCE: bytes, 0 = the segment's page (see above) */
   bool shared;      /* CREATE_RESOURCE */
+  bool info;        /* CREATE_DEVICE: ask for the device info (al_device_create_with_info) */
   uint32_t flags;   /* DESTROY_*: AL_DESTROY_* bits */
   fz_command command;
   uint32_t list_length;
