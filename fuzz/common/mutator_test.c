@@ -81,7 +81,7 @@ static void test_random_bytes(void) {
   memcpy(data, v9, sizeof v9);
   size_t n = fz_mutate(data, sizeof v9, sizeof data, 7, NULL);
   CHECK(n >= 5 && memcmp(data, "ALFZ\x03", 5) == 0,
-        "an unsupported version is replaced by a version-2 program");
+        "an unsupported version is replaced by a version-3 program");
 }
 
 static void test_max_size(void) {
