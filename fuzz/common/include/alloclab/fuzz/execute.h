@@ -17,11 +17,15 @@
  *     probe); a literal is passed as is;
  *  2. the model predicts the allowed statuses (model.h "what is exact and what is a set");
  *  3. the call is made; FILL writes a pattern the model derives from the allocation (serial,
- *     fill count) over its first min(size, 64) bytes; CHECK reads back, for every listed
- *     allocation that had a FILL submitted, the last such pattern. CHECK is emitted whether or
- *     not that FILL's fence signalled: the GPU runs submissions in order, so a CHECK always
- *     sees the last FILL submitted before it (the sim aborts on a failed check or GPU fault:
- *     memory freed while mapped, or reused while in flight, shows up there);
+ *     fill count) over its first min(size, 64) bytes; COPY copies list[0]'s first min(both
+ *     sizes, 64) bytes onto list[1]'s (onto list[0] itself with one entry); CHECK reads back,
+ *     for every listed allocation that holds a known pattern (a FILL, or a COPY that covered
+ *     all a CHECK reads), that pattern. CHECK is emitted whether or not the fences before it
+ *     signalled: the GPU runs submissions in order, so a CHECK always sees what was submitted
+ *     before it (the sim aborts on a failed check or GPU fault: memory freed while mapped, or
+ *     reused while in flight, shows up there). create_device(info=1) calls
+ *     al_device_create_with_info with an info struct filled with FZ_MODEL_INFO_SENTINEL_BYTE;
+ *     creates pass align= to the miniport as the allocation's alignment;
  *  4. the status must be in the predicted set (widened for the creating calls when an injected
  *     failure happened during this call: fault_injector_failures() moved; when a wrong answer
  *     was given, STATUS_GRAPHICS_DRIVER_MISMATCH and never success); the outputs are

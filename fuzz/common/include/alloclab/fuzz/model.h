@@ -65,6 +65,11 @@
  *  - PRIVATE_DATA: create_*, add_to_resource: private data too large, or NULL with a size, or
  *    (sim miniport) corrupt; submit: a command stream too large, or (sim) malformed
  *    (INVALID_PARAMETER).
+ * Commands: submit with command=copy and a one-entry list copies list[0] onto itself; a miniport
+ * that validates command streams (miniport_validates_private_data: the sim) refuses the
+ * overlapping ranges with INVALID_PARAMETER, after the port's checks and paging (as a malformed
+ * stream); a successful copy gives list[1] list[0]'s pattern when it covered all a CHECK reads
+ * (min(size, FZ_MODEL_PATTERN_BYTES) bytes), else leaves list[1] with no pattern to check.
  * Counts are as passed: 0..AL_MAX_ALLOCATIONS_PER_CALL, or above it (FZ_MODEL_COUNT_OVER, or any
  * larger value a hostile count passes: the port must then read no list at all).
  * A resource value of 0 means "no resource", as in D3DKMT: add_to_resource with 0 is a plain
