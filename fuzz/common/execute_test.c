@@ -674,6 +674,7 @@ static void test_wrong_answers(void) {
   uint32_t mismatches = 0;
   for (uint32_t pt = 0; pt < FAULT_POINT_COUNT; pt++) {
     if (!fault_point_is_wrong_answer((enum fault_point)pt)) continue;
+    uint32_t caught_here = 0;
     for (uint32_t nth = 1; nth < 40; nth++) {
       build_wrong_answer_program();
       fault(pt, nth, 0);
@@ -686,9 +687,11 @@ static void test_wrong_answers(void) {
       for (uint32_t i = 0; i < report.calls_run; i++) failed += report.status[i] == S_DM;
       CHECK(failed == 1, "point %u nth %u: %u calls returned STATUS_GRAPHICS_DRIVER_MISMATCH", pt, nth, failed);
       mismatches += failed;
+      caught_here += failed;
     }
+    CHECK(caught_here >= 1, "wrong answer %s was never caught", fault_injector_point_name((enum fault_point)pt));
   }
-  CHECK(mismatches >= 6 * 3, "only %u wrong answers caught", mismatches);
+  CHECK(mismatches >= 12 * 3, "only %u wrong answers caught", mismatches);
 
   /* The first create of a resource answered with a NULL handle fails exactly, and the next
    * create succeeds: the answer was undone, nothing of it is left (the executor's teardown
