@@ -717,7 +717,30 @@ static bool host_allocation_should_fail(void *context, size_t bytes) {
   return fault_injector_should_fail(context, FAULT_HOST_ALLOCATION);
 }
 
-static bool setup(exec_ctx *x) {
+/* The point a fault request names (FZ_FAULT_AT_BRING_UP stripped), and whether it is live. */
+_Static_assert(FAULT_POINT_COUNT <= FZ_FAULT_AT_BRING_UP, "fault point ids must stay below the at=bring_up bit");
+static bool requested_point(const exec_ctx *x, uint32_t f, enum fault_point *out_point) {
+  return fault_injector_point_from_id(x->p->faults[f].point & ~FZ_FAULT_AT_BRING_UP, out_point);
+}
+
+/* Arms the program's fault requests made at bring-up (@at_bring_up) or after it. */
+static void arm_requests(exec_ctx *x, bool at_bring_up) {
+  uint32_t nfaults = x->p->fault_count < 4 ? x->p->fault_count : 4;
+  for (uint32_t f = 0; f < nfaults; f++) {
+    enum fault_point pt;
+    if (!requested_point(x, f, &pt) || ((x->p->faults[f].point & FZ_FAULT_AT_BRING_UP) != 0) != at_bring_up) continue;
+    uint32_t nth = x->p->faults[f].nth ? x->p->faults[f].nth : 1u;
+    fault_injector_arm(&x->inj, pt, nth, x->p->faults[f].repeat);
+  }
+}
+
+typedef enum setup_result {
+  SETUP_READY,          /* the adapter is up: run the program */
+  SETUP_MISMATCH,       /* reported (the adapter could not be brought up for no good reason) */
+  SETUP_BRING_UP_FAILED /* an injected bring-up failure: a clean, checked end of the program */
+} setup_result;
+
+static setup_result setup(exec_ctx *x) {
   const al_miniport_descriptor *mp = &al_selected_miniport;
   const fz_exec_options *o = x->o;
   al_hardware_request req = {
@@ -731,7 +754,7 @@ static bool setup(exec_ctx *x) {
   if (hw_size == 0) {
     mismatch(x, IMPLICIT, "setup", "hardware-config", NULL, "miniport \"%s\" cannot make the hardware configuration",
              mp->name);
-    return false;
+    return SETUP_MISMATCH;
   }
   x->faults_on = false;
   fault_injector_init(&x->inj);
@@ -739,7 +762,7 @@ static bool setup(exec_ctx *x) {
   bool want_faults = false, wrong_answers = false;
   for (uint32_t f = 0; f < nfaults; f++) {
     enum fault_point pt;
-    if (fault_injector_point_from_id(x->p->faults[f].point, &pt)) {
+    if (requested_point(x, f, &pt)) {
       want_faults = true;
       if (fault_point_is_wrong_answer(pt)) wrong_answers = true;
     }
@@ -757,13 +780,35 @@ static bool setup(exec_ctx *x) {
        * wrong answer runs without it: the port's own checks (ddi.c) must then catch the answer
        * and fail the call, which the model predicts. */
       .flags = x->faults_on && wrong_answers ? 0u : AL_ADAPTER_VERIFIER};
+  if (x->faults_on) {
+    /* The requests marked at=bring_up count from bring-up's first call of their point; the
+     * hook is installed now so that bring-up's host allocations count too, and removed in
+     * teardown() after the adapter is destroyed (teardown's destroys must not need memory), or
+     * below when bring-up fails. */
+    arm_requests(x, true);
+    x->host_fault = (al_host_alloc_fault){host_allocation_should_fail, &x->inj};
+    al_testing_set_host_alloc_fault(&x->host_fault);
+  }
   x->adapter = NULL;
   NTSTATUS st = x->port->adapter_create(&ac, &x->adapter);
   if (st != STATUS_SUCCESS || x->adapter == NULL) {
-    mismatch(x, IMPLICIT, "setup", "adapter-create", NULL, "al_adapter_create over \"%s\" returned %s", mp->name,
-             al_status_name(st));
+    if (x->faults_on) al_testing_set_host_alloc_fault(NULL);
+    uint64_t injected = x->faults_on ? failures_total(x) : 0;
+    x->rep->faults_injected = (uint32_t)injected;
+    x->rep->bring_up_status = st;
+    /* al_adapter_create documents STATUS_NO_MEMORY for host memory, and the sim turns a failed
+     * segment, page-table page or driver object at AddDevice into it; "on failure nothing is
+     * left" (fz_execute compares the sim's totals, ASan the port's memory). */
+    if (injected != 0 && st == STATUS_NO_MEMORY && x->adapter == NULL) {
+      x->rep->bring_up_failed = true;
+      return SETUP_BRING_UP_FAILED;
+    }
+    mismatch(x, IMPLICIT, "setup", "adapter-create", NULL, "al_adapter_create over \"%s\" returned %s%s%s", mp->name,
+             al_status_name(st), x->adapter != NULL ? " and an adapter" : "",
+             injected ? " [an injected failure happened during bring-up: only STATUS_NO_MEMORY and no adapter may follow]"
+                      : "");
     x->adapter = NULL;
-    return false;
+    return SETUP_MISMATCH;
   }
   al_adapter_stats stats;
   x->port->get_stats(x->adapter, &stats);
@@ -781,19 +826,9 @@ static bool setup(exec_ctx *x) {
   mc.placed_size_is_page_rounded = x->sim;
   mc.strict_release = o->strict_release;
   fz_model_reset(x->model, &mc);
-  if (x->faults_on) {
-    for (uint32_t f = 0; f < nfaults; f++) {
-      enum fault_point pt;
-      if (!fault_injector_point_from_id(x->p->faults[f].point, &pt)) continue;
-      uint32_t nth = x->p->faults[f].nth ? x->p->faults[f].nth : 1u;
-      fault_injector_arm(&x->inj, pt, nth, x->p->faults[f].repeat);
-    }
-    /* Installed after bring-up, so counting starts at the program's first call; removed in
-     * teardown() after the adapter is destroyed (teardown's destroys must not need memory). */
-    x->host_fault = (al_host_alloc_fault){host_allocation_should_fail, &x->inj};
-    al_testing_set_host_alloc_fault(&x->host_fault);
-  }
-  return true;
+  /* The other requests count from the program's first call. */
+  if (x->faults_on) arm_requests(x, false);
+  return SETUP_READY;
 }
 
 static void teardown(exec_ctx *x) {
@@ -898,20 +933,25 @@ int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *ou
   if (totals) sim_miniport_get_stats(&before);
   x->totals_before = totals ? &before : NULL;
 
-  if (!setup(x)) return FZ_EXEC_SETUP_FAILED;
-
-  exec_call e;
-  for (uint32_t i = 0; i < ncalls && !x->failed; i++) {
-    const fz_call *c = &p->calls[i];
-    if (!prepare_program_call(x, i, c, &e)) break;
-    step(x, i, NULL, c, &e);
-    if (o->verbose) {
-      char text[512];
-      fz_format_call(text, sizeof text, p, i);
-      fprintf(stderr, "%s = %s\n", text, al_status_name(x->rep->status[i]));
+  setup_result ready = setup(x);
+  if (ready == SETUP_MISMATCH) return FZ_EXEC_SETUP_FAILED;
+  if (ready == SETUP_READY) {
+    exec_call e;
+    for (uint32_t i = 0; i < ncalls && !x->failed; i++) {
+      const fz_call *c = &p->calls[i];
+      if (!prepare_program_call(x, i, c, &e)) break;
+      step(x, i, NULL, c, &e);
+      if (o->verbose) {
+        char text[512];
+        fz_format_call(text, sizeof text, p, i);
+        fprintf(stderr, "%s = %s\n", text, al_status_name(x->rep->status[i]));
+      }
     }
+    teardown(x);
+  } else if (o->verbose) {
+    fprintf(stderr, "adapter bring-up failed: %s (an injected failure; the program ends here)\n",
+            al_status_name(x->rep->bring_up_status));
   }
-  teardown(x);
 
   if (totals && !x->failed) {
     sim_miniport_stats after;
@@ -919,8 +959,8 @@ int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *ou
     if (!totals_equal(&before, &after, x->msg, sizeof x->msg)) {
       char field[64]; /* the total that changed: the message's first word */
       snprintf(field, sizeof field, "%.*s", (int)strcspn(x->msg, " "), x->msg);
-      mismatch(x, IMPLICIT, "after al_adapter_destroy", "miniport-leak", field,
-               "the sim miniport's live totals: %s (leak)", x->msg);
+      mismatch(x, IMPLICIT, ready == SETUP_READY ? "after al_adapter_destroy" : "after the failed bring-up",
+               "miniport-leak", field, "the sim miniport's live totals: %s (leak)", x->msg);
     }
   }
   return x->failed ? FZ_EXEC_MISMATCH : FZ_EXEC_OK;
@@ -1248,7 +1288,7 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
     without_faults.fault_count = 0;
     x->p = cx->p = p = &without_faults;
   }
-  if (!setup(x)) return FZ_EXEC_SETUP_FAILED;
+  if (setup(x) != SETUP_READY) return FZ_EXEC_SETUP_FAILED; /* no fault: it cannot fail cleanly */
 
   exec_call e;
   for (uint32_t i = 0; i < fork && !x->failed; i++) {

@@ -27,6 +27,7 @@
 #include "alloclab/hw/fault_injection.h"
 #include "alloclab/hw/miniport.h"
 #include "alloclab/status.h"
+#include "alloclab/testing.h"
 #include "fuzz/common/text.h"
 
 /* ---- Harness ------------------------------------------------------------------------------ */
@@ -674,6 +675,7 @@ static void test_wrong_answers(void) {
   uint32_t mismatches = 0;
   for (uint32_t pt = 0; pt < FAULT_POINT_COUNT; pt++) {
     if (!fault_point_is_wrong_answer((enum fault_point)pt)) continue;
+    uint32_t caught_here = 0;
     for (uint32_t nth = 1; nth < 40; nth++) {
       build_wrong_answer_program();
       fault(pt, nth, 0);
@@ -686,9 +688,11 @@ static void test_wrong_answers(void) {
       for (uint32_t i = 0; i < report.calls_run; i++) failed += report.status[i] == S_DM;
       CHECK(failed == 1, "point %u nth %u: %u calls returned STATUS_GRAPHICS_DRIVER_MISMATCH", pt, nth, failed);
       mismatches += failed;
+      caught_here += failed;
     }
+    CHECK(caught_here >= 1, "wrong answer %s was never caught", fault_injector_point_name((enum fault_point)pt));
   }
-  CHECK(mismatches >= 6 * 3, "only %u wrong answers caught", mismatches);
+  CHECK(mismatches >= 12 * 3, "only %u wrong answers caught", mismatches);
 
   /* The first create of a resource answered with a NULL handle fails exactly, and the next
    * create succeeds: the answer was undone, nothing of it is left (the executor's teardown
@@ -739,6 +743,103 @@ static void test_wrong_answer_undo_under_host_failure(void) {
       if (!host_failed && nth > 20) break;
     }
   }
+}
+
+/* ---- Faults during adapter bring-up ---------------------------------------------------------- */
+
+/* Every failure point armed at=bring_up, once and forever, at every position until one lies
+ * past bring-up and the program: each run either brings the adapter up and runs the program
+ * as usual, or ends cleanly after al_adapter_create failed with STATUS_NO_MEMORY, the executor
+ * having checked that the sim's totals are back (and ASan, under --config=asan, that the port
+ * freed everything). The hook must be gone afterwards. */
+static void test_bring_up_faults(void) {
+  if (strcmp(al_selected_miniport.name, "sim") != 0) return;
+  static const enum fault_point points[] = {FAULT_HOST_ALLOCATION, FAULT_SEGMENT_SPACE, FAULT_PAGE_TABLE_PAGE,
+                                            FAULT_DRIVER_OBJECT};
+  uint32_t failed_by_point[sizeof points / sizeof points[0]] = {0};
+  for (size_t k = 0; k < sizeof points / sizeof points[0]; k++) {
+    for (int forever = 0; forever < 2; forever++) {
+      for (uint32_t nth = 1; nth < 400; nth++) {
+        build_fault_program();
+        fault(points[k] | FZ_FAULT_AT_BRING_UP, nth, forever ? FAULT_REPEAT_FOREVER : 0);
+        fz_exec_options o;
+        fz_exec_options_default(&o);
+        o.return_on_mismatch = true;
+        int rc = fz_execute(&prog, &o, &report);
+        if (!CHECK(rc == FZ_EXEC_OK, "point %u nth %u repeat %s at bring-up: oracle: %s", (unsigned)points[k], nth,
+                   forever ? "forever" : "once", report.message))
+          return;
+        if (report.bring_up_failed) {
+          failed_by_point[k]++;
+          CHECK(report.calls_run == 0 && report.bring_up_status == STATUS_NO_MEMORY && report.faults_injected > 0,
+                "point %u nth %u: bring-up failed with %s after %u calls, %u failures injected", (unsigned)points[k],
+                nth, al_status_name(report.bring_up_status), report.calls_run, report.faults_injected);
+        } else if (report.faults_injected == 0) {
+          break; /* past bring-up and past the program: done */
+        }
+        const al_host_alloc_fault *left = al_testing_set_host_alloc_fault(NULL);
+        CHECK(left == NULL, "point %u nth %u: the host-allocation hook was left installed", (unsigned)points[k], nth);
+      }
+    }
+  }
+  /* The sim's bring-up allocates on the host and takes segment space; page-table pages and
+   * driver objects come with devices and allocations only, so those windows run on into the
+   * program (checked as usual). */
+  CHECK(failed_by_point[0] >= 10, "host allocation failed bring-up %u times", failed_by_point[0]);
+  CHECK(failed_by_point[1] >= 1, "segment space failed bring-up %u times", failed_by_point[1]);
+  fprintf(stderr, "  bring-up failures: host_allocation %u, segment_space %u, page_table_page %u, driver_object %u\n",
+          failed_by_point[0], failed_by_point[1], failed_by_point[2], failed_by_point[3]);
+
+  /* A window bring-up does not use up runs on into the program: the device create fails. */
+  begin();
+  create_device(), then(STATUS_DEVICE_REMOVED);
+  fault(FAULT_DEVICE_REMOVED | FZ_FAULT_AT_BRING_UP, 1, 0);
+  RUN();
+  CHECK(!report.bring_up_failed, "bring-up failed");
+}
+
+/* Broken bring-ups the oracle must reject: one that fails with an injected failure but leaves
+ * an adapter of the sim behind (a leak on the error path), and one that fails without any
+ * failure injected. */
+static al_adapter *leaked_adapter;
+static NTSTATUS create_leaking_adapter(const al_adapter_config *config, al_adapter **out_adapter) {
+  NTSTATUS st = al_adapter_create(config, out_adapter); /* the armed failure hits this one */
+  if (NT_SUCCESS(st)) return st;
+  st = al_adapter_create(config, &leaked_adapter); /* ... and this one comes up and stays */
+  *out_adapter = NULL;
+  return NT_SUCCESS(st) ? STATUS_NO_MEMORY : st;
+}
+static NTSTATUS create_failing_adapter(const al_adapter_config *config, al_adapter **out_adapter) {
+  (void)config;
+  *out_adapter = NULL;
+  return STATUS_NO_MEMORY;
+}
+
+static void test_bring_up_failure_checks(void) {
+  if (strcmp(al_selected_miniport.name, "sim") != 0) return;
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  fz_port_ops ports = fz_port_alloclab;
+  o.port = &ports;
+
+  ports.adapter_create = create_leaking_adapter;
+  build_fault_program();
+  fault(FAULT_HOST_ALLOCATION | FZ_FAULT_AT_BRING_UP, 1, 0);
+  int rc = fz_execute(&prog, &o, &report);
+  CHECK(leaked_adapter != NULL, "the broken bring-up made no second adapter");
+  CHECK(rc == FZ_EXEC_MISMATCH && strstr(report.message, "[oracle:miniport-leak:adapters "),
+        "a bring-up that leaves an adapter behind was not caught: rc %d: %s", rc, report.message);
+  al_adapter_destroy(leaked_adapter);
+  leaked_adapter = NULL;
+
+  ports.adapter_create = create_failing_adapter;
+  build_fault_program();
+  fault(FAULT_HOST_ALLOCATION | FZ_FAULT_AT_BRING_UP, 1000000, 0); /* armed, never reached */
+  rc = fz_execute(&prog, &o, &report);
+  CHECK(rc == FZ_EXEC_SETUP_FAILED && strstr(report.message, "[oracle:adapter-create setup]"),
+        "a bring-up failing with no injected failure was not caught: rc %d: %s", rc, report.message);
+  CHECK(al_testing_set_host_alloc_fault(NULL) == NULL, "the host-allocation hook was left installed");
 }
 
 /* ---- Text form ---------------------------------------------------------------------------- */
@@ -1481,6 +1582,8 @@ int main(int argc, char **argv) {
       {"device_removed", test_device_removed},
       {"wrong_answers", test_wrong_answers},
       {"wrong_answer_undo_under_host_failure", test_wrong_answer_undo_under_host_failure},
+      {"bring_up_faults", test_bring_up_faults},
+      {"bring_up_failure_checks", test_bring_up_failure_checks},
       {"execute_text", test_execute_text},
       {"oracle_catches_wrong_prediction", test_oracle_catches_wrong_prediction},
       {"oracle_aborts_with_message", test_oracle_aborts_with_message},

@@ -553,7 +553,20 @@ static void test_version_1(void) {
         "a version-1 program re-encoded as version 3");
 }
 
+/* A fault at bring-up is the FZ_FAULT_AT_BRING_UP bit of its point varint: no new format. */
+static void test_fault_at_bring_up(void) {
+  const uint8_t bytes[] = {'A', 'L', 'F', 'Z', FZ_FORMAT_VERSION, 0xC0, 0x85, 0x01, 0x03, 0x00};
+  CHECK(fz_decode(bytes, sizeof bytes, &p), "decodes");
+  CHECK(p.fault_count == 1 && p.faults[0].point == (5u | FZ_FAULT_AT_BRING_UP) && p.faults[0].nth == 3 &&
+            p.faults[0].repeat == 0 && p.call_count == 0,
+        "host_allocation at bring-up, nth 3, repeat 0 (point 0x%x)", p.faults[0].point);
+  uint8_t out[sizeof bytes + 1];
+  size_t n = fz_encode(&p, out, sizeof out);
+  CHECK(n == sizeof bytes && memcmp(out, bytes, n) == 0, "encodes back to the same %zu bytes (%zu)", sizeof bytes, n);
+}
+
 int main(void) {
+  fz_test_run("fault_at_bring_up", test_fault_at_bring_up);
   fz_test_run("layout_v2", test_layout_v2);
   fz_test_run("layout_v3_copy", test_layout_v3_copy);
   fz_test_run("layout_v3_align", test_layout_v3_align);

@@ -758,6 +758,8 @@ static bool edit_fault(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
     }
     /* the fault points of hw/fault (failures and wrong answers), and one past */
     p->faults[n].point = below(rng, FAULT_POINT_COUNT + 1u);
+    /* 1 in 8 at adapter bring-up (program.h FZ_FAULT_AT_BRING_UP) */
+    if (chance(rng, 1, 8)) p->faults[n].point |= FZ_FAULT_AT_BRING_UP;
     p->faults[n].nth = 1u + (chance(rng, 3, 4) ? below(rng, 8) : below(rng, 256));
     static const uint32_t repeats[] = {0, 1, 2, 8, UINT32_MAX};
     p->faults[n].repeat = repeats[below(rng, 5)];

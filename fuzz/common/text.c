@@ -190,18 +190,21 @@ size_t fz_format_call(char *buf, size_t cap, const fz_program *p, uint32_t index
   return sb.len;
 }
 
+/* A named point prints its name and, when FZ_FAULT_AT_BRING_UP is set, ", at=bring_up" last;
+ * any other value prints as a number (the flag included), so the text gives back the value. */
 static void print_fault(FILE *out, uint32_t point, uint32_t nth, uint32_t repeat) {
-  const char *name = point < FAULT_POINT_COUNT ? fault_injector_point_name((enum fault_point)point)
-                                               : NULL;
+  uint32_t id = point & ~FZ_FAULT_AT_BRING_UP;
+  const char *name = id < FAULT_POINT_COUNT ? fault_injector_point_name((enum fault_point)id) : NULL;
+  const char *at = name != NULL && (point & FZ_FAULT_AT_BRING_UP) ? ", at=bring_up" : "";
   if (name != NULL) {
     fprintf(out, "fault(point=%s, nth=%" PRIu32 ", ", name, nth);
   } else {
     fprintf(out, "fault(point=%" PRIu32 ", nth=%" PRIu32 ", ", point, nth);
   }
   if (repeat == FAULT_REPEAT_FOREVER) {
-    fprintf(out, "repeat=forever)\n");
+    fprintf(out, "repeat=forever%s)\n", at);
   } else {
-    fprintf(out, "repeat=%" PRIu32 ")\n", repeat);
+    fprintf(out, "repeat=%" PRIu32 "%s)\n", repeat, at);
   }
 }
 
@@ -720,9 +723,9 @@ static bool parse_fault(fz_parser *ps, fz_program *out) {
   if (out->fault_count >= 4) {
     return perr(ps, "more than 4 faults");
   }
-  uint32_t v[3] = {0, 0, 0};
+  uint32_t v[4] = {0, 0, 0, 0}; /* point, nth, repeat, and the at=bring_up flag */
   unsigned seen = 0;
-  static const char *const keys[3] = {"point", "nth", "repeat"};
+  static const char *const keys[4] = {"point", "nth", "repeat", "at"};
   if (!expect(ps, '(', "after 'fault'")) {
     return false;
   }
@@ -730,11 +733,11 @@ static bool parse_fault(fz_parser *ps, fz_program *out) {
     char key[32];
     if (!word(ps, key, sizeof key)) {
       char buf[40];
-      return perr(ps, "expected point=, nth= or repeat=, got %s", near(ps, buf, sizeof buf));
+      return perr(ps, "expected point=, nth=, repeat= or at=, got %s", near(ps, buf, sizeof buf));
     }
-    int i = lookup(keys, 3, key);
+    int i = lookup(keys, 4, key);
     if (i < 0) {
-      return perr(ps, "fault has no argument '%s' (it takes point, nth, repeat)", key);
+      return perr(ps, "fault has no argument '%s' (it takes point, nth, repeat, at)", key);
     }
     if (seen & (1u << i)) {
       return perr(ps, "argument '%s' given twice", key);
@@ -745,7 +748,13 @@ static bool parse_fault(fz_parser *ps, fz_program *out) {
     }
     skip_ws(ps);
     char w[64];
-    if (i != 1 && is_word_start(peek(ps))) {
+    if (i == 3) {
+      if (!is_word_start(peek(ps)) || !word(ps, w, sizeof w) ||
+          (strcmp(w, "bring_up") != 0 && strcmp(w, "program") != 0)) {
+        return perr(ps, "at: expected bring_up or program");
+      }
+      v[3] = strcmp(w, "bring_up") == 0 ? FZ_FAULT_AT_BRING_UP : 0u;
+    } else if (i != 1 && is_word_start(peek(ps))) {
       word(ps, w, sizeof w);
       if (i == 0) {
         enum fault_point point;
@@ -775,7 +784,10 @@ static bool parse_fault(fz_parser *ps, fz_program *out) {
       return perr(ps, "fault needs argument '%s'", keys[i]);
     }
   }
-  out->faults[out->fault_count].point = v[0];
+  if (v[3] != 0 && (v[0] & ~FZ_FAULT_AT_BRING_UP) >= FAULT_POINT_COUNT) {
+    return perr(ps, "at=bring_up needs a known fault point");
+  }
+  out->faults[out->fault_count].point = v[0] | v[3];
   out->faults[out->fault_count].nth = v[1];
   out->faults[out->fault_count].repeat = v[2];
   out->fault_count++;

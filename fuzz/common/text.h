@@ -6,6 +6,7 @@
  * One statement a line; blank lines and `#` comments (to the end of the line) are ignored.
  *
  *   fault(point=driver_object, nth=2, repeat=1)     arm a fault (at most 4; any line)
+ *   fault(point=host_allocation, nth=3, repeat=0, at=bring_up)   ... armed before bring-up
  *   v1 = create_device()
  *   v2 = create_resource(dev=v1, n=4, size=65536, placement=any, shared=1)
  *   v3 = open_resource(dev=v1, resource=v2)
@@ -35,7 +36,9 @@
  *   hostile: names joined by | (null_args, null_list, reserved_flags, both_forms,
  *     private_data, count_plus_one, count_minus_one), or a number
  *   fault point: a fault point name (alloclab/hw/fault_injection.h) or a number; nth: a
- *     number; repeat: a number or forever
+ *     number; repeat: a number or forever; at (optional): program (the default: armed after
+ *     bring-up) or bring_up (armed before it: program.h FZ_FAULT_AT_BRING_UP; a named point
+ *     only, printed last); a numeric point may carry the flag bit itself
  * Numbers are decimal or 0x-prefixed hexadecimal.
  *
  * fz_print_program() writes exactly this form (faults first, canonical argument order) and

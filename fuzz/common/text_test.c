@@ -270,7 +270,48 @@ static void test_ranges(void) {
   CHECK(strcmp(fz_test_text(&p), good) == 0, "printed back:\n%s", fz_test_text(&p));
 }
 
+/* at=bring_up: parsed into the point's FZ_FAULT_AT_BRING_UP bit, printed last, round-trips;
+ * at=program is the default; a point the flag cannot name is refused. */
+static void test_fault_at_bring_up(void) {
+  char err[256] = "";
+  CHECK(fz_parse_program("fault(at=bring_up, point=host_allocation, nth=3, repeat=0)\n"
+                         "fault(point=segment_space, nth=1, repeat=forever, at=bring_up)\n"
+                         "fault(point=driver_object, nth=2, repeat=1, at=program)\n"
+                         "v1 = create_device()\n",
+                         &p, err, sizeof err),
+        "parse: %s", err);
+  CHECK(p.fault_count == 3 && p.faults[0].point == (5u | FZ_FAULT_AT_BRING_UP) && p.faults[0].nth == 3 &&
+            p.faults[1].point == (0u | FZ_FAULT_AT_BRING_UP) && p.faults[1].repeat == UINT32_MAX &&
+            p.faults[2].point == 2u,
+        "points 0x%x 0x%x 0x%x", p.faults[0].point, p.faults[1].point, p.faults[2].point);
+  const char *text = fz_test_text(&p);
+  CHECK(strstr(text, "fault(point=host_allocation, nth=3, repeat=0, at=bring_up)\n"
+                     "fault(point=segment_space, nth=1, repeat=forever, at=bring_up)\n"
+                     "fault(point=driver_object, nth=2, repeat=1)\n") == text,
+        "printed:\n%s", text);
+  CHECK(fz_parse_program(text, &q, err, sizeof err) && fz_program_equal(&p, &q), "reparse: %s", err);
+  /* A number keeps the bit (and an unnamed id prints as the number, flag included). */
+  CHECK(fz_parse_program("fault(point=0xff, nth=1, repeat=0)\n", &p, err, sizeof err) && p.faults[0].point == 0xFFu,
+        "numeric point: %s", err);
+  text = fz_test_text(&p);
+  CHECK(strstr(text, "fault(point=255, nth=1, repeat=0)\n") == text, "unnamed point printed:\n%s", text);
+  static const struct {
+    const char *text, *needle;
+  } bad[] = {
+      {"fault(point=host_allocation, nth=1, repeat=0, at=boot)\n", "line 1: at: expected bring_up or program"},
+      {"fault(point=host_allocation, nth=1, repeat=0, at=3)\n", "line 1: at: expected bring_up or program"},
+      {"fault(point=200, nth=1, repeat=0, at=bring_up)\n", "line 1: at=bring_up needs a known fault point"},
+      {"fault(point=1, nth=1, repeat=0, at=bring_up, at=program)\n", "line 1: argument 'at' given twice"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = '\0';
+    CHECK(!fz_parse_program(bad[i].text, &p, err, sizeof err) && strstr(err, bad[i].needle) != NULL,
+          "%s: got '%s', want '%s'", bad[i].text, err, bad[i].needle);
+  }
+}
+
 int main(void) {
+  fz_test_run("fault_at_bring_up", test_fault_at_bring_up);
   fz_test_run("ranges", test_ranges);
   fz_test_run("copy", test_copy);
   fz_test_run("align", test_align);

@@ -212,6 +212,19 @@ static void expect_new(const char *what, const char *expr) {
 
 /* ---- The recording port ------------------------------------------------------------------- */
 
+/* arm_fault() lines for the program's fault requests made at bring-up (@at_bring_up) or after. */
+static void emit_fault_requests(bool at_bring_up) {
+  const fz_program *p = rec.p;
+  for (uint32_t f = 0; f < p->fault_count && f < 4u; f++) {
+    enum fault_point point;
+    uint32_t id = p->faults[f].point & ~FZ_FAULT_AT_BRING_UP;
+    if (!fault_injector_point_from_id(id, &point) || ((p->faults[f].point & FZ_FAULT_AT_BRING_UP) != 0) != at_bring_up)
+      continue;
+    out("    arm_fault(%" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u);\n", id, p->faults[f].nth ? p->faults[f].nth : 1u,
+        p->faults[f].repeat);
+  }
+}
+
 static NTSTATUS rec_adapter_create(const al_adapter_config *config, al_adapter **out_adapter) {
   SIM_HARDWARE_CONFIG hw;
   rec.faults_on = rec.sim && config->hardware_config_size == sizeof hw &&
@@ -232,31 +245,44 @@ static NTSTATUS rec_adapter_create(const al_adapter_config *config, al_adapter *
         "    memcpy(hw, &sim_config, sizeof sim_config);\n");
   }
   out("    al_adapter_config config = {.driver_entry = al_selected_miniport.driver_entry, .hardware_config = hw,\n"
-      "                                .hardware_config_size = hw_size, .flags = 0x%xu};\n"
-      "    NTSTATUS st = al_adapter_create(&config, &adapter);\n"
-      "    if (st != STATUS_SUCCESS || adapter == NULL)\n"
-      "      fail(\"setup\", \"al_adapter_create over \\\"%%s\\\" returned %%s\", al_selected_miniport.name, "
-      "al_status_name(st));\n",
+      "                                .hardware_config_size = hw_size, .flags = 0x%xu};\n",
       config->flags);
   if (rec.faults_on) {
-    out("    /* The program's fault requests, armed after bring-up. */\n");
-    const fz_program *p = rec.p;
-    for (uint32_t f = 0; f < p->fault_count && f < 4u; f++) {
-      enum fault_point point;
-      if (!fault_injector_point_from_id(p->faults[f].point, &point)) continue;
-      out("    arm_fault(%" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u);\n", p->faults[f].point,
-          p->faults[f].nth ? p->faults[f].nth : 1u, p->faults[f].repeat);
-    }    out("    /* Every host allocation of the port, the sim and the GPU counts as point host_allocation. */\n"
-        "    al_testing_set_host_alloc_fault(&host_fault);\n");
+    out("    /* The program's fault requests marked at=bring_up, armed before bring-up; every host\n"
+        "     * allocation of the port, the sim and the GPU counts as point host_allocation. */\n");
+    emit_fault_requests(true);
+    out("    al_testing_set_host_alloc_fault(&host_fault);\n");
+  }
+  out("    NTSTATUS st = al_adapter_create(&config, &adapter);\n");
+  NTSTATUS recorded = fz_port_alloclab.adapter_create(config, out_adapter);
+  if (rec.faults_on && recorded == STATUS_NO_MEMORY && *out_adapter == NULL) {
+    /* The executor accepts this end only after an injected failure: the program ends here,
+     * and the sim's totals must be back (checked at the end of main). */
+    out("    al_testing_set_host_alloc_fault(NULL);\n"
+        "    if (st != STATUS_NO_MEMORY || adapter != NULL || failures_total() == failures_before)\n"
+        "      fail(\"setup\", \"bring-up should have failed with STATUS_NO_MEMORY after an injected failure, as "
+        "recorded: it returned %%s\", al_status_name(st));\n"
+        "    printf(\"adapter bring-up failed as recorded (an injected failure): no call runs\\n\");\n");
+    block_end();
+    return recorded;
+  }
+  out("    if (st != STATUS_SUCCESS || adapter == NULL)\n"
+      "      fail(\"setup\", \"al_adapter_create over \\\"%%s\\\" returned %%s\", al_selected_miniport.name, "
+      "al_status_name(st));\n");
+  if (rec.faults_on) {
+    out("    (void)failures_before; /* a failure bring-up survived changes nothing */\n"
+        "    /* The program's other fault requests, armed after bring-up. */\n");
+    emit_fault_requests(false);
   }
   block_end();
-  return fz_port_alloclab.adapter_create(config, out_adapter);
+  return recorded;
 }
 
 static void rec_adapter_destroy(al_adapter *adapter) {
   call_begin("the adapter goes (its verifier checks the miniport's live objects)");
   out("    al_adapter_destroy(adapter);\n    adapter = NULL;\n");
-  if (rec.faults_on) out("    al_testing_set_host_alloc_fault(NULL);\n");
+  /* The destroy cannot fail, so call_begin's count is not compared (-Wunused-variable). */
+  if (rec.faults_on) out("    (void)failures_before;\n    al_testing_set_host_alloc_fault(NULL);\n");
   block_end();
   fz_port_alloclab.adapter_destroy(adapter);
 }
@@ -790,7 +816,7 @@ static int emit_program(const char *input, const uint8_t *data, size_t size, boo
   bool faults = false;
   for (uint32_t k = 0; k < program.fault_count && k < 4u; k++) {
     enum fault_point point;
-    if (fault_injector_point_from_id(program.faults[k].point, &point)) faults = true;
+    if (fault_injector_point_from_id(program.faults[k].point & ~FZ_FAULT_AT_BRING_UP, &point)) faults = true;
   }
   faults = faults && sim;
   char what[160];

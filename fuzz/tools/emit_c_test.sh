@@ -2,13 +2,15 @@
 # emit_c_test.sh — emit_c: generated programs build (Bazel builds them with ALLOCLAB_COPTS, i.e.
 # -Werror) and behave like the fuzz input they came from; emit_c's errors.
 #   emit_c_test.sh EMIT_C EMIT_C_BROKEN PASSING_BIN BROKEN_BIN PASSING_GEN_C PASSING_PROGRAM
-#                  BROKEN_PROGRAM PRIVATE_DATA_PROGRAM
+#                  BROKEN_PROGRAM PRIVATE_DATA_PROGRAM BRING_UP_GEN_C BRING_UP_PROGRAM
+#                  FAULT_RUNS_ON_PROGRAM
 # EMIT_C_BROKEN and BROKEN_PROGRAM are linked with broken_port.c (al_resource_open reports
 # success for a stale resource).
 set -uo pipefail
 
 emit_c=$1 emit_c_broken=$2 passing_bin=$3 broken_bin=$4 passing_c=$5
-passing_program=$6 broken_program=$7 private_data_program=$8
+passing_program=$6 broken_program=$7 private_data_program=$8 bring_up_c=$9 bring_up_program=${10}
+fault_runs_on_program=${11}
 tmp=${TEST_TMPDIR:-$(mktemp -d)}
 failures=0
 fail() {
@@ -64,6 +66,17 @@ expect_exit 0 "the recorded run passed" "$emit_c" "$broken_bin" "$tmp/fixed.c"
 # 3. private_data: the program creates the allocation on both configurations and passes.
 expect_exit 0 "every check passed" "$private_data_program"
 grep -q "4k-pages: al_allocation_create = STATUS_SUCCESS" "$tmp/out" || fail "private_data program: $(cat "$tmp/out")"
+
+# 3b. A fault_injection seed with a fault armed at=bring_up: armed before al_adapter_create, whose
+# injected failure ends the program cleanly (the sim's totals still checked at the end).
+expect_exit 0 "adapter bring-up failed as recorded" "$bring_up_program"
+grep -qF "every check passed" "$tmp/out" || fail "the bring-up program did not reach its final checks"
+arm_line=$(grep -n "arm_fault(5u, 5u, 0u);" "$bring_up_c" | cut -d: -f1)
+create_line=$(grep -n "al_adapter_create(&config, &adapter)" "$bring_up_c" | cut -d: -f1)
+[[ -n $arm_line && -n $create_line && $arm_line -lt $create_line ]] ||
+  fail "the bring-up fault is not armed before al_adapter_create (lines '$arm_line', '$create_line')"
+# A bring-up window running on into the program: v1 create_device fails, the rest is checked.
+expect_exit 0 "every check passed" "$fault_runs_on_program"
 
 # 4. Errors: usage (2), unreadable or undecodable input and unwritable output (1, nothing left).
 expect_exit 2 "usage: emit_c" "$emit_c"

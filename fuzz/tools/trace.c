@@ -100,7 +100,11 @@ int main(int argc, char **argv) {
       fz_print_program(stdout, &program, NULL);
     } else {
       int result = fz_execute(&program, &options, &report);
-      if (result == FZ_EXEC_OK) {
+      if (result == FZ_EXEC_OK && report.bring_up_failed) {
+        fz_print_program(stdout, &program, NULL);
+        printf("# adapter bring-up failed: %s (an injected failure, nothing left behind): no call ran\n",
+               al_status_name(report.bring_up_status));
+      } else if (result == FZ_EXEC_OK) {
         fz_print_program(stdout, &program, report.status);
       } else {
         fz_print_program(stdout, &program, NULL);

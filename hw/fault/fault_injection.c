@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <string.h>
 
-_Static_assert(sizeof(fault_injector) == 400, "fault_injector size is documented as 400 bytes");
+_Static_assert(sizeof(fault_injector) == 592, "fault_injector size is documented as 592 bytes");
 
 static const char *const fault_point_names[FAULT_POINT_COUNT] = {
     [FAULT_SEGMENT_SPACE] = "segment_space",
@@ -27,6 +27,12 @@ static const char *const fault_point_names[FAULT_POINT_COUNT] = {
     [FAULT_CREATE_UNDESCRIBED_SEGMENT] = "create_undescribed_segment",
     [FAULT_OPEN_NULL_BINDING] = "open_null_binding",
     [FAULT_CREATE_DEVICE_NULL] = "create_device_null",
+    [FAULT_CREATE_SHORT_PITCH] = "create_short_pitch",
+    [FAULT_CREATE_EVICTION_NOT_APERTURE] = "create_eviction_not_aperture",
+    [FAULT_CREATE_ZERO_PRIORITY] = "create_zero_priority",
+    [FAULT_CREATE_CACHED_NOT_CPU_VISIBLE] = "create_cached_not_cpu_visible",
+    [FAULT_CREATE_PREFERRED_RESERVED] = "create_preferred_reserved",
+    [FAULT_CREATE_PREFERRED_UNSUPPORTED] = "create_preferred_unsupported",
 };
 
 static bool fault_point_valid(enum fault_point point) {
@@ -171,5 +177,5 @@ bool fault_injector_point_from_id(uint32_t id, enum fault_point *out_point) {
 }
 
 bool fault_point_is_wrong_answer(enum fault_point point) {
-  return point >= FAULT_CREATE_NULL_ALLOCATION && point <= FAULT_CREATE_DEVICE_NULL;
+  return point >= FAULT_CREATE_NULL_ALLOCATION && point <= FAULT_CREATE_PREFERRED_UNSUPPORTED;
 }

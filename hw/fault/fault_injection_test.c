@@ -127,6 +127,12 @@ TEST(test_names_round_trip) {
       {FAULT_CREATE_UNDESCRIBED_SEGMENT, 9, "create_undescribed_segment"},
       {FAULT_OPEN_NULL_BINDING, 10, "open_null_binding"},
       {FAULT_CREATE_DEVICE_NULL, 11, "create_device_null"},
+      {FAULT_CREATE_SHORT_PITCH, 12, "create_short_pitch"},
+      {FAULT_CREATE_EVICTION_NOT_APERTURE, 13, "create_eviction_not_aperture"},
+      {FAULT_CREATE_ZERO_PRIORITY, 14, "create_zero_priority"},
+      {FAULT_CREATE_CACHED_NOT_CPU_VISIBLE, 15, "create_cached_not_cpu_visible"},
+      {FAULT_CREATE_PREFERRED_RESERVED, 16, "create_preferred_reserved"},
+      {FAULT_CREATE_PREFERRED_UNSUPPORTED, 17, "create_preferred_unsupported"},
   };
   _Static_assert(sizeof table / sizeof table[0] == FAULT_POINT_COUNT, "every point listed");
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -158,8 +164,8 @@ TEST(test_unknown_name) {
 
 TEST(test_wrong_answer_points) {
   for (int p = 0; p < FAULT_POINT_COUNT; p++)
-    expect_true(fault_point_is_wrong_answer((enum fault_point)p) == (p >= 6 && p <= 11),
-                "point %d is a wrong answer exactly when its id is 6-11", p);
+    expect_true(fault_point_is_wrong_answer((enum fault_point)p) == (p >= 6 && p <= 17),
+                "point %d is a wrong answer exactly when its id is 6-17", p);
   expect_false(fault_point_is_wrong_answer(FAULT_POINT_COUNT), "COUNT is no point");
 }
 

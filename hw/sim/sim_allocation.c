@@ -115,7 +115,7 @@ void sim_allocation_release_locked(sim_adapter *adapter, sim_allocation *allocat
  * written last.
  */
 /*
- * The injected wrong answers of CreateAllocation (fault_injection.h, ids 6-9): each armed point
+ * The injected wrong answers of CreateAllocation (fault_injection.h, ids 6-9, 12-17): each armed point
  * that fires breaks one output of the last allocation of a call that succeeded. A NULL handle
  * first takes its allocation back (a one-element DestroyAllocation), so the sim holds exactly
  * what the answer names and the port's undo can leave nothing behind.
@@ -127,6 +127,22 @@ static void create_allocation_wrong_answer(sim_adapter *adapter, DXGKARG_CREATEA
     last->Alignment = 3u * GPU_PAGE_SIZE;
   if (fault_injector_should_fail(adapter->faults, FAULT_CREATE_UNDESCRIBED_SEGMENT))
     last->SupportedWriteSegmentSet |= 1u << (DXGK_MAX_SEGMENTS - 1); /* the sim describes 2 */
+  if (fault_injector_should_fail(adapter->faults, FAULT_CREATE_SHORT_PITCH)) last->PitchAlignedSize = last->Size / 2;
+  if (fault_injector_should_fail(adapter->faults, FAULT_CREATE_EVICTION_NOT_APERTURE))
+    last->EvictionSegmentSet |= 1u << (SIM_SEGMENT_ID_MEMORY - 1);
+  if (fault_injector_should_fail(adapter->faults, FAULT_CREATE_ZERO_PRIORITY)) last->AllocationPriority = 0;
+  if (fault_injector_should_fail(adapter->faults, FAULT_CREATE_CACHED_NOT_CPU_VISIBLE)) {
+    last->Flags.Cached = 1;
+    last->Flags.CpuVisible = 0;
+  }
+  if (fault_injector_should_fail(adapter->faults, FAULT_CREATE_PREFERRED_RESERVED)) last->PreferredSegment.Reserved = 1;
+  if (fault_injector_should_fail(adapter->faults, FAULT_CREATE_PREFERRED_UNSUPPORTED)) {
+    /* A segment the sim described but the allocation cannot use, else one never described. */
+    UINT outside = DXGK_MAX_SEGMENTS;
+    for (UINT id = SIM_SEGMENT_COUNT; id >= 1; id--)
+      if (!(last->SupportedWriteSegmentSet & (1u << (id - 1)))) outside = id;
+    last->PreferredSegment.SegmentId0 = outside;
+  }
   if (fault_injector_should_fail(adapter->faults, FAULT_CREATE_NULL_ALLOCATION)) {
     const HANDLE taken_back = last->hAllocation;
     DXGKARG_DESTROYALLOCATION destroy = {.NumAllocations = 1, .pAllocationList = &taken_back};

@@ -834,9 +834,12 @@ TEST(wrong_answers_are_answered_and_take_back_what_they_hide) {
   memset(&reference, 0, sizeof reference);
   expect_status(SimDescribeAllocation(&config, &data, sizeof data, &reference), STATUS_SUCCESS, "describe");
 
-  /* Size, alignment, segment set: the last allocation's output is broken, the objects live. */
-  static const enum fault_point field_points[] = {FAULT_CREATE_UNALIGNED_SIZE, FAULT_CREATE_BAD_ALIGNMENT,
-                                                  FAULT_CREATE_UNDESCRIBED_SEGMENT};
+  /* Size, alignment, segment set, pitch, eviction set, priority, flags, preferred segment: the
+   * last allocation's output is broken, the objects live. */
+  static const enum fault_point field_points[] = {
+      FAULT_CREATE_UNALIGNED_SIZE,         FAULT_CREATE_BAD_ALIGNMENT,         FAULT_CREATE_UNDESCRIBED_SEGMENT,
+      FAULT_CREATE_SHORT_PITCH,            FAULT_CREATE_EVICTION_NOT_APERTURE, FAULT_CREATE_ZERO_PRIORITY,
+      FAULT_CREATE_CACHED_NOT_CPU_VISIBLE, FAULT_CREATE_PREFERRED_RESERVED,    FAULT_CREATE_PREFERRED_UNSUPPORTED};
   for (size_t k = 0; k < sizeof field_points / sizeof field_points[0]; k++) {
     DXGK_ALLOCATIONINFO infos[2];
     memset(infos, 0, sizeof infos);
@@ -859,8 +862,28 @@ TEST(wrong_answers_are_answered_and_take_back_what_they_hide) {
     case FAULT_CREATE_BAD_ALIGNMENT:
       expect_true(infos[1].Alignment & (infos[1].Alignment - 1), "alignment not a power of two");
       break;
-    default: expect_true(infos[1].SupportedWriteSegmentSet & ~0x3u, "a segment the sim never described"); break;
+    case FAULT_CREATE_UNDESCRIBED_SEGMENT:
+      expect_true(infos[1].SupportedWriteSegmentSet & ~0x3u, "a segment the sim never described");
+      break;
+    case FAULT_CREATE_SHORT_PITCH:
+      expect_true(infos[1].PitchAlignedSize != 0 && infos[1].PitchAlignedSize < infos[1].Size, "pitch below size");
+      break;
+    case FAULT_CREATE_EVICTION_NOT_APERTURE:
+      expect_true(infos[1].EvictionSegmentSet & (1u << (SIM_SEGMENT_ID_MEMORY - 1)), "evicts to the memory segment");
+      break;
+    case FAULT_CREATE_ZERO_PRIORITY: expect_u64_eq(infos[1].AllocationPriority, 0, "priority 0"); break;
+    case FAULT_CREATE_CACHED_NOT_CPU_VISIBLE:
+      expect_true(infos[1].Flags.Cached && !infos[1].Flags.CpuVisible, "cached, not CPU-visible");
+      break;
+    case FAULT_CREATE_PREFERRED_RESERVED: expect_u64_ne(infos[1].PreferredSegment.Reserved, 0, "reserved bits"); break;
+    default:
+      expect_true(!(infos[1].SupportedWriteSegmentSet & (1u << (infos[1].PreferredSegment.SegmentId0 - 1))),
+                  "a preferred segment outside the supported set");
+      break;
     }
+    expect_u64_ne(infos[0].AllocationPriority, 0, "the first priority is right");
+    expect_u64_eq(infos[0].PreferredSegment.Value, reference.PreferredSegment.Value, "first preferred segment");
+    expect_u64_eq(infos[0].EvictionSegmentSet, reference.EvictionSegmentSet, "first eviction set");
     expect_u64_eq(fake_live(f).Allocations, 3, "both allocations live");
     HANDLE list[2] = {infos[0].hAllocation, infos[1].hAllocation};
     DXGKARG_DESTROYALLOCATION destroy;

@@ -6,7 +6,14 @@
  * DOC: Overview
  * fz_execute() creates one adapter per program over al_selected_miniport (small segments from
  * make_hardware_config, the deterministic engine, AL_ADAPTER_VERIFIER on; with the sim miniport,
- * a fault injector armed from p->faults after bring-up and passed in SIM_HARDWARE_CONFIG.Faults;
+ * a fault injector armed from p->faults after bring-up (those marked FZ_FAULT_AT_BRING_UP
+ * before it, with the host-allocation hook installed before it too) and passed in
+ * SIM_HARDWARE_CONFIG.Faults. Bring-up may then fail: al_adapter_create must return
+ * STATUS_NO_MEMORY, only when an injected failure happened during it, with no adapter, and
+ * leave nothing behind (the sim's process-wide live totals, host bytes included, back to their
+ * values before, checked here; the port's memory, by LeakSanitizer); the hook is removed and
+ * the program ends there, cleanly (FZ_EXEC_OK, fz_exec_report.bring_up_failed). Any other
+ * failure of bring-up is the finding setup:adapter-create;
  * a program that arms a wrong-answer point (fault_point_is_wrong_answer()) runs with the verifier
  * OFF, since the verifier aborts on a broken miniport rule by design: the port's own answer
  * checks must catch it), then runs each call:
@@ -190,6 +197,10 @@ typedef struct fz_exec_report {
   uint32_t gpu_fills, gpu_checks;   /* FILL / CHECK commands in successful submissions */
   uint32_t gpu_copies;              /* COPY commands in successful submissions */
   uint32_t no_video_memory;         /* calls that returned STATUS_NO_VIDEO_MEMORY */
+  /* An injected failure made al_adapter_create fail (a fault armed at=bring_up, program.h
+   * FZ_FAULT_AT_BRING_UP): the program ended there, cleanly (calls_run 0, FZ_EXEC_OK). */
+  bool bring_up_failed;
+  NTSTATUS bring_up_status;         /* al_adapter_create's status when it failed */
   char message[2048];               /* the mismatch, when there was one */
 } fz_exec_report;
 

@@ -28,7 +28,9 @@
  * Faults. One byte f: when f >> 6 == 3 the program arms 1 + (f & 3) faults, else none (so a
  * random first byte asks for faults 1 time in 4). Each fault is three LEB128 varints (7 bits a
  * byte, low group first, at most 5 bytes, truncated to 32 bits): point (a stable fault point id
- * of alloclab/hw/fault_injection.h, not checked here), nth, repeat.
+ * of alloclab/hw/fault_injection.h, not checked here; bit 7, FZ_FAULT_AT_BRING_UP of
+ * program.h, arms it before adapter bring-up: e.g. host_allocation at bring-up is the varint
+ * 0x85 0x01), nth, repeat.
  *
  * Calls. Decoding stops when no byte is left at the start of a call, or after FZ_MAX_CALLS.
  * Each call starts with an opcode byte b: op = (b & 0x0F) % FZ_OP_COUNT; when b & 0xF0 == 0xF0

@@ -153,7 +153,8 @@ typedef struct fz_program {
   uint32_t call_count;
   fz_call calls[FZ_MAX_CALLS];
   /* Which backend and miniport faults the input asks for (fault_injection target): point ids
-   * of alloclab/hw/fault_injection.h, the n-th call to fail, and a repeat count. */
+   * of alloclab/hw/fault_injection.h, the n-th call to fail, and a repeat count. A point with
+   * FZ_FAULT_AT_BRING_UP set is armed before the adapter is brought up (below). */
   uint32_t fault_count;
   struct {
     uint32_t point;
@@ -161,6 +162,20 @@ typedef struct fz_program {
     uint32_t repeat;
   } faults[4];
 } fz_program;
+
+/*
+ * FZ_FAULT_AT_BRING_UP - a flag bit of a fault's `point` (text: `at=bring_up`): the fault is
+ * armed before al_adapter_create instead of after it, so its nth counts from the first call of
+ * the point during bring-up (DriverEntry, DxgkDdiAddDevice, DxgkDdiStartDevice, the segment
+ * query: the sim's GPU segments, MMU and engine), and a window that bring-up does not use up
+ * runs on into the program. The point id is `point & ~FZ_FAULT_AT_BRING_UP`; ids stay below
+ * this bit (a static assertion in execute.c). Without the flag a fault is armed after bring-up
+ * and counts from the program's first call. Carried inside `point` so the byte format is
+ * unchanged (input.h: the varint simply holds the bit). The oracle's prediction (execute.h):
+ * bring-up succeeds and the program runs as usual, or it fails with STATUS_NO_MEMORY because
+ * an armed failure was injected, leaving nothing behind, and the program ends there.
+ */
+#define FZ_FAULT_AT_BRING_UP 0x80u
 
 /* The op's name in the text form ("create_resource"); NULL for an op out of range. */
 const char *fz_op_name(fz_op op);

@@ -79,7 +79,7 @@ enum fault_point {
    * to this point of its adapter's injector, so the point counts and fails like the others. */
   FAULT_HOST_ALLOCATION = 5,
   /*
-   * Wrong answers (ids 6-11): a miniport that asks one of these points, when told to fail,
+   * Wrong answers (ids 6-17): a miniport that asks one of these points, when told to fail,
    * does NOT fail its DDI: it reports success with one broken output, the misbehaviour the
    * port's checks of the miniport's answers (core/src/ddi.c) must catch. The miniport first
    * takes back what the broken output no longer names (an object behind a NULL handle), so what
@@ -103,8 +103,25 @@ enum fault_point {
   FAULT_OPEN_NULL_BINDING = 10,
   /* "create_device_null": DxgkDdiCreateDevice answers a NULL hDevice. */
   FAULT_CREATE_DEVICE_NULL = 11,
+  /* More wrong answers of DxgkDdiCreateAllocation, each for its last allocation (ids 12-17,
+   * one per remaining rule of its outputs): */
+  /* "create_short_pitch": a PitchAlignedSize that is neither 0 nor >= Size (Size / 2). */
+  FAULT_CREATE_SHORT_PITCH = 12,
+  /* "create_eviction_not_aperture": an EvictionSegmentSet naming a segment that is not an
+   * aperture segment (the memory segment). */
+  FAULT_CREATE_EVICTION_NOT_APERTURE = 13,
+  /* "create_zero_priority": AllocationPriority 0. */
+  FAULT_CREATE_ZERO_PRIORITY = 14,
+  /* "create_cached_not_cpu_visible": Flags.Cached set and Flags.CpuVisible clear. */
+  FAULT_CREATE_CACHED_NOT_CPU_VISIBLE = 15,
+  /* "create_preferred_reserved": PreferredSegment.Reserved not 0. */
+  FAULT_CREATE_PREFERRED_RESERVED = 16,
+  /* "create_preferred_unsupported": a PreferredSegment.SegmentId0 outside
+   * SupportedWriteSegmentSet (a described segment outside it when there is one, else one the
+   * miniport never described). */
+  FAULT_CREATE_PREFERRED_UNSUPPORTED = 17,
   /* Number of ids (array size); not a point. */
-  FAULT_POINT_COUNT = 12
+  FAULT_POINT_COUNT = 18
 };
 
 /* fault_injector_arm() @repeat value: fail every call from the nth on, until disarmed. */
@@ -126,7 +143,7 @@ struct fault_injector_point_state {
 
 /*
  * struct fault_injector - one adapter's fault injector. Visible so callers can embed it
- * (400 bytes); only fault_injector_*() may touch the fields.
+ * (592 bytes); only fault_injector_*() may touch the fields.
  * @seq: sequence word of the windows: odd while an arm/disarm is writing them.
  * @lock: spin lock serialising writers (arm, disarm); 0 = free.
  */
@@ -232,7 +249,7 @@ bool fault_injector_point_from_name(const char *name, enum fault_point *out_poin
 bool fault_injector_point_from_id(uint32_t id, enum fault_point *out_point);
 
 /**
- * fault_point_is_wrong_answer - whether @point is a wrong-answer point (ids 6-11 above): the
+ * fault_point_is_wrong_answer - whether @point is a wrong-answer point (ids 6-17 above): the
  * miniport answers success with a broken output instead of failing.
  *
  * Returns: false for the failure points and for an invalid @point.
