@@ -1264,6 +1264,82 @@ static void test_gpu_content_check_catches_corruption(void) {
   CHECK(dies_with(run_corrupting_port, NULL, "content check failed"), "corrupted contents not caught");
 }
 
+/* The sim's hardware walk (sim_miniport_check_hardware) as the executor runs it: a port whose
+ * walk counts its runs (passing on to the real one) or fails from its n-th run on. */
+static unsigned hardware_runs, hardware_fail_from;
+static bool hardware_check_counted(al_adapter *ad, char *msg, size_t cap) {
+  hardware_runs++;
+  if (hardware_fail_from && hardware_runs >= hardware_fail_from) {
+    snprintf(msg, cap, "segment 1 (memory) has 0x2000 bytes committed, the allocations placed in it 0x1000");
+    return false;
+  }
+  return fz_port_alloclab.hardware_check(ad, msg, cap);
+}
+
+/* create_device, create_allocations, submit, query, destroy_allocations with work queued,
+ * gpu_run, fence_wait: the hardware walk follows four of them (submit, the destroy, gpu_run,
+ * fence_wait), not the creates or the query. */
+static void build_hardware_program(void) {
+  begin();
+  unsigned d = create_device();
+  unsigned x = create_allocations(v(d), 2, 4096, ANY);
+  unsigned f = submit(v(d), FZ_COMMAND_FILL, 2, va(x, 0), va(x, 1));
+  query(va(x, 0));
+  destroy_allocations(v(d), 0, 1, va(x, 0)); /* deferred: the fill still runs */
+  gpu_run(1);
+  fence_wait(v(f));
+}
+
+static int run_hardware_program(bool each_call, unsigned fail_from) {
+  build_hardware_program();
+  broken = fz_port_alloclab;
+  broken.hardware_check = hardware_check_counted;
+  hardware_runs = 0;
+  hardware_fail_from = fail_from;
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  o.check_adapter_each_call = each_call;
+  o.port = &broken;
+  return fz_execute(&prog, &o, &report);
+}
+
+static void test_hardware_walk(void) {
+  if (strcmp(al_selected_miniport.name, "sim") != 0) return; /* the sim's walk only */
+  int rc = run_hardware_program(true, 0);
+  CHECK(rc == FZ_EXEC_OK, "a sound run fails the real hardware walk: %s", report.message);
+  /* after submit, the destroy (work queued), gpu_run, fence_wait; at the end; after teardown's
+   * own fence_wait; after teardown */
+  CHECK(hardware_runs == 7, "the hardware walk ran %u times after every call, expected 7", hardware_runs);
+  rc = run_hardware_program(false, 0);
+  CHECK(rc == FZ_EXEC_OK && hardware_runs == 2, "the hardware walk ran %u times without per-call checks, expected 2 "
+        "(end of program, after teardown)", hardware_runs);
+
+  const struct {
+    bool each_call;
+    unsigned fail_from;
+    const char *message, *tag;
+  } cases[] = {
+      {true, 1, "alloclab oracle: call 3 submit(dev=v1, list=[v2.a0, v2.a1], command=fill): sim_miniport_check_hardware: "
+                "segment 1 (memory) has 0x2000 bytes committed",
+       "[oracle:hardware-walk:segment-memory-has-bytes-committed-the submit]"},
+      {true, 2, "call 5 destroy_allocations(", "[oracle:hardware-walk:segment-memory-has-bytes-committed-the destroy_allocations]"},
+      {true, 5, "alloclab oracle: end of program: sim_miniport_check_hardware: segment 1",
+       "[oracle:hardware-walk:segment-memory-has-bytes-committed-the end-of-program]"},
+      {false, 2, "alloclab oracle: teardown: sim_miniport_check_hardware: segment 1",
+       "[oracle:hardware-walk:segment-memory-has-bytes-committed-the teardown]"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    rc = run_hardware_program(cases[k].each_call, cases[k].fail_from);
+    const char *tag = strstr(report.message, " [oracle:");
+    CHECK(rc == FZ_EXEC_MISMATCH && strstr(report.message, cases[k].message) != NULL,
+          "failing hardware walk (run %u): expected \"%s\", got rc %d: %s", cases[k].fail_from, cases[k].message, rc,
+          report.message);
+    CHECK(tag && strcmp(tag + 1, cases[k].tag) == 0, "failing hardware walk (run %u): tag %s, expected %s",
+          cases[k].fail_from, tag ? tag + 1 : "(none)", cases[k].tag);
+  }
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 /* The close/destroy scenario with long lists: a shared resource of 1024 allocations on three
@@ -1325,6 +1401,7 @@ int main(int argc, char **argv) {
       {"oracle_tag_names_the_check_stably", test_oracle_tag_names_the_check_stably},
       {"oracle_aborts_on_free_in_flight", test_oracle_aborts_on_free_in_flight},
       {"gpu_content_check_catches_corruption", test_gpu_content_check_catches_corruption},
+      {"hardware_walk", test_hardware_walk},
       {"random_programs", test_random_programs},
       {"known_divergence_deferred_release", test_idle_allocation_released_behind_a_deferred_one},
       {"long_lists", test_long_lists},

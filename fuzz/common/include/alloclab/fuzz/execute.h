@@ -28,7 +28,10 @@
  *     committed to the model (new handles non-zero and never seen before in the program,
  *     fences, query results; a query also checks that the allocation overlaps no other live
  *     allocation in its segment); the adapter's statistics must show the model's live counts;
- *     al_adapter_check() must pass.
+ *     al_adapter_check() must pass; with the sim, after a submit, gpu_run, fence_wait or a
+ *     destroy made while work was queued, the simulated hardware's walk
+ *     (sim_miniport_check_hardware: segments, page tables, engine fences against the sim's
+ *     records) must pass too (both only with check_adapter_each_call).
  * A destroy with AL_DESTROY_ASSUME_NOT_IN_USE is preceded by al_fence_wait(fence_submitted)
  * when work is queued, so that the caller's promise holds (breaking it is the caller's bug).
  * An op out of range is skipped (status STATUS_SUCCESS, nothing called). Counts above
@@ -37,7 +40,9 @@
  * At the end every live device is destroyed, the GPU drained, and the adapter must be empty
  * (no object, no deferred destroy, no segment byte) and pass al_adapter_check() before
  * al_adapter_destroy() (whose verifier checks the miniport's live objects); with the sim, the
- * miniport's process-wide live totals must be back to their values before the program.
+ * hardware walk must pass at the end of the program (before the teardown's destroys) and again
+ * after that al_adapter_check(), and the miniport's process-wide live totals must be back to
+ * their values before the program.
  *
  * A disagreement is a finding: by default the process aborts with
  *   alloclab oracle: call 7 destroy_allocations(...): port returned STATUS_SUCCESS, model
@@ -47,7 +52,7 @@
  * check that failed and the operation, without call numbers, handles or addresses (they change
  * from one minimization to the next): tools/triage.py makes it the crash's signature. Checks:
  * status-mismatch:<status returned>, output-mismatch:<the model's words>, live-objects:<which
- * count>, invariant-walk:<the walk's words>, overlap, query-live-failed, teardown-leak:<what>,
+ * count>, invariant-walk:<the walk's words>, hardware-walk:<the sim walk's words>, overlap, query-live-failed, teardown-leak:<what>,
  * miniport-leak:<total>, setup:<step>; concurrent programs: linearizability (OP: the call of the
  * deepest disagreement), schedule:<the scheduler's words>. With
  * fz_exec_options.return_on_mismatch the message goes to fz_exec_report.message instead and
@@ -138,6 +143,9 @@ typedef struct fz_port_ops {
   bool (*adapter_check)(al_adapter *adapter, char *msg, size_t cap);
   /* The per-call walk (NULL: adapter_check after every call too). */
   bool (*adapter_check_live)(al_adapter *adapter, char *msg, size_t cap);
+  /* The simulated hardware's walk (sim_miniport_check_hardware for the sim adapter behind
+   * @adapter), run only when the selected miniport is the sim; NULL: none. */
+  bool (*hardware_check)(al_adapter *adapter, char *msg, size_t cap);
 } fz_port_ops;
 
 extern const fz_port_ops fz_port_alloclab;
