@@ -19,7 +19,10 @@
 /* The sim's hardware walk for the adapter the port made: the port hands the sim its al_adapter
  * pointer as DXGKRNL_INTERFACE.DeviceHandle, which names the sim adapter behind it. */
 static bool sim_hardware_check(al_adapter *adapter, char *msg, size_t cap) {
-  return sim_miniport_check_hardware((HANDLE)adapter, msg, cap);
+  return sim_miniport_check_hardware((HANDLE)adapter, 0, msg, cap);
+}
+static bool sim_hardware_check_live(al_adapter *adapter, char *msg, size_t cap) {
+  return sim_miniport_check_hardware((HANDLE)adapter, SIM_CHECK_HARDWARE_LIVE, msg, cap);
 }
 
 const fz_port_ops fz_port_alloclab = {
@@ -40,6 +43,7 @@ const fz_port_ops fz_port_alloclab = {
     .adapter_check = al_adapter_check,
     .adapter_check_live = al_adapter_check_live,
     .hardware_check = sim_hardware_check,
+    .hardware_check_live = sim_hardware_check_live,
 };
 
 void fz_exec_options_default(fz_exec_options *out) {
@@ -550,11 +554,15 @@ static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats
 }
 
 /* The simulated hardware's walk (sim_miniport_check_hardware: segments, page tables, engine
- * against the sim's records), when the selected miniport is the sim. */
-static bool check_hardware(exec_ctx *x, uint32_t i, const char *label) {
-  if (!x->sim || x->port->hardware_check == NULL || x->adapter == NULL) return true;
-  if (x->port->hardware_check(x->adapter, x->msg, sizeof x->msg)) return true;
-  mismatch(x, i, label, "hardware-walk", x->msg, "sim_miniport_check_hardware: %s", x->msg);
+ * against the sim's records), when the selected miniport is the sim: the per-call form unless
+ * @full (the end of the program). */
+static bool check_hardware(exec_ctx *x, uint32_t i, const char *label, bool full) {
+  bool (*walker)(al_adapter *, char *, size_t) =
+      full || x->port->hardware_check_live == NULL ? x->port->hardware_check : x->port->hardware_check_live;
+  if (!x->sim || walker == NULL || x->adapter == NULL) return true;
+  if (walker(x->adapter, x->msg, sizeof x->msg)) return true;
+  mismatch(x, i, label, "hardware-walk", x->msg, "sim_miniport_check_hardware%s: %s",
+           walker == x->port->hardware_check ? "" : " (live)", x->msg);
   return false;
 }
 
@@ -654,7 +662,7 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
   if (e->a.op == FZ_OP_QUERY && st == STATUS_SUCCESS && !check_overlap(x, i, label, e->a.allocation, &e->info))
     return false;
   if (!check_adapter(x, i, label, x->o->check_stats_each_call, x->o->check_adapter_each_call, false)) return false;
-  return !x->o->check_adapter_each_call || !gpu_related(e->a.op, work_queued) || check_hardware(x, i, label);
+  return !x->o->check_adapter_each_call || !gpu_related(e->a.op, work_queued) || check_hardware(x, i, label, false);
 }
 
 static bool implicit_call(exec_ctx *x, fz_op op, al_handle device, uint64_t fence, const char *label) {
@@ -787,7 +795,7 @@ static bool setup(exec_ctx *x) {
 
 static void teardown(exec_ctx *x) {
   char label[96];
-  if (!x->failed) check_hardware(x, IMPLICIT, "end of program");
+  if (!x->failed) check_hardware(x, IMPLICIT, "end of program", true);
   if (!x->failed) {
     al_handle devs[FZ_MODEL_MAX_DEVICES];
     uint32_t n = fz_model_live_devices(x->model, devs, FZ_MODEL_MAX_DEVICES);
@@ -840,7 +848,7 @@ static void teardown(exec_ctx *x) {
                what, st.devices, st.resources, st.allocations, st.bindings, st.deferred_destroys,
                st.deferred_allocations);
     else if (check_adapter(x, IMPLICIT, "teardown", true, true, true))
-      check_hardware(x, IMPLICIT, "teardown");
+      check_hardware(x, IMPLICIT, "teardown", true);
   }
   x->port->adapter_destroy(x->adapter);
   x->adapter = NULL;

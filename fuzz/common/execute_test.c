@@ -1266,14 +1266,21 @@ static void test_gpu_content_check_catches_corruption(void) {
 
 /* The sim's hardware walk (sim_miniport_check_hardware) as the executor runs it: a port whose
  * walk counts its runs (passing on to the real one) or fails from its n-th run on. */
-static unsigned hardware_runs, hardware_fail_from;
-static bool hardware_check_counted(al_adapter *ad, char *msg, size_t cap) {
+static unsigned hardware_runs, hardware_full_runs, hardware_fail_from;
+static bool hardware_run(bool passed, char *msg, size_t cap) {
   hardware_runs++;
   if (hardware_fail_from && hardware_runs >= hardware_fail_from) {
     snprintf(msg, cap, "segment 1 (memory) has 0x2000 bytes committed, the allocations placed in it 0x1000");
     return false;
   }
-  return fz_port_alloclab.hardware_check(ad, msg, cap);
+  return passed;
+}
+static bool hardware_check_counted(al_adapter *ad, char *msg, size_t cap) {
+  hardware_full_runs++;
+  return hardware_run(fz_port_alloclab.hardware_check(ad, msg, cap), msg, cap);
+}
+static bool hardware_check_live_counted(al_adapter *ad, char *msg, size_t cap) {
+  return hardware_run(fz_port_alloclab.hardware_check_live(ad, msg, cap), msg, cap);
 }
 
 /* create_device, create_allocations, submit, query, destroy_allocations with work queued,
@@ -1294,7 +1301,8 @@ static int run_hardware_program(bool each_call, unsigned fail_from) {
   build_hardware_program();
   broken = fz_port_alloclab;
   broken.hardware_check = hardware_check_counted;
-  hardware_runs = 0;
+  broken.hardware_check_live = hardware_check_live_counted;
+  hardware_runs = hardware_full_runs = 0;
   hardware_fail_from = fail_from;
   fz_exec_options o;
   fz_exec_options_default(&o);
@@ -1308,19 +1316,22 @@ static void test_hardware_walk(void) {
   if (strcmp(al_selected_miniport.name, "sim") != 0) return; /* the sim's walk only */
   int rc = run_hardware_program(true, 0);
   CHECK(rc == FZ_EXEC_OK, "a sound run fails the real hardware walk: %s", report.message);
-  /* after submit, the destroy (work queued), gpu_run, fence_wait; at the end; after teardown's
-   * own fence_wait; after teardown */
-  CHECK(hardware_runs == 7, "the hardware walk ran %u times after every call, expected 7", hardware_runs);
+  /* the live walk after submit, the destroy (work queued), gpu_run, fence_wait and teardown's
+   * own fence_wait; the whole walk at the end of the program and after teardown */
+  CHECK(hardware_runs == 7 && hardware_full_runs == 2,
+        "the hardware walk ran %u times (%u whole) after every call, expected 7 (2)", hardware_runs,
+        hardware_full_runs);
   rc = run_hardware_program(false, 0);
-  CHECK(rc == FZ_EXEC_OK && hardware_runs == 2, "the hardware walk ran %u times without per-call checks, expected 2 "
-        "(end of program, after teardown)", hardware_runs);
+  CHECK(rc == FZ_EXEC_OK && hardware_runs == 2 && hardware_full_runs == 2,
+        "the hardware walk ran %u times (%u whole) without per-call checks, expected 2 (end of program, after "
+        "teardown)", hardware_runs, hardware_full_runs);
 
   const struct {
     bool each_call;
     unsigned fail_from;
     const char *message, *tag;
   } cases[] = {
-      {true, 1, "alloclab oracle: call 3 submit(dev=v1, list=[v2.a0, v2.a1], command=fill): sim_miniport_check_hardware: "
+      {true, 1, "alloclab oracle: call 3 submit(dev=v1, list=[v2.a0, v2.a1], command=fill): sim_miniport_check_hardware (live): "
                 "segment 1 (memory) has 0x2000 bytes committed",
        "[oracle:hardware-walk:segment-memory-has-bytes-committed-the submit]"},
       {true, 2, "call 5 destroy_allocations(", "[oracle:hardware-walk:segment-memory-has-bytes-committed-the destroy_allocations]"},

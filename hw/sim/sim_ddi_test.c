@@ -1096,7 +1096,12 @@ TEST(concurrent_open_close_paging_threaded_engine) {
 
 static bool hardware_ok(fake *f, char *msg, size_t cap) {
   msg[0] = '\0';
-  return sim_miniport_check_hardware(f, msg, cap);
+  char live[512];
+  const bool ok = sim_miniport_check_hardware(f, 0, msg, cap);
+  /* The per-call form agrees here: no test corrupts what only gpu_segment_check sees. */
+  const bool live_ok = sim_miniport_check_hardware(f, SIM_CHECK_HARDWARE_LIVE, live, sizeof live);
+  expect_true(ok == live_ok && (ok || strcmp(msg, live) == 0), "the live walk says %s: %s", live_ok ? "ok" : "broken", live);
+  return ok;
 }
 
 #define expect_hardware_ok(f, what)                                                                          \
@@ -1135,9 +1140,11 @@ TEST(hardware_walk_passes_on_sound_states) {
   assert_ptr_ne(f, NULL, "adapter");
   expect_hardware_ok(f, "empty adapter");
   char msg[256];
-  expect_false(sim_miniport_check_hardware(&config, msg, sizeof msg), "a handle no adapter was started with");
+  expect_false(sim_miniport_check_hardware(&config, 0, msg, sizeof msg), "a handle no adapter was started with");
   expect_true(strstr(msg, "no live sim adapter was started with DeviceHandle") != NULL, "named: %s", msg);
-  expect_false(sim_miniport_check_hardware(NULL, NULL, 0), "NULL handle, no message buffer");
+  expect_false(sim_miniport_check_hardware(NULL, 0, NULL, 0), "NULL handle, no message buffer");
+  expect_false(sim_miniport_check_hardware(f, 0x80u, msg, sizeof msg), "an unknown flag");
+  expect_true(strstr(msg, "unknown flags 0x80") != NULL, "named: %s", msg);
 
   HANDLE d1 = device_create(f, 1), d2 = device_create(f, 2);
   placed a = place(f, d1, 16 * KiB, SIM_PLACEMENT_ANY, SIM_SEGMENT_ID_MEMORY, 0);
@@ -1192,10 +1199,15 @@ TEST(hardware_walk_catches_a_broken_page_table_entry) {
   expect_hardware_broken(f, "maps segment 1 offset 0x10000, the allocation is at segment 1 offset 0x0", "a wrong entry");
   expect_hardware_broken(f, "device 0x40000005: binding of allocation", "the message names the device");
   expect_status(gpu_as_unmap_known(as, va, 4096), STATUS_SUCCESS, "repair");
-  expect_status(gpu_as_map(as, va, memory, 0, 4096, GPU_MAP_READ_ONLY), STATUS_SUCCESS, "corrupt: read-only");
-  expect_hardware_broken(f, "is read-only, opened read-write", "a read-only entry");
-  expect_status(gpu_as_unmap_known(as, va, 4096), STATUS_SUCCESS, "repair");
   expect_status(gpu_as_map(as, va, memory, 0, 4096, 0), STATUS_SUCCESS, "repair");
+  expect_hardware_ok(f, "repaired");
+  /* Its last page loses write access. */
+  expect_status(gpu_as_unmap_known(as, va + 4096, 4096), STATUS_SUCCESS, "corrupt: unmap the last page");
+  expect_hardware_broken(f, "is mapped, but VA 0x", "a lost last entry");
+  expect_status(gpu_as_map(as, va + 4096, memory, 4096, 4096, GPU_MAP_READ_ONLY), STATUS_SUCCESS, "corrupt: read-only");
+  expect_hardware_broken(f, "is read-only, opened read-write", "a read-only entry");
+  expect_status(gpu_as_unmap_known(as, va + 4096, 4096), STATUS_SUCCESS, "repair");
+  expect_status(gpu_as_map(as, va + 4096, memory, 4096, 4096, 0), STATUS_SUCCESS, "repair");
   expect_hardware_ok(f, "repaired");
 
   /* A closed binding whose range is mapped again. */

@@ -325,8 +325,9 @@ void sim_allocation_release_locked(sim_adapter *adapter, sim_allocation *allocat
 #define SIM_CHECK_CODE
 #endif
 
-/* sim_miniport_check_hardware's walk of one adapter (lock held): see sim_miniport.h. */
-bool sim_adapter_check_hardware_locked(sim_adapter *adapter, char *msg, size_t cap);
+/* sim_miniport_check_hardware's walk of one adapter (lock held): see sim_miniport.h; without
+ * @segment_pages, as with SIM_CHECK_HARDWARE_LIVE. */
+bool sim_adapter_check_hardware_locked(sim_adapter *adapter, bool segment_pages, char *msg, size_t cap);
 
 /* ---- Config and private data (sim_private_data.c) ---------------------------------------------- */
 

@@ -122,10 +122,11 @@ TEST(two_devices_two_threads_threaded_engine) {
     expect_status(al_submit(adapter, &submit), STATUS_SUCCESS, "queue fill %d", k);
   }
   for (int k = 0; k < 200; k++)
-    expect_true(sim_miniport_check_hardware(adapter, msg, sizeof msg), "hardware walk %d while the engine runs: %s",
+    expect_true(sim_miniport_check_hardware(adapter, k % 2 ? SIM_CHECK_HARDWARE_LIVE : 0, msg, sizeof msg),
+                "hardware walk %d while the engine runs: %s",
                 k, msg);
   expect_status(al_fence_wait(adapter, last, UINT64_MAX), STATUS_SUCCESS, "drain");
-  expect_true(sim_miniport_check_hardware(adapter, msg, sizeof msg), "hardware walk, drained: %s", msg);
+  expect_true(sim_miniport_check_hardware(adapter, 0, msg, sizeof msg), "hardware walk, drained: %s", msg);
   al_adapter_destroy(adapter);
   sim_miniport_get_stats(&after);
   expect_u64_eq(after.adapters + after.host_bytes + after.committed_bytes, 0, "nothing left");

@@ -144,8 +144,10 @@ typedef struct fz_port_ops {
   /* The per-call walk (NULL: adapter_check after every call too). */
   bool (*adapter_check_live)(al_adapter *adapter, char *msg, size_t cap);
   /* The simulated hardware's walk (sim_miniport_check_hardware for the sim adapter behind
-   * @adapter), run only when the selected miniport is the sim; NULL: none. */
+   * @adapter), run only when the selected miniport is the sim; NULL: none. The per-call form
+   * (SIM_CHECK_HARDWARE_LIVE; NULL: hardware_check after GPU calls too). */
   bool (*hardware_check)(al_adapter *adapter, char *msg, size_t cap);
+  bool (*hardware_check_live)(al_adapter *adapter, char *msg, size_t cap);
 } fz_port_ops;
 
 extern const fz_port_ops fz_port_alloclab;
