@@ -412,7 +412,7 @@ NTSTATUS gpu_mmu_detach_segment(gpu_mmu *mmu, gpu_segment *segment) {
   return st;
 }
 
-uint64_t gpu_mmu_segment_mapped_bytes(gpu_mmu *mmu, const gpu_segment *segment) {
+PT_UNTRACED uint64_t gpu_mmu_segment_mapped_bytes(gpu_mmu *mmu, const gpu_segment *segment) {
   if (mmu == NULL || segment == NULL) return 0;
   return __atomic_load_n(&mmu->mapped_pages[gpu_segment_id(segment)], __ATOMIC_RELAXED) *
          GPU_PAGE_SIZE;
@@ -782,7 +782,7 @@ PT_UNTRACED bool gpu_as_query(gpu_as *as, uint64_t va, gpu_mapping *out) {
  * Resolves @va for @access: on success the segment, the physical offset and the bytes left in
  * the leaf's page. Records UNMAPPED / WRITE_READ_ONLY faults (the owner check is the caller's).
  */
-static NTSTATUS as_resolve(gpu_as *as, uint64_t va, gpu_access access, gpu_segment **out_seg,
+PT_INLINE NTSTATUS as_resolve(gpu_as *as, uint64_t va, gpu_access access, gpu_segment **out_seg,
                            uint64_t *out_phys, uint64_t *out_run) {
   uint64_t page_size = 0;
   pthread_mutex_lock(&as->lock);
@@ -806,7 +806,9 @@ static NTSTATUS as_resolve(gpu_as *as, uint64_t va, gpu_access access, gpu_segme
   return STATUS_SUCCESS;
 }
 
-NTSTATUS gpu_as_translate(gpu_as *as, uint64_t va, gpu_access access, gpu_segment **out_segment,
+/* Untraced (with its inlined as_resolve): in a fuzz target only the sim's hardware walk, an
+ * oracle, translates; the engine's accesses keep their instrumented copy of as_resolve. */
+PT_UNTRACED NTSTATUS gpu_as_translate(gpu_as *as, uint64_t va, gpu_access access, gpu_segment **out_segment,
                           uint64_t *out_phys) {
   if (as == NULL || (access != GPU_ACCESS_READ && access != GPU_ACCESS_WRITE)) {
     return STATUS_INVALID_PARAMETER;
