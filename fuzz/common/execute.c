@@ -16,6 +16,15 @@
 #include "alloclab/status.h"
 #include "fuzz/common/text.h"
 
+/* The sim's hardware walk for the adapter the port made: the port hands the sim its al_adapter
+ * pointer as DXGKRNL_INTERFACE.DeviceHandle, which names the sim adapter behind it. */
+static bool sim_hardware_check(al_adapter *adapter, char *msg, size_t cap) {
+  return sim_miniport_check_hardware((HANDLE)adapter, 0, msg, cap);
+}
+static bool sim_hardware_check_live(al_adapter *adapter, char *msg, size_t cap) {
+  return sim_miniport_check_hardware((HANDLE)adapter, SIM_CHECK_HARDWARE_LIVE, msg, cap);
+}
+
 const fz_port_ops fz_port_alloclab = {
     .adapter_create = al_adapter_create,
     .adapter_destroy = al_adapter_destroy,
@@ -34,6 +43,8 @@ const fz_port_ops fz_port_alloclab = {
     .allocation_query = al_allocation_query,
     .adapter_check = al_adapter_check,
     .adapter_check_live = al_adapter_check_live,
+    .hardware_check = sim_hardware_check,
+    .hardware_check_live = sim_hardware_check_live,
 };
 
 void fz_exec_options_default(fz_exec_options *out) {
@@ -583,6 +594,33 @@ static bool check_adapter(exec_ctx *x, uint32_t i, const char *label, bool stats
   return true;
 }
 
+/* The simulated hardware's walk (sim_miniport_check_hardware: segments, page tables, engine
+ * against the sim's records), when the selected miniport is the sim: the per-call form unless
+ * @full (the end of the program). */
+static bool check_hardware(exec_ctx *x, uint32_t i, const char *label, bool full) {
+  bool (*walker)(al_adapter *, char *, size_t) =
+      full || x->port->hardware_check_live == NULL ? x->port->hardware_check : x->port->hardware_check_live;
+  if (!x->sim || walker == NULL || x->adapter == NULL) return true;
+  if (walker(x->adapter, x->msg, sizeof x->msg)) return true;
+  mismatch(x, i, label, "hardware-walk", x->msg, "sim_miniport_check_hardware%s: %s",
+           walker == x->port->hardware_check ? "" : " (live)", x->msg);
+  return false;
+}
+
+/* Whether call @op touches what the hardware walk checks beyond what every call does: GPU work
+ * (submit, gpu_run, fence_wait) or a destroy while work is queued (deferred teardown, zombies). */
+static bool gpu_related(fz_op op, bool work_queued) {
+  switch (op) {
+  case FZ_OP_SUBMIT:
+  case FZ_OP_GPU_RUN:
+  case FZ_OP_FENCE_WAIT: return true;
+  case FZ_OP_DESTROY_DEVICE:
+  case FZ_OP_DESTROY_RESOURCE:
+  case FZ_OP_DESTROY_ALLOCATIONS: return work_queued;
+  default: return false;
+  }
+}
+
 /* Makes program call @i's results what later calls' references name: v<i> (a device or
  * resource handle, a fence) and v<i>.a<e> from @outs. */
 static void publish_result(exec_ctx *x, uint32_t i, const exec_call *e, NTSTATUS st, const al_handle *outs) {
@@ -613,6 +651,7 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
   if (x->o->observe_prediction) x->o->observe_prediction(x->o->observe_ctx, i, label, &pr);
   uint64_t before = x->faults_on ? failures_total(x) : 0;
   uint64_t wrong_before = x->faults_on ? wrong_answers_total(x) : 0;
+  const bool work_queued = x->port->fence_submitted(x->adapter) > x->port->fence_completed(x->adapter);
   NTSTATUS st = invoke(x, e);
   if (i != IMPLICIT) {
     x->rep->status[i] = st;
@@ -665,7 +704,8 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
   if (i != IMPLICIT) publish_result(x, i, e, st, x->outs);
   if (e->a.op == FZ_OP_QUERY && st == STATUS_SUCCESS && !check_overlap(x, i, label, e->a.allocation, &e->info))
     return false;
-  return check_adapter(x, i, label, x->o->check_stats_each_call, x->o->check_adapter_each_call, false);
+  if (!check_adapter(x, i, label, x->o->check_stats_each_call, x->o->check_adapter_each_call, false)) return false;
+  return !x->o->check_adapter_each_call || !gpu_related(e->a.op, work_queued) || check_hardware(x, i, label, false);
 }
 
 static bool implicit_call(exec_ctx *x, fz_op op, al_handle device, uint64_t fence, const char *label) {
@@ -833,6 +873,7 @@ static setup_result setup(exec_ctx *x) {
 
 static void teardown(exec_ctx *x) {
   char label[96];
+  if (!x->failed) check_hardware(x, IMPLICIT, "end of program", true);
   if (!x->failed) {
     al_handle devs[FZ_MODEL_MAX_DEVICES];
     uint32_t n = fz_model_live_devices(x->model, devs, FZ_MODEL_MAX_DEVICES);
@@ -884,8 +925,8 @@ static void teardown(exec_ctx *x) {
                "allocations %u bindings %u deferred %u/%u",
                what, st.devices, st.resources, st.allocations, st.bindings, st.deferred_destroys,
                st.deferred_allocations);
-    else
-      check_adapter(x, IMPLICIT, "teardown", true, true, true);
+    else if (check_adapter(x, IMPLICIT, "teardown", true, true, true))
+      check_hardware(x, IMPLICIT, "teardown", true);
   }
   x->port->adapter_destroy(x->adapter);
   x->adapter = NULL;

@@ -1528,6 +1528,93 @@ static void test_device_info_broken_ports_caught(void) {
   }
 }
 
+/* The sim's hardware walk (sim_miniport_check_hardware) as the executor runs it: a port whose
+ * walk counts its runs (passing on to the real one) or fails from its n-th run on. */
+static unsigned hardware_runs, hardware_full_runs, hardware_fail_from;
+static bool hardware_run(bool passed, char *msg, size_t cap) {
+  hardware_runs++;
+  if (hardware_fail_from && hardware_runs >= hardware_fail_from) {
+    snprintf(msg, cap, "segment 1 (memory) has 0x2000 bytes committed, the allocations placed in it 0x1000");
+    return false;
+  }
+  return passed;
+}
+static bool hardware_check_counted(al_adapter *ad, char *msg, size_t cap) {
+  hardware_full_runs++;
+  return hardware_run(fz_port_alloclab.hardware_check(ad, msg, cap), msg, cap);
+}
+static bool hardware_check_live_counted(al_adapter *ad, char *msg, size_t cap) {
+  return hardware_run(fz_port_alloclab.hardware_check_live(ad, msg, cap), msg, cap);
+}
+
+/* create_device, create_allocations, submit, query, destroy_allocations with work queued,
+ * gpu_run, fence_wait: the hardware walk follows four of them (submit, the destroy, gpu_run,
+ * fence_wait), not the creates or the query. */
+static void build_hardware_program(void) {
+  begin();
+  unsigned d = create_device();
+  unsigned x = create_allocations(v(d), 2, 4096, ANY);
+  unsigned f = submit(v(d), FZ_COMMAND_FILL, 2, va(x, 0), va(x, 1));
+  query(va(x, 0));
+  destroy_allocations(v(d), 0, 1, va(x, 0)); /* deferred: the fill still runs */
+  gpu_run(1);
+  fence_wait(v(f));
+}
+
+static int run_hardware_program(bool each_call, unsigned fail_from) {
+  build_hardware_program();
+  broken = fz_port_alloclab;
+  broken.hardware_check = hardware_check_counted;
+  broken.hardware_check_live = hardware_check_live_counted;
+  hardware_runs = hardware_full_runs = 0;
+  hardware_fail_from = fail_from;
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  o.check_adapter_each_call = each_call;
+  o.port = &broken;
+  return fz_execute(&prog, &o, &report);
+}
+
+static void test_hardware_walk(void) {
+  if (strcmp(al_selected_miniport.name, "sim") != 0) return; /* the sim's walk only */
+  int rc = run_hardware_program(true, 0);
+  CHECK(rc == FZ_EXEC_OK, "a sound run fails the real hardware walk: %s", report.message);
+  /* the live walk after submit, the destroy (work queued), gpu_run, fence_wait and teardown's
+   * own fence_wait; the whole walk at the end of the program and after teardown */
+  CHECK(hardware_runs == 7 && hardware_full_runs == 2,
+        "the hardware walk ran %u times (%u whole) after every call, expected 7 (2)", hardware_runs,
+        hardware_full_runs);
+  rc = run_hardware_program(false, 0);
+  CHECK(rc == FZ_EXEC_OK && hardware_runs == 2 && hardware_full_runs == 2,
+        "the hardware walk ran %u times (%u whole) without per-call checks, expected 2 (end of program, after "
+        "teardown)", hardware_runs, hardware_full_runs);
+
+  const struct {
+    bool each_call;
+    unsigned fail_from;
+    const char *message, *tag;
+  } cases[] = {
+      {true, 1, "alloclab oracle: call 3 submit(dev=v1, list=[v2.a0, v2.a1], command=fill): sim_miniport_check_hardware (live): "
+                "segment 1 (memory) has 0x2000 bytes committed",
+       "[oracle:hardware-walk:segment-memory-has-bytes-committed-the submit]"},
+      {true, 2, "call 5 destroy_allocations(", "[oracle:hardware-walk:segment-memory-has-bytes-committed-the destroy_allocations]"},
+      {true, 5, "alloclab oracle: end of program: sim_miniport_check_hardware: segment 1",
+       "[oracle:hardware-walk:segment-memory-has-bytes-committed-the end-of-program]"},
+      {false, 2, "alloclab oracle: teardown: sim_miniport_check_hardware: segment 1",
+       "[oracle:hardware-walk:segment-memory-has-bytes-committed-the teardown]"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    rc = run_hardware_program(cases[k].each_call, cases[k].fail_from);
+    const char *tag = strstr(report.message, " [oracle:");
+    CHECK(rc == FZ_EXEC_MISMATCH && strstr(report.message, cases[k].message) != NULL,
+          "failing hardware walk (run %u): expected \"%s\", got rc %d: %s", cases[k].fail_from, cases[k].message, rc,
+          report.message);
+    CHECK(tag && strcmp(tag + 1, cases[k].tag) == 0, "failing hardware walk (run %u): tag %s, expected %s",
+          cases[k].fail_from, tag ? tag + 1 : "(none)", cases[k].tag);
+  }
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 /* The close/destroy scenario with long lists: a shared resource of 1024 allocations on three
@@ -1597,6 +1684,7 @@ int main(int argc, char **argv) {
       {"misaligned_placement_caught", test_misaligned_placement_caught},
       {"device_info_runs_clean", test_device_info_runs_clean},
       {"device_info_broken_ports_caught", test_device_info_broken_ports_caught},
+      {"hardware_walk", test_hardware_walk},
       {"random_programs", test_random_programs},
       {"known_divergence_deferred_release", test_idle_allocation_released_behind_a_deferred_one},
       {"long_lists", test_long_lists},

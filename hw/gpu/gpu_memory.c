@@ -533,9 +533,9 @@ void gpu_segment_destroy(gpu_segment *s) {
 }
 
 uint32_t gpu_segment_id(const gpu_segment *s) { return s->id; }
-gpu_segment_kind gpu_segment_get_kind(const gpu_segment *s) { return s->kind; }
+SEG_UNTRACED gpu_segment_kind gpu_segment_get_kind(const gpu_segment *s) { return s->kind; }
 uint64_t gpu_segment_size(const gpu_segment *s) { return s->size; }
-uint32_t gpu_segment_page_size(const gpu_segment *s) { return s->page_size; }
+SEG_UNTRACED uint32_t gpu_segment_page_size(const gpu_segment *s) { return s->page_size; }
 
 NTSTATUS gpu_segment_commit(gpu_segment *s, uint64_t offset, uint64_t size, uint64_t owner) {
   if (s == NULL || owner == 0 || !seg_page_aligned(s, offset, size) ||
@@ -562,7 +562,9 @@ NTSTATUS gpu_segment_release(gpu_segment *s, uint64_t offset, uint64_t size) {
   return st;
 }
 
-NTSTATUS gpu_segment_get_page_info(gpu_segment *s, uint64_t offset, gpu_segment_page_info *out) {
+/* Untraced, as the accessors only the sim's hardware walk (an oracle) calls in a fuzz target:
+ * its owner checks would otherwise give libFuzzer features of their own. */
+SEG_UNTRACED NTSTATUS gpu_segment_get_page_info(gpu_segment *s, uint64_t offset, gpu_segment_page_info *out) {
   if (s == NULL || out == NULL || offset >= s->size) return STATUS_INVALID_PARAMETER;
   pthread_mutex_lock(&s->lock);
   uint64_t i = offset >> s->page_shift;
@@ -859,7 +861,7 @@ NTSTATUS gpu_host_copy_read(const gpu_host_copy *copy, uint64_t offset, void *ds
   return STATUS_SUCCESS;
 }
 
-uint64_t gpu_host_copy_size(const gpu_host_copy *copy) { return copy != NULL ? copy->size : 0; }
+SEG_UNTRACED uint64_t gpu_host_copy_size(const gpu_host_copy *copy) { return copy != NULL ? copy->size : 0; }
 
 uint64_t gpu_host_copy_host_bytes(const gpu_host_copy *copy) {
   return copy != NULL ? copy->host_bytes : 0;

@@ -165,7 +165,7 @@ static uint64_t *pt_ensure(gpu_as *as, uint64_t *ref, unsigned i) {
 }
 
 /* Walks @va to its leaf. Returns the leaf (0: unmapped) and its page size. */
-static uint64_t pt_lookup(const gpu_as *as, uint64_t va, uint64_t *out_page_size) {
+PT_INLINE uint64_t pt_lookup(const gpu_as *as, uint64_t va, uint64_t *out_page_size) {
   if (va >= GPU_VA_LIMIT) return 0;
   const struct gpu_pt *t = as_root(as);
   for (int level = 4; level >= 1; level--) {
@@ -412,7 +412,7 @@ NTSTATUS gpu_mmu_detach_segment(gpu_mmu *mmu, gpu_segment *segment) {
   return st;
 }
 
-uint64_t gpu_mmu_segment_mapped_bytes(gpu_mmu *mmu, const gpu_segment *segment) {
+PT_UNTRACED uint64_t gpu_mmu_segment_mapped_bytes(gpu_mmu *mmu, const gpu_segment *segment) {
   if (mmu == NULL || segment == NULL) return 0;
   return __atomic_load_n(&mmu->mapped_pages[gpu_segment_id(segment)], __ATOMIC_RELAXED) *
          GPU_PAGE_SIZE;
@@ -759,7 +759,9 @@ NTSTATUS gpu_as_unmap_release(gpu_as *as, uint64_t va) {
 
 /* ---- Translation and access ----------------------------------------------------------------- */
 
-bool gpu_as_query(gpu_as *as, uint64_t va, gpu_mapping *out) {
+/* Untraced (with its inlined pt_lookup): outside hw/gpu's tests only the sim's hardware walk, an
+ * oracle, queries, two lookups per binding after every GPU call (in close_destroy, thousands). */
+PT_UNTRACED bool gpu_as_query(gpu_as *as, uint64_t va, gpu_mapping *out) {
   if (as == NULL) return false;
   uint64_t page_size = 0;
   pthread_mutex_lock(&as->lock);
@@ -780,7 +782,7 @@ bool gpu_as_query(gpu_as *as, uint64_t va, gpu_mapping *out) {
  * Resolves @va for @access: on success the segment, the physical offset and the bytes left in
  * the leaf's page. Records UNMAPPED / WRITE_READ_ONLY faults (the owner check is the caller's).
  */
-static NTSTATUS as_resolve(gpu_as *as, uint64_t va, gpu_access access, gpu_segment **out_seg,
+PT_INLINE NTSTATUS as_resolve(gpu_as *as, uint64_t va, gpu_access access, gpu_segment **out_seg,
                            uint64_t *out_phys, uint64_t *out_run) {
   uint64_t page_size = 0;
   pthread_mutex_lock(&as->lock);
@@ -804,7 +806,9 @@ static NTSTATUS as_resolve(gpu_as *as, uint64_t va, gpu_access access, gpu_segme
   return STATUS_SUCCESS;
 }
 
-NTSTATUS gpu_as_translate(gpu_as *as, uint64_t va, gpu_access access, gpu_segment **out_segment,
+/* Untraced (with its inlined as_resolve): in a fuzz target only the sim's hardware walk, an
+ * oracle, translates; the engine's accesses keep their instrumented copy of as_resolve. */
+PT_UNTRACED NTSTATUS gpu_as_translate(gpu_as *as, uint64_t va, gpu_access access, gpu_segment **out_segment,
                           uint64_t *out_phys) {
   if (as == NULL || (access != GPU_ACCESS_READ && access != GPU_ACCESS_WRITE)) {
     return STATUS_INVALID_PARAMETER;
@@ -891,8 +895,10 @@ struct pt_census {
   bool ok;
 };
 
-/* Checks the table that pointer entry @ref links (and its subtree). */
-static void pt_check_table(const gpu_as *as, uint64_t ref, int level, uint64_t base,
+/* Checks the table that pointer entry @ref links (and its subtree). Untraced, as gpu_as_check:
+ * the sim's hardware walk (a fuzzing oracle) runs it after every GPU call, and its per-entry
+ * compares were an eighth of ddi_sequence's CPU while telling libFuzzer nothing about the input. */
+PT_UNTRACED static void pt_check_table(const gpu_as *as, uint64_t ref, int level, uint64_t base,
                            struct pt_census *c) {
   const struct gpu_pt *t = pte_table(ref);
   c->tables++;
@@ -938,7 +944,7 @@ static void pt_check_table(const gpu_as *as, uint64_t ref, int level, uint64_t b
   }
 }
 
-bool gpu_as_check(gpu_as *as) {
+PT_UNTRACED bool gpu_as_check(gpu_as *as) {
   if (as == NULL) return false;
   struct pt_census c = {.ok = true};
   pthread_mutex_lock(&as->lock);

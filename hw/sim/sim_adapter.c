@@ -122,6 +122,28 @@ void sim_miniport_get_stats(sim_miniport_stats *out) {
   out->rejected_submissions = atomic_load(&t->rejected_submissions);
 }
 
+SIM_CHECK_CODE bool sim_miniport_check_hardware(HANDLE DeviceHandle, UINT Flags, char *msg, size_t cap) {
+  if (Flags & ~SIM_CHECK_HARDWARE_LIVE) {
+    if (msg && cap) snprintf(msg, cap, "unknown flags 0x%x", Flags & ~SIM_CHECK_HARDWARE_LIVE);
+    return false;
+  }
+  bool found = false, ok = false;
+  /* The registry lock keeps the adapter alive (RemoveDevice unlinks it first). */
+  pthread_mutex_lock(&registry_lock);
+  for (sim_link *node = registry.next; node != &registry && !found; node = node->next) {
+    sim_adapter *adapter = SIM_CONTAINER_OF(node, sim_adapter, registry_link);
+    pthread_mutex_lock(&adapter->lock);
+    if (DeviceHandle != NULL && adapter->device_handle == DeviceHandle) {
+      found = true;
+      ok = sim_adapter_check_hardware_locked(adapter, !(Flags & SIM_CHECK_HARDWARE_LIVE), msg, cap);
+    }
+    pthread_mutex_unlock(&adapter->lock);
+  }
+  pthread_mutex_unlock(&registry_lock);
+  if (!found && msg && cap) snprintf(msg, cap, "no live sim adapter was started with DeviceHandle %p", DeviceHandle);
+  return ok;
+}
+
 /* ---- Shared helpers ------------------------------------------------------------------------------ */
 
 sim_adapter *sim_adapter_from(HANDLE handle) {

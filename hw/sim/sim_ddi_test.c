@@ -7,6 +7,11 @@
  * The test is its own tiny port (like hw/example/example_miniport_test.c): it defines
  * DxgkInitialize, a fake handle table behind DxgkCbGetHandleData and a DxgkCbNotifyInterrupt
  * that records completed fences. It does not link core/.
+ *
+ * The hardware walk (sim_miniport_check_hardware) is tested here too: it passes on the states the
+ * other tests reach, and fails, naming the object, once the test breaks the simulated GPU behind
+ * the sim's back through hw/gpu's own API (a page-table entry, a segment page, an engine
+ * submission) or the sim's record of it.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +20,7 @@
 
 #include "al_test.h"
 #include "alloclab/hw/sim_miniport.h"
+#include "sim_internal.h" /* the hardware-walk tests corrupt the simulated GPU behind the sim */
 
 #define KiB ((UINT64)1 << 10)
 #define MiB ((UINT64)1 << 20)
@@ -1109,10 +1115,200 @@ TEST(concurrent_open_close_paging_threaded_engine) {
   fake_end(f, true);
 }
 
+/* ---- The hardware walk ---------------------------------------------------------------------------- */
+
+static bool hardware_ok(fake *f, char *msg, size_t cap) {
+  msg[0] = '\0';
+  char live[512];
+  const bool ok = sim_miniport_check_hardware(f, 0, msg, cap);
+  /* The per-call form agrees here: no test corrupts what only gpu_segment_check sees. */
+  const bool live_ok = sim_miniport_check_hardware(f, SIM_CHECK_HARDWARE_LIVE, live, sizeof live);
+  expect_true(ok == live_ok && (ok || strcmp(msg, live) == 0), "the live walk says %s: %s", live_ok ? "ok" : "broken", live);
+  return ok;
+}
+
+#define expect_hardware_ok(f, what)                                                                          \
+  do {                                                                                                       \
+    char msg_[512];                                                                                          \
+    expect_true(hardware_ok(f, msg_, sizeof msg_), "%s: the hardware walk fails: %s", what, msg_);          \
+  } while (0)
+
+/* The walk fails, and its message holds @needle. */
+#define expect_hardware_broken(f, needle, what)                                                               \
+  do {                                                                                                       \
+    char msg_[512];                                                                                          \
+    bool ok_ = hardware_ok(f, msg_, sizeof msg_);                                                            \
+    expect_false(ok_, "%s: the hardware walk passes", what);                                                 \
+    expect_true(strstr(msg_, needle) != NULL, "%s: message \"%s\" lacks \"%s\"", what, msg_, needle);        \
+  } while (0)
+
+/* Opens @a and @b on @device in ONE call: one binding block holding both. */
+static void open_two(fake *f, HANDLE device, D3DKMT_HANDLE a, D3DKMT_HANDLE b, HANDLE out[2]) {
+  DXGK_OPENALLOCATIONINFO info[2];
+  memset(info, 0, sizeof info);
+  info[0].hAllocation = a;
+  info[1].hAllocation = b;
+  DXGKARG_OPENALLOCATION args;
+  memset(&args, 0, sizeof args);
+  args.NumAllocations = 2;
+  args.pOpenAllocation = info;
+  expect_status(f->ddi->DxgkDdiOpenAllocation(device, &args), STATUS_SUCCESS, "open two");
+  out[0] = info[0].hDeviceSpecificAllocation;
+  out[1] = info[1].hDeviceSpecificAllocation;
+}
+
+TEST(hardware_walk_passes_on_sound_states) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  expect_hardware_ok(f, "empty adapter");
+  char msg[256];
+  expect_false(sim_miniport_check_hardware(&config, 0, msg, sizeof msg), "a handle no adapter was started with");
+  expect_true(strstr(msg, "no live sim adapter was started with DeviceHandle") != NULL, "named: %s", msg);
+  expect_false(sim_miniport_check_hardware(NULL, 0, NULL, 0), "NULL handle, no message buffer");
+  expect_false(sim_miniport_check_hardware(f, 0x80u, msg, sizeof msg), "an unknown flag");
+  expect_true(strstr(msg, "unknown flags 0x80") != NULL, "named: %s", msg);
+
+  HANDLE d1 = device_create(f, 1), d2 = device_create(f, 2);
+  placed a = place(f, d1, 16 * KiB, SIM_PLACEMENT_ANY, SIM_SEGMENT_ID_MEMORY, 0);
+  placed b = place(f, d1, 8 * KiB, SIM_PLACEMENT_APERTURE_ONLY, SIM_SEGMENT_ID_APERTURE, 64 * KiB);
+  expect_hardware_ok(f, "two placed allocations, bound");
+  HANDLE pair[2];
+  open_two(f, d2, a.kmt, b.kmt, pair);
+  expect_status(close_one(f, d2, pair[0]), STATUS_SUCCESS, "close one of a block");
+  expect_hardware_ok(f, "a closed binding in a block still held");
+  HANDLE read_only;
+  expect_status(open_one(f, device_create(f, 3), b.kmt, true, &read_only), STATUS_SUCCESS, "read-only binding");
+  expect_hardware_ok(f, "a read-only binding");
+
+  uint8_t cmd[64];
+  size_t n = sim_cmd_fill(cmd, 0, 0, 4096, 0x5A5A5A5Au);
+  expect_status(submit(f, d1, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "fill");
+  expect_hardware_ok(f, "work queued");
+  expect_u64_eq(run_engine(f), 1, "runs");
+  expect_hardware_ok(f, "work completed");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 16 * KiB, SIM_SEGMENT_ID_MEMORY, 0, 0, 0),
+                STATUS_SUCCESS, "evict to system memory");
+  expect_hardware_ok(f, "an allocation in system memory, its bindings unmapped");
+  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 16 * KiB, 0, 0, SIM_SEGMENT_ID_APERTURE, 0),
+                STATUS_SUCCESS, "back to the aperture");
+  expect_hardware_ok(f, "back in a segment, remapped");
+  expect_status(submit(f, d2, NULL, 0, NULL, 0), STATUS_SUCCESS, "queued on d2");
+  expect_status(f->ddi->DxgkDdiDestroyDevice(d2), STATUS_SUCCESS, "d2 becomes a zombie");
+  expect_hardware_ok(f, "a zombie device");
+  expect_u64_eq(run_engine(f), 1, "the zombie's work runs");
+  expect_hardware_ok(f, "the zombie freed");
+  /* What a buggy port does: destroy under an open binding. The stale mapping is the sim's
+   * documented state (a GPU access faults on it), not a broken hardware invariant. */
+  expect_status(destroy_one(f, b.allocation), STATUS_SUCCESS, "destroy while bound");
+  expect_hardware_ok(f, "an orphaned binding keeps its stale mapping");
+  fake_end(f, false);
+}
+
+TEST(hardware_walk_catches_a_broken_page_table_entry) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE device = device_create(f, 0x40000005u);
+  placed a = place(f, device, 8 * KiB, SIM_PLACEMENT_ANY, SIM_SEGMENT_ID_MEMORY, 0);
+  expect_hardware_ok(f, "sound");
+  gpu_as *as = ((sim_device *)device)->as;
+  gpu_segment *memory = ((sim_adapter *)f->ctx)->segments[0];
+  const UINT64 va = ((sim_binding *)a.binding)->va;
+  /* The binding's first page points at another physical page. */
+  expect_status(gpu_as_unmap_known(as, va, 4096), STATUS_SUCCESS, "corrupt: unmap the first page");
+  expect_hardware_broken(f, "is mapped, but VA 0x", "a lost entry");
+  expect_status(gpu_as_map(as, va, memory, 64 * KiB, 4096, 0), STATUS_SUCCESS, "corrupt: map it elsewhere");
+  expect_hardware_broken(f, "maps segment 1 offset 0x10000, the allocation is at segment 1 offset 0x0", "a wrong entry");
+  expect_hardware_broken(f, "device 0x40000005: binding of allocation", "the message names the device");
+  expect_status(gpu_as_unmap_known(as, va, 4096), STATUS_SUCCESS, "repair");
+  expect_status(gpu_as_map(as, va, memory, 0, 4096, 0), STATUS_SUCCESS, "repair");
+  expect_hardware_ok(f, "repaired");
+  /* Its last page loses write access. */
+  expect_status(gpu_as_unmap_known(as, va + 4096, 4096), STATUS_SUCCESS, "corrupt: unmap the last page");
+  expect_hardware_broken(f, "is mapped, but VA 0x", "a lost last entry");
+  expect_status(gpu_as_map(as, va + 4096, memory, 4096, 4096, GPU_MAP_READ_ONLY), STATUS_SUCCESS, "corrupt: read-only");
+  expect_hardware_broken(f, "is read-only, opened read-write", "a read-only entry");
+  expect_status(gpu_as_unmap_known(as, va + 4096, 4096), STATUS_SUCCESS, "repair");
+  expect_status(gpu_as_map(as, va + 4096, memory, 4096, 4096, 0), STATUS_SUCCESS, "repair");
+  expect_hardware_ok(f, "repaired");
+
+  /* A closed binding whose range is mapped again. */
+  placed b = place(f, device, 4 * KiB, SIM_PLACEMENT_ANY, SIM_SEGMENT_ID_MEMORY, 64 * KiB);
+  HANDLE pair[2];
+  HANDLE other = device_create(f, 0x40000006u);
+  open_two(f, other, a.kmt, b.kmt, pair);
+  expect_status(close_one(f, other, pair[1]), STATUS_SUCCESS, "close one of the block");
+  expect_hardware_ok(f, "partially closed block");
+  const UINT64 closed_va = ((sim_binding *)pair[1])->va;
+  expect_status(gpu_as_map(((sim_device *)other)->as, closed_va, memory, 64 * KiB, 4096, 0), STATUS_SUCCESS,
+                "corrupt: map the closed range");
+  expect_hardware_broken(f, "a closed binding at VA 0x", "a closed binding still mapped");
+  expect_status(gpu_as_unmap_known(((sim_device *)other)->as, closed_va, 4096), STATUS_SUCCESS, "repair");
+  expect_hardware_ok(f, "repaired");
+  fake_end(f, false);
+}
+
+TEST(hardware_walk_catches_a_segment_page_freed_behind_the_sim) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  HANDLE device = device_create(f, 7);
+  placed a = place(f, device, 16 * KiB, SIM_PLACEMENT_ANY, SIM_SEGMENT_ID_MEMORY, 32 * KiB);
+  gpu_segment *memory = ((sim_adapter *)f->ctx)->segments[0];
+  expect_status(gpu_segment_release(memory, 44 * KiB, 4 * KiB), STATUS_SUCCESS, "corrupt: free its last page");
+  char needle[160];
+  snprintf(needle, sizeof needle,
+           "allocation %llu is placed in segment 1 (memory) at 0x8000, but the page at 0xb000 is owned by 0",
+           (unsigned long long)a.id);
+  expect_hardware_broken(f, needle, "a freed page");
+  expect_status(gpu_segment_commit(memory, 44 * KiB, 4 * KiB, a.id + 1), STATUS_SUCCESS, "corrupt: another owner");
+  expect_hardware_broken(f, "is owned by", "a foreign owner");
+  expect_status(gpu_segment_release(memory, 44 * KiB, 4 * KiB), STATUS_SUCCESS, "undo");
+  expect_status(gpu_segment_commit(memory, 44 * KiB, 4 * KiB, a.id), STATUS_SUCCESS, "repair");
+  expect_hardware_ok(f, "repaired");
+  expect_status(gpu_segment_commit(memory, 1024 * KiB, 64 * KiB, 99), STATUS_SUCCESS, "corrupt: a stray commit");
+  expect_hardware_broken(f, "segment 1 (memory) has 0x14000 bytes committed, the allocations placed in it 0x4000",
+                         "committed bytes nobody placed");
+  expect_status(gpu_segment_release(memory, 1024 * KiB, 64 * KiB), STATUS_SUCCESS, "repair");
+  expect_hardware_ok(f, "repaired");
+  fake_end(f, false);
+}
+
+TEST(hardware_walk_catches_engine_disagreement) {
+  SIM_HARDWARE_CONFIG config = quiet_config();
+  fake *f = fake_start(&config);
+  assert_ptr_ne(f, NULL, "adapter");
+  sim_adapter *adapter = f->ctx;
+  HANDLE device = device_create(f, 9);
+  expect_status(submit(f, device, NULL, 0, NULL, 0), STATUS_SUCCESS, "fence 1");
+  expect_u64_eq(run_engine(f), 1, "runs");
+  expect_hardware_ok(f, "sound");
+  /* The sim's record of the completion disagrees with the engine's history. */
+  adapter->completed_status = GPU_STATUS_PAGE_FAULT;
+  expect_hardware_broken(f, "fence 1 completed with STATUS_SUCCESS in the engine, the sim was told GPU_STATUS_PAGE_FAULT",
+                         "a completion status");
+  adapter->completed_status = STATUS_SUCCESS;
+  adapter->completed_fence = 0;
+  expect_hardware_broken(f, "the engine's completed fence is 1, the sim's record 0", "a completed fence");
+  adapter->completed_fence = 1;
+  expect_hardware_ok(f, "repaired");
+  /* Work the sim never submitted. */
+  gpu_submission raw = {.as = ((sim_device *)device)->as, .fence = 7};
+  expect_status(gpu_engine_submit(adapter->engine, &raw), STATUS_SUCCESS, "corrupt: submit behind the sim");
+  expect_hardware_broken(f, "the engine's last submitted fence is 7, the sim gave it 1", "a foreign submission");
+  adapter->last_fence = 7; /* now only the queued counts disagree */
+  expect_hardware_broken(f, "the engine has 1 submissions queued, the sim 0", "queued counts");
+  fake_end(f, false); /* RemoveDevice cancels the raw submission */
+}
+
 RUN_TESTS(T(gpu_fault_on_freed_page_is_logged), T(gpu_fault_on_freed_page_aborts_by_default),
           T(gpu_fault_on_unmapped_va), T(read_only_binding_refuses_writes), T(hostile_submissions_queue_nothing),
           T(random_streams_never_fault), T(paging_rules_and_round_trip), T(paging_system_copy_is_sparse),
           T(open_rules_and_rollback),
           T(create_is_all_or_nothing_and_resources), T(zombie_device_freed_by_its_last_completion),
           T(device_removed_sticks), T(wrong_answers_are_answered_and_take_back_what_they_hide), T(remap_failure_maps_on_demand), T(host_bytes_per_4k_allocation),
-          T(concurrent_open_close_paging_threaded_engine))
+          T(concurrent_open_close_paging_threaded_engine), T(hardware_walk_passes_on_sound_states),
+          T(hardware_walk_catches_a_broken_page_table_entry),
+          T(hardware_walk_catches_a_segment_page_freed_behind_the_sim),
+          T(hardware_walk_catches_engine_disagreement))

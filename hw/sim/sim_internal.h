@@ -182,6 +182,11 @@ struct sim_adapter {
   PDXGKCB_GETHANDLEDATA get_handle_data;
   PDXGKCB_NOTIFY_INTERRUPT notify_interrupt;
   UINT64 last_fence; /* the last fence given to the engine (64-bit extension) */
+  /* The sim's own record of what the engine completed (on_complete), which the hardware walk
+   * holds against the engine's: the last completed fence, its status, and how many completed. */
+  UINT64 completed_fence;
+  NTSTATUS completed_status;
+  UINT64 completions;
   sim_link devices;
   sim_link zombies;
   sim_link allocation_blocks;
@@ -308,6 +313,21 @@ void sim_device_free_locked(sim_device *device);
 /* Releases what an allocation holds (lock held): its segment range or system copy. Bindings
  * still open under it are orphaned (their stale mappings stay: a later access faults). */
 void sim_allocation_release_locked(sim_adapter *adapter, sim_allocation *allocation);
+
+/* ---- The hardware walk (sim_check.c) ------------------------------------------------------------ */
+
+/* Marks the sim's own invariant-walk glue: not instrumented under libFuzzer (its branches take
+ * the same path on every sound state and say nothing about an input), as core's AL_CHECK_CODE.
+ * The hw/gpu checks it calls keep their instrumentation. */
+#if defined(__clang__)
+#define SIM_CHECK_CODE __attribute__((no_sanitize("coverage")))
+#else
+#define SIM_CHECK_CODE
+#endif
+
+/* sim_miniport_check_hardware's walk of one adapter (lock held): see sim_miniport.h; without
+ * @segment_pages, as with SIM_CHECK_HARDWARE_LIVE. */
+bool sim_adapter_check_hardware_locked(sim_adapter *adapter, bool segment_pages, char *msg, size_t cap);
 
 /* ---- Config and private data (sim_private_data.c) ---------------------------------------------- */
 

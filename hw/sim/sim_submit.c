@@ -238,6 +238,9 @@ static void on_complete(void *ctx, uint64_t fence, NTSTATUS status) {
   pthread_mutex_lock(&adapter->lock);
   PDXGKCB_NOTIFY_INTERRUPT notify = adapter->started ? adapter->notify_interrupt : NULL;
   HANDLE device_handle = adapter->device_handle;
+  adapter->completed_fence = fence;
+  adapter->completed_status = status;
+  adapter->completions++;
   if (--device->pending == 0 && device->magic == SIM_DEVICE_ZOMBIE) {
     atomic_fetch_sub(&adapter->live_zombies, 1);
     sim_device_free_locked(device);

@@ -345,6 +345,54 @@ typedef struct sim_miniport_stats {
 /* sim_miniport_get_stats - a snapshot (exact when no other thread uses a sim adapter). */
 void sim_miniport_get_stats(sim_miniport_stats *out);
 
+/*
+ * sim_miniport_check_hardware - the simulated hardware's invariant walk, for one sim adapter,
+ * held against the sim's own records (a fuzzing oracle: the port's walk cannot see inside the
+ * miniport).
+ * @DeviceHandle: the port's handle of the adapter, as the port gave it to DxgkDdiStartDevice
+ *	(DXGKRNL_INTERFACE.DeviceHandle; for alloclab's port, the al_adapter pointer).
+ * @Flags: 0 for the whole walk, or SIM_CHECK_HARDWARE_LIVE.
+ * @msg, @cap: receives a one-line description of the first disagreement (NUL-terminated, cut
+ *	to @cap; nothing is written when @msg is NULL or @cap is 0).
+ *
+ * Under the adapter's lock, it checks:
+ *  - each segment: gpu_segment_check() (not with SIM_CHECK_HARDWARE_LIVE), its id, kind, size
+ *    and page size as configured; the
+ *    committed bytes equal what the live allocations placed in it commit; each placed
+ *    allocation's first and last page are owned by it (its owner id);
+ *  - each live and zombie device's address space: gpu_as_check(); its mapped bytes equal the
+ *    sizes of its mapped bindings; a zombie has queued work and no binding;
+ *  - each open binding that is mapped and whose allocation is live: the leaves of its first and
+ *    last page (gpu_as_query()) point into its allocation's segment at the offset the sim
+ *    recorded, writable unless opened ReadOnly, and (once per allocation, its first binding) a
+ *    GPU read of the first page (gpu_as_translate()) lands there (an allocation in system memory
+ *    must not be mapped); an open binding that is not mapped, and a closed binding of a block
+ *    still held, map nothing at their first and last page; per segment, the bytes the MMU maps
+ *    equal the mapped bindings' (when no binding is orphaned: a port that destroyed an
+ *    allocation under an open binding leaves a stale mapping, which the GPU reports as a fault);
+ *  - the engine: the last submitted fence is the sim's; the completed fence, the completion
+ *    count and the queued count match the sim's record of completions (on_complete); the last
+ *    completed fence's status (gpu_engine_fence_status) is the one the sim was told; a fence
+ *    submitted later has no status yet; every device's queued work adds up to the queued count;
+ *  - the adapter's live counts (devices, zombies, resources, allocations, bindings).
+ * A threaded engine may have finished one submission whose completion the sim has not recorded
+ * yet: that lag of one is allowed. The walk is exact when no DDI of the adapter runs on another
+ * thread meanwhile (the fuzz executor calls it between calls). A broken hw/gpu invariant is also
+ * printed by the gpu_*_check function on stderr.
+ *
+ * Cost: O(segment pages + granules) for gpu_segment_check, O(page-table entries) for
+ * gpu_as_check, two table walks per mapped binding, a GPU read and two page lookups per placed
+ * allocation;
+ * allocates nothing. SIM_CHECK_HARDWARE_LIVE leaves out the one part bounded by the segments'
+ * size rather than by what is live (gpu_segment_check), for a caller that walks after every
+ * call and runs the whole walk now and then (the fuzz executor: at the end of each program).
+ *
+ * Returns: true when everything agrees; false when something does not, when @Flags has an
+ * unknown bit, or when no live sim adapter was started with @DeviceHandle.
+ */
+bool sim_miniport_check_hardware(HANDLE DeviceHandle, UINT Flags, char *msg, size_t cap);
+#define SIM_CHECK_HARDWARE_LIVE 0x1u /* skip gpu_segment_check (see Cost) */
+
 /* Event kinds. */
 #define SIM_EVENT_GPU_FAULT 1u
 #define SIM_EVENT_CHECK_FAILED 2u
