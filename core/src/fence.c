@@ -54,7 +54,7 @@ uint64_t fence_teardown_or_defer(al_adapter *adapter, const port_teardown *teard
   }
   uint64_t fence = teardown->fence;
   /* Behind others: wait at least for every fence the resource's queued entries wait for. */
-  if (behind_others && fence < resource->last_fence) fence = resource->last_fence;
+  if (behind_others && fence < resource->deferred_fence) fence = resource->deferred_fence;
   port_teardown *entry = al_host_malloc(sizeof *entry);
   if (entry == NULL) {
     /* Cannot queue it: wait for the GPU (and the queued entries) instead of releasing memory
@@ -68,6 +68,7 @@ uint64_t fence_teardown_or_defer(al_adapter *adapter, const port_teardown *teard
   *entry = *teardown;
   entry->fence = fence;
   entry->next = NULL;
+  if (fence > resource->deferred_fence) resource->deferred_fence = fence;
   atomic_fetch_add(&resource->pending_teardowns, 1);
   port_lock(&adapter->deferred_lock);
   if (adapter->deferred_tail)

@@ -118,6 +118,11 @@ typedef struct port_resource {
   /* Deferred teardowns of this resource not yet run. A whole-resource teardown defers while it
    * is non-zero, so it cannot overtake an earlier close of the same resource. */
   atomic_uint pending_teardowns;
+  /* The highest fence its deferred teardowns wait for (lock). A teardown queued behind them
+   * waits for it too, so it is never ready before them; only meaningful while
+   * pending_teardowns is non-zero. Not last_fence: work on the resource's other allocations
+   * must not hold back memory it never used. */
+  uint64_t deferred_fence;
 } port_resource;
 
 struct port_open {
@@ -280,9 +285,9 @@ NTSTATUS placement_page_in(al_adapter *adapter, port_resource *resource, uint32_
 /* ---- fence.c: fences and deferred teardown -------------------------------------------------- */
 
 /* Runs @teardown now if its fence has signalled (or @assume_not_in_use) and no earlier teardown
- * of its resource is still queued; else queues a copy of it for the reaper,
- * waiting for max(its fence, the resource's last fence) when it is behind others. The caller
- * holds the resource lock. The teardown's lists must stay valid until it runs (they point into
+ * of its resource is still queued; else queues a copy of it for the reaper, waiting for
+ * max(its fence, the highest fence its resource's queued teardowns wait for) when it is behind
+ * others. The caller holds the resource lock. The teardown's lists must stay valid until it runs (they point into
  * a dead resource or into teardown->owned). Returns 0 when it ran now, else the fence the queued
  * copy waits for (what a synchronous caller waits on). */
 uint64_t fence_teardown_or_defer(al_adapter *adapter, const port_teardown *teardown, bool assume_not_in_use);
