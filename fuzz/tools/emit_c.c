@@ -229,10 +229,12 @@ static NTSTATUS rec_adapter_create(const al_adapter_config *config, al_adapter *
   SIM_HARDWARE_CONFIG hw;
   rec.faults_on = rec.sim && config->hardware_config_size == sizeof hw &&
                   (memcpy(&hw, config->hardware_config, sizeof hw), hw.Faults != NULL);
-  call_begin("the adapter, as the executor brings it up (small segments, deterministic engine)");
+  call_begin(rec.p->threaded_engine ? "the adapter, as the executor brings it up (small segments, threaded engine)"
+                                     : "the adapter, as the executor brings it up (small segments, deterministic engine)");
   out("    al_hardware_request request = {.memory_segment_size = %" PRIu64 "u, .aperture_segment_size = %" PRIu64
-      "u,\n                                   .memory_page_size = 0, .threaded_engine = false};\n",
-      (uint64_t)FZ_EXEC_DEFAULT_MEMORY_SEGMENT_SIZE, (uint64_t)FZ_EXEC_DEFAULT_APERTURE_SEGMENT_SIZE);
+      "u,\n                                   .memory_page_size = 0, .threaded_engine = %s};\n",
+      (uint64_t)FZ_EXEC_DEFAULT_MEMORY_SEGMENT_SIZE, (uint64_t)FZ_EXEC_DEFAULT_APERTURE_SEGMENT_SIZE,
+      rec.p->threaded_engine ? "true" : "false");
   out("    static _Alignas(8) uint8_t hw[1024];\n"
       "    uint32_t hw_size = al_selected_miniport.make_hardware_config(&request, hw, sizeof hw);\n"
       "    if (hw_size != %zuu) fail(\"setup\", \"make_hardware_config wrote %%u bytes, %zu when the program was "
