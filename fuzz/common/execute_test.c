@@ -1640,6 +1640,26 @@ static void test_threaded_gpu_run_claim_caught(void) {
         report.message);
 }
 
+/* A threaded program arms none of its fault requests (the engine thread reaches fault points
+ * in an order that depends on timing): a fault that fails the first create on the deterministic
+ * engine changes nothing on the threaded one. */
+static void test_threaded_program_arms_no_fault(void) {
+  if (strcmp(al_selected_miniport.name, "sim") != 0) return;
+  for (int threaded = 0; threaded < 2; threaded++) {
+    begin();
+    prog.threaded_engine = threaded != 0;
+    prog.fault_count = 1;
+    prog.faults[0].point = FAULT_DRIVER_OBJECT;
+    prog.faults[0].nth = 1;
+    prog.faults[0].repeat = FAULT_REPEAT_FOREVER;
+    create_device();
+    then(threaded ? S_OK : STATUS_NO_MEMORY);
+    if (!RUN()) return;
+    CHECK(report.faults_injected == (threaded ? 0u : 1u), "threaded %d: %u injected failures", threaded,
+          report.faults_injected);
+  }
+}
+
 int main(int argc, char **argv) {
   static const test_case tests[] = {
       {"devices", test_devices},
@@ -1651,6 +1671,7 @@ int main(int argc, char **argv) {
       {"deferred_destroy", test_deferred_destroy},
       {"threaded_engine_runs_clean", test_threaded_engine_runs_clean},
       {"threaded_gpu_run_claim_caught", test_threaded_gpu_run_claim_caught},
+      {"threaded_program_arms_no_fault", test_threaded_program_arms_no_fault},
       {"stale_handles_after_many_reuses", test_stale_handles_after_many_reuses},
       {"device_destroy_with_live_objects", test_device_destroy_with_live_objects},
       {"empty_resources", test_empty_resources},

@@ -63,8 +63,10 @@
  *    (fz_exec_report.gpu_run_completed sums it), and it releases only what was due before it;
  *  - CHECK commands read what was submitted before them, as on the deterministic engine (the
  *    engine runs submissions in order).
- * fz_execute_concurrent() ignores the choice (the deterministic scheduler must own every
- * thread that takes a port lock).
+ * A threaded program's fault requests are ignored: the engine thread reaches fault points too
+ * (a segment page committed by a FILL, the copy's bounce buffer), so which call is the n-th
+ * would depend on timing. fz_execute_concurrent() ignores the choice (the deterministic
+ * scheduler must own every thread that takes a port lock).
  * An op out of range is skipped (status STATUS_SUCCESS, nothing called). Counts above
  * FZ_MAX_LIST are passed as AL_MAX_ALLOCATIONS_PER_CALL + 1; a size of 0 is asked as 1; a
  * placement out of range as any. FZ_HOSTILE_* bits are applied as model.h describes.
