@@ -33,8 +33,9 @@
  * when given, is written into its header comment as the way to build it.
  * Prints one line saying what it wrote and how the run went. Exits 0 when the program was
  * written and the run agreed with the model, 3 when it was written and the run failed (the
- * program fails the same way), 1 when INPUT cannot be read or decoded or OUT.c cannot be
- * written (nothing is left at OUT.c), 2 on a usage error.
+ * program fails the same way), 1 when INPUT cannot be read or decoded, is a threaded program
+ * (options(engine=threaded): the checks written in would fix one run's timing of the engine
+ * thread), or OUT.c cannot be written (nothing is left at OUT.c), 2 on a usage error.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -229,12 +230,10 @@ static NTSTATUS rec_adapter_create(const al_adapter_config *config, al_adapter *
   SIM_HARDWARE_CONFIG hw;
   rec.faults_on = rec.sim && config->hardware_config_size == sizeof hw &&
                   (memcpy(&hw, config->hardware_config, sizeof hw), hw.Faults != NULL);
-  call_begin(rec.p->threaded_engine ? "the adapter, as the executor brings it up (small segments, threaded engine)"
-                                     : "the adapter, as the executor brings it up (small segments, deterministic engine)");
+  call_begin("the adapter, as the executor brings it up (small segments, deterministic engine)");
   out("    al_hardware_request request = {.memory_segment_size = %" PRIu64 "u, .aperture_segment_size = %" PRIu64
-      "u,\n                                   .memory_page_size = 0, .threaded_engine = %s};\n",
-      (uint64_t)FZ_EXEC_DEFAULT_MEMORY_SEGMENT_SIZE, (uint64_t)FZ_EXEC_DEFAULT_APERTURE_SEGMENT_SIZE,
-      rec.p->threaded_engine ? "true" : "false");
+      "u,\n                                   .memory_page_size = 0, .threaded_engine = false};\n",
+      (uint64_t)FZ_EXEC_DEFAULT_MEMORY_SEGMENT_SIZE, (uint64_t)FZ_EXEC_DEFAULT_APERTURE_SEGMENT_SIZE);
   out("    static _Alignas(8) uint8_t hw[1024];\n"
       "    uint32_t hw_size = al_selected_miniport.make_hardware_config(&request, hw, sizeof hw);\n"
       "    if (hw_size != %zuu) fail(\"setup\", \"make_hardware_config wrote %%u bytes, %zu when the program was "
@@ -773,6 +772,17 @@ static int emit_program(const char *input, const uint8_t *data, size_t size, boo
     return 1;
   }
   if (!keep_faults) program.fault_count = 0;
+  if (program.threaded_engine) {
+    /* The checks written in are the model's bounds as one run saw them; on the threaded engine
+     * they depend on how far the engine thread had got at each call (the executor reads
+     * fence_completed live), so another run of the written program would fail spuriously. */
+    fprintf(stderr,
+            "emit_c: %s: a program with options(engine=threaded) cannot be written as a standalone program: "
+            "the checks after each call depend on how far the engine thread had got in the recorded run; "
+            "replay it with the fuzz target instead\n",
+            input);
+    return 1;
+  }
   FILE *body = tmpfile(), *message = tmpfile();
   if (body == NULL || message == NULL) {
     fprintf(stderr, "emit_c: cannot make a temporary file: %s\n", strerror(errno));
