@@ -83,6 +83,7 @@ typedef struct exec_ctx {
   fz_exec_report *rep;
   const fz_program *p;
   bool sim;
+  bool threaded; /* the adapter's GPU engine has its own thread (fz_program.threaded_engine) */
   bool failed; /* a mismatch was reported (return_on_mismatch) */
   /* The sim's process-wide totals before the program (fz_execute with check_miniport_totals),
    * or NULL: teardown compares the miniport's live objects before the adapter goes. */
@@ -696,6 +697,7 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
     return false;
   }
   if (st == STATUS_NO_VIDEO_MEMORY) x->rep->no_video_memory++;
+  if (e->a.op == FZ_OP_GPU_RUN) x->rep->gpu_run_completed += e->out_completed;
   if (st == STATUS_SUCCESS) {
     x->rep->gpu_fills += e->fills;
     x->rep->gpu_checks += e->checks;
@@ -737,6 +739,23 @@ static bool prepare_program_call(exec_ctx *x, uint32_t i, const fz_call *c, exec
   return implicit_call(x, FZ_OP_FENCE_WAIT, 0, cnt.fence_submitted, label);
 }
 
+/* Threaded engine: after program call @i (not a submit) while work is queued, waits for every
+ * fence handed out, through the port (its timed-wait path), so that a call never meets work
+ * the model does not know to be done, and the deferred destroys the call queued are released
+ * and checked exactly (execute.h "Threaded engine"). Submits are not followed by a wait: the
+ * calls after them (up to the next call that is not a submit) run while the engine thread
+ * works. false when the wait disagreed. */
+static bool drain_after_call(exec_ctx *x, uint32_t i, const fz_call *c) {
+  if (!x->threaded || c->op == FZ_OP_SUBMIT) return true;
+  fz_model_counts cnt;
+  fz_model_expected(x->model, &cnt);
+  if (cnt.fence_submitted <= cnt.fence_completed) return true;
+  char label[96];
+  snprintf(label, sizeof label, "fence_wait(%llu) after call %u (threaded engine)",
+           (unsigned long long)cnt.fence_submitted, i + 1);
+  return implicit_call(x, FZ_OP_FENCE_WAIT, 0, cnt.fence_submitted, label);
+}
+
 /* Points the context at a new program run: its options, port, report and results. */
 static void begin_program(exec_ctx *x, const fz_program *p, const fz_exec_options *o, fz_exec_report *out) {
   x->o = o;
@@ -747,6 +766,8 @@ static void begin_program(exec_ctx *x, const fz_program *p, const fz_exec_option
   x->failed = false;
   x->totals_before = NULL; /* fz_execute sets it */
   x->sim = strcmp(al_selected_miniport.name, "sim") == 0;
+  x->threaded = p->threaded_engine;
+  x->rep->threaded_engine = x->threaded;
   memset(x->nalloc, 0, sizeof x->nalloc);
 }
 
@@ -788,7 +809,7 @@ static setup_result setup(exec_ctx *x) {
       .aperture_segment_size =
           o->aperture_segment_size ? o->aperture_segment_size : FZ_EXEC_DEFAULT_APERTURE_SEGMENT_SIZE,
       .memory_page_size = o->memory_page_size,
-      .threaded_engine = false,
+      .threaded_engine = x->threaded,
   };
   uint32_t hw_size = mp->make_hardware_config(&req, x->hw, HW_CAP);
   if (hw_size == 0) {
@@ -798,7 +819,10 @@ static setup_result setup(exec_ctx *x) {
   }
   x->faults_on = false;
   fault_injector_init(&x->inj);
-  uint32_t nfaults = x->p->fault_count < 4 ? x->p->fault_count : 4;
+  /* A threaded program arms no fault: the engine thread reaches fault points too (a segment
+   * page committed by a FILL, the copy's bounce buffer: FAULT_SEGMENT_SPACE and
+   * FAULT_HOST_ALLOCATION), so which call is the n-th would depend on timing. */
+  uint32_t nfaults = x->threaded ? 0u : x->p->fault_count < 4 ? x->p->fault_count : 4;
   bool want_faults = false, wrong_answers = false;
   for (uint32_t f = 0; f < nfaults; f++) {
     enum fault_point pt;
@@ -865,6 +889,7 @@ static setup_result setup(exec_ctx *x) {
   mc.miniport_validates_private_data = x->sim;
   mc.placed_size_is_page_rounded = x->sim;
   mc.strict_release = o->strict_release;
+  mc.threaded_engine = x->threaded;
   fz_model_reset(x->model, &mc);
   /* The other requests count from the program's first call. */
   if (x->faults_on) arm_requests(x, false);
@@ -981,7 +1006,7 @@ int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *ou
     for (uint32_t i = 0; i < ncalls && !x->failed; i++) {
       const fz_call *c = &p->calls[i];
       if (!prepare_program_call(x, i, c, &e)) break;
-      step(x, i, NULL, c, &e);
+      if (step(x, i, NULL, c, &e)) drain_after_call(x, i, c);
       if (o->verbose) {
         char text[512];
         fz_format_call(text, sizeof text, p, i);
@@ -1322,13 +1347,17 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
   cx->why_op = NULL;
   cx->why_depth = 0;
 
-  /* Faults are fz_execute's business: a concurrent program injects none. */
+  /* Faults are fz_execute's business: a concurrent program injects none. Nor does it run on
+   * the threaded engine: the deterministic scheduler owns every thread that takes a port lock,
+   * and an engine thread of the sim's own would take the port's fence lock unscheduled. */
   if (p->fault_count) {
     static _Thread_local fz_program without_faults;
     without_faults = *p;
     without_faults.fault_count = 0;
     x->p = cx->p = p = &without_faults;
   }
+  x->threaded = false;
+  x->rep->threaded_engine = false;
   if (setup(x) != SETUP_READY) return FZ_EXEC_SETUP_FAILED; /* no fault: it cannot fail cleanly */
 
   exec_call e;

@@ -1651,6 +1651,102 @@ static void test_long_lists(void) {
   segment_size = 0;
 }
 
+/* The program of test_deferred_destroy with its gpu_run, on the engine @threaded asks for. */
+static void deferred_destroy_program(bool threaded) {
+  begin();
+  prog.threaded_engine = threaded;
+  unsigned a = create_device();
+  unsigned x = create_allocations(v(a), 4, 8192, ANY);
+  unsigned r = create_resource(v(a), 2, 8192, false);
+  submit(v(a), FZ_COMMAND_FILL, 4, va(x, 0), va(x, 1), va(x, 2), va(x, 3));
+  unsigned f = submit(v(a), FZ_COMMAND_FILL, 2, va(r, 0), va(r, 1));
+  destroy_allocations(v(a), 0, 2, va(x, 0), va(x, 1)); /* pending fences: deferred (as a rule) */
+  submit(v(a), FZ_COMMAND_CHECK, 2, va(x, 2), va(r, 1));
+  destroy_resource(v(a), v(r), 0);
+  unsigned x2 = create_allocations(v(a), 4, 8192, ANY);
+  submit(v(a), FZ_COMMAND_FILL, 4, va(x2, 0), va(x2, 1), va(x2, 2), va(x2, 3));
+  gpu_run(1); /* deterministic: runs one; threaded: none */
+  destroy_allocations(v(a), AL_DESTROY_SYNCHRONOUS, 1, va(x, 2));
+  fence_wait(v(f));
+  submit(v(a), FZ_COMMAND_FILL, 1, va(x2, 0));
+  destroy_allocations(v(a), AL_DESTROY_ASSUME_NOT_IN_USE, 1, va(x2, 0));
+  submit(v(a), FZ_COMMAND_CHECK, 3, va(x2, 1), va(x2, 2), va(x2, 3));
+  destroy_device(v(a)); /* with work queued */
+}
+
+/* A threaded program runs clean, every time (timing must not change a verdict), on the engine
+ * it asked for: gpu_run ran nothing (a deterministic engine runs one submission there). (How
+ * many waits the executor adds depends on timing: none where the engine thread was faster.) */
+static void test_threaded_engine_runs_clean(void) {
+  deferred_destroy_program(false);
+  if (!RUN()) return;
+  CHECK(!report.threaded_engine && report.gpu_run_completed == 1, "deterministic: gpu_run ran %u",
+        report.gpu_run_completed);
+  for (int round = 0; round < 50 && failures == 0; round++) {
+    deferred_destroy_program(true);
+    if (!RUN()) return;
+    CHECK(report.threaded_engine, "the report names the engine");
+    CHECK(report.gpu_run_completed == 0, "gpu_run ran %u submissions: not the threaded engine",
+          report.gpu_run_completed);
+  }
+  /* The text form selects it too. */
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  int rc = fz_execute_text("options(engine=threaded)\nv1 = create_device()\nv2 = create_allocations(dev=v1, n=1, "
+                           "size=4096, placement=any)\nv3 = submit(dev=v1, list=[v2.a0], command=fill)\n"
+                           "v4 = gpu_run(n=1)\n",
+                           &o, &report);
+  CHECK(rc == FZ_EXEC_OK && report.threaded_engine && report.gpu_run_completed == 0, "text: rc %d %s", rc,
+        report.message);
+}
+
+/* A port whose gpu_run claims to have run work on a threaded engine: the model holds it to the
+ * contract (out_completed 0). */
+static NTSTATUS gpu_run_claims_one(al_adapter *ad, uint32_t max_submissions, uint32_t *out_completed) {
+  NTSTATUS st = al_gpu_run(ad, max_submissions, out_completed);
+  if (out_completed) *out_completed = 1;
+  return st;
+}
+
+static void test_threaded_gpu_run_claim_caught(void) {
+  begin();
+  prog.threaded_engine = true;
+  unsigned d = create_device();
+  unsigned x = create_allocations(v(d), 1, 4096, ANY);
+  submit(v(d), FZ_COMMAND_FILL, 1, va(x, 0));
+  gpu_run(1);
+  broken = fz_port_alloclab;
+  broken.gpu_run = gpu_run_claims_one;
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  o.port = &broken;
+  int rc = fz_execute(&prog, &o, &report);
+  CHECK(rc == FZ_EXEC_MISMATCH && strstr(report.message, "on a threaded engine completed 1"), "rc %d: %s", rc,
+        report.message);
+}
+
+/* A threaded program arms none of its fault requests (the engine thread reaches fault points
+ * in an order that depends on timing): a fault that fails the first create on the deterministic
+ * engine changes nothing on the threaded one. */
+static void test_threaded_program_arms_no_fault(void) {
+  if (strcmp(al_selected_miniport.name, "sim") != 0) return;
+  for (int threaded = 0; threaded < 2; threaded++) {
+    begin();
+    prog.threaded_engine = threaded != 0;
+    prog.fault_count = 1;
+    prog.faults[0].point = FAULT_DRIVER_OBJECT;
+    prog.faults[0].nth = 1;
+    prog.faults[0].repeat = FAULT_REPEAT_FOREVER;
+    create_device();
+    then(threaded ? S_OK : STATUS_NO_MEMORY);
+    if (!RUN()) return;
+    CHECK(report.faults_injected == (threaded ? 0u : 1u), "threaded %d: %u injected failures", threaded,
+          report.faults_injected);
+  }
+}
+
 int main(int argc, char **argv) {
   static const test_case tests[] = {
       {"devices", test_devices},
@@ -1660,6 +1756,9 @@ int main(int argc, char **argv) {
       {"submit_and_fences", test_submit_and_fences},
       {"shared_resource_outlives_creator", test_shared_resource_outlives_creator},
       {"deferred_destroy", test_deferred_destroy},
+      {"threaded_engine_runs_clean", test_threaded_engine_runs_clean},
+      {"threaded_gpu_run_claim_caught", test_threaded_gpu_run_claim_caught},
+      {"threaded_program_arms_no_fault", test_threaded_program_arms_no_fault},
       {"stale_handles_after_many_reuses", test_stale_handles_after_many_reuses},
       {"device_destroy_with_live_objects", test_device_destroy_with_live_objects},
       {"empty_resources", test_empty_resources},

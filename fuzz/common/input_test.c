@@ -165,6 +165,48 @@ static void test_layout_v3_info(void) {
         "info on gpu_run: %s", why);
 }
 
+/* Version 3 adds the engine choice: bit 5 of the faults byte, with or without faults;
+ * versions 1 and 2 ignore it. */
+static void test_layout_v3_threaded_engine(void) {
+  static const uint8_t in[] = {
+      'A', 'L', 'F', 'Z', 3, 0x20, /* threaded engine, no faults */
+      0x00,                        /* v1 = create_device() */
+  };
+  CHECK(fz_decode(in, sizeof in, &p) && p.threaded_engine && p.fault_count == 0 && p.call_count == 1,
+        "decode version 3:\n%s", fz_test_text(&p));
+  CHECK(strcmp(fz_test_text(&p), "options(engine=threaded)\nv1 = create_device()\n") == 0, "text:\n%s",
+        fz_test_text(&p));
+  size_t n = fz_encode(&p, buf, sizeof buf);
+  CHECK(n == sizeof in && memcmp(buf, in, n) == 0, "the encoder writes the documented engine bit");
+  check_roundtrip(&p, "threaded engine");
+
+  static const uint8_t with_fault[] = {'A', 'L', 'F', 'Z', 3, 0xE0, 0x05, 0x02, 0x01, 0x00};
+  CHECK(fz_decode(with_fault, sizeof with_fault, &q) && q.threaded_engine && q.fault_count == 1 &&
+            q.faults[0].point == 5 && q.faults[0].nth == 2 && q.faults[0].repeat == 1 && q.call_count == 1,
+        "the bit with a fault:\n%s", fz_test_text(&q));
+  n = fz_encode(&q, buf, sizeof buf);
+  CHECK(n == sizeof with_fault && memcmp(buf, with_fault, n) == 0, "the encoder keeps the bit beside faults");
+  CHECK(!fz_program_equal(&p, &q), "programs that differ in the engine only... differ");
+  q = p;
+  q.threaded_engine = false;
+  CHECK(!fz_program_equal(&p, &q), "fz_program_equal compares the engine");
+
+  static uint8_t old[sizeof in];
+  memcpy(old, in, sizeof in);
+  for (uint8_t version = 1; version <= 2; version++) {
+    old[4] = version;
+    CHECK(fz_decode(old, sizeof old, &q) && !q.threaded_engine && q.call_count == 1,
+          "version %u ignores the bit:\n%s", version, fz_test_text(&q));
+  }
+  /* A raw (headerless) input is a version-3 body. */
+  CHECK(fz_decode(in + FZ_FORMAT_HEADER_SIZE, sizeof in - FZ_FORMAT_HEADER_SIZE, &q) && q.threaded_engine,
+        "a raw body reads the bit");
+  /* decode clears a previous program's choice. */
+  static const uint8_t plain[] = {'A', 'L', 'F', 'Z', 3, 0x00, 0x00};
+  p.threaded_engine = true;
+  CHECK(fz_decode(plain, sizeof plain, &p) && !p.threaded_engine, "decode leaves no stale engine choice");
+}
+
 /* Version 3 adds the copy command (command := u8 % 4); version 2 keeps reading u8 % 3. */
 static void test_layout_v3_copy(void) {
   static const uint8_t in[] = {
@@ -571,6 +613,7 @@ int main(void) {
   fz_test_run("layout_v3_copy", test_layout_v3_copy);
   fz_test_run("layout_v3_align", test_layout_v3_align);
   fz_test_run("layout_v3_info", test_layout_v3_info);
+  fz_test_run("layout_v3_threaded_engine", test_layout_v3_threaded_engine);
   fz_test_run("version_1", test_version_1);
   fz_test_run("cursor", test_cursor);
   fz_test_run("layout", test_layout);

@@ -720,6 +720,14 @@ static void closing_drop(fz_model *m, int d, uint32_t first) {
   m->nclosing = w;
 }
 
+/* Drops the closing records whose bound fence is <= @due (released by a reap at @due). */
+static void closing_drop_due(fz_model *m, uint64_t due) {
+  uint32_t w = 0;
+  for (uint32_t i = 0; i < m->nclosing; i++)
+    if (m->closing[i].bound > due) m->closing[w++] = m->closing[i];
+  m->nclosing = w;
+}
+
 /* The latest release fence of resource @r's deferred allocations: the teardowns of a resource
  * keep their order (its final DestroyAllocation(DestroyResource) comes after the earlier ones),
  * so a later teardown of the resource may wait for it too. */
@@ -964,6 +972,13 @@ static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, cons
   }
 
   case FZ_OP_GPU_RUN: {
+    if (m->cfg.threaded_engine) {
+      /* alloclab.h: "An engine with its own thread runs by itself: *out_completed = 0". */
+      if (!(a->hostile & FZ_HOSTILE_NULL_ARGS) && r->gpu_completed != 0)
+        fail(mb, "gpu_run(%u) on a threaded engine completed %u submissions (it runs none)", a->count,
+             r->gpu_completed);
+      return;
+    }
     /* m->pend holds exactly the model's submissions above the completed fence (pruned after
      * every commit): a deterministic engine runs min(count, queued) of them. */
     uint32_t expect = a->count < m->npend ? a->count : m->npend;
@@ -1076,10 +1091,17 @@ bool fz_model_commit(fz_model *m, const fz_model_args *a, const fz_model_result 
     if (m->pend[i].fence > m->completed) m->pend[w++] = m->pend[i];
   m->npend = w;
 
-  /* Release points: deferred destroys whose fence signalled are gone now. */
+  /* Release points: deferred destroys whose fence signalled are gone now. A threaded engine
+   * may signal more fences after the port's reap and before fence_completed was read: only
+   * what had certainly signalled when it reaped is due (fz_model_config.threaded_engine). */
   if ((a->op == FZ_OP_GPU_RUN || a->op == FZ_OP_FENCE_WAIT) && r->status == STATUS_SUCCESS) {
-    release_deferred(m, m->completed);
-    closing_drop(m, -1, 0);
+    uint64_t due = m->completed;
+    if (m->cfg.threaded_engine) {
+      due = completed_before;
+      if (a->op == FZ_OP_FENCE_WAIT && a->fence > due) due = a->fence;
+    }
+    release_deferred(m, due);
+    closing_drop_due(m, due);
   }
   return mb.ok;
 }

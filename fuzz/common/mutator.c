@@ -781,6 +781,15 @@ static bool edit_fault(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
   return *field != old;
 }
 
+/* Switches the program between the deterministic and the threaded GPU engine (program.h
+ * "Engine"), so fuzzing from either kind of seed reaches the other. */
+static bool edit_engine(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
+  (void)rng;
+  (void)mb;
+  p->threaded_engine = !p->threaded_engine;
+  return true;
+}
+
 /* ---- Entry points --------------------------------------------------------------------------- */
 
 bool fz_mutate_program(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
@@ -790,7 +799,7 @@ bool fz_mutate_program(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
   } edits[] = {
       {edit_insert, 20}, {edit_delete, 10},  {edit_duplicate, 6}, {edit_move, 8},
       {edit_rewire, 20}, {edit_tweak, 18},   {edit_replace_op, 4}, {edit_list, 10},
-      {edit_fault, 4},
+      {edit_fault, 4},  {edit_engine, 2},
   };
   const size_t count = sizeof edits / sizeof edits[0];
   uint32_t total = 0;

@@ -11,7 +11,8 @@
  *  - rewire one handle argument or list entry to another live object, a destroyed (stale) one,
  *    any earlier result (wrong type, foreign device), or a literal;
  *  - tweak a count, size, placement, shared, flags, command, hostile bit or the op itself;
- *    add, drop or duplicate list entries; add, drop or change fault requests;
+ *    add, drop or duplicate list entries; add, drop or change fault requests; switch the
+ *    program's GPU engine (deterministic <-> threaded);
  *  - change a numeric value (count, size, flags, literal, fault numbers) with @mutate_bytes
  *    (libFuzzer's LLVMFuzzerMutate, which brings its dictionary and compare tables) or, when
  *    NULL, with a built-in bit/arith tweak.

@@ -122,7 +122,7 @@ static void test_deterministic(void) {
 static void test_variety(void) {
   uint64_t rng = fz_test_seed() ^ 0xEEEEu;
   static uint8_t in[FZ_ENCODE_MAX_SIZE];
-  unsigned grew = 0, shrank = 0, same_count = 0, faults = 0, hostile = 0, lists = 0, wrong_answers = 0;
+  unsigned grew = 0, shrank = 0, same_count = 0, faults = 0, hostile = 0, lists = 0, wrong_answers = 0, engines = 0;
   for (int i = 0; i < 3000; i++) {
     fz_program prog;
     fz_test_random_program(&rng, &prog);
@@ -134,6 +134,7 @@ static void test_variety(void) {
     shrank += after.call_count < prog.call_count;
     same_count += after.call_count == prog.call_count;
     faults += after.fault_count != prog.fault_count;
+    engines += after.threaded_engine != prog.threaded_engine;
     for (uint32_t k = prog.fault_count; k < after.fault_count && k < 4; k++)
       wrong_answers += fault_point_is_wrong_answer((enum fault_point)after.faults[k].point);
     if (after.call_count == prog.call_count) {
@@ -150,6 +151,7 @@ static void test_variety(void) {
             lists > 50,
         "variety");
   CHECK(wrong_answers > 0, "the mutator adds the wrong-answer fault points too");
+  CHECK(engines > 20, "the mutator switches the engine (%u times)", engines);
 }
 
 /* The mutator reaches the long-list shapes from a program that has none: ranges to the end of a

@@ -173,6 +173,8 @@ void fz_test_random_program(uint64_t *rng, fz_program *out) {
     fz_track_apply(&t, c);
     out->call_count = k + 1u;
   }
+  /* Drawn last, so the calls drawn for a seed are what they were before the engine choice. */
+  out->threaded_engine = fz_test_below(rng, 4) == 0;
 }
 
 bool fz_test_run(const char *name, void (*fn)(void)) {

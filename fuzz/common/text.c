@@ -209,6 +209,9 @@ static void print_fault(FILE *out, uint32_t point, uint32_t nth, uint32_t repeat
 }
 
 void fz_print_program(FILE *out, const fz_program *p, const NTSTATUS *statuses) {
+  if (p->threaded_engine) {
+    fprintf(out, "options(engine=threaded)\n");
+  }
   uint32_t nf = p->fault_count < 4u ? p->fault_count : 4u;
   for (uint32_t i = 0; i < nf; i++) {
     print_fault(out, p->faults[i].point, p->faults[i].nth, p->faults[i].repeat);
@@ -794,7 +797,58 @@ static bool parse_fault(fz_parser *ps, fz_program *out) {
   return true;
 }
 
-static bool parse_line(fz_parser *ps, fz_program *out) {
+/* options(engine=threaded|deterministic): the program-level choices (program.h "Engine"). */
+static bool parse_options(fz_parser *ps, fz_program *out, bool *seen_options) {
+  if (*seen_options) {
+    return perr(ps, "options(...) given twice");
+  }
+  *seen_options = true;
+  if (!expect(ps, '(', "after 'options'")) {
+    return false;
+  }
+  bool seen_engine = false;
+  for (;;) {
+    char key[32];
+    if (!word(ps, key, sizeof key)) {
+      char buf[40];
+      return perr(ps, "expected engine=, got %s", near(ps, buf, sizeof buf));
+    }
+    if (strcmp(key, "engine") != 0) {
+      return perr(ps, "options has no argument '%s' (it takes engine)", key);
+    }
+    if (seen_engine) {
+      return perr(ps, "argument 'engine' given twice");
+    }
+    seen_engine = true;
+    if (!expect(ps, '=', "after the argument name")) {
+      return false;
+    }
+    skip_ws(ps);
+    char w[64];
+    if (!word(ps, w, sizeof w)) {
+      char buf[40];
+      return perr(ps, "engine: expected threaded or deterministic, got %s", near(ps, buf, sizeof buf));
+    }
+    if (strcmp(w, "threaded") == 0) {
+      out->threaded_engine = true;
+    } else if (strcmp(w, "deterministic") == 0) {
+      out->threaded_engine = false;
+    } else {
+      return perr(ps, "engine: expected threaded or deterministic, got '%s'", w);
+    }
+    skip_ws(ps);
+    if (peek(ps) == ')') {
+      ps->s++;
+      break;
+    }
+    if (!expect(ps, ',', "or ')' after an argument")) {
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool parse_line(fz_parser *ps, fz_program *out, bool *seen_options) {
   skip_ws(ps);
   if (ps->s >= ps->end) {
     return true;
@@ -802,10 +856,14 @@ static bool parse_line(fz_parser *ps, fz_program *out) {
   char w[64];
   if (!word(ps, w, sizeof w)) {
     char buf[40];
-    return perr(ps, "expected a call (vN = op(...)) or fault(...), got %s",
+    return perr(ps, "expected a call (vN = op(...)), fault(...) or options(...), got %s",
                 near(ps, buf, sizeof buf));
   }
-  if (strcmp(w, "fault") == 0) {
+  if (strcmp(w, "options") == 0) {
+    if (!parse_options(ps, out, seen_options)) {
+      return false;
+    }
+  } else if (strcmp(w, "fault") == 0) {
     if (!parse_fault(ps, out)) {
       return false;
     }
@@ -862,6 +920,8 @@ bool fz_parse_program(const char *text, fz_program *out, char *err, size_t cap) 
   out->call_count = 0;
   out->fault_count = 0;
   memset(out->faults, 0, sizeof out->faults);
+  out->threaded_engine = false;
+  bool seen_options = false;
   if (err != NULL && cap > 0) {
     err[0] = '\0';
   }
@@ -874,7 +934,7 @@ bool fz_parse_program(const char *text, fz_program *out, char *err, size_t cap) 
     ps.line++;
     ps.s = line;
     ps.end = hash != NULL ? hash : eol;
-    if (!parse_line(&ps, out)) {
+    if (!parse_line(&ps, out, &seen_options)) {
       return false;
     }
     line = nl != NULL ? nl + 1 : eol;

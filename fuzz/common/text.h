@@ -5,6 +5,9 @@
  * DOC: Syntax
  * One statement a line; blank lines and `#` comments (to the end of the line) are ignored.
  *
+ *   options(engine=threaded)                        the program's options (at most once; any
+ *                                                   line): engine=threaded | deterministic
+ *                                                   (the default; program.h "Engine")
  *   fault(point=driver_object, nth=2, repeat=1)     arm a fault (at most 4; any line)
  *   fault(point=host_allocation, nth=3, repeat=0, at=bring_up)   ... armed before bring-up
  *   v1 = create_device()
@@ -41,7 +44,8 @@
  *     only, printed last); a numeric point may carry the flag bit itself
  * Numbers are decimal or 0x-prefixed hexadecimal.
  *
- * fz_print_program() writes exactly this form (faults first, canonical argument order) and
+ * fz_print_program() writes exactly this form (options first, only when not the default; then
+ * faults, canonical argument order) and
  * fz_parse_program(fz_print_program(p)) == p for every valid program.
  */
 #ifndef ALLOCLAB_FUZZ_COMMON_TEXT_H

@@ -107,6 +107,26 @@ static void test_statuses(void) {
   CHECK(fz_format_ref(small, sizeof small, &lit) == 1 && strcmp(small, "0") == 0, "literal 0");
 }
 
+/* options(engine=...): printed first (only when threaded), parsed on any line, the default
+ * spelled out parses too. */
+static void test_options_engine(void) {
+  char err[256];
+  static const char text[] = "v1 = create_device()\noptions( engine = threaded )  # late is fine\n";
+  CHECK(fz_parse_program(text, &p, err, sizeof err), "parse: %s", err);
+  CHECK(p.threaded_engine && p.call_count == 1, "engine=threaded sets the choice");
+  CHECK(strcmp(fz_test_text(&p), "options(engine=threaded)\nv1 = create_device()\n") == 0, "printed first:\n%s",
+        fz_test_text(&p));
+  CHECK(fz_parse_program(fz_test_text(&p), &q, err, sizeof err) && fz_program_equal(&p, &q), "round trip: %s", err);
+  CHECK(fz_parse_program("options(engine=deterministic)\nv1 = create_device()\n", &q, err, sizeof err) &&
+            !q.threaded_engine,
+        "engine=deterministic: %s", err);
+  CHECK(strcmp(fz_test_text(&q), "v1 = create_device()\n") == 0, "the default is not printed:\n%s",
+        fz_test_text(&q));
+  /* A parse starts from the default, whatever the program held before. */
+  CHECK(fz_parse_program("v1 = create_device()\n", &p, err, sizeof err) && !p.threaded_engine,
+        "no options line: deterministic");
+}
+
 static void test_errors(void) {
   static const struct {
     const char *text;
@@ -153,6 +173,12 @@ static void test_errors(void) {
        "fault(point=1,nth=1,repeat=1)\n",
        "line 5: more than 4 faults"},
       {"= create_device()\n", "line 1: expected a call"},
+      {"options(engine=magic)\n", "line 1: engine: expected threaded or deterministic, got 'magic'"},
+      {"options(speed=11)\n", "line 1: options has no argument 'speed' (it takes engine)"},
+      {"options(engine=threaded, engine=threaded)\n", "line 1: argument 'engine' given twice"},
+      {"options(engine=threaded)\nv1 = create_device()\noptions(engine=threaded)\n",
+       "line 3: options(...) given twice"},
+      {"options engine=threaded\n", "line 1: expected '(' after 'options'"},
       {"x1 = create_device()\n", "line 1: expected vN before '='"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -316,6 +342,7 @@ int main(void) {
   fz_test_run("copy", test_copy);
   fz_test_run("align", test_align);
   fz_test_run("info", test_info);
+  fz_test_run("options_engine", test_options_engine);
   fz_test_run("roundtrip_random", test_roundtrip_random);
   fz_test_run("example", test_example);
   fz_test_run("statuses", test_statuses);

@@ -6,8 +6,9 @@
  * the executor checks that every failing call changed nothing and every later call still agrees
  * with the model (fuzz/common/include/alloclab/fuzz/execute.h). A fault marked at=bring_up
  * (program.h FZ_FAULT_AT_BRING_UP) is armed before the adapter comes up: a bring-up it fails
- * must fail cleanly, leaving nothing behind, and the input ends there. Inputs that request no valid
- * fault point are not run (-1: kept out of the corpus; ddi_sequence covers them).
+ * must fail cleanly, leaving nothing behind, and the input ends there. Inputs that request no
+ * valid fault point, and threaded programs (options(engine=threaded): they arm no fault), are
+ * not run (-1: kept out of the corpus; ddi_sequence covers them).
  */
 #include "fuzz/common/libfuzzer.h"
 #include "fuzz/targets/program_target.h"

@@ -53,8 +53,8 @@ int fzt_run_target_input(const char *name, const uint8_t *data, size_t size, fzt
   if (!fz_decode(data, size, &program)) return -1; /* an unsupported format version */
   if (faults == FZT_FAULTS_IGNORED) {
     program.fault_count = 0;
-  } else if (!requests_a_fault(&program)) {
-    return -1; /* nothing to inject: ddi_sequence's job */
+  } else if (!requests_a_fault(&program) || program.threaded_engine) {
+    return -1; /* nothing to inject (a threaded program injects none): ddi_sequence's job */
   }
   fz_execute(&program, &options, NULL);
   return 0;

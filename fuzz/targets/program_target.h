@@ -37,16 +37,17 @@ bool fzt_target_options(const char *name, fz_exec_options *out);
 typedef enum fzt_faults {
   FZT_FAULTS_IGNORED = 0,  /* ddi_sequence: the program's fault requests are dropped */
   FZT_FAULTS_REQUIRED = 1, /* fault_injection: they arm the sim's injector; an input that
-                              requests no valid fault point is not run (returns -1) */
+                              requests no valid fault point, or runs on the threaded engine
+                              (which arms none: execute.h), is not run (returns -1) */
 } fzt_faults;
 
 /*
  * fzt_run_program_input - decode @data and run it.
  * Returns 0 when the program ran (and agreed with the model: a mismatch aborts), -1 when the
  * input was not run (an unsupported format version; FZT_FAULTS_REQUIRED without a valid fault
- * request). -1 asks libFuzzer to keep the input out of the corpus; clang 14's libFuzzer does
- * not honour it yet (such an input may still be added for the decoder's coverage: harmless,
- * it costs a decode).
+ * request, or with a threaded program). -1 asks libFuzzer to keep the input out of the corpus;
+ * clang 14's libFuzzer does not honour it yet (such an input may still be added for the
+ * decoder's coverage: harmless, it costs a decode).
  */
 int fzt_run_program_input(const uint8_t *data, size_t size, fzt_faults faults);
 

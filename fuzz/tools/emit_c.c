@@ -33,8 +33,9 @@
  * when given, is written into its header comment as the way to build it.
  * Prints one line saying what it wrote and how the run went. Exits 0 when the program was
  * written and the run agreed with the model, 3 when it was written and the run failed (the
- * program fails the same way), 1 when INPUT cannot be read or decoded or OUT.c cannot be
- * written (nothing is left at OUT.c), 2 on a usage error.
+ * program fails the same way), 1 when INPUT cannot be read or decoded, is a threaded program
+ * (options(engine=threaded): the checks written in would fix one run's timing of the engine
+ * thread), or OUT.c cannot be written (nothing is left at OUT.c), 2 on a usage error.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -771,6 +772,17 @@ static int emit_program(const char *input, const uint8_t *data, size_t size, boo
     return 1;
   }
   if (!keep_faults) program.fault_count = 0;
+  if (program.threaded_engine) {
+    /* The checks written in are the model's bounds as one run saw them; on the threaded engine
+     * they depend on how far the engine thread had got at each call (the executor reads
+     * fence_completed live), so another run of the written program would fail spuriously. */
+    fprintf(stderr,
+            "emit_c: %s: a program with options(engine=threaded) cannot be written as a standalone program: "
+            "the checks after each call depend on how far the engine thread had got in the recorded run; "
+            "replay it with the fuzz target instead\n",
+            input);
+    return 1;
+  }
   FILE *body = tmpfile(), *message = tmpfile();
   if (body == NULL || message == NULL) {
     fprintf(stderr, "emit_c: cannot make a temporary file: %s\n", strerror(errno));

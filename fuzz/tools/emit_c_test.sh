@@ -87,6 +87,12 @@ printf 'ALFZ\x09garbage' >"$tmp/v9.bin"
 expect_exit 1 "unsupported format version 9" "$emit_c" "$tmp/v9.bin" "$tmp/x.c"
 [[ ! -e $tmp/x.c ]] || fail "emit_c left $tmp/x.c after an error"
 expect_exit 1 "cannot write '$tmp/no/such/dir/x.c'" "$emit_c" "$passing_bin" "$tmp/no/such/dir/x.c"
+# A threaded program (bit 5 of the faults byte: options(engine=threaded)) is refused, nothing
+# written: its checks would fix one run's timing of the engine thread.
+printf 'ALFZ\x03\x20\x00' >"$tmp/threaded.bin" # v1 = create_device() on the threaded engine
+rm -f "$tmp/threaded.c"
+expect_exit 1 "options(engine=threaded) cannot be written" "$emit_c" "$tmp/threaded.bin" "$tmp/threaded.c"
+[[ ! -e $tmp/threaded.c ]] || fail "emit_c left $tmp/threaded.c for a threaded program"
 
 if ((failures)); then
   echo "$failures failure(s)" >&2

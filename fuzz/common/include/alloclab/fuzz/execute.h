@@ -5,7 +5,8 @@
  *
  * DOC: Overview
  * fz_execute() creates one adapter per program over al_selected_miniport (small segments from
- * make_hardware_config, the deterministic engine, AL_ADAPTER_VERIFIER on; with the sim miniport,
+ * make_hardware_config, the deterministic engine unless the program asks for the threaded one
+ * (below, "Threaded engine"), AL_ADAPTER_VERIFIER on; with the sim miniport,
  * a fault injector armed from p->faults after bring-up (those marked FZ_FAULT_AT_BRING_UP
  * before it, with the host-allocation hook installed before it too) and passed in
  * SIM_HARDWARE_CONFIG.Faults. Bring-up may then fail: al_adapter_create must return
@@ -45,6 +46,30 @@
  *     records) must pass too (both only with check_adapter_each_call).
  * A destroy with AL_DESTROY_ASSUME_NOT_IN_USE is preceded by al_fence_wait(fence_submitted)
  * when work is queued, so that the caller's promise holds (breaking it is the caller's bug).
+ *
+ * DOC: Threaded engine
+ * A program with fz_program.threaded_engine (`options(engine=threaded)`) runs over an adapter
+ * whose GPU engine has a thread of its own (al_hardware_request.threaded_engine; the model
+ * with fz_model_config.threaded_engine): fences signal on that thread while the program's
+ * calls run, so the port's completion interrupt, its timed fence wait, the deferred destroys
+ * reaped after the engine thread signalled and device destroys that wait for queued work all
+ * run for real. The verdicts stay exact and do not depend on timing:
+ *  - a submit is not followed by a wait: the calls after it (the next submits and the first
+ *    call that is not a submit) run while the engine thread works, and every bound the model
+ *    checks after them is one a fence signalling at any moment keeps (model.h "Bounded");
+ *  - after every other program call, when work is queued, the executor waits for the last
+ *    fence handed out with al_fence_wait (an implicit call, checked like the others): the
+ *    engine is then idle, every fence signalled, and the deferred destroys the call queued
+ *    were released by that wait, so the checks after it are exact and no call starts with
+ *    work the model does not know to be done;
+ *  - gpu_run runs nothing on such an engine (alloclab.h): out_completed must be 0
+ *    (fz_exec_report.gpu_run_completed sums it), and it releases only what was due before it;
+ *  - CHECK commands read what was submitted before them, as on the deterministic engine (the
+ *    engine runs submissions in order).
+ * A threaded program's fault requests are ignored: the engine thread reaches fault points too
+ * (a segment page committed by a FILL, the copy's bounce buffer), so which call is the n-th
+ * would depend on timing. fz_execute_concurrent() ignores the choice (the deterministic
+ * scheduler must own every thread that takes a port lock).
  * An op out of range is skipped (status STATUS_SUCCESS, nothing called). Counts above
  * FZ_MAX_LIST are passed as AL_MAX_ALLOCATIONS_PER_CALL + 1; a size of 0 is asked as 1; a
  * placement out of range as any. FZ_HOSTILE_* bits are applied as model.h describes.
@@ -223,6 +248,9 @@ typedef struct fz_exec_report {
    * FZ_FAULT_AT_BRING_UP): the program ended there, cleanly (calls_run 0, FZ_EXEC_OK). */
   bool bring_up_failed;
   NTSTATUS bring_up_status;         /* al_adapter_create's status when it failed */
+  bool threaded_engine;             /* the adapter ran on the threaded GPU engine */
+  uint32_t gpu_run_completed;       /* submissions gpu_run calls reported run (out_completed):
+                                       0 on a threaded engine, which runs by itself */
   char message[2048];               /* the mismatch, when there was one */
 } fz_exec_report;
 

@@ -31,6 +31,10 @@
  * of alloclab/hw/fault_injection.h, not checked here; bit 7, FZ_FAULT_AT_BRING_UP of
  * program.h, arms it before adapter bring-up: e.g. host_allocation at bring-up is the varint
  * 0x85 0x01), nth, repeat.
+ * Bit 5 of f (FZ_FAULTS_BYTE_THREADED_ENGINE, 0x20) is the program's engine: set, it runs on
+ * the threaded GPU engine (fz_program.threaded_engine, `options(engine=threaded)`), whether
+ * or not faults follow. Versions 1 and 2 ignore the bit; before it was defined no encoder set
+ * it (0x00, or 0xC0 | n), so it changed the meaning of no corpus file.
  *
  * Calls. Decoding stops when no byte is left at the start of a call, or after FZ_MAX_CALLS.
  * Each call starts with an opcode byte b: op = (b & 0x0F) % FZ_OP_COUNT; when b & 0xF0 == 0xF0
@@ -114,7 +118,8 @@
  * The format before the copy command, still decoded (header version 2) so older corpora,
  * regressions and crash files keep their meaning; the encoder writes version 3 only. The one
  * differences: command := u8 % 3 (nop, fill, check); no align (bit 7 of shape is ignored); no
- * info (bit 4 of the opcode byte and bit 7 of the hostile byte are ignored).
+ * info (bit 4 of the opcode byte and bit 7 of the hostile byte are ignored); no engine choice
+ * (bit 5 of the faults byte is ignored: the deterministic engine).
  *
  * DOC: Format, version 1
  * The format before ranges and long creates, still decoded (header version 1) so older
@@ -146,6 +151,8 @@ extern "C" {
 #define FZ_FORMAT_VERSION_2 2u /* still decoded (see above) */
 #define FZ_FORMAT_VERSION_1 1u /* still decoded (see above) */
 #define FZ_FORMAT_HEADER_SIZE 5u
+/* The faults byte's bit that selects the threaded GPU engine (version 3 on; see above). */
+#define FZ_FAULTS_BYTE_THREADED_ENGINE 0x20u
 
 /* ---- The data provider ------------------------------------------------------------------- */
 

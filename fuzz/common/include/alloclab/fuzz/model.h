@@ -46,7 +46,8 @@
  *  - Handle validity, live counts (devices, resources, allocations), the submitted fence, a
  *    query's resource / owner / last fence are exact. Bounded: the completed fence; deferred
  *    allocations (a deferred destroy may be released at any call once its fence signalled; it
- *    must be released by gpu_run / fence_wait); open bindings: a binding closed while GPU work
+ *    must be released by gpu_run / fence_wait; fz_model_config.threaded_engine: those due by
+ *    a fence seen signalled before the call or waited for); open bindings: a binding closed while GPU work
  *    was queued may stay open (mapped) until a fence that was queued then, and must stay open
  *    while queued work of its own device uses it (the VA must not be unmapped under the GPU);
  *    a destroyed device has no binding left.
@@ -158,6 +159,16 @@ typedef struct fz_model_config {
    * device waits too, for a later fence (memory held longer, never shorter; see execute_test.c
    * test_known_divergence_deferred_release). */
   bool strict_release;
+  /* The GPU engine has a thread of its own (al_hardware_request.threaded_engine): fences signal
+   * whenever that thread gets to them, not only when the port runs the engine. The model then
+   * reads the contract's words for such an engine (alloclab.h): gpu_run runs nothing
+   * (out_completed 0) and signals nothing; gpu_run and fence_wait release the deferred
+   * destroys that are certainly due when the port reaps (fences up to the larger of the
+   * completed fence seen before the call and, for fence_wait, the fence waited for), and
+   * those due by a fence that signalled later stay "may be released" (the port reaped before
+   * it signalled). Every other bound was already one that a fence signalling at any moment
+   * keeps. */
+  bool threaded_engine;
 } fz_model_config;
 
 /* A call as the port sees it (see the calling convention above). */

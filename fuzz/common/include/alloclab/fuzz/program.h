@@ -37,6 +37,12 @@
  * written too, and the miniport rejects it (STATUS_INVALID_PARAMETER). The port places each
  * allocation at a segment offset that is a multiple of its alignment.
  *
+ * Engine (format version 3 on). A program runs on the deterministic GPU engine (completions only
+ * when the port runs it: gpu_run, fence_wait) unless it says `options(engine=threaded)`
+ * (fz_program.threaded_engine): then the adapter's GPU engine has a thread of its own and fences
+ * signal on that thread while the program's calls run. How the executor keeps its verdicts
+ * deterministic then: execute.h "Threaded engine".
+ *
  * Long lists. A create makes up to FZ_MAX_ELEMENTS (1024, the port's maximum per call)
  * allocations, but a list holds at most FZ_MAX_LIST entries: an entry may be a RANGE of one
  * result's elements, vK.aE..aF (fz_ref.span = F - E), which the executor expands in order, so
@@ -161,6 +167,9 @@ typedef struct fz_program {
     uint32_t nth;
     uint32_t repeat;
   } faults[4];
+  /* Run on the threaded GPU engine (al_hardware_request.threaded_engine), not the
+   * deterministic one. Format version 3 on: bit 5 of the faults byte (input.h). */
+  bool threaded_engine;
 } fz_program;
 
 /*
