@@ -431,6 +431,17 @@ static bool parse_ref(fz_parser *ps, uint32_t k, fz_ref *out, const char *what,
 }
 
 /* Names and numbers joined by '|' (flags, hostile). */
+/* A 0-or-1 argument such as "shared=1" into *out; the error names @field. */
+static bool parse_switch(fz_parser *ps, const char *field, bool *out) {
+  char what[48];
+  snprintf(what, sizeof what, "%s (0 or 1)", field);
+  uint64_t v = 0;
+  if (!number(ps, &v, what)) return false;
+  if (v > 1) return perr(ps, "%s: expected 0 or 1, got %" PRIu64, field, v);
+  *out = v != 0;
+  return true;
+}
+
 static bool parse_bits(fz_parser *ps, const char *const *names, size_t n, uint32_t *out,
                        const char *what) {
   uint32_t v = 0;
@@ -570,28 +581,10 @@ static bool parse_value(fz_parser *ps, uint32_t k, fz_call *call, uint32_t field
     call->align = (uint32_t)v;
     return true;
   }
-  case FZ_FIELD_INFO: {
-    uint64_t v = 0;
-    if (!number(ps, &v, "info (0 or 1)")) {
-      return false;
-    }
-    if (v > 1) {
-      return perr(ps, "info: expected 0 or 1, got %" PRIu64, v);
-    }
-    call->info = v != 0;
-    return true;
-  }
-  case FZ_FIELD_SHARED: {
-    uint64_t v = 0;
-    if (!number(ps, &v, "shared (0 or 1)")) {
-      return false;
-    }
-    if (v > 1) {
-      return perr(ps, "shared: expected 0 or 1, got %" PRIu64, v);
-    }
-    call->shared = v != 0;
-    return true;
-  }
+  case FZ_FIELD_INFO:
+    return parse_switch(ps, "info", &call->info);
+  case FZ_FIELD_SHARED:
+    return parse_switch(ps, "shared", &call->shared);
   case FZ_FIELD_FLAGS:
     if (!parse_bits(ps, flag_names, 2, &call->flags, "flags")) {
       return false;
