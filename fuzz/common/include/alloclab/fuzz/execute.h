@@ -142,12 +142,6 @@
  * (92 -> 74, 97 -> 80): more than the walk's share, because each binary's run keeps other inputs
  * (seeds 2 and 3 of close_destroy: 7.9 -> 11.7 ms, 15.0 -> 16.1 ms; the spread between seeds is
  * larger than the change).
- * Compare tracing is off in the whole fuzz build (.bazelrc: -fno-sanitize-coverage=trace-cmp):
- * after the walks were uninstrumented it was still ~35% of close_destroy's CPU and ~20% of
- * ddi_sequence's (__sanitizer_cov_trace_*cmp*, mostly in the port's per-allocation loops of
- * create and open). 40 s from the seeds, -seed=1, with -> without: close_destroy 63 -> 111
- * exec/s, ddi_sequence 459 -> 501, schedules 699 -> 883, private_data 48898 -> 62486, each at the
- * same or higher cov in the same time.
  * Threading: fz_execute() may run on several threads at once (one context each), but the sim's
  * process-wide totals check (check_miniport_totals) then races: turn it off.
  */
