@@ -287,8 +287,8 @@ NTSTATUS placement_page_in(al_adapter *adapter, port_resource *resource, uint32_
 /* Runs @teardown now if its fence has signalled (or @assume_not_in_use) and no earlier teardown
  * of its resource is still queued; else queues a copy of it for the reaper, waiting for
  * max(its fence, the highest fence its resource's queued teardowns wait for) when it is behind
- * others. The caller holds the resource lock. The teardown's lists must stay valid until it runs (they point into
- * a dead resource or into teardown->owned). Returns 0 when it ran now, else the fence the queued
+ * others. The caller holds the resource lock. The teardown's lists must stay valid until it
+ * runs (they point into a dead resource or into teardown->owned). Returns 0 when it ran now, else the fence the queued
  * copy waits for (what a synchronous caller waits on). */
 uint64_t fence_teardown_or_defer(al_adapter *adapter, const port_teardown *teardown, bool assume_not_in_use);
 /* Runs a teardown (close, destroy, release memory, free objects). */

@@ -652,7 +652,9 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
   if (x->o->observe_prediction) x->o->observe_prediction(x->o->observe_ctx, i, label, &pr);
   uint64_t before = x->faults_on ? failures_total(x) : 0;
   uint64_t wrong_before = x->faults_on ? wrong_answers_total(x) : 0;
-  const bool work_queued = x->port->fence_submitted(x->adapter) > x->port->fence_completed(x->adapter);
+  /* Read before the call: a destroy that met queued work is what the hardware walk follows. */
+  const bool work_queued = x->sim && x->o->check_adapter_each_call &&
+                           x->port->fence_submitted(x->adapter) > x->port->fence_completed(x->adapter);
   NTSTATUS st = invoke(x, e);
   if (i != IMPLICIT) {
     x->rep->status[i] = st;
@@ -722,6 +724,18 @@ static bool implicit_call(exec_ctx *x, fz_op op, al_handle device, uint64_t fenc
 
 /* ---- Program ------------------------------------------------------------------------------ */
 
+/* When the model knows of work not yet complete: an implicit fence_wait for every fence handed
+ * out, labelled "fence_wait(N) @when call <i + 1> (@why)". false when that wait disagreed. */
+static bool wait_for_submitted(exec_ctx *x, const char *when, uint32_t i, const char *why) {
+  fz_model_counts cnt;
+  fz_model_expected(x->model, &cnt);
+  if (cnt.fence_submitted <= cnt.fence_completed) return true;
+  char label[96];
+  snprintf(label, sizeof label, "fence_wait(%llu) %s call %u (%s)", (unsigned long long)cnt.fence_submitted, when,
+           i + 1, why);
+  return implicit_call(x, FZ_OP_FENCE_WAIT, 0, cnt.fence_submitted, label);
+}
+
 /* Prepares program call @i into @e; before a destroy with AL_DESTROY_ASSUME_NOT_IN_USE it waits
  * for queued work, to make the caller's promise true. false when that wait disagreed. */
 static bool prepare_program_call(exec_ctx *x, uint32_t i, const fz_call *c, exec_call *e) {
@@ -730,13 +744,7 @@ static bool prepare_program_call(exec_ctx *x, uint32_t i, const fz_call *c, exec
   if ((c->op != FZ_OP_DESTROY_RESOURCE && c->op != FZ_OP_DESTROY_ALLOCATIONS) ||
       !(e->a.flags & AL_DESTROY_ASSUME_NOT_IN_USE))
     return true;
-  fz_model_counts cnt;
-  fz_model_expected(x->model, &cnt);
-  if (cnt.fence_submitted <= cnt.fence_completed) return true;
-  char label[96];
-  snprintf(label, sizeof label, "fence_wait(%llu) before call %u (assume_not_in_use)",
-           (unsigned long long)cnt.fence_submitted, i + 1);
-  return implicit_call(x, FZ_OP_FENCE_WAIT, 0, cnt.fence_submitted, label);
+  return wait_for_submitted(x, "before", i, "assume_not_in_use");
 }
 
 /* Threaded engine: after program call @i (not a submit) while work is queued, waits for every
@@ -747,13 +755,7 @@ static bool prepare_program_call(exec_ctx *x, uint32_t i, const fz_call *c, exec
  * works. false when the wait disagreed. */
 static bool drain_after_call(exec_ctx *x, uint32_t i, const fz_call *c) {
   if (!x->threaded || c->op == FZ_OP_SUBMIT) return true;
-  fz_model_counts cnt;
-  fz_model_expected(x->model, &cnt);
-  if (cnt.fence_submitted <= cnt.fence_completed) return true;
-  char label[96];
-  snprintf(label, sizeof label, "fence_wait(%llu) after call %u (threaded engine)",
-           (unsigned long long)cnt.fence_submitted, i + 1);
-  return implicit_call(x, FZ_OP_FENCE_WAIT, 0, cnt.fence_submitted, label);
+  return wait_for_submitted(x, "after", i, "threaded engine");
 }
 
 /* Points the context at a new program run: its options, port, report and results. */

@@ -709,12 +709,12 @@ static void close_binding(fz_model *m, int d, uint32_t k, uint64_t completed_bef
 }
 
 /* Drops the closing records of device @d (DestroyDevice releases every binding of the device),
- * or (d < 0) those whose bound fence signalled, or (d == -2) those added since @first. */
+ * or (d < 0) those added since @first. */
 static void closing_drop(fz_model *m, int d, uint32_t first) {
   uint32_t w = 0;
   for (uint32_t i = 0; i < m->nclosing; i++) {
     const m_closing *c = &m->closing[i];
-    bool drop = d >= 0 ? c->device == d : d == -1 ? c->bound <= m->completed : i >= first;
+    bool drop = d >= 0 ? c->device == d : i >= first;
     if (!drop) m->closing[w++] = *c;
   }
   m->nclosing = w;
@@ -938,7 +938,7 @@ static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, cons
         fail(mb, "a synchronous destroy returned before fence %llu signalled (completed %llu)",
              (unsigned long long)max_fence, (unsigned long long)r->fence_completed);
       release_tail(m, first_deferred);
-      closing_drop(m, -2, first_closing);
+      closing_drop(m, -1, first_closing);
     }
     return;
   }

@@ -14,7 +14,7 @@
 
 static const char *const placement_names[] = {"any", "memory_only", "aperture_only"};
 static const char *const command_names[] = {"nop", "fill", "check", "copy"};
-#define COMMAND_NAME_COUNT 4u
+#define COMMAND_NAME_COUNT (sizeof command_names / sizeof command_names[0])
 static const char *const hostile_names[] = {"null_args",    "null_list",      "reserved_flags",
                                             "both_forms",   "private_data",   "count_plus_one",
                                             "count_minus_one"};
@@ -430,7 +430,17 @@ static bool parse_ref(fz_parser *ps, uint32_t k, fz_ref *out, const char *what,
               near(ps, buf, sizeof buf));
 }
 
-/* Names and numbers joined by '|' (flags, hostile). */
+/* After an argument: ')' ends the list (*closed), ',' leads to the next one; else an error. */
+static bool end_of_argument(fz_parser *ps, bool *closed) {
+  skip_ws(ps);
+  if (peek(ps) == ')') {
+    ps->s++;
+    *closed = true;
+    return true;
+  }
+  return expect(ps, ',', "or ')' after an argument");
+}
+
 /* A 0-or-1 argument such as "shared=1" into *out; the error names @field. */
 static bool parse_switch(fz_parser *ps, const char *field, bool *out) {
   char what[48];
@@ -442,6 +452,7 @@ static bool parse_switch(fz_parser *ps, const char *field, bool *out) {
   return true;
 }
 
+/* Names and numbers joined by '|' (flags, hostile). */
 static bool parse_bits(fz_parser *ps, const char *const *names, size_t n, uint32_t *out,
                        const char *what) {
   uint32_t v = 0;
@@ -514,6 +525,8 @@ static const struct {
     {"hostile", FZ_FIELD_HOSTILE},
 };
 #define ARG_KEY_COUNT (sizeof arg_keys / sizeof arg_keys[0])
+/* Arguments a call may leave out (0 when absent; printed only when set). */
+#define OPTIONAL_FIELDS ((uint32_t)(FZ_FIELD_ALIGN | FZ_FIELD_INFO))
 
 static void list_keys(char *buf, size_t cap, uint32_t fields) {
   buf[0] = '\0';
@@ -697,18 +710,17 @@ static bool parse_call(fz_parser *ps, uint32_t k, const char *opname, fz_call *c
       if (!parse_value(ps, k, call, field)) {
         return false;
       }
-      skip_ws(ps);
-      if (peek(ps) == ')') {
-        ps->s++;
-        break;
-      }
-      if (!expect(ps, ',', "or ')' after an argument")) {
+      bool closed = false;
+      if (!end_of_argument(ps, &closed)) {
         return false;
+      }
+      if (closed) {
+        break;
       }
     }
   }
   for (size_t i = 0; i < ARG_KEY_COUNT; i++) {
-    if ((fields & arg_keys[i].field & ~(uint32_t)(FZ_FIELD_ALIGN | FZ_FIELD_INFO)) && !(seen & arg_keys[i].field)) {
+    if ((fields & arg_keys[i].field & ~OPTIONAL_FIELDS) && !(seen & arg_keys[i].field)) {
       return perr(ps, "%s needs argument '%s'", opname, arg_keys[i].key);
     }
   }
@@ -766,13 +778,12 @@ static bool parse_fault(fz_parser *ps, fz_program *out) {
     } else if (!number32(ps, &v[i], keys[i])) {
       return false;
     }
-    skip_ws(ps);
-    if (peek(ps) == ')') {
-      ps->s++;
-      break;
-    }
-    if (!expect(ps, ',', "or ')' after an argument")) {
+    bool closed = false;
+    if (!end_of_argument(ps, &closed)) {
       return false;
+    }
+    if (closed) {
+      break;
     }
   }
   for (int i = 0; i < 3; i++) {
@@ -829,13 +840,12 @@ static bool parse_options(fz_parser *ps, fz_program *out, bool *seen_options) {
     } else {
       return perr(ps, "engine: expected threaded or deterministic, got '%s'", w);
     }
-    skip_ws(ps);
-    if (peek(ps) == ')') {
-      ps->s++;
-      break;
-    }
-    if (!expect(ps, ',', "or ')' after an argument")) {
+    bool closed = false;
+    if (!end_of_argument(ps, &closed)) {
       return false;
+    }
+    if (closed) {
+      break;
     }
   }
   return true;

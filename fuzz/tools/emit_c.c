@@ -288,13 +288,22 @@ static void rec_adapter_destroy(al_adapter *adapter) {
   fz_port_alloclab.adapter_destroy(adapter);
 }
 
-static NTSTATUS rec_device_create(al_adapter *adapter, al_handle *out_device) {
+/* al_device_create, or al_device_create_with_info when @out_info is not NULL. */
+static NTSTATUS rec_device_create_with_info(al_adapter *adapter, al_handle *out_device, DXGK_DEVICEINFO *out_info) {
   char prefix[24];
   output_prefix(prefix, sizeof prefix);
   if (out_device) out("  al_handle %s = 0;\n", prefix);
   call_begin(rec.where);
-  out("    NTSTATUS st = al_device_create(adapter, %s%s);\n", out_device ? "&" : "", out_device ? prefix : "NULL");
-  NTSTATUS st = fz_port_alloclab.device_create(adapter, out_device);
+  const char *amp = out_device ? "&" : "", *device = out_device ? prefix : "NULL";
+  NTSTATUS st;
+  if (out_info) {
+    out("    DXGK_DEVICEINFO info;\n    memset(&info, 0x%02x, sizeof info);\n", FZ_MODEL_INFO_SENTINEL_BYTE);
+    out("    NTSTATUS st = al_device_create_with_info(adapter, %s%s, &info);\n", amp, device);
+    st = fz_port_alloclab.device_create_with_info(adapter, out_device, out_info);
+  } else {
+    out("    NTSTATUS st = al_device_create(adapter, %s%s);\n", amp, device);
+    st = fz_port_alloclab.device_create(adapter, out_device);
+  }
   call_end();
   if (st == STATUS_SUCCESS && out_device) {
     expect_new("device", prefix);
@@ -304,22 +313,8 @@ static NTSTATUS rec_device_create(al_adapter *adapter, al_handle *out_device) {
   return st;
 }
 
-static NTSTATUS rec_device_create_with_info(al_adapter *adapter, al_handle *out_device, DXGK_DEVICEINFO *out_info) {
-  char prefix[24];
-  output_prefix(prefix, sizeof prefix);
-  if (out_device) out("  al_handle %s = 0;\n", prefix);
-  call_begin(rec.where);
-  out("    DXGK_DEVICEINFO info;\n    memset(&info, 0x%02x, sizeof info);\n", FZ_MODEL_INFO_SENTINEL_BYTE);
-  out("    NTSTATUS st = al_device_create_with_info(adapter, %s%s, &info);\n", out_device ? "&" : "",
-      out_device ? prefix : "NULL");
-  NTSTATUS st = fz_port_alloclab.device_create_with_info(adapter, out_device, out_info);
-  call_end();
-  if (st == STATUS_SUCCESS && out_device) {
-    expect_new("device", prefix);
-    name_handle(*out_device, prefix);
-  }
-  block_end();
-  return st;
+static NTSTATUS rec_device_create(al_adapter *adapter, al_handle *out_device) {
+  return rec_device_create_with_info(adapter, out_device, NULL);
 }
 
 static NTSTATUS rec_device_destroy(al_adapter *adapter, al_handle device) {
