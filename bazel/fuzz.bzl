@@ -25,7 +25,8 @@ makes:
               and the options file's flags; extra arguments go to the fuzzer last and win.
   <name>_lib  the target's code (alwayslink), shared by the three.
 
-Every target gets ALLOCLAB_COPTS / ALLOCLAB_LINKOPTS unless copts / linkopts are given; the
+Every target links //fuzz/common:sanitizer_defaults (ASan's defaults for fuzzing: a 10 MB
+quarantine, as OSS-Fuzz runs; ASAN_OPTIONS still wins). Every target gets ALLOCLAB_COPTS / ALLOCLAB_LINKOPTS unless copts / linkopts are given; the
 sources may include "fuzz/common/libfuzzer.h" for the LLVMFuzzer* prototypes (added as a dep).
 Extra keyword arguments go to the cc_library.
 """
@@ -36,6 +37,7 @@ load("//bazel:copts.bzl", "ALLOCLAB_COPTS", "ALLOCLAB_LINKOPTS")
 _FUZZING = "//fuzz/common:fuzzing"
 _REPLAY_MAIN = "//fuzz/common:replay_main"
 _LIBFUZZER_API = "//fuzz/common:libfuzzer_api"
+_SANITIZER_DEFAULTS = "//fuzz/common:sanitizer_defaults"
 _RUNNER = "//fuzz/common:fuzz_run.sh"
 
 def cc_fuzz_test(
@@ -63,7 +65,7 @@ def cc_fuzz_test(
     cc_library(
         name = lib,
         srcs = srcs,
-        deps = deps + [_LIBFUZZER_API],
+        deps = deps + [_LIBFUZZER_API, _SANITIZER_DEFAULTS],
         copts = copts,
         linkopts = linkopts,
         alwayslink = True,

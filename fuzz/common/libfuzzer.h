@@ -20,6 +20,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed);
 size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size) __attribute__((weak));
 
+/* AddressSanitizer reads its defaults from this (sanitizer_defaults.c defines it). */
+const char *__asan_default_options(void);
+
 #ifdef __cplusplus
 }
 #endif
