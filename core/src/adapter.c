@@ -408,6 +408,7 @@ void al_adapter_get_stats(al_adapter *adapter, al_adapter_stats *out) {
   out->fence_submitted = atomic_load(&adapter->fence_submitted);
   out->fence_completed = atomic_load(&adapter->fence_completed);
   out->evictions = atomic_load(&adapter->evictions);
+  out->victim_scan_steps = atomic_load(&adapter->victim_scan_steps);
   out->page_ins = atomic_load(&adapter->page_ins);
   out->segment_count = adapter->segment_count;
   for (uint32_t i = 0; i < adapter->segment_count; i++) {

@@ -283,11 +283,12 @@ static NTSTATUS create_into(al_adapter *adapter, port_device *device, const crea
   /* Place every allocation (VidMm; deferred memory is reclaimed first) and tell the miniport
    * where it lives. */
   if (atomic_load(&adapter->deferred_count)) fence_reap(adapter);
+  placement_scan_memo memo = {0};
   for (uint32_t placed = 0; placed < n; placed++) {
     port_allocation *record = &resource->records[first + placed];
     const port_placement *request = &resource->placement[first + placed];
     uint64_t offset = 0;
-    status = placement_place(adapter, request, record, &resource, 1, &offset);
+    status = placement_place(adapter, request, record, &resource, 1, &memo, &offset);
     if (NT_SUCCESS(status)) {
       uint64_t page = adapter->segments[record->segment_index].page_size;
       status = ddi_fill(adapter, infos[placed].hAllocation, record->segment_index + 1, offset,
@@ -329,6 +330,7 @@ static NTSTATUS create_into(al_adapter *adapter, port_device *device, const crea
   for (uint32_t i = 0; i < n; i++)
     handle_table_publish_locked(&adapter->allocations, resource->records[first + i].handle);
   handle_table_unlock(&adapter->allocations);
+  placement_victims_released(adapter); /* published records may be evicted now */
   if (target->new_resource) {
     resource->handle = resource_handle;
     target->open->resource = resource;

@@ -92,6 +92,7 @@ static NTSTATUS move_record(al_adapter *adapter, port_resource *resource, uint32
   if (from != PORT_SYSTEM_MEMORY) free_block(adapter, from, record->block);
   record->segment_index = to;
   record->block = to_block; /* tagged with the record's handle when it was allocated */
+  if (to != PORT_SYSTEM_MEMORY) atomic_fetch_add(&adapter->segments[to].victims_moved_in, 1);
   return STATUS_SUCCESS;
 }
 
@@ -116,21 +117,60 @@ static bool is_held(const port_resource *resource, port_resource *const *held, u
   return false;
 }
 
+void placement_victims_released(al_adapter *adapter) { atomic_fetch_add(&adapter->victims_released, 1); }
+
+/* Moves segment @segment's clock to the next live block (the first after the end wraps to the
+ * start); false when the segment has none. Segment lock held. */
+static bool clock_step(port_segment *segment, uint32_t *out_block, uint32_t *out_owner) {
+  return segment_heap_next_live(&segment->heap, &segment->clock, out_block, out_owner) ||
+         segment_heap_next_live(&segment->heap, &segment->clock, out_block, out_owner);
+}
+
+/*
+ * A victim can only appear when a record is published or unpinned (placement_victims_released),
+ * a fence completes (its records go idle) or a record moves into the segment (move_record). So a
+ * scan that looked at every live block and found none (no resource lock was busy either) stays
+ * right while those three stand still, however many blocks the scanning caller adds meanwhile:
+ * its own records are unpublished. Without this, a create of n allocations under pressure
+ * rescanned every block of a full segment for each of them (O(n^2): 90 blocks looked at per
+ * eviction on a typical ddi_sequence input, most of them the create's own).
+ */
+static bool scan_known_fruitless(al_adapter *adapter, uint32_t index, const placement_scan_memo *memo) {
+  return memo != NULL && memo->none[index] &&
+         memo->fence_completed[index] == atomic_load(&adapter->fence_completed) &&
+         memo->released[index] == atomic_load(&adapter->victims_released) &&
+         memo->moved_in[index] == atomic_load(&adapter->segments[index].victims_moved_in);
+}
+
 static bool evict_one(al_adapter *adapter, uint32_t index, port_resource *const *held,
-                      uint32_t held_count) {
+                      uint32_t held_count, placement_scan_memo *memo) {
   port_segment *segment = &adapter->segments[index];
+  /* Read before the scan: a change during it makes the memo stale, never wrong. */
+  uint64_t fence_completed = atomic_load(&adapter->fence_completed);
+  uint64_t released = atomic_load(&adapter->victims_released);
+  uint64_t moved_in = atomic_load(&segment->victims_moved_in);
+  if (scan_known_fruitless(adapter, index, memo)) {
+    /* The full scan would find no victim again and leave the clock one live block on. */
+    uint32_t block = SEGMENT_HEAP_NO_BLOCK, owner = 0;
+    port_lock(&segment->lock);
+    (void)clock_step(segment, &block, &owner);
+    port_unlock(&segment->lock);
+    atomic_fetch_add(&adapter->victim_scan_steps, 1);
+    return false;
+  }
   port_lock(&segment->lock);
   segment_heap_stats stats;
   segment_heap_get_stats(&segment->heap, &stats);
   port_unlock(&segment->lock);
+  bool conclusive = true; /* every block looked at, none behind a busy lock */
   /* Every live block once, starting where the last eviction stopped (a clock). */
   for (uint64_t looked = 0; looked <= stats.live_blocks; looked++) {
     uint32_t block = SEGMENT_HEAP_NO_BLOCK, owner = 0;
     port_lock(&segment->lock);
-    bool found = segment_heap_next_live(&segment->heap, &segment->clock, &block, &owner) ||
-                 segment_heap_next_live(&segment->heap, &segment->clock, &block, &owner);
+    bool found = clock_step(segment, &block, &owner);
     port_unlock(&segment->lock);
-    if (!found) return false;
+    if (!found) break;
+    atomic_fetch_add(&adapter->victim_scan_steps, 1);
     if (owner == 0) continue; /* still being created */
     uint32_t slot = 0;
     handle_table_lock(&adapter->allocations);
@@ -140,28 +180,40 @@ static bool evict_one(al_adapter *adapter, uint32_t index, port_resource *const 
     if (resource == NULL) continue;
     bool evicted = false;
     bool ours = is_held(resource, held, held_count);
-    if (ours || pthread_mutex_trylock(&resource->lock) == 0) {
+    bool locked = ours || pthread_mutex_trylock(&resource->lock) == 0;
+    if (locked) {
       /* Re-check under the lock: the same allocation, still there, and idle. */
       handle_table_lock(&adapter->allocations);
       bool same = handle_table_lookup_locked(&adapter->allocations, owner, &slot) == resource;
       handle_table_unlock(&adapter->allocations);
       port_allocation *record = same ? &resource->records[slot] : NULL;
       if (record && record->segment_index == index && record->block == block && !record->pinned &&
-          record->last_fence <= atomic_load(&adapter->fence_completed) &&
-          NT_SUCCESS(evict_record(adapter, resource, slot))) {
-        atomic_fetch_add(&adapter->evictions, 1);
-        evicted = true;
+          record->last_fence <= atomic_load(&adapter->fence_completed)) {
+        evicted = NT_SUCCESS(evict_record(adapter, resource, slot));
+        if (evicted) atomic_fetch_add(&adapter->evictions, 1);
+        else conclusive = false; /* a victim whose move failed (injected): a later try may work */
+      } else if (!same) {
+        conclusive = false; /* changed between the two lookups (another thread) */
       }
       if (!ours) port_unlock(&resource->lock);
+    } else {
+      conclusive = false;
     }
     port_resource_unref(adapter, resource);
     if (evicted) return true;
+  }
+  if (memo != NULL && conclusive) {
+    memo->none[index] = true;
+    memo->fence_completed[index] = fence_completed;
+    memo->released[index] = released;
+    memo->moved_in[index] = moved_in;
   }
   return false;
 }
 
 NTSTATUS placement_place(al_adapter *adapter, const port_placement *request, port_allocation *record,
-                         port_resource *const *held, uint32_t held_count, uint64_t *out_offset) {
+                         port_resource *const *held, uint32_t held_count, placement_scan_memo *memo,
+                         uint64_t *out_offset) {
   uint32_t order[DXGK_MAX_SEGMENTS];
   uint32_t count = candidates(request, order);
   bool host_memory_ran_out = false;
@@ -179,7 +231,7 @@ NTSTATUS placement_place(al_adapter *adapter, const port_placement *request, por
           return status;
         }
         if (status == STATUS_NO_MEMORY) host_memory_ran_out = true;
-        if (status != STATUS_GRAPHICS_NO_VIDEO_MEMORY || !evicting || !evict_one(adapter, index, held, held_count)) break;
+        if (status != STATUS_GRAPHICS_NO_VIDEO_MEMORY || !evicting || !evict_one(adapter, index, held, held_count, memo)) break;
       }
     }
   }
@@ -199,7 +251,7 @@ NTSTATUS placement_page_in(al_adapter *adapter, port_resource *resource, uint32_
   uint64_t offset = 0;
   NTSTATUS status;
   if (in_system) {
-    status = placement_place(adapter, request, &placed, held, held_count, &offset); /* may evict others */
+    status = placement_place(adapter, request, &placed, held, held_count, NULL, &offset); /* may evict others */
   } else {
     /* Back home only if it fits without pushing others out. */
     status = alloc_in(adapter, first - 1, request, record->handle, &placed.block, &offset);

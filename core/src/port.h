@@ -151,6 +151,8 @@ typedef struct port_segment {
   pthread_mutex_t lock;
   segment_heap heap;
   uint32_t clock; /* (lock) eviction cursor: the block looked at last */
+  atomic_uint_fast64_t victims_moved_in; /* bumped after a record moved into this segment (it
+                                            may be a victim now): see placement_scan_memo */
   uint32_t id; /* 1-based */
   DXGK_SEGMENTDESCRIPTOR descriptor;
   uint64_t page_size;
@@ -214,6 +216,9 @@ struct al_adapter {
   atomic_uint bindings; /* live hDeviceSpecificAllocation values */
   atomic_uint_fast64_t evictions; /* allocations moved out of their segment under pressure */
   atomic_uint_fast64_t page_ins;  /* allocations brought back for GPU work */
+  atomic_uint_fast64_t victim_scan_steps; /* blocks the eviction clock looked at */
+  atomic_uint_fast64_t victims_released; /* bumped after records were published or unpinned
+                                            (placement_victims_released) */
 };
 
 /* ---- small helpers ------------------------------------------------------------------------- */
@@ -261,15 +266,29 @@ bool port_open_reserve(port_open *open, uint32_t needed);
 
 /* The placement request the miniport's create outputs make. */
 port_placement placement_request(const al_adapter *adapter, const DXGK_ALLOCATIONINFO *info);
+/* What one caller's earlier victim scans found (placement_place): for each segment, whether a
+ * full scan found no victim, and the state it found none in. Start it zeroed; it is only valid
+ * for calls with the same @held resources, made by one thread. */
+typedef struct placement_scan_memo {
+  bool none[DXGK_MAX_SEGMENTS];
+  uint64_t fence_completed[DXGK_MAX_SEGMENTS], released[DXGK_MAX_SEGMENTS], moved_in[DXGK_MAX_SEGMENTS];
+} placement_scan_memo;
+
 /* Places one allocation by PreferredSegment, then SupportedWriteSegmentSet, with its Alignment;
  * when nothing fits, evicts idle allocations from those segments to make room: of other
  * resources whose lock is free (trylock), and of the @held_count resources in @held (which the
  * caller holds locked; their unpublished and pinned records are never victims). The block is
- * tagged with record->handle (so eviction can find who lives there). Returns STATUS_SUCCESS
- * (record's segment_index/block set, *out_offset when not NULL), STATUS_NO_VIDEO_MEMORY or
+ * tagged with record->handle (so eviction can find who lives there). @memo (NULL: none) lets a
+ * caller that places many records in a row (a create) skip a segment's scan while nothing that
+ * could give a victim has happened since one found none. Returns STATUS_SUCCESS (record's
+ * segment_index/block set, *out_offset when not NULL), STATUS_NO_VIDEO_MEMORY or
  * STATUS_NO_MEMORY. Takes segment locks itself; the caller may hold device and resource locks. */
 NTSTATUS placement_place(al_adapter *adapter, const port_placement *request, port_allocation *record,
-                         port_resource *const *held, uint32_t held_count, uint64_t *out_offset);
+                         port_resource *const *held, uint32_t held_count, placement_scan_memo *memo,
+                         uint64_t *out_offset);
+/* Says that records may have become victims (published by a create, unpinned by a submit): call
+ * it after the change, so that no placement_scan_memo made before it is trusted. */
+void placement_victims_released(al_adapter *adapter);
 /* Releases the blocks of @count records, one segment lock per run of records in a segment
  * (records in system memory have none). */
 void placement_release(al_adapter *adapter, const port_allocation *records, uint32_t count);

@@ -83,6 +83,7 @@ NTSTATUS al_submit(al_adapter *adapter, const al_submit_args *args) {
       for (uint32_t i = 0; i < n && NT_SUCCESS(status); i++)
         status = placement_page_in(adapter, owners[i], indices[i], locks, lock_count);
       for (uint32_t i = 0; i < n; i++) owners[i]->records[indices[i]].pinned = 0;
+      placement_victims_released(adapter);
     }
     for (uint32_t i = 0; i < n && NT_SUCCESS(status); i++) {
       const port_allocation *record = &owners[i]->records[indices[i]];

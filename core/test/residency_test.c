@@ -129,5 +129,61 @@ TEST(test_no_victim_means_no_video_memory) {
   al_adapter_destroy(adapter);
 }
 
+/* One create of 8 allocations into a full memory segment of 64 busy allocations and a full
+ * aperture of 8 idle ones: each allocation evicts one idle allocation from the aperture, after
+ * a scan of the memory segment finds no victim. Nothing between two of those scans can make a
+ * victim (the create's own blocks are unpublished, no fence completes), so the memory segment
+ * is scanned in full once, not once per allocation (VidMm's clock stays O(n) per create). The
+ * outcome is the same either way: every allocation placed, 8 evictions to system memory. */
+TEST(test_fruitless_victim_scan_not_repeated_within_a_create) {
+  static const EXAMPLE_HARDWARE_CONFIG hardware = {EXAMPLE_HARDWARE_MAGIC, 4096, 64 * 16384, 8 * 16384};
+  al_adapter_config config = {.driver_entry = ExampleMiniportDriverEntry,
+                              .hardware_config = &hardware,
+                              .hardware_config_size = sizeof hardware,
+                              .flags = AL_ADAPTER_VERIFIER};
+  al_adapter *adapter = NULL;
+  assert_status(al_adapter_create(&config, &adapter), STATUS_SUCCESS, "adapter");
+  al_handle device, busy[64], idle[8], created[8];
+  assert_status(al_device_create(adapter, &device), STATUS_SUCCESS, "device");
+  for (int i = 0; i < 64; i++)
+    assert_status(make(adapter, device, EXAMPLE_ALLOCATION_MEMORY_ONLY, &busy[i]), STATUS_SUCCESS, "fill memory");
+  uint64_t fence = 0;
+  al_submit_args submit = {.device = device, .allocations = busy, .allocation_count = 64, .out_fence = &fence};
+  assert_status(al_submit(adapter, &submit), STATUS_SUCCESS, "memory all busy");
+  for (int i = 0; i < 8; i++) {
+    assert_status(make(adapter, device, 0, &idle[i]), STATUS_SUCCESS, "fill the aperture");
+    expect_u64_eq(segment_of(adapter, idle[i]), 2, "memory is full: the aperture");
+  }
+  al_adapter_stats before, after;
+  al_adapter_get_stats(adapter, &before);
+  EXAMPLE_ALLOCATION_DATA data = example_allocation_data(16384, 0);
+  al_allocation_desc descs[8];
+  for (int i = 0; i < 8; i++) descs[i] = (al_allocation_desc){&data, sizeof data};
+  al_create_allocation_args args = {
+      .device = device, .allocation_count = 8, .allocations = descs, .out_allocations = created};
+  assert_status(al_allocation_create(adapter, &args), STATUS_SUCCESS, "8 at once under pressure");
+  al_adapter_get_stats(adapter, &after);
+  expect_u64_eq(after.evictions - before.evictions, 8, "one aperture victim per allocation");
+  for (int i = 0; i < 8; i++) {
+    expect_u64_eq(segment_of(adapter, created[i]), 2, "created[%d] took an evicted one's place", i);
+    expect_u64_eq(segment_of(adapter, idle[i]), 0, "idle[%d] went to system memory", i);
+  }
+  /* Rescanning would look at the 64 busy blocks for each of the 8: >= 512 steps. Once: 65 for
+   * the memory segment, 1 for each later skip, and the aperture's clock (at most 9 per
+   * allocation). */
+  uint64_t steps = after.victim_scan_steps - before.victim_scan_steps;
+  expect_u64_le(steps, 65 + 7 + 8 * 9, "victim scan steps (%llu)", (unsigned long long)steps);
+  expect_u64_ge(steps, 64 + 8, "the memory segment was looked at in full once, the aperture each time");
+  assert_status(al_fence_wait(adapter, fence, UINT64_MAX), STATUS_SUCCESS, "wait");
+  /* A completed fence makes the memory segment's allocations victims again: the next create
+   * must scan it (and find one) instead of trusting what the last create saw. */
+  al_handle again;
+  assert_status(make(adapter, device, EXAMPLE_ALLOCATION_MEMORY_ONLY, &again), STATUS_SUCCESS,
+                "a memory-only allocation after the work finished");
+  expect_u64_eq(segment_of(adapter, again), 1, "placed in memory, an idle victim moved out");
+  expect_consistent(adapter);
+  al_adapter_destroy(adapter);
+}
+
 RUN_TESTS(T(test_eviction_to_aperture_then_system_memory), T(test_page_in_for_submitted_work),
-          T(test_no_victim_means_no_video_memory))
+          T(test_no_victim_means_no_video_memory), T(test_fruitless_victim_scan_not_repeated_within_a_create))

@@ -265,6 +265,7 @@ typedef struct al_adapter_stats {
   uint64_t fence_completed;
   uint64_t evictions; /* allocations VidMm moved out of a segment to make room */
   uint64_t page_ins;  /* allocations brought back for submitted work */
+  uint64_t victim_scan_steps; /* blocks VidMm's eviction clock looked at for a victim (its cost) */
   uint32_t segment_count;
   al_segment_stats segments[DXGK_MAX_SEGMENTS];
 } al_adapter_stats;
