@@ -31,6 +31,8 @@ static bool injected_failure(size_t bytes) {
 
 void *al_host_malloc(size_t bytes) { return injected_failure(bytes) ? NULL : malloc(bytes); }
 
+bool al_host_reuse_allowed(size_t bytes) { return !injected_failure(bytes); }
+
 void *al_host_calloc(size_t count, size_t size) {
   bool overflows = size != 0 && count > SIZE_MAX / size;
   size_t bytes = overflows ? SIZE_MAX : count * size;

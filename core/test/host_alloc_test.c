@@ -111,5 +111,23 @@ TEST(test_aligned_alloc) {
   free(q);
 }
 
-RUN_TESTS(T(test_no_hook_allocates), T(test_nth_fails_once), T(test_forever_fails_every_kind),
+/* A cache serving memory it kept asks the hook as an allocation would: the same n-th call fails
+ * with and without the cache, and with no hook every reuse is allowed. */
+TEST(test_reuse_asks_the_hook) {
+  expect_true(al_host_reuse_allowed(4096), "no hook: allowed");
+  counting_hook h = {.nth = 2};
+  al_host_alloc_fault hook = {counting_should_fail, &h};
+  unsigned long long before = al_testing_host_alloc_failures();
+  al_testing_set_host_alloc_fault(&hook);
+  bool first = al_host_reuse_allowed(4096), second = al_host_reuse_allowed(4096), third = al_host_reuse_allowed(8);
+  al_testing_set_host_alloc_fault(NULL);
+  expect_true(first, "1st reuse allowed");
+  expect_false(second, "the hook's 2nd call fails it");
+  expect_true(third, "3rd allowed");
+  expect_u64_eq(h.calls, 3, "one hook call per reuse");
+  expect_u64_eq(h.last_bytes, 8, "asked with the size");
+  expect_u64_eq(al_testing_host_alloc_failures() - before, 1, "counted as an injected failure");
+}
+
+RUN_TESTS(T(test_reuse_asks_the_hook), T(test_no_hook_allocates), T(test_nth_fails_once), T(test_forever_fails_every_kind),
           T(test_calloc_overflow_saturates), T(test_aligned_alloc))

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "al_test.h"
+#include "alloclab/testing.h"
 #include "gpu_test_fixture.h"
 
 #define KIB UINT64_C(1024)
@@ -248,6 +249,48 @@ TEST(test_aperture_commit_backs_and_release_frees) {
   expect_false(info.host_backed, "unbacked after release");
   expect_true(gpu_segment_check(s), "consistent");
   gpu_segment_destroy(s); /* ASan: no leak of host pages */
+}
+
+/* A released aperture page's host block is kept for the next commit (no malloc/free per page);
+ * a page committed from it still reads as zero, and taking it still asks the host-allocation
+ * fault hook, so the n-th host allocation is the same one with the spares as without. */
+static bool fail_third_page(void *context, size_t bytes) {
+  uint32_t *calls = context;
+  return bytes == 4096 && ++*calls == 3;
+}
+
+TEST(test_aperture_release_keeps_blocks_for_the_next_commit) {
+  gpu_segment *s = make_segment(GPU_SEGMENT_APERTURE, 2, MIB, 0, NULL);
+  assert_true(s != NULL, "segment");
+  assert_status(gpu_segment_commit(s, 0, 40 * 4096, 3), STATUS_SUCCESS, "commit 40");
+  assert_status(gpu_segment_fill(s, 0, 40 * 4096, 0xA5A5A5A5u, 0, NULL), STATUS_SUCCESS, "fill");
+  assert_status(gpu_segment_release(s, 0, 40 * 4096), STATUS_SUCCESS, "release");
+  gpu_segment_stats st;
+  gpu_segment_get_stats(s, &st);
+  expect_u64_eq(st.backing_bytes, 0, "nothing backs a free page");
+  expect_u64_eq(st.spare_bytes, 40 * 4096, "the 40 blocks are kept");
+  assert_status(gpu_segment_commit(s, 64 * 4096, 10 * 4096, 4), STATUS_SUCCESS, "commit 10 elsewhere");
+  gpu_segment_get_stats(s, &st);
+  expect_u64_eq(st.spare_bytes, 30 * 4096, "10 blocks reused");
+  expect_u64_eq(st.backing_bytes, 10 * 4096, "backed");
+  uint8_t got[4096];
+  assert_status(gpu_segment_read(s, 64 * 4096 + 4096, got, sizeof got, NULL), STATUS_SUCCESS, "read");
+  size_t nonzero = 0;
+  for (size_t i = 0; i < sizeof got; i++) nonzero += got[i] != 0;
+  expect_u64_eq(nonzero, 0, "a page committed from a reused block reads as zero");
+  /* The hook fails the 3rd page of the next commit, served from the spares. */
+  uint32_t calls = 0;
+  al_host_alloc_fault hook = {fail_third_page, &calls};
+  al_testing_set_host_alloc_fault(&hook);
+  NTSTATUS failed = gpu_segment_commit(s, 128 * 4096, 5 * 4096, 5);
+  al_testing_set_host_alloc_fault(NULL);
+  expect_status(failed, STATUS_NO_MEMORY, "the hook's 3rd page allocation fails the commit");
+  expect_u64_eq(calls, 3, "one hook call per page taken, spare or not");
+  gpu_segment_get_stats(s, &st);
+  expect_u64_eq(st.committed_bytes, 10 * 4096, "nothing of the failed commit stays");
+  expect_u64_eq(st.spare_bytes, 30 * 4096, "its two blocks went back to the spares");
+  expect_true(gpu_segment_check(s), "consistent");
+  gpu_segment_destroy(s); /* ASan: the spares are freed with the segment */
 }
 
 /* SQLite-style: fail the n-th aperture page allocation for n = 1, 2, ... until the commit
@@ -766,6 +809,7 @@ TEST(test_concurrent_disjoint_ranges) {
 RUN_TESTS(T(test_create_rejects_bad_descriptions), T(test_recycled_memory_segment_starts_fresh),
           T(test_recycled_aperture_segment_starts_fresh), T(test_commit_release_ownership),
           T(test_access_bounds), T(test_freed_page_access_reports_last_owner),
+          T(test_aperture_release_keeps_blocks_for_the_next_commit),
           T(test_fill_pattern_and_phase), T(test_aperture_commit_backs_and_release_frees),
           T(test_aperture_commit_under_segment_space_faults),
           T(test_memory_segment_under_segment_space_faults), T(test_copy_between_segments),

@@ -19,6 +19,7 @@
 #ifndef ALLOCLAB_HOST_ALLOC_H
 #define ALLOCLAB_HOST_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -47,6 +48,16 @@ void *al_host_calloc(size_t count, size_t size);
  * when the arguments break those rules.
  */
 void *al_host_aligned_alloc(size_t alignment, size_t bytes);
+
+/**
+ * al_host_reuse_allowed - asks the installed fault hook about an allocation of @bytes that a
+ * cache serves from memory it kept instead of calling malloc (the sim's spare aperture pages), so
+ * that the n-th allocation the hook counts is the same with and without the cache.
+ *
+ * Returns: false when the hook says this allocation fails (the caller must then fail it as
+ * al_host_malloc would have); true otherwise, and always with no hook installed.
+ */
+bool al_host_reuse_allowed(size_t bytes);
 
 /**
  * al_host_realloc - realloc(@block, @bytes).

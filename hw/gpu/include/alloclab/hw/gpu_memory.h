@@ -157,6 +157,7 @@ typedef struct gpu_segment_stats {
   uint64_t size, page_size, committed_bytes, backing_bytes, metadata_bytes;
   uint64_t commits, releases, injected_failures;
   uint64_t stored_bytes;
+  uint64_t spare_bytes; /* aperture: host blocks of released pages kept for the next commits */
 } gpu_segment_stats;
 
 /**
