@@ -8,11 +8,8 @@
  *   memory segment:   @base, one anonymous mapping of @size bytes (lazily backed, never moved).
  *   aperture segment: @host, one host pointer per segment page (NULL while free), in an
  *                     anonymous mapping; each committed page is a malloc'd block of page_size.
- *                     A released page's block is kept on @spare for the next commit (freed
- *                     when the segment is destroyed): malloc and free of a 4 KiB block per page
- *                     were a sixth of a typical fuzz input's time under ASan. A spare block is
- *                     poisoned under ASan but for the link in its first 8 bytes, so a use of a
- *                     released page's memory is still reported.
+ *                     A released 4 KiB page's block is kept for the next commit of any
+ *                     segment (see "Spare aperture page blocks" below).
  *   @stored: one bit per content granule (GPU_CONTENT_GRANULE, 4 KiB) of the segment. Set: the
  *           granule's contents are its host bytes. Clear: the granule reads as zero and its host
  *           bytes are stale (never read, and never written until the granule is stored again).
@@ -72,8 +69,6 @@ struct gpu_segment {
   /* Everything below is protected by @lock. */
   uint8_t *base; /* memory segment: @size bytes */
   uint8_t **host; /* aperture segment: @page_count pointers */
-  void *spare; /* aperture segment: released page blocks, each linking the next (see the top) */
-  uint64_t spare_pages;
   struct gpu_segment_page *pages;
   uint64_t *stored; /* one bit per content granule (see the top of this file) */
   size_t host_map_bytes;
@@ -168,7 +163,79 @@ static void seg_unmap(void *p, size_t bytes, bool zeroed, size_t dirty, size_t d
   munmap(p, bytes);
 }
 
+/* ---- Spare aperture page blocks ------------------------------------------------------------- */
+
+/*
+ * A released 4 KiB aperture page's host block is kept here, for the next commit of any aperture
+ * segment, instead of being freed: a malloc (ASan's fill of the whole block, a stack trace, fresh
+ * quarantined memory) and a free per page were a sixth of a typical fuzz input's time, and a
+ * fuzz input's adapter, with its segments, lives for one input. The blocks are not zeroed (a
+ * committed aperture page's granules start clear, so its host bytes are never read before they
+ * are stored). A kept block is poisoned under ASan but for the link in its first 8 bytes, so a
+ * use of a released page's memory is still reported. Taking one asks the host-allocation fault
+ * hook as malloc would (al_host_reuse_allowed): a fault input fails the same n-th allocation with
+ * the spares as without. At most SEG_SPARE_MAX_PAGES blocks are kept; others are freed.
+ */
+#define SEG_SPARE_PAGE_SIZE 4096u
+#define SEG_SPARE_MAX_PAGES 4096u
+
+static struct {
+  pthread_mutex_t lock;
+  void *head; /* each block's first 8 bytes link the next */
+  size_t count;
+} seg_spares = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* A block for an aperture page of @s: a spare one when there is one, else al_host_malloc. */
+SEG_UNTRACED static uint8_t *seg_take_page(const gpu_segment *s) {
+  if (s->page_size == SEG_SPARE_PAGE_SIZE) {
+    pthread_mutex_lock(&seg_spares.lock);
+    uint8_t *page = seg_spares.head;
+    bool refused = page != NULL && !al_host_reuse_allowed(SEG_SPARE_PAGE_SIZE);
+    if (page != NULL && !refused) {
+      SEG_UNPOISON(page, SEG_SPARE_PAGE_SIZE);
+      memcpy(&seg_spares.head, page, sizeof seg_spares.head);
+      seg_spares.count--;
+    }
+    pthread_mutex_unlock(&seg_spares.lock);
+    if (page != NULL) return refused ? NULL : page;
+  }
+  return al_host_malloc(s->page_size);
+}
+
+/* Gives back the block of a released aperture page of @s. */
+SEG_UNTRACED static void seg_keep_page(const gpu_segment *s, uint8_t *page) {
+  if (s->page_size == SEG_SPARE_PAGE_SIZE) {
+    pthread_mutex_lock(&seg_spares.lock);
+    bool kept = seg_spares.count < SEG_SPARE_MAX_PAGES;
+    if (kept) {
+      memcpy(page, &seg_spares.head, sizeof seg_spares.head);
+      SEG_POISON(page + sizeof seg_spares.head, SEG_SPARE_PAGE_SIZE - sizeof seg_spares.head);
+      seg_spares.head = page;
+      seg_spares.count++;
+    }
+    pthread_mutex_unlock(&seg_spares.lock);
+    if (kept) return;
+  }
+  free(page);
+}
+
+size_t gpu_segment_spare_pages(void) {
+  pthread_mutex_lock(&seg_spares.lock);
+  size_t count = seg_spares.count;
+  pthread_mutex_unlock(&seg_spares.lock);
+  return count;
+}
+
 void gpu_segment_drop_cached_regions(void) {
+  pthread_mutex_lock(&seg_spares.lock);
+  while (seg_spares.head != NULL) {
+    uint8_t *page = seg_spares.head;
+    SEG_UNPOISON(page, SEG_SPARE_PAGE_SIZE);
+    memcpy(&seg_spares.head, page, sizeof seg_spares.head);
+    free(page);
+  }
+  seg_spares.count = 0;
+  pthread_mutex_unlock(&seg_spares.lock);
   pthread_mutex_lock(&seg_cache.lock);
   while (seg_cache.count > 0) {
     struct seg_cached_region r = seg_cache.regions[--seg_cache.count];
@@ -421,37 +488,6 @@ static uint64_t host_copy_block_bytes(const gpu_host_copy *copy, uint64_t i) {
   return copy->size - start < SEG_GRANULE ? copy->size - start : SEG_GRANULE;
 }
 
-/* ---- Spare aperture page blocks ------------------------------------------------------------- */
-
-/* A block for an aperture page: a spare one when there is one (the host-allocation fault hook
- * is asked all the same: al_host_reuse_allowed), else al_host_malloc. Not zeroed. */
-SEG_UNTRACED static uint8_t *seg_take_page(gpu_segment *s) {
-  if (s->spare == NULL) return al_host_malloc(s->page_size);
-  if (!al_host_reuse_allowed(s->page_size)) return NULL;
-  uint8_t *page = s->spare;
-  SEG_UNPOISON(page, s->page_size);
-  memcpy(&s->spare, page, sizeof s->spare);
-  s->spare_pages--;
-  return page;
-}
-
-SEG_UNTRACED static void seg_keep_page(gpu_segment *s, uint8_t *page) {
-  memcpy(page, &s->spare, sizeof s->spare);
-  SEG_POISON(page + sizeof s->spare, s->page_size - sizeof s->spare);
-  s->spare = page;
-  s->spare_pages++;
-}
-
-SEG_UNTRACED static void seg_free_spares(gpu_segment *s) {
-  while (s->spare != NULL) {
-    uint8_t *page = s->spare;
-    memcpy(&s->spare, page, sizeof s->spare);
-    SEG_UNPOISON(page, s->page_size);
-    free(page);
-  }
-  s->spare_pages = 0;
-}
-
 /* ---- Locked operations ---------------------------------------------------------------------- */
 
 SEG_UNTRACED static NTSTATUS seg_commit_locked(gpu_segment *s, uint64_t offset, uint64_t size, uint64_t owner) {
@@ -569,13 +605,12 @@ void gpu_segment_destroy(gpu_segment *s) {
   } else {
     for (uint64_t i = first; i < first + pages && s->committed_pages > 0; i++) {
       if (s->host[i] != NULL) {
-        free(s->host[i]);
+        seg_keep_page(s, s->host[i]);
         s->host[i] = NULL;
         s->committed_pages--;
       }
     }
     seg_unmap(s->host, s->host_map_bytes, true, (size_t)first * sizeof *s->host, (size_t)pages * sizeof *s->host);
-    seg_free_spares(s);
   }
   /* Stored granules lie in pages ever committed: scrub the words that cover them. */
   uint64_t word_first = ((first << s->page_shift) >> SEG_GRANULE_SHIFT) / 64u;
@@ -755,7 +790,6 @@ void gpu_segment_get_stats(gpu_segment *s, gpu_segment_stats *out) {
   out->backing_bytes = s->kind == GPU_SEGMENT_MEMORY ? s->size : out->committed_bytes;
   out->metadata_bytes = s->pages_map_bytes + s->host_map_bytes + s->stored_map_bytes;
   out->stored_bytes = s->stored_granules << SEG_GRANULE_SHIFT;
-  out->spare_bytes = s->spare_pages << s->page_shift;
   out->commits = s->commits;
   out->releases = s->releases;
   out->injected_failures = s->injected_failures;

@@ -260,18 +260,20 @@ static bool fail_third_page(void *context, size_t bytes) {
 }
 
 TEST(test_aperture_release_keeps_blocks_for_the_next_commit) {
+  gpu_segment_drop_cached_regions();
   gpu_segment *s = make_segment(GPU_SEGMENT_APERTURE, 2, MIB, 0, NULL);
   assert_true(s != NULL, "segment");
   assert_status(gpu_segment_commit(s, 0, 40 * 4096, 3), STATUS_SUCCESS, "commit 40");
   assert_status(gpu_segment_fill(s, 0, 40 * 4096, 0xA5A5A5A5u, 0, NULL), STATUS_SUCCESS, "fill");
+  expect_u64_eq(gpu_segment_spare_pages(), 0, "none kept yet");
   assert_status(gpu_segment_release(s, 0, 40 * 4096), STATUS_SUCCESS, "release");
   gpu_segment_stats st;
   gpu_segment_get_stats(s, &st);
   expect_u64_eq(st.backing_bytes, 0, "nothing backs a free page");
-  expect_u64_eq(st.spare_bytes, 40 * 4096, "the 40 blocks are kept");
+  expect_u64_eq(gpu_segment_spare_pages(), 40, "the 40 blocks are kept");
   assert_status(gpu_segment_commit(s, 64 * 4096, 10 * 4096, 4), STATUS_SUCCESS, "commit 10 elsewhere");
+  expect_u64_eq(gpu_segment_spare_pages(), 30, "10 blocks reused");
   gpu_segment_get_stats(s, &st);
-  expect_u64_eq(st.spare_bytes, 30 * 4096, "10 blocks reused");
   expect_u64_eq(st.backing_bytes, 10 * 4096, "backed");
   uint8_t got[4096];
   assert_status(gpu_segment_read(s, 64 * 4096 + 4096, got, sizeof got, NULL), STATUS_SUCCESS, "read");
@@ -288,9 +290,18 @@ TEST(test_aperture_release_keeps_blocks_for_the_next_commit) {
   expect_u64_eq(calls, 3, "one hook call per page taken, spare or not");
   gpu_segment_get_stats(s, &st);
   expect_u64_eq(st.committed_bytes, 10 * 4096, "nothing of the failed commit stays");
-  expect_u64_eq(st.spare_bytes, 30 * 4096, "its two blocks went back to the spares");
+  expect_u64_eq(gpu_segment_spare_pages(), 30, "its two blocks went back to the spares");
   expect_true(gpu_segment_check(s), "consistent");
-  gpu_segment_destroy(s); /* ASan: the spares are freed with the segment */
+  /* A destroyed segment's pages outlive it as spares, for the next adapter's segments. */
+  gpu_segment_destroy(s);
+  expect_u64_eq(gpu_segment_spare_pages(), 40, "the 10 committed blocks kept at destroy");
+  gpu_segment *t = make_segment(GPU_SEGMENT_APERTURE, 3, MIB, 0, NULL);
+  assert_true(t != NULL, "another segment");
+  assert_status(gpu_segment_commit(t, 0, 8 * 4096, 6), STATUS_SUCCESS, "commit in the next segment");
+  expect_u64_eq(gpu_segment_spare_pages(), 32, "served from the spares");
+  gpu_segment_destroy(t);
+  gpu_segment_drop_cached_regions();
+  expect_u64_eq(gpu_segment_spare_pages(), 0, "dropped (ASan: nothing leaks)");
 }
 
 /* SQLite-style: fail the n-th aperture page allocation for n = 1, 2, ... until the commit

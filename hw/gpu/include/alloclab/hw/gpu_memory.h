@@ -157,7 +157,6 @@ typedef struct gpu_segment_stats {
   uint64_t size, page_size, committed_bytes, backing_bytes, metadata_bytes;
   uint64_t commits, releases, injected_failures;
   uint64_t stored_bytes;
-  uint64_t spare_bytes; /* aperture: host blocks of released pages kept for the next commits */
 } gpu_segment_stats;
 
 /**
@@ -195,7 +194,12 @@ void gpu_segment_destroy(gpu_segment *segment);
  */
 size_t gpu_segment_cached_regions(void);
 
-/* gpu_segment_drop_cached_regions - unmaps every region gpu_segment_cached_regions() counts. */
+/* gpu_segment_spare_pages - host blocks of released 4 KiB aperture pages kept for the next
+ * commits of any aperture segment (at most 4096; poisoned under ASan while kept). */
+size_t gpu_segment_spare_pages(void);
+
+/* gpu_segment_drop_cached_regions - unmaps every region gpu_segment_cached_regions() counts and
+ * frees every block gpu_segment_spare_pages() counts. */
 void gpu_segment_drop_cached_regions(void);
 
 uint32_t gpu_segment_id(const gpu_segment *segment);
