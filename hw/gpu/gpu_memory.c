@@ -177,7 +177,7 @@ static void seg_unmap(void *p, size_t bytes, bool zeroed, size_t dirty, size_t d
  * the spares as without. At most SEG_SPARE_MAX_PAGES blocks are kept; others are freed.
  */
 #define SEG_SPARE_PAGE_SIZE 4096u
-#define SEG_SPARE_MAX_PAGES 4096u
+#define SEG_SPARE_MAX_PAGES 16384u /* 64 MiB: a close_destroy adapter's whole aperture */
 
 static struct {
   pthread_mutex_t lock;

@@ -195,7 +195,7 @@ void gpu_segment_destroy(gpu_segment *segment);
 size_t gpu_segment_cached_regions(void);
 
 /* gpu_segment_spare_pages - host blocks of released 4 KiB aperture pages kept for the next
- * commits of any aperture segment (at most 4096; poisoned under ASan while kept). */
+ * commits of any aperture segment (at most 16384, 64 MiB; poisoned under ASan while kept). */
 size_t gpu_segment_spare_pages(void);
 
 /* gpu_segment_drop_cached_regions - unmaps every region gpu_segment_cached_regions() counts and
