@@ -4,12 +4,15 @@
  * choices give other interleavings, a correct port passes, and the linearizability check
  * notices a port whose statuses no order explains.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloclab/fuzz/execute.h"
 #include "alloclab/fuzz/scheduler.h"
+#include "alloclab/schedule.h"
 #include "al_test.h"
 #include "fuzz/common/text.h"
 
@@ -93,5 +96,135 @@ TEST(test_linearizability_check_catches_a_broken_port) {
   expect_true(strstr(rep.message, "no order of the") != NULL, "message: %s", rep.message);
 }
 
+/* ---- Preemptive mode (fz_scheduler_run_preempting) ------------------------------------------- */
+
+/* The scheduler's hooks as the port calls them: the test's logical threads take locks of their
+ * own through the installed scheduler (core/src/schedule_points.h's port_lock/port_unlock), so
+ * each step is two schedule points (before the lock, after the unlock) and nothing else is. */
+extern _Atomic(const al_scheduler *) port_scheduler;
+
+#define STEPS 4u
+#define expect_str_eq(got, want, what) expect_true(strcmp((got), (want)) == 0, "%s: got '%s', want '%s'", what, got, want)
+typedef struct step_trace {
+  pthread_mutex_t locks[FZ_SCHED_MAX_THREADS];
+  char events[64][8]; /* "t1s2": thread 1 took its lock for step 2 */
+  uint32_t count;
+} step_trace;
+
+static void stepping_thread(void *arg, uint32_t index) {
+  step_trace *t = arg;
+  for (uint32_t step = 0; step < STEPS; step++) {
+    const al_scheduler *s = atomic_load(&port_scheduler);
+    s->lock(s->ctx, &t->locks[index], true);
+    snprintf(t->events[t->count++], sizeof t->events[0], "t%us%u", index, step);
+    pthread_mutex_unlock(&t->locks[index]);
+    s->unlocked(s->ctx, &t->locks[index], true);
+  }
+}
+
+/* Runs @threads stepping threads under @pre; writes the events joined by spaces into @out. */
+static void run_steps(uint32_t threads, const fz_preemption *pre, size_t n, char *out, size_t cap,
+                      fz_schedule_report *report) {
+  static step_trace t;
+  memset(&t, 0, sizeof t);
+  for (uint32_t i = 0; i < FZ_SCHED_MAX_THREADS; i++) pthread_mutex_init(&t.locks[i], NULL);
+  int rc = fz_scheduler_run_preempting(threads, stepping_thread, &t, pre, n, report);
+  expect_u64_eq(rc, FZ_SCHED_OK, "the stepping threads deadlocked");
+  size_t at = 0;
+  out[0] = '\0';
+  for (uint32_t i = 0; i < t.count && at < cap; i++)
+    at += (size_t)snprintf(out + at, cap - at, "%s%s", i ? " " : "", t.events[i]);
+  for (uint32_t i = 0; i < FZ_SCHED_MAX_THREADS; i++) pthread_mutex_destroy(&t.locks[i]);
+}
+
+TEST(test_no_preemption_runs_threads_one_after_another) {
+  char got[512];
+  fz_schedule_report r;
+  run_steps(2, NULL, 0, got, sizeof got, &r);
+  expect_str_eq(got, "t0s0 t0s1 t0s2 t0s3 t1s0 t1s1 t1s2 t1s3", "no preemption");
+  expect_u64_eq(r.switches, 0, "switches without preemptions");
+}
+
+TEST(test_preemption_switches_at_the_threads_own_point) {
+  char got[512];
+  fz_schedule_report r;
+  /* Thread 0's points: 1 before step 0's lock, 2 after its unlock, 3 before step 1's lock. */
+  static const fz_preemption at3[] = {{.thread = 0, .after = 3, .to = 1}};
+  run_steps(2, at3, 1, got, sizeof got, &r);
+  expect_str_eq(got, "t0s0 t1s0 t1s1 t1s2 t1s3 t0s1 t0s2 t0s3", "t0 preempted before step 1");
+  expect_u64_eq(r.preemptions, 1, "preemptions reached");
+  static const fz_preemption at2[] = {{.thread = 0, .after = 2, .to = 1}};
+  run_steps(2, at2, 1, got, sizeof got, &r);
+  expect_str_eq(got, "t0s0 t1s0 t1s1 t1s2 t1s3 t0s1 t0s2 t0s3", "t0 preempted after step 0's unlock");
+  static const fz_preemption at1[] = {{.thread = 0, .after = 1, .to = 1}};
+  run_steps(2, at1, 1, got, sizeof got, &r);
+  expect_str_eq(got, "t1s0 t1s1 t1s2 t1s3 t0s0 t0s1 t0s2 t0s3", "t0 preempted at its first point");
+  static const fz_preemption at0[] = {{.thread = 0, .after = 0, .to = 1}};
+  run_steps(2, at0, 1, got, sizeof got, &r);
+  expect_str_eq(got, "t0s0 t0s1 t0s2 t0s3 t1s0 t1s1 t1s2 t1s3", "after=0 never matches");
+}
+
+TEST(test_moving_one_preemption_leaves_the_others_in_place) {
+  /* Thread 1's preemption names its own second point (after step 0): wherever thread 0's
+   * preemption moves, thread 1 runs exactly one step before it hands back. */
+  char got[512];
+  fz_schedule_report r;
+  static const fz_preemption early[] = {{.thread = 0, .after = 3, .to = 1}, {.thread = 1, .after = 2, .to = 0}};
+  run_steps(2, early, 2, got, sizeof got, &r);
+  expect_str_eq(got, "t0s0 t1s0 t0s1 t0s2 t0s3 t1s1 t1s2 t1s3", "t0 preempted before step 1");
+  static const fz_preemption late[] = {{.thread = 0, .after = 7, .to = 1}, {.thread = 1, .after = 2, .to = 0}};
+  run_steps(2, late, 2, got, sizeof got, &r);
+  expect_str_eq(got, "t0s0 t0s1 t0s2 t1s0 t0s3 t1s1 t1s2 t1s3", "t0 preempted before step 3");
+  expect_u64_eq(r.preemptions, 2, "preemptions reached");
+}
+
+TEST(test_preemption_target_that_cannot_run_falls_to_the_next_thread) {
+  char got[512];
+  fz_schedule_report r;
+  /* To itself, or to a thread out of range: the next runnable thread after it (thread 1). */
+  static const fz_preemption self[] = {{.thread = 0, .after = 1, .to = 0}};
+  run_steps(3, self, 1, got, sizeof got, &r);
+  expect_str_eq(got,
+                "t1s0 t1s1 t1s2 t1s3 t0s0 t0s1 t0s2 t0s3 t2s0 t2s1 t2s2 t2s3", "to itself");
+  static const fz_preemption wild[] = {{.thread = 2, .after = 1, .to = 9}, {.thread = 0, .after = 1, .to = 2}};
+  run_steps(3, wild, 2, got, sizeof got, &r);
+  /* Thread 0 hands to thread 2 at once; thread 2's target is out of range: back to thread 0
+   * (the next after 2), not thread 2 going on. */
+  expect_str_eq(got,
+                "t0s0 t0s1 t0s2 t0s3 t1s0 t1s1 t1s2 t1s3 t2s0 t2s1 t2s2 t2s3", "out of range");
+  expect_u64_eq(r.preemptions, 2, "preemptions reached");
+  static const fz_preemption stay[] = {{.thread = 0, .after = 1, .to = 2}};
+  run_steps(3, stay, 1, got, sizeof got, &r);
+  expect_str_eq(got,
+                "t2s0 t2s1 t2s2 t2s3 t0s0 t0s1 t0s2 t0s3 t1s0 t1s1 t1s2 t1s3", "thread 2 alone");
+}
+
+TEST(test_one_preemption_finds_the_racing_outcome) {
+  /* Without preemptions thread 0 (v5 destroy by v1, v7 query) runs before thread 1 (v6, the
+   * last destroy): v7 succeeds. One preemption of thread 0 between its two calls lets v6 run
+   * first: v7 fails. Some k in thread 0's first points must do it. */
+  parse();
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  static fz_exec_report rep;
+  fz_concurrency cc = {.fork = 4, .threads = 2, .preemptive = true};
+  expect_u64_eq(fz_execute_concurrent(&program, &cc, &o, &rep), FZ_EXEC_OK, "%s", rep.message);
+  expect_status(rep.status[6], STATUS_SUCCESS, "v7 without preemptions");
+  bool raced = false;
+  for (uint32_t k = 1; k <= 40 && !raced; k++) {
+    fz_preemption pre = {.thread = 0, .after = k, .to = 1};
+    cc.preemptions = &pre;
+    cc.preemption_count = 1;
+    expect_u64_eq(fz_execute_concurrent(&program, &cc, &o, &rep), FZ_EXEC_OK, "k=%u: %s", k, rep.message);
+    raced = rep.status[6] == STATUS_INVALID_HANDLE;
+  }
+  expect_true(raced, "no single preemption of thread 0 let thread 1's last destroy run first");
+}
+
 RUN_TESTS(T(test_same_choices_same_run), T(test_choices_change_the_interleaving),
-          T(test_linearizability_check_catches_a_broken_port))
+          T(test_linearizability_check_catches_a_broken_port), T(test_no_preemption_runs_threads_one_after_another),
+          T(test_preemption_switches_at_the_threads_own_point),
+          T(test_moving_one_preemption_leaves_the_others_in_place),
+          T(test_preemption_target_that_cannot_run_falls_to_the_next_thread),
+          T(test_one_preemption_finds_the_racing_outcome))

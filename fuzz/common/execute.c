@@ -1377,7 +1377,9 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
       q->ran = false;
     }
     fz_schedule_report sr;
-    int rc = fz_scheduler_run(threads, conc_thread, cx, cc->choices, cc->choice_count, &sr);
+    int rc = cc->preemptive
+                 ? fz_scheduler_run_preempting(threads, conc_thread, cx, cc->preemptions, cc->preemption_count, &sr)
+                 : fz_scheduler_run(threads, conc_thread, cx, cc->choices, cc->choice_count, &sr);
     x->rep->calls_run = ncalls;
     if (rc != FZ_SCHED_OK) {
       char tag[300];

@@ -71,6 +71,12 @@ typedef struct scheduler {
   void *arg;
   const uint8_t *choices;
   size_t choice_count, next_choice;
+  /* Preemptive mode (fz_scheduler_run_preempting): the preemptions, and each thread's own count
+   * of the schedule points it reached while running. */
+  bool preemptive;
+  const fz_preemption *preemptions;
+  size_t preemption_count;
+  uint32_t own_points[FZ_SCHED_MAX_THREADS];
   bool deadlocked;
   fz_schedule_report *report;
   al_scheduler hooks;
@@ -124,6 +130,29 @@ static void fail_deadlock(scheduler *s, const char *what) {
   }
 }
 
+/* Preemptive mode: the running thread goes on unless a preemption names its point (then the
+ * preemption's target runs, or, when that one cannot, the next runnable thread after it in
+ * index order); a thread that blocked hands over to the lowest-numbered runnable one. */
+static uint32_t preemptive_next(scheduler *s, bool current_runnable, const uint32_t *runnable, uint32_t n) {
+  uint32_t me = s->current;
+  if (!current_runnable) return runnable[0];
+  uint32_t point = ++s->own_points[me];
+  for (size_t i = 0; i < s->preemption_count; i++) {
+    const fz_preemption *pre = &s->preemptions[i];
+    if (pre->thread != me || pre->after != point) continue;
+    if (n < 2) return me; /* nobody else can run */
+    if (s->report) s->report->preemptions++;
+    uint32_t to = pre->to < s->count ? pre->to : me;
+    if (to != me && s->threads[to].state == T_RUNNABLE) return to;
+    for (uint32_t k = 1; k < s->count; k++) {
+      uint32_t other = (me + k) % s->count;
+      if (s->threads[other].state == T_RUNNABLE) return other;
+    }
+    return me;
+  }
+  return me;
+}
+
 /* At a schedule point: picks who runs next (from the choices) and switches if it is another
  * thread. The current thread may be blocked: then another one must run. */
 static void schedule_point(scheduler *s) {
@@ -138,7 +167,9 @@ static void schedule_point(scheduler *s) {
   }
   uint32_t next = s->current;
   bool current_runnable = s->threads[s->current].state == T_RUNNABLE;
-  if (s->next_choice < s->choice_count && n > 1) {
+  if (s->preemptive) {
+    next = preemptive_next(s, current_runnable, runnable, n);
+  } else if (s->next_choice < s->choice_count && n > 1) {
     next = runnable[s->choices[s->next_choice++] % n];
     if (s->report) s->report->choices_used++;
   } else if (!current_runnable) {
@@ -199,8 +230,9 @@ static void hook_unlocked(void *ctx, pthread_mutex_t *mutex, bool may_switch) {
 
 /* ---- Running ------------------------------------------------------------------------------ */
 
-int fz_scheduler_run(uint32_t count, fz_logical_thread body, void *arg, const uint8_t *choices,
-                     size_t choice_count, fz_schedule_report *report) {
+static int run_threads(uint32_t count, fz_logical_thread body, void *arg, const uint8_t *choices,
+                       size_t choice_count, const fz_preemption *preemptions, size_t preemption_count,
+                       bool preemptive, fz_schedule_report *report) {
   if (count == 0 || count > FZ_SCHED_MAX_THREADS || body == NULL || tls_scheduler != NULL) {
     fprintf(stderr, "alloclab schedules: fz_scheduler_run: bad arguments (count %u)\n", count);
     abort();
@@ -213,6 +245,9 @@ int fz_scheduler_run(uint32_t count, fz_logical_thread body, void *arg, const ui
   s->arg = arg;
   s->choices = choices;
   s->choice_count = choices ? choice_count : 0;
+  s->preemptive = preemptive;
+  s->preemptions = preemptions;
+  s->preemption_count = preemptions ? preemption_count : 0;
   s->report = report;
   if (report) memset(report, 0, sizeof *report);
   s->hooks = (al_scheduler){.ctx = s, .lock = hook_lock, .unlocked = hook_unlocked};
@@ -274,6 +309,17 @@ int fz_scheduler_run(uint32_t count, fz_logical_thread body, void *arg, const ui
   for (uint32_t i = 0; i < count; i++) __tsan_destroy_fiber(s->threads[i].tsan_fiber);
 #endif
   return s->deadlocked ? FZ_SCHED_DEADLOCK : FZ_SCHED_OK;
+}
+
+int fz_scheduler_run(uint32_t count, fz_logical_thread body, void *arg, const uint8_t *choices,
+                     size_t choice_count, fz_schedule_report *report) {
+  return run_threads(count, body, arg, choices, choice_count, NULL, 0, false, report);
+}
+
+int fz_scheduler_run_preempting(uint32_t count, fz_logical_thread body, void *arg,
+                                const fz_preemption *preemptions, size_t preemption_count,
+                                fz_schedule_report *report) {
+  return run_threads(count, body, arg, NULL, 0, preemptions, preemption_count, true, report);
 }
 
 void fz_scheduler_release_thread_stacks(void) {

@@ -6,9 +6,12 @@
  * respects real time (linearizability against the reference model); the port's statistics, its
  * invariant walk, the DDI verifier, the sim's GPU checks and the teardown must agree; a deadlock
  * of the logical threads is a finding. The same bytes replay the same interleaving every time.
- * Byte-level mutations only (the input is a schedule + a program).
+ * Mutations: half structural on the schedule (fzs_mutate_schedule: move, retarget, add or drop
+ * one preemption; version-1 inputs become version 2), half libFuzzer's bytes on the whole input.
  */
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloclab/fuzz/execute.h"
 #include "fuzz/common/libfuzzer.h"
@@ -27,8 +30,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     options_ready = 1;
   }
   if (!fzs_decode(data, size, &input)) return -1;
-  fz_concurrency cc = {
-      .fork = input.fork, .threads = input.threads, .choices = input.choices, .choice_count = input.choice_count};
+  fz_concurrency cc = {.fork = input.fork,
+                       .threads = input.threads,
+                       .choices = input.choices,
+                       .choice_count = input.choice_count,
+                       .preemptive = input.version == FZS_VERSION_2,
+                       .preemptions = input.preemptions,
+                       .preemption_count = input.preemption_count};
   fz_execute_concurrent(&input.program, &cc, &options, NULL);
   return 0;
+}
+
+static fzs_input mutated;
+static uint8_t mutated_bytes[1u << 16];
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed) {
+  uint32_t rng = seed | 1u;
+  bool bytes = LLVMFuzzerMutate != NULL && (seed & 1u) == 0;
+  if (!bytes && fzs_decode(data, size, &mutated)) {
+    fzs_mutate_schedule(&mutated, &rng);
+    size_t n = fzs_encode(&mutated, mutated_bytes, sizeof mutated_bytes);
+    if (n != 0 && n <= max_size) {
+      memcpy(data, mutated_bytes, n);
+      return n;
+    }
+  }
+  return LLVMFuzzerMutate != NULL ? LLVMFuzzerMutate(data, size, max_size) : size;
 }

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,25 +15,181 @@
 
 bool fzs_decode(const uint8_t *data, size_t size, fzs_input *out) {
   size_t at = 0;
+  out->version = 1;
+  out->choice_count = 0;
+  out->preemption_count = 0;
+  if (size >= 5 && memcmp(data, FZS_MAGIC, 4) == 0 && data[4] == FZS_VERSION_2) {
+    out->version = FZS_VERSION_2;
+    at = 5;
+  }
 #define NEXT_BYTE() (at < size ? data[at++] : 0u)
   out->threads = 2u + NEXT_BYTE() % 3u;
   out->fork = NEXT_BYTE();
-  out->choice_count = NEXT_BYTE();
-  for (uint32_t i = 0; i < out->choice_count; i++) out->choices[i] = (uint8_t)NEXT_BYTE();
+  if (out->version == FZS_VERSION_2) {
+    uint32_t n = NEXT_BYTE();
+    out->preemption_count = n < FZS_MAX_PREEMPTIONS ? n : FZS_MAX_PREEMPTIONS;
+    for (uint32_t i = 0; i < out->preemption_count; i++) {
+      fz_preemption *pre = &out->preemptions[i];
+      pre->thread = NEXT_BYTE() % out->threads;
+      pre->after = NEXT_BYTE() + 1u;
+      pre->to = NEXT_BYTE() % out->threads;
+    }
+  } else {
+    out->choice_count = NEXT_BYTE();
+    for (uint32_t i = 0; i < out->choice_count; i++) out->choices[i] = (uint8_t)NEXT_BYTE();
+  }
 #undef NEXT_BYTE
   return fz_decode(data + at, size - at, &out->program);
 }
 
+static bool schedule_valid(const fzs_input *in) {
+  if (in->threads < 2 || in->threads > 4 || in->fork > 255) return false;
+  if (in->version == FZS_VERSION_2) {
+    if (in->preemption_count > FZS_MAX_PREEMPTIONS) return false;
+    for (uint32_t i = 0; i < in->preemption_count; i++) {
+      const fz_preemption *pre = &in->preemptions[i];
+      if (pre->thread >= in->threads || pre->to >= in->threads || pre->after < 1 || pre->after > FZS_MAX_AFTER)
+        return false;
+    }
+    return true;
+  }
+  return in->version == 1 && in->choice_count <= FZS_MAX_CHOICES;
+}
+
 size_t fzs_encode(const fzs_input *in, uint8_t *buf, size_t cap) {
-  if (in->threads < 2 || in->threads > 4 || in->fork > 255 || in->choice_count > FZS_MAX_CHOICES) return 0;
-  size_t head = 3u + in->choice_count;
+  if (!schedule_valid(in)) return 0;
+  bool v2 = in->version == FZS_VERSION_2;
+  size_t head = v2 ? 5u + 3u + 3u * in->preemption_count : 3u + in->choice_count;
   if (cap < head) return 0;
-  buf[0] = (uint8_t)(in->threads - 2u);
-  buf[1] = (uint8_t)in->fork;
-  buf[2] = (uint8_t)in->choice_count;
-  memcpy(buf + 3, in->choices, in->choice_count);
+  size_t at = 0;
+  if (v2) {
+    memcpy(buf, FZS_MAGIC, 4);
+    buf[4] = FZS_VERSION_2;
+    at = 5;
+  }
+  buf[at++] = (uint8_t)(in->threads - 2u);
+  buf[at++] = (uint8_t)in->fork;
+  if (v2) {
+    buf[at++] = (uint8_t)in->preemption_count;
+    for (uint32_t i = 0; i < in->preemption_count; i++) {
+      buf[at++] = (uint8_t)in->preemptions[i].thread;
+      buf[at++] = (uint8_t)(in->preemptions[i].after - 1u);
+      buf[at++] = (uint8_t)in->preemptions[i].to;
+    }
+  } else {
+    buf[at++] = (uint8_t)in->choice_count;
+    memcpy(buf + at, in->choices, in->choice_count);
+    at += in->choice_count;
+  }
   size_t n = fz_encode(&in->program, buf + head, cap - head);
   return n == 0 ? 0 : head + n;
+}
+
+size_t fzs_format_schedule(const fzs_input *in, char *buf, size_t cap) {
+  size_t len = 0;
+#define PUT(...)                                                                  \
+  do {                                                                            \
+    int w_ = snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0, __VA_ARGS__); \
+    if (w_ > 0) len += (size_t)w_;                                                \
+  } while (0)
+  if (cap) buf[0] = '\0';
+  PUT("schedule(threads=%u, fork=%u, ", in->threads, in->fork);
+  if (in->version == FZS_VERSION_2) {
+    PUT("preempt=[");
+    for (uint32_t i = 0; i < in->preemption_count; i++)
+      PUT("%st%u@%u->t%u", i ? ", " : "", in->preemptions[i].thread, in->preemptions[i].after, in->preemptions[i].to);
+  } else {
+    PUT("choices=[");
+    for (uint32_t i = 0; i < in->choice_count; i++) PUT("%s%u", i ? ", " : "", in->choices[i]);
+  }
+  PUT("])");
+#undef PUT
+  return len;
+}
+
+/* ---- Mutation ---------------------------------------------------------------------------- */
+
+static uint32_t next_random(uint32_t *state) {
+  uint32_t x = *state ? *state : 0x9E3779B9u;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return *state = x;
+}
+
+static uint32_t below(uint32_t *rng, uint32_t n) { return n ? next_random(rng) % n : 0; }
+
+/* A fresh preemption: early points are where shallow races are (most calls take a few locks). */
+static fz_preemption random_preemption(const fzs_input *in, uint32_t *rng) {
+  fz_preemption pre = {.thread = below(rng, in->threads), .after = 1u + below(rng, 24), .to = below(rng, in->threads)};
+  return pre;
+}
+
+static void mutate_v1(fzs_input *in, uint32_t *rng) {
+  switch (below(rng, 3)) {
+  case 0: /* the same threads and program, interleaved by one preemption instead */
+    in->version = FZS_VERSION_2;
+    in->choice_count = 0;
+    in->preemptions[0] = random_preemption(in, rng);
+    in->preemption_count = 1;
+    return;
+  case 1: /* one choice to another thread */
+    if (in->choice_count) {
+      uint32_t i = below(rng, in->choice_count);
+      in->choices[i] = (uint8_t)((in->choices[i] + 1u + below(rng, in->threads - 1u)) % in->threads);
+      return;
+    }
+    break; /* no choice to change: add one */
+  default:
+    break;
+  }
+  /* one more choice at the end (the running thread's next point) */
+  if (in->choice_count < FZS_MAX_CHOICES) in->choices[in->choice_count++] = (uint8_t)below(rng, in->threads);
+  else in->choices[below(rng, in->choice_count)] ^= 1u;
+}
+
+static void mutate_v2(fzs_input *in, uint32_t *rng) {
+  uint32_t n = in->preemption_count;
+  fz_preemption *pre = n ? &in->preemptions[below(rng, n)] : NULL;
+  switch (below(rng, 8)) {
+  case 0:
+  case 1:
+  case 2: { /* move one switch point a little (the most useful step: next to a lock point) */
+    if (pre == NULL) break;
+    uint32_t step = 1u + below(rng, 3);
+    if (below(rng, 2) && pre->after > step) pre->after -= step;
+    else if (pre->after + step <= FZS_MAX_AFTER) pre->after += step;
+    else pre->after -= step;
+    return;
+  }
+  case 3: /* switch to another thread */
+    if (pre == NULL || in->threads < 2) break;
+    pre->to = (pre->to + 1u + below(rng, in->threads - 1u)) % in->threads;
+    return;
+  case 4: /* preempt another thread at the same point */
+    if (pre == NULL) break;
+    pre->thread = (pre->thread + 1u + below(rng, in->threads - 1u)) % in->threads;
+    return;
+  case 5: /* drop one */
+    if (pre == NULL) break;
+    *pre = in->preemptions[n - 1];
+    in->preemption_count--;
+    return;
+  case 6: /* fork one call earlier or later: the split between setup and race moves */
+    if (below(rng, 2) && in->fork > 0) in->fork--;
+    else if (in->fork < 255) in->fork++;
+    return;
+  default:
+    break;
+  }
+  /* add one */
+  if (n < FZS_MAX_PREEMPTIONS) in->preemptions[in->preemption_count++] = random_preemption(in, rng);
+  else in->preemptions[below(rng, n)] = random_preemption(in, rng);
+}
+
+void fzs_mutate_schedule(fzs_input *in, uint32_t *rng) {
+  if (in->version == FZS_VERSION_2) mutate_v2(in, rng);
+  else mutate_v1(in, rng);
 }
 
 /* Reads "key=" then a number; advances *s. */
@@ -67,6 +224,97 @@ static bool expect_char(const char **s, char c, char *err, size_t cap, unsigned 
   }
   *s = p + 1;
   return true;
+}
+
+/* Reads a list "[...]" of @item, separated by commas; advances *s past ']'. */
+static bool parse_list(const char **s, fzs_input *out, bool (*item)(const char **, fzs_input *, char *, size_t, unsigned),
+                       const char *what, char *err, size_t cap, unsigned line) {
+  if (!expect_char(s, '[', err, cap, line)) return false;
+  const char *p = *s;
+  while (*p == ' ') p++;
+  while (*p != ']') {
+    if (!item(&p, out, err, cap, line)) return false;
+    while (*p == ' ') p++;
+    if (*p == ',') {
+      p++;
+      while (*p == ' ') p++;
+    } else if (*p != ']') {
+      snprintf(err, cap, "line %u: schedule(...): expected ',' or ']' in %s", line, what);
+      return false;
+    }
+  }
+  *s = p + 1;
+  return true;
+}
+
+static bool parse_choice(const char **s, fzs_input *out, char *err, size_t cap, unsigned line) {
+  if (out->choice_count == FZS_MAX_CHOICES) {
+    snprintf(err, cap, "line %u: schedule(...): more than %u choices", line, FZS_MAX_CHOICES);
+    return false;
+  }
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(*s, &end, 10);
+  if (end == *s || errno != 0 || v > 255 || **s == '-') {
+    snprintf(err, cap, "line %u: schedule(...): a choice must be a number from 0 to 255", line);
+    return false;
+  }
+  out->choices[out->choice_count++] = (uint8_t)v;
+  *s = end;
+  return true;
+}
+
+/* "t<thread>" with thread < out->threads; advances *s. */
+static bool parse_thread(const char **s, const fzs_input *out, uint32_t *thread, char *err, size_t cap,
+                         unsigned line) {
+  const char *p = *s;
+  char *end = NULL;
+  errno = 0;
+  unsigned long v = p[0] == 't' && p[1] >= '0' && p[1] <= '9' ? strtoul(p + 1, &end, 10) : ULONG_MAX;
+  if (v >= out->threads || errno != 0) {
+    snprintf(err, cap, "line %u: schedule(...): a preemption names threads t0 to t%u (as in t0@3->t1)", line,
+             out->threads - 1u);
+    return false;
+  }
+  *thread = (uint32_t)v;
+  *s = end;
+  return true;
+}
+
+/* "t<thread>@<after>->t<to>". */
+static bool parse_preemption(const char **s, fzs_input *out, char *err, size_t cap, unsigned line) {
+  if (out->preemption_count == FZS_MAX_PREEMPTIONS) {
+    snprintf(err, cap, "line %u: schedule(...): more than %u preemptions", line, FZS_MAX_PREEMPTIONS);
+    return false;
+  }
+  fz_preemption *pre = &out->preemptions[out->preemption_count];
+  if (!parse_thread(s, out, &pre->thread, err, cap, line)) return false;
+  const char *p = *s;
+  char *end = NULL;
+  errno = 0;
+  unsigned long after = *p == '@' && p[1] >= '0' && p[1] <= '9' ? strtoul(p + 1, &end, 10) : 0;
+  if (after < 1 || after > FZS_MAX_AFTER || errno != 0) {
+    snprintf(err, cap, "line %u: schedule(...): a preemption's point (t0@K->t1) must be a number from 1 to %u",
+             line, FZS_MAX_AFTER);
+    return false;
+  }
+  pre->after = (uint32_t)after;
+  if (strncmp(end, "->", 2) != 0) {
+    snprintf(err, cap, "line %u: schedule(...): expected '->' in a preemption (t0@3->t1)", line);
+    return false;
+  }
+  *s = end + 2;
+  if (!parse_thread(s, out, &pre->to, err, cap, line)) return false;
+  out->preemption_count++;
+  return true;
+}
+
+static bool parse_choices(const char **s, fzs_input *out, char *err, size_t cap, unsigned line) {
+  return parse_list(s, out, parse_choice, "choices", err, cap, line);
+}
+
+static bool parse_preemptions(const char **s, fzs_input *out, char *err, size_t cap, unsigned line) {
+  return parse_list(s, out, parse_preemption, "preempt", err, cap, line);
 }
 
 bool fzs_parse(const char *text, fzs_input *out, char *err, size_t cap) {
@@ -107,44 +355,25 @@ bool fzs_parse(const char *text, fzs_input *out, char *err, size_t cap) {
       !expect_char(&s, ',', err, cap, number))
     return false;
   while (*s == ' ') s++;
-  if (strncmp(s, "choices=", 8) != 0) {
-    snprintf(err, cap, "line %u: schedule(...) needs 'choices=[...]'", number);
+  out->threads = (uint32_t)threads;
+  out->version = 1;
+  if (strncmp(s, "preempt=", 8) == 0) {
+    out->version = FZS_VERSION_2;
+    s += 8;
+    if (!parse_preemptions(&s, out, err, cap, number)) return false;
+  } else if (strncmp(s, "choices=", 8) != 0) {
+    snprintf(err, cap, "line %u: schedule(...) needs 'choices=[...]' or 'preempt=[...]'", number);
     return false;
+  } else {
+    s += 8;
+    if (!parse_choices(&s, out, err, cap, number)) return false;
   }
-  s += 8;
-  if (!expect_char(&s, '[', err, cap, number)) return false;
-  while (*s == ' ') s++;
-  while (*s != ']') {
-    if (out->choice_count == FZS_MAX_CHOICES) {
-      snprintf(err, cap, "line %u: schedule(...): more than %u choices", number, FZS_MAX_CHOICES);
-      return false;
-    }
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (end == s || errno != 0 || v > 255 || *s == '-') {
-      snprintf(err, cap, "line %u: schedule(...): a choice must be a number from 0 to 255", number);
-      return false;
-    }
-    out->choices[out->choice_count++] = (uint8_t)v;
-    s = end;
-    while (*s == ' ') s++;
-    if (*s == ',') {
-      s++;
-      while (*s == ' ') s++;
-    } else if (*s != ']') {
-      snprintf(err, cap, "line %u: schedule(...): expected ',' or ']' in choices", number);
-      return false;
-    }
-  }
-  s++;
   if (!expect_char(&s, ')', err, cap, number)) return false;
   while (*s == ' ' || *s == '\t' || *s == '\r') s++;
   if (*s != '\n' && *s != '\0') {
     snprintf(err, cap, "line %u: unexpected text after schedule(...)", number);
     return false;
   }
-  out->threads = (uint32_t)threads;
   out->fork = (uint32_t)fork;
   /* The program: the text with the schedule line blanked, so its line numbers stay right. */
   size_t len = strlen(text);

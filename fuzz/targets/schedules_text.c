@@ -65,9 +65,9 @@ static int trace(const char *path) {
     fprintf(stderr, "schedules_text: %s: the program part has an unsupported format version\n", path);
     return 1;
   }
-  printf("schedule(threads=%u, fork=%u, choices=[", input.threads, input.fork);
-  for (uint32_t i = 0; i < input.choice_count; i++) printf("%s%u", i ? ", " : "", input.choices[i]);
-  printf("])\n");
+  char line[2048];
+  fzs_format_schedule(&input, line, sizeof line);
+  printf("%s\n", line);
   fz_print_program(stdout, &input.program, NULL);
   return 0;
 }

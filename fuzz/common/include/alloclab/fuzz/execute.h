@@ -278,6 +278,10 @@ typedef struct fz_concurrency {
   uint32_t threads;       /* 1..FZ_SCHED_MAX_THREADS logical threads; call fork+j runs on j % threads */
   const uint8_t *choices; /* the scheduler's choices (alloclab/fuzz/scheduler.h) */
   size_t choice_count;
+  /* preemptive: interleave by @preemptions instead of @choices (fz_scheduler_run_preempting) */
+  bool preemptive;
+  const fz_preemption *preemptions;
+  size_t preemption_count;
 } fz_concurrency;
 
 /*

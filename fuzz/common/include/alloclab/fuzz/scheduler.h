@@ -42,6 +42,7 @@ typedef struct fz_schedule_report {
   uint32_t switches;      /* times another thread was chosen */
   uint32_t choices_used;  /* choice bytes read */
   uint32_t blocked_waits; /* times a thread found its lock taken and was blocked */
+  uint32_t preemptions;   /* preemptive mode: preemptions whose point was reached */
   char message[512];      /* FZ_SCHED_DEADLOCK: who waits for what */
 } fz_schedule_report;
 
@@ -58,6 +59,36 @@ typedef void (*fz_logical_thread)(void *arg, uint32_t index);
  */
 int fz_scheduler_run(uint32_t count, fz_logical_thread body, void *arg, const uint8_t *choices,
                      size_t choice_count, fz_schedule_report *report);
+
+/*
+ * DOC: Preemptive mode (PCT-style: few preemptions at named points)
+ * Random choice bytes at every point make noisy schedules: most shallow races need one or two
+ * context switches at the right places (Burckhardt et al., "A Randomized Scheduler with
+ * Probabilistic Guarantees of Finding Bugs", ASPLOS 2010; CHESS's preemption bounding).
+ * fz_scheduler_run_preempting() runs each thread without preemption until it finishes or
+ * blocks (then the lowest-numbered runnable thread runs), except at the points its preemptions
+ * name: "when thread T reaches its own k-th schedule point, switch to thread U". A thread's own
+ * count only grows while it runs, so a preemption keeps its place in T's code when other
+ * preemptions move: a mutation that moves one switch point changes one thing.
+ */
+typedef struct fz_preemption {
+  uint32_t thread; /* the running thread to preempt (0..count-1; others never match) */
+  uint32_t after;  /* at its after-th own schedule point (1 = its first; 0 never matches) */
+  uint32_t to;     /* the thread to run instead; when that one is not runnable (or is @thread, or
+                      out of range), the next runnable thread after @thread in index order */
+} fz_preemption;
+
+/*
+ * fz_scheduler_run_preempting - as fz_scheduler_run(), but interleaved by @preemptions
+ * (@preemption_count entries; may be NULL when 0; the first one matching a point wins; a point
+ * where only the running thread can run preempts nothing) instead of choice bytes. With none,
+ * thread 0 runs to its end, then thread 1, and so on (a thread that blocks hands over). Same
+ * return values, report (report->preemptions counts the preemptions that switched or tried to)
+ * and aborts as fz_scheduler_run().
+ */
+int fz_scheduler_run_preempting(uint32_t count, fz_logical_thread body, void *arg,
+                                const fz_preemption *preemptions, size_t preemption_count,
+                                fz_schedule_report *report);
 
 /* Frees the calling thread's coroutine stacks (optional: for leak checkers). */
 void fz_scheduler_release_thread_stacks(void);
