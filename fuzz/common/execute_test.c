@@ -842,6 +842,45 @@ static void test_bring_up_failure_checks(void) {
   CHECK(al_testing_set_host_alloc_fault(NULL) == NULL, "the host-allocation hook was left installed");
 }
 
+/* options(teardown=adapter): the executor leaves the live devices to al_adapter_destroy, which
+ * must destroy them (shared resources, deferred destroys and queued work included) and leave the
+ * miniport as before the program; by default the executor destroys every device first. */
+static uint32_t devices_at_adapter_destroy = UINT32_MAX;
+static void counting_adapter_destroy(al_adapter *adapter) {
+  al_adapter_stats st;
+  fz_port_alloclab.get_stats(adapter, &st);
+  devices_at_adapter_destroy = st.devices;
+  fz_port_alloclab.adapter_destroy(adapter);
+}
+
+static void test_adapter_teardown(void) {
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  fz_port_ops ports = fz_port_alloclab;
+  ports.adapter_destroy = counting_adapter_destroy;
+  o.port = &ports;
+  static const char body[] =
+      "v1 = create_device()\nv2 = create_device()\n"
+      "v3 = create_resource(dev=v1, n=2, size=8192, placement=any, shared=1)\n"
+      "v4 = open_resource(dev=v2, resource=v3)\n"
+      "v5 = create_allocations(dev=v2, n=3, size=4096, placement=memory_only)\n"
+      "v6 = submit(dev=v2, list=[v3.a0, v5.a0], command=fill)\n"
+      "v7 = destroy_allocations(dev=v2, list=[v5.a0], flags=0)\n";
+  static const char *const options[] = {"options(teardown=adapter)\n",
+                                        "options(engine=threaded, teardown=adapter)\n", "", "options(teardown=devices)\n"};
+  for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+    char text[1024];
+    snprintf(text, sizeof text, "%s%s", options[i], body);
+    devices_at_adapter_destroy = UINT32_MAX;
+    int rc = fz_execute_text(text, &o, &report);
+    CHECK(rc == FZ_EXEC_OK, "'%s': rc %d: %s", options[i], rc, report.message);
+    uint32_t live = strstr(options[i], "teardown=adapter") ? 2u : 0u;
+    CHECK(devices_at_adapter_destroy == live, "'%s': %u devices live at al_adapter_destroy, expected %u",
+          options[i], devices_at_adapter_destroy, live);
+  }
+}
+
 /* ---- Text form ---------------------------------------------------------------------------- */
 
 static void test_execute_text(void) {
@@ -1770,6 +1809,7 @@ int main(int argc, char **argv) {
       {"wrong_answer_undo_under_host_failure", test_wrong_answer_undo_under_host_failure},
       {"bring_up_faults", test_bring_up_faults},
       {"bring_up_failure_checks", test_bring_up_failure_checks},
+      {"adapter_teardown", test_adapter_teardown},
       {"execute_text", test_execute_text},
       {"oracle_catches_wrong_prediction", test_oracle_catches_wrong_prediction},
       {"oracle_aborts_with_message", test_oracle_aborts_with_message},

@@ -367,6 +367,7 @@ bool fz_decode(const uint8_t *data, size_t size, fz_program *out) {
   out->fault_count = 0;
   memset(out->faults, 0, sizeof out->faults);
   out->threaded_engine = false;
+  out->adapter_teardown = false;
   fz_cursor c;
   fz_cursor_init(&c, data, size);
   unsigned version = FZ_FORMAT_VERSION;
@@ -380,7 +381,10 @@ bool fz_decode(const uint8_t *data, size_t size, fz_program *out) {
   uint8_t f = fz_consume_u8(&c);
   /* Versions 1 and 2 ignore the bit (no corpus file of theirs sets it: the encoders wrote 0x00
    * or 0xC0 | n). */
-  if (version >= FZ_FORMAT_VERSION_3) out->threaded_engine = (f & FZ_FAULTS_BYTE_THREADED_ENGINE) != 0;
+  if (version >= FZ_FORMAT_VERSION_3) {
+    out->threaded_engine = (f & FZ_FAULTS_BYTE_THREADED_ENGINE) != 0;
+    out->adapter_teardown = (f & FZ_FAULTS_BYTE_ADAPTER_TEARDOWN) != 0;
+  }
   if ((f >> 6) == 3u) {
     out->fault_count = 1u + (f & 3u);
     for (uint32_t i = 0; i < out->fault_count; i++) {
@@ -618,6 +622,7 @@ size_t fz_encode_valid(const fz_program *p, uint8_t *out, size_t cap) {
   put_u8(&w, FZ_FORMAT_VERSION);
   uint8_t faults_byte = p->fault_count == 0 ? 0u : (uint8_t)(0xC0u | (p->fault_count - 1u));
   if (p->threaded_engine) faults_byte |= FZ_FAULTS_BYTE_THREADED_ENGINE;
+  if (p->adapter_teardown) faults_byte |= FZ_FAULTS_BYTE_ADAPTER_TEARDOWN;
   put_u8(&w, faults_byte);
   for (uint32_t i = 0; i < p->fault_count; i++) {
     put_varint32(&w, p->faults[i].point);
@@ -821,7 +826,7 @@ static bool call_equal(const fz_call *a, const fz_call *b) {
 
 bool fz_program_equal(const fz_program *a, const fz_program *b) {
   if (a->call_count != b->call_count || a->fault_count != b->fault_count ||
-      a->threaded_engine != b->threaded_engine) {
+      a->threaded_engine != b->threaded_engine || a->adapter_teardown != b->adapter_teardown) {
     return false;
   }
   uint32_t nf = a->fault_count < 4u ? a->fault_count : 4u;

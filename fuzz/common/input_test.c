@@ -207,6 +207,44 @@ static void test_layout_v3_threaded_engine(void) {
   CHECK(fz_decode(plain, sizeof plain, &p) && !p.threaded_engine, "decode leaves no stale engine choice");
 }
 
+/* Bit 4 of the faults byte: the live devices left to al_adapter_destroy (version 3 on), beside
+ * the engine bit and faults; versions 1 and 2 ignore it. */
+static void test_layout_v3_adapter_teardown(void) {
+  static const uint8_t in[] = {
+      'A', 'L', 'F', 'Z', 3, 0x10, /* adapter teardown, no faults */
+      0x00,                        /* v1 = create_device() */
+  };
+  CHECK(fz_decode(in, sizeof in, &p) && p.adapter_teardown && !p.threaded_engine && p.fault_count == 0 &&
+            p.call_count == 1,
+        "decode version 3:\n%s", fz_test_text(&p));
+  CHECK(strcmp(fz_test_text(&p), "options(teardown=adapter)\nv1 = create_device()\n") == 0, "text:\n%s",
+        fz_test_text(&p));
+  size_t n = fz_encode(&p, buf, sizeof buf);
+  CHECK(n == sizeof in && memcmp(buf, in, n) == 0, "the encoder writes the documented teardown bit");
+  check_roundtrip(&p, "adapter teardown");
+
+  static const uint8_t all[] = {'A', 'L', 'F', 'Z', 3, 0xF0, 0x05, 0x02, 0x01, 0x00};
+  CHECK(fz_decode(all, sizeof all, &q) && q.adapter_teardown && q.threaded_engine && q.fault_count == 1 &&
+            q.faults[0].point == 5 && q.call_count == 1,
+        "both bits with a fault:\n%s", fz_test_text(&q));
+  n = fz_encode(&q, buf, sizeof buf);
+  CHECK(n == sizeof all && memcmp(buf, all, n) == 0, "the encoder keeps both bits beside faults");
+  q = p;
+  q.adapter_teardown = false;
+  CHECK(!fz_program_equal(&p, &q), "fz_program_equal compares the teardown");
+
+  static uint8_t old[sizeof in];
+  memcpy(old, in, sizeof in);
+  for (uint8_t version = 1; version <= 2; version++) {
+    old[4] = version;
+    CHECK(fz_decode(old, sizeof old, &q) && !q.adapter_teardown && q.call_count == 1,
+          "version %u ignores the bit:\n%s", version, fz_test_text(&q));
+  }
+  static const uint8_t plain[] = {'A', 'L', 'F', 'Z', 3, 0x00, 0x00};
+  p.adapter_teardown = true;
+  CHECK(fz_decode(plain, sizeof plain, &p) && !p.adapter_teardown, "decode leaves no stale teardown choice");
+}
+
 /* Version 3 adds the copy command (command := u8 % 4); version 2 keeps reading u8 % 3. */
 static void test_layout_v3_copy(void) {
   static const uint8_t in[] = {
@@ -614,6 +652,7 @@ int main(void) {
   fz_test_run("layout_v3_align", test_layout_v3_align);
   fz_test_run("layout_v3_info", test_layout_v3_info);
   fz_test_run("layout_v3_threaded_engine", test_layout_v3_threaded_engine);
+  fz_test_run("layout_v3_adapter_teardown", test_layout_v3_adapter_teardown);
   fz_test_run("version_1", test_version_1);
   fz_test_run("cursor", test_cursor);
   fz_test_run("layout", test_layout);

@@ -790,6 +790,15 @@ static bool edit_engine(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
   return true;
 }
 
+/* Switches who destroys the devices left at the end: the executor, or al_adapter_destroy
+ * (program.h "Teardown"), so fuzzing reaches the port's own cleanup of live devices. */
+static bool edit_teardown(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
+  (void)rng;
+  (void)mb;
+  p->adapter_teardown = !p->adapter_teardown;
+  return true;
+}
+
 /* ---- Entry points --------------------------------------------------------------------------- */
 
 bool fz_mutate_program(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
@@ -799,7 +808,7 @@ bool fz_mutate_program(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
   } edits[] = {
       {edit_insert, 20}, {edit_delete, 10},  {edit_duplicate, 6}, {edit_move, 8},
       {edit_rewire, 20}, {edit_tweak, 18},   {edit_replace_op, 4}, {edit_list, 10},
-      {edit_fault, 4},  {edit_engine, 2},
+      {edit_fault, 4},  {edit_engine, 2},    {edit_teardown, 2},
   };
   const size_t count = sizeof edits / sizeof edits[0];
   uint32_t total = 0;

@@ -122,7 +122,8 @@ static void test_deterministic(void) {
 static void test_variety(void) {
   uint64_t rng = fz_test_seed() ^ 0xEEEEu;
   static uint8_t in[FZ_ENCODE_MAX_SIZE];
-  unsigned grew = 0, shrank = 0, same_count = 0, faults = 0, hostile = 0, lists = 0, wrong_answers = 0, engines = 0;
+  unsigned grew = 0, shrank = 0, same_count = 0, faults = 0, hostile = 0, lists = 0, wrong_answers = 0, engines = 0,
+           teardowns = 0;
   for (int i = 0; i < 3000; i++) {
     fz_program prog;
     fz_test_random_program(&rng, &prog);
@@ -135,6 +136,7 @@ static void test_variety(void) {
     same_count += after.call_count == prog.call_count;
     faults += after.fault_count != prog.fault_count;
     engines += after.threaded_engine != prog.threaded_engine;
+    teardowns += after.adapter_teardown != prog.adapter_teardown;
     for (uint32_t k = prog.fault_count; k < after.fault_count && k < 4; k++)
       wrong_answers += fault_point_is_wrong_answer((enum fault_point)after.faults[k].point);
     if (after.call_count == prog.call_count) {
@@ -152,6 +154,7 @@ static void test_variety(void) {
         "variety");
   CHECK(wrong_answers > 0, "the mutator adds the wrong-answer fault points too");
   CHECK(engines > 20, "the mutator switches the engine (%u times)", engines);
+  CHECK(teardowns > 20, "the mutator switches the teardown (%u times)", teardowns);
 }
 
 /* The mutator reaches the long-list shapes from a program that has none: ranges to the end of a

@@ -209,8 +209,12 @@ static void print_fault(FILE *out, uint32_t point, uint32_t nth, uint32_t repeat
 }
 
 void fz_print_program(FILE *out, const fz_program *p, const NTSTATUS *statuses) {
-  if (p->threaded_engine) {
+  if (p->threaded_engine && p->adapter_teardown) {
+    fprintf(out, "options(engine=threaded, teardown=adapter)\n");
+  } else if (p->threaded_engine) {
     fprintf(out, "options(engine=threaded)\n");
+  } else if (p->adapter_teardown) {
+    fprintf(out, "options(teardown=adapter)\n");
   }
   uint32_t nf = p->fault_count < 4u ? p->fault_count : 4u;
   for (uint32_t i = 0; i < nf; i++) {
@@ -801,7 +805,8 @@ static bool parse_fault(fz_parser *ps, fz_program *out) {
   return true;
 }
 
-/* options(engine=threaded|deterministic): the program-level choices (program.h "Engine"). */
+/* options(engine=threaded|deterministic, teardown=adapter|devices): the program-level choices
+ * (program.h "Engine" and "Teardown"), each at most once, in any order. */
 static bool parse_options(fz_parser *ps, fz_program *out, bool *seen_options) {
   if (*seen_options) {
     return perr(ps, "options(...) given twice");
@@ -810,35 +815,42 @@ static bool parse_options(fz_parser *ps, fz_program *out, bool *seen_options) {
   if (!expect(ps, '(', "after 'options'")) {
     return false;
   }
-  bool seen_engine = false;
+  bool seen_engine = false, seen_teardown = false;
   for (;;) {
     char key[32];
     if (!word(ps, key, sizeof key)) {
       char buf[40];
-      return perr(ps, "expected engine=, got %s", near(ps, buf, sizeof buf));
+      return perr(ps, "expected engine= or teardown=, got %s", near(ps, buf, sizeof buf));
     }
-    if (strcmp(key, "engine") != 0) {
-      return perr(ps, "options has no argument '%s' (it takes engine)", key);
+    bool engine = strcmp(key, "engine") == 0;
+    if (!engine && strcmp(key, "teardown") != 0) {
+      return perr(ps, "options has no argument '%s' (it takes engine and teardown)", key);
     }
-    if (seen_engine) {
-      return perr(ps, "argument 'engine' given twice");
+    bool *seen = engine ? &seen_engine : &seen_teardown;
+    if (*seen) {
+      return perr(ps, "argument '%s' given twice", key);
     }
-    seen_engine = true;
+    *seen = true;
     if (!expect(ps, '=', "after the argument name")) {
       return false;
     }
     skip_ws(ps);
+    const char *choices = engine ? "threaded or deterministic" : "adapter or devices";
     char w[64];
     if (!word(ps, w, sizeof w)) {
       char buf[40];
-      return perr(ps, "engine: expected threaded or deterministic, got %s", near(ps, buf, sizeof buf));
+      return perr(ps, "%s: expected %s, got %s", key, choices, near(ps, buf, sizeof buf));
     }
-    if (strcmp(w, "threaded") == 0) {
+    if (engine && strcmp(w, "threaded") == 0) {
       out->threaded_engine = true;
-    } else if (strcmp(w, "deterministic") == 0) {
+    } else if (engine && strcmp(w, "deterministic") == 0) {
       out->threaded_engine = false;
+    } else if (!engine && strcmp(w, "adapter") == 0) {
+      out->adapter_teardown = true;
+    } else if (!engine && strcmp(w, "devices") == 0) {
+      out->adapter_teardown = false;
     } else {
-      return perr(ps, "engine: expected threaded or deterministic, got '%s'", w);
+      return perr(ps, "%s: expected %s, got '%s'", key, choices, w);
     }
     bool closed = false;
     if (!end_of_argument(ps, &closed)) {
@@ -924,6 +936,7 @@ bool fz_parse_program(const char *text, fz_program *out, char *err, size_t cap) 
   out->fault_count = 0;
   memset(out->faults, 0, sizeof out->faults);
   out->threaded_engine = false;
+  out->adapter_teardown = false;
   bool seen_options = false;
   if (err != NULL && cap > 0) {
     err[0] = '\0';

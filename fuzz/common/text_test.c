@@ -127,6 +127,30 @@ static void test_options_engine(void) {
         "no options line: deterministic");
 }
 
+/* options(teardown=...): the live devices left to al_adapter_destroy; printed only when set,
+ * with the engine in one line when both are chosen, in either order, and reset by each parse. */
+static void test_options_teardown(void) {
+  char err[256];
+  CHECK(fz_parse_program("options(teardown=adapter)\nv1 = create_device()\n", &p, err, sizeof err), "parse: %s", err);
+  CHECK(p.adapter_teardown && !p.threaded_engine && p.call_count == 1, "teardown=adapter sets the choice only");
+  CHECK(strcmp(fz_test_text(&p), "options(teardown=adapter)\nv1 = create_device()\n") == 0, "printed:\n%s",
+        fz_test_text(&p));
+  CHECK(fz_parse_program(fz_test_text(&p), &q, err, sizeof err) && fz_program_equal(&p, &q), "round trip: %s", err);
+  CHECK(fz_parse_program("options(teardown = adapter, engine=threaded)\nv1 = create_device()\n", &p, err, sizeof err) &&
+            p.adapter_teardown && p.threaded_engine,
+        "both, teardown first: %s", err);
+  CHECK(strcmp(fz_test_text(&p), "options(engine=threaded, teardown=adapter)\nv1 = create_device()\n") == 0,
+        "both printed in one line:\n%s", fz_test_text(&p));
+  CHECK(fz_parse_program(fz_test_text(&p), &q, err, sizeof err) && fz_program_equal(&p, &q), "round trip: %s", err);
+  q.adapter_teardown = false;
+  CHECK(!fz_program_equal(&p, &q), "programs that differ in their teardown differ");
+  CHECK(fz_parse_program("options(teardown=devices)\nv1 = create_device()\n", &q, err, sizeof err) &&
+            !q.adapter_teardown && strcmp(fz_test_text(&q), "v1 = create_device()\n") == 0,
+        "teardown=devices is the default, not printed: %s", err);
+  CHECK(fz_parse_program("v1 = create_device()\n", &p, err, sizeof err) && !p.adapter_teardown,
+        "no options line: the executor destroys the devices");
+}
+
 static void test_errors(void) {
   static const struct {
     const char *text;
@@ -174,8 +198,12 @@ static void test_errors(void) {
        "line 5: more than 4 faults"},
       {"= create_device()\n", "line 1: expected a call"},
       {"options(engine=magic)\n", "line 1: engine: expected threaded or deterministic, got 'magic'"},
-      {"options(speed=11)\n", "line 1: options has no argument 'speed' (it takes engine)"},
+      {"options(speed=11)\n", "line 1: options has no argument 'speed' (it takes engine and teardown)"},
       {"options(engine=threaded, engine=threaded)\n", "line 1: argument 'engine' given twice"},
+      {"options(teardown=process)\n", "line 1: teardown: expected adapter or devices, got 'process'"},
+      {"options(teardown=adapter, engine=threaded, teardown=devices)\n",
+       "line 1: argument 'teardown' given twice"},
+      {"options(teardown=)\n", "line 1: teardown: expected adapter or devices, got"},
       {"options(engine=threaded)\nv1 = create_device()\noptions(engine=threaded)\n",
        "line 3: options(...) given twice"},
       {"options engine=threaded\n", "line 1: expected '(' after 'options'"},
@@ -343,6 +371,7 @@ int main(void) {
   fz_test_run("align", test_align);
   fz_test_run("info", test_info);
   fz_test_run("options_engine", test_options_engine);
+  fz_test_run("options_teardown", test_options_teardown);
   fz_test_run("roundtrip_random", test_roundtrip_random);
   fz_test_run("example", test_example);
   fz_test_run("statuses", test_statuses);

@@ -15,8 +15,9 @@
  * byte arrays, handles as variables holding what the port returned). After each call come the
  * oracle's checks, with the model's expectations written in as constants: the status must be in
  * the predicted set, new handles non-zero and never repeated, the adapter's statistics equal to
- * the model's counts, al_adapter_check() must pass; at the end the adapter must be empty and the
- * sim's process-wide totals back to where they were. A failed check prints the oracle's message
+ * the model's counts, al_adapter_check() must pass; at the end the adapter must be empty (unless
+ * options(teardown=adapter) leaves the live devices to al_adapter_destroy) and the sim's
+ * process-wide totals back to where they were. A failed check prints the oracle's message
  * ("alloclab oracle: call 3 ...: port returned X, model expected Y (...)") and aborts. The run
  * happens in a child process, so an abort or a sanitizer report during it (a crash in the port,
  * the verifier, a GPU fault) still leaves a program: it ends with the call that crashed.

@@ -94,6 +94,17 @@ rm -f "$tmp/threaded.c"
 expect_exit 1 "options(engine=threaded) cannot be written" "$emit_c" "$tmp/threaded.bin" "$tmp/threaded.c"
 [[ ! -e $tmp/threaded.c ]] || fail "emit_c left $tmp/threaded.c for a threaded program"
 
+# 5. options(teardown=adapter) (bit 4 of the faults byte): the program ends with al_adapter_destroy
+# on the live device, with no destroy_device and no emptiness check before it; the sim's totals
+# are still checked after it.
+printf 'ALFZ\x03\x10\x00' >"$tmp/teardown.bin" # v1 = create_device(), left to al_adapter_destroy
+expect_exit 0 "the recorded run passed" "$emit_c" "$tmp/teardown.bin" "$tmp/teardown.c"
+grep -qF "al_adapter_destroy(adapter);" "$tmp/teardown.c" || fail "the teardown=adapter program destroys no adapter"
+grep -qF "expect_sim_totals(" "$tmp/teardown.c" || fail "the teardown=adapter program checks no totals"
+if grep -qE "teardown destroy_device\(|^  expect_empty\(\);" "$tmp/teardown.c"; then
+  fail "the teardown=adapter program destroys the devices itself"
+fi
+
 if ((failures)); then
   echo "$failures failure(s)" >&2
   exit 1

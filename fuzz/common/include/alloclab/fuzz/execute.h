@@ -78,7 +78,10 @@
  * al_adapter_destroy() (whose verifier checks the miniport's live objects); with the sim, the
  * hardware walk must pass at the end of the program (before the teardown's destroys) and again
  * after that al_adapter_check(), and the miniport's process-wide live totals must be back to
- * their values before the program.
+ * their values before the program. A program with options(teardown=adapter) (program.h
+ * "Teardown") skips the destroys, the drain and the emptiness checks: after the end-of-program
+ * hardware walk the adapter is destroyed at once, with its live devices, and the totals check
+ * (and LeakSanitizer, for the port) must still pass.
  *
  * A disagreement is a finding: by default the process aborts with
  *   alloclab oracle: call 7 destroy_allocations(...): port returned STATUS_SUCCESS, model

@@ -35,6 +35,9 @@
  * the threaded GPU engine (fz_program.threaded_engine, `options(engine=threaded)`), whether
  * or not faults follow. Versions 1 and 2 ignore the bit; before it was defined no encoder set
  * it (0x00, or 0xC0 | n), so it changed the meaning of no corpus file.
+ * Bit 4 of f (FZ_FAULTS_BYTE_ADAPTER_TEARDOWN, 0x10) ends the program with al_adapter_destroy
+ * alone (fz_program.adapter_teardown, `options(teardown=adapter)`); versions 1 and 2 ignore it
+ * too, and no encoder set it before (0x00, 0x20, 0xC0 | n, 0xE0 | n).
  *
  * Calls. Decoding stops when no byte is left at the start of a call, or after FZ_MAX_CALLS.
  * Each call starts with an opcode byte b: op = (b & 0x0F) % FZ_OP_COUNT; when b & 0xF0 == 0xF0
@@ -153,6 +156,8 @@ extern "C" {
 #define FZ_FORMAT_HEADER_SIZE 5u
 /* The faults byte's bit that selects the threaded GPU engine (version 3 on; see above). */
 #define FZ_FAULTS_BYTE_THREADED_ENGINE 0x20u
+/* The faults byte's bit that leaves the live devices to al_adapter_destroy (version 3 on). */
+#define FZ_FAULTS_BYTE_ADAPTER_TEARDOWN 0x10u
 
 /* ---- The data provider ------------------------------------------------------------------- */
 

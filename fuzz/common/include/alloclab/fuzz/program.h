@@ -43,6 +43,13 @@
  * signal on that thread while the program's calls run. How the executor keeps its verdicts
  * deterministic then: execute.h "Threaded engine".
  *
+ * Teardown (format version 3 on). After the last call the executor destroys every device still
+ * live itself, checking each status, and only then the adapter. With `options(teardown=adapter)`
+ * (fz_program.adapter_teardown) it destroys the adapter at once: al_adapter_destroy must destroy
+ * the live devices itself, as when a process exits with its devices open, and leave nothing in
+ * the miniport (the executor compares the sim's totals with those before the program) or the
+ * port (LeakSanitizer).
+ *
  * Long lists. A create makes up to FZ_MAX_ELEMENTS (1024, the port's maximum per call)
  * allocations, but a list holds at most FZ_MAX_LIST entries: an entry may be a RANGE of one
  * result's elements, vK.aE..aF (fz_ref.span = F - E), which the executor expands in order, so
@@ -170,6 +177,9 @@ typedef struct fz_program {
   /* Run on the threaded GPU engine (al_hardware_request.threaded_engine), not the
    * deterministic one. Format version 3 on: bit 5 of the faults byte (input.h). */
   bool threaded_engine;
+  /* End the program with al_adapter_destroy alone, the devices still live left to it (program.h
+   * "Teardown"). Format version 3 on: bit 4 of the faults byte (input.h). */
+  bool adapter_teardown;
 } fz_program;
 
 /*
