@@ -302,12 +302,16 @@ static uint64_t m_commit_consults(const mseg *s, uint64_t size) {
   return s->kind == GPU_SEGMENT_MEMORY ? 1 : size / s->page;
 }
 
+/* Byte k of @dst gets byte (phase + k) % 4 of @pattern (the first 4 bytes, then doubling copies). */
 static void pattern_bytes(uint8_t *dst, uint64_t size, uint32_t pattern, uint32_t phase) {
-  for (uint64_t k = 0; k < size; k++) dst[k] = (uint8_t)(pattern >> (8u * ((phase + k) & 3u)));
+  for (uint64_t k = 0; k < size && k < 4; k++) dst[k] = (uint8_t)(pattern >> (8u * ((phase + k) & 3u)));
+  for (uint64_t have = 4; have < size; have *= 2) memcpy(dst + have, dst, min_u64(have, size - have));
 }
 
+/* Byte k gets seed + 13 k (mod 256): period 256, so the same doubling copies. */
 static void seed_bytes(uint8_t *dst, uint64_t size, uint32_t seed) {
-  for (uint64_t k = 0; k < size; k++) dst[k] = (uint8_t)(seed + 13u * k);
+  for (uint64_t k = 0; k < size && k < 256; k++) dst[k] = (uint8_t)(seed + 13u * k);
+  for (uint64_t have = 256; have < size; have *= 2) memcpy(dst + have, dst, min_u64(have, size - have));
 }
 
 /* ---- Model: address spaces ---------------------------------------------------------------- */
@@ -769,6 +773,7 @@ static void compare_fault_log(world *w, size_t max) {
 /* ---- Ops ------------------------------------------------------------------------------------ */
 
 static void stream_append(world *w, const void *bytes, size_t n) {
+  if (n == 0) return;
   if (w->stream_len + n > w->stream_cap) {
     w->stream_cap = (w->stream_len + n) * 2;
     w->stream = realloc(w->stream, w->stream_cap);
@@ -960,17 +965,35 @@ static void op_translate(world *w, const gpu_op *op, unsigned asi) {
   expect_status(w, "gpu_as_translate", st, want);
 }
 
+/* How many bytes from @va on are mapped without a hole (at most @size): all an access through
+ * the address space can touch before it faults. */
+static uint64_t m_mapped_extent(const mas *a, uint64_t va, uint64_t size) {
+  uint64_t n = 0;
+  while (n < size) {
+    uint64_t v = va + n;
+    if (v >= VA_LIMIT || h_get(&a->pages, PKEY(v)) == NULL) break;
+    n += PAGE - (v & (PAGE - 1));
+  }
+  return min_u64(n, size);
+}
+
+/*
+ * as_read / as_write / as_fill. The host buffer holds only the bytes the model says the access
+ * can reach (up to the first unmapped page): an access that went further than the contract
+ * allows (past its fault) is caught by ASan.
+ */
 static void op_as_access(world *w, const gpu_op *op, unsigned asi, int kind) {
   uint64_t va = va_of(w, asi, gpu_op_va(op, "va"));
   uint64_t size = gpu_op_field(op, "size");
-  uint8_t *got = calloc(size + 1, 1), *want_bytes = calloc(size + 1, 1);
+  uint64_t reach = m_mapped_extent(&w->ma[asi], va, size);
+  uint8_t *got = calloc(reach + 1, 1), *want_bytes = calloc(reach + 1, 1);
   if (got == NULL || want_bytes == NULL) abort();
   NTSTATUS st, want;
   if (kind == ACC_READ) {
     st = gpu_as_read(w->as[asi], va, got, size);
     want = m_access(w, asi, va, size, ACC_READ, want_bytes, 0);
   } else if (kind == ACC_WRITE) {
-    seed_bytes(got, size, gpu_op_field(op, "seed"));
+    seed_bytes(got, reach, gpu_op_field(op, "seed"));
     st = gpu_as_write(w->as[asi], va, got, size);
     want = m_access(w, asi, va, size, ACC_WRITE, got, 0);
   } else {
@@ -1030,7 +1053,9 @@ static void op_seg_access(world *w, const gpu_op *op, int kind) {
   } else if (size > 0 && (free_at = m_first_free(s, off, size)) != UINT64_MAX) {
     want = GPU_STATUS_PAGE_FAULT;
   }
-  uint8_t *buf = calloc(size + 1, 1);
+  /* Out of bounds: a 1-byte buffer (the call must refuse before touching any). */
+  uint64_t room = m_in_bounds(s, off, size) ? size : 0;
+  uint8_t *buf = calloc(room + 1, 1);
   if (buf == NULL) abort();
   gpu_segment_fault f = {0};
   NTSTATUS st;
@@ -1038,7 +1063,7 @@ static void op_seg_access(world *w, const gpu_op *op, int kind) {
   if (kind == ACC_READ) {
     st = gpu_segment_read(w->seg[si], off, buf, size, &f);
   } else if (kind == ACC_WRITE) {
-    seed_bytes(buf, size, gpu_op_field(op, "seed"));
+    seed_bytes(buf, room, gpu_op_field(op, "seed"));
     st = gpu_segment_write(w->seg[si], off, buf, size, &f);
     if (st == STATUS_SUCCESS && size > 0 && w->opt->sabotage == GPU_SABOTAGE_WRITE_BYTE) {
       uint8_t flipped = (uint8_t)~buf[size - 1];
@@ -1124,7 +1149,7 @@ static void op_to_host(world *w, const gpu_op *op) {
   if (!m_aligned(s, off, size) || !m_in_bounds(s, off, size) || (owner = m_single_owner(s, off, size)) == 0) {
     want = STATUS_INVALID_PARAMETER;
   }
-  uint8_t *buf = malloc(size + 1);
+  uint8_t *buf = malloc((m_in_bounds(s, off, size) ? size : 0) + 1);
   if (buf == NULL) abort();
   uint64_t got_owner = 0;
   NTSTATUS st = gpu_segment_transfer_to_host(w->seg[si], off, buf, size, &got_owner);
@@ -1226,7 +1251,7 @@ static void op_copy_read(world *w, const gpu_op *op) {
   unsigned slot = gpu_op_field(op, "slot") % GPU_SLOTS;
   uint64_t off = gpu_op_field(op, "offset"), size = gpu_op_field(op, "size"), csize = w->mcopy_size[slot];
   NTSTATUS want = w->copy[slot] == NULL || off > csize || size > csize - off ? STATUS_INVALID_PARAMETER : STATUS_SUCCESS;
-  uint8_t *buf = calloc(size + 1, 1);
+  uint8_t *buf = calloc((want == STATUS_SUCCESS ? size : 0) + 1, 1);
   if (buf == NULL) abort();
   NTSTATUS st = gpu_host_copy_read(w->copy[slot], off, buf, size);
   expect_status(w, "gpu_host_copy_read", st, want);
