@@ -123,7 +123,15 @@ typedef struct mseg {
   uint8_t *bytes;               /* shadow of the contents */
   uint8_t *dirty;               /* per page: contents changed since the last comparison */
   uint64_t commits, releases, committed_pages;
+  uint64_t touched_end; /* bytes [0, touched_end) of @bytes may be non-zero */
 } mseg;
+
+/* The model's per-segment arrays, kept zeroed between inputs (the 4 MiB shadow would otherwise
+ * cost every input a fresh mapping and its page faults). Single-threaded use only. */
+static struct {
+  uint64_t *owner, *last_owner;
+  uint8_t *bytes, *dirty;
+} mseg_cache[3];
 
 typedef struct mblock {
   uint64_t va, bytes;
@@ -276,6 +284,7 @@ static bool m_any_committed(const mseg *s, uint64_t off, uint64_t size) {
 
 static void m_touch(mseg *s, uint64_t off, uint64_t size) {
   if (size == 0) return;
+  if (off + size > s->touched_end) s->touched_end = off + size;
   for (uint64_t p = off / s->page; p <= (off + size - 1) / s->page; p++) s->dirty[p] = 1;
 }
 
@@ -1441,11 +1450,17 @@ static bool setup(world *w) {
     s->page = seg_cfg[si].page;
     s->kind = seg_cfg[si].kind;
     uint64_t pages = s->size / s->page;
-    s->owner = calloc(pages, sizeof *s->owner);
-    s->last_owner = calloc(pages, sizeof *s->last_owner);
-    s->dirty = calloc(pages, 1);
-    s->bytes = calloc(s->size, 1);
-    if (!s->owner || !s->last_owner || !s->dirty || !s->bytes) abort();
+    if (mseg_cache[si].bytes == NULL) {
+      mseg_cache[si].owner = calloc(pages, sizeof *s->owner);
+      mseg_cache[si].last_owner = calloc(pages, sizeof *s->last_owner);
+      mseg_cache[si].dirty = calloc(pages, 1);
+      mseg_cache[si].bytes = calloc(s->size, 1);
+      if (!mseg_cache[si].owner || !mseg_cache[si].last_owner || !mseg_cache[si].dirty || !mseg_cache[si].bytes) abort();
+    }
+    s->owner = mseg_cache[si].owner;
+    s->last_owner = mseg_cache[si].last_owner;
+    s->dirty = mseg_cache[si].dirty;
+    s->bytes = mseg_cache[si].bytes;
   }
   for (unsigned i = 0; i < w->nas; i++) {
     if (gpu_as_create(w->mmu, &w->as[i]) != STATUS_SUCCESS) return false;
@@ -1484,10 +1499,14 @@ static void teardown(world *w) {
       if (st != STATUS_SUCCESS) expect_status(w, "gpu_mmu_detach_segment after every address space went", st, STATUS_SUCCESS);
       gpu_segment_destroy(w->seg[si]);
     }
-    free(w->ms[si].owner);
-    free(w->ms[si].last_owner);
-    free(w->ms[si].dirty);
-    free(w->ms[si].bytes);
+    mseg *s = &w->ms[si];
+    if (s->bytes != NULL) { /* back to zero for the next input */
+      uint64_t pages = s->size / s->page;
+      memset(s->owner, 0, pages * sizeof *s->owner);
+      memset(s->last_owner, 0, pages * sizeof *s->last_owner);
+      memset(s->dirty, 0, pages);
+      memset(s->bytes, 0, s->touched_end);
+    }
   }
   gpu_mmu_destroy(w->mmu);
   for (unsigned i = 0; i < GPU_SLOTS; i++) {
