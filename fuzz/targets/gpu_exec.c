@@ -144,6 +144,8 @@ typedef struct mas {
   size_t nblocks, capblocks;
   uint64_t slot[GPU_VA_SLOTS]; /* VA slots: block starts (0: empty) */
   uint64_t mapped_4k, mapped_2m;
+  uint64_t mapped_pages[3]; /* 4 KiB pages mapped per segment index */
+  uint64_t queued;          /* submissions queued in this space (its pins) */
 } mas;
 
 typedef struct msub {
@@ -337,6 +339,7 @@ static void m_map_page(mas *a, uint64_t va, unsigned seg, uint64_t phys, bool wr
   e->seg = (uint8_t)seg;
   e->writable = writable;
   e->large_base = large_base;
+  a->mapped_pages[seg]++;
   prefix_add(&a->l3, va >> 39, 1);
   prefix_add(&a->l2, va >> 30, 1);
   if (large_base == 0) {
@@ -352,6 +355,7 @@ static void m_unmap_page(mas *a, uint64_t va) {
   if (e == NULL) return;
   bool large = e->large_base != 0;
   bool head = e->large_base == va;
+  a->mapped_pages[e->seg]--;
   h_del(&a->pages, PKEY(va));
   prefix_add(&a->l3, va >> 39, -1);
   prefix_add(&a->l2, va >> 30, -1);
@@ -626,6 +630,7 @@ static void complete_queued(world *w, size_t n, bool cancel) {
     if (rb == NULL) abort();
     if (!cancel) want = m_execute(w, sub, rb, &commands);
     w->est.commands += commands;
+    w->ma[sub->as].queued--;
     record_completion(w, sub->fence, want);
     char a[32], b[32];
     if (w->got[i].fence != sub->fence || w->got[i].status != want) {
@@ -671,6 +676,19 @@ static void compare_contents(world *w, bool all) {
   for (unsigned si = 0; si < NSEG && !w->failed; si++) {
     mseg *s = &w->ms[si];
     for (uint64_t p = 0; p < s->size / s->page && !w->failed; p++) {
+      if (all) {
+        gpu_segment_page_info info;
+        memset(&info, 0, sizeof info);
+        NTSTATUS st = gpu_segment_get_page_info(w->seg[si], p * s->page + s->page - 1, &info);
+        bool backed = s->kind == GPU_SEGMENT_MEMORY || s->owner[p] != 0;
+        if (st != STATUS_SUCCESS || info.owner != s->owner[p] || info.last_owner != s->last_owner[p] ||
+            info.host_backed != backed) {
+          fail(w, "segment %u page %" PRIu64 ": owner %" PRIu64 " last owner %" PRIu64 " host backed %d, the model "
+                  "expects %" PRIu64 " %" PRIu64 " %d",
+               seg_cfg[si].id, p, info.owner, info.last_owner, info.host_backed, s->owner[p], s->last_owner[p], backed);
+          break;
+        }
+      }
       if (!all && !s->dirty[p]) continue;
       s->dirty[p] = 0;
       if (s->owner[p] == 0) continue;
@@ -708,6 +726,7 @@ static void check_world(world *w) {
         {"va_reserved_blocks", st.va_reserved_blocks, a->nblocks},
         {"va_reserved_bytes", st.va_reserved_bytes, va_bytes},
         {"tables_allocated - tables_freed", st.tables_allocated - st.tables_freed, m_pt_pages(a)},
+        {"pins (gpu_as_pins)", gpu_as_pins(w->as[i]), a->queued},
     };
     for (size_t f = 0; f < sizeof fields / sizeof fields[0] && !w->failed; f++) {
       if (fields[f].got != fields[f].want) {
@@ -718,6 +737,12 @@ static void check_world(world *w) {
   }
   for (unsigned si = 0; si < NSEG && !w->failed; si++) {
     if (!gpu_segment_check(w->seg[si])) fail(w, "gpu_segment_check failed on segment %u (report above)", seg_cfg[si].id);
+    uint64_t mapped = 0;
+    for (unsigned i = 0; i < w->nas; i++) mapped += w->ma[i].mapped_pages[si] * PAGE;
+    if (gpu_mmu_segment_mapped_bytes(w->mmu, w->seg[si]) != mapped) {
+      fail(w, "gpu_mmu_segment_mapped_bytes(segment %u) = %" PRIu64 ", the model maps %" PRIu64, seg_cfg[si].id,
+           gpu_mmu_segment_mapped_bytes(w->mmu, w->seg[si]), mapped);
+    }
     gpu_segment_stats st;
     gpu_segment_get_stats(w->seg[si], &st);
     const mseg *s = &w->ms[si];
@@ -1291,6 +1316,7 @@ static void op_submit(world *w, const gpu_op *op, unsigned asi) {
     if (w->queue == NULL) abort();
   }
   w->queue[w->qhead + w->qlen++] = sub;
+  w->ma[asi].queued++;
   w->last_submitted = fence;
   w->est.submitted++;
   w->est.queued++;
@@ -1432,6 +1458,19 @@ static void run_op(world *w, const gpu_op *op, armed *arm) {
     break;
   case GPU_OP_INJECT: break; /* handled by the loop */
   case GPU_OP_STATS: compare_contents(w, true); break;
+  case GPU_OP_DETACH: {
+    unsigned si = gpu_op_field(op, "seg") % NSEG;
+    uint64_t mapped = 0;
+    for (unsigned i = 0; i < w->nas; i++) mapped += w->ma[i].mapped_pages[si];
+    NTSTATUS st = gpu_mmu_detach_segment(w->mmu, w->seg[si]);
+    expect_status(w, "gpu_mmu_detach_segment", st, mapped ? STATUS_INVALID_PARAMETER : STATUS_SUCCESS);
+    if (st != STATUS_SUCCESS) break;
+    expect_status(w, "gpu_mmu_detach_segment of a detached segment", gpu_mmu_detach_segment(w->mmu, w->seg[si]),
+                  STATUS_INVALID_PARAMETER);
+    expect_status(w, "gpu_mmu_attach_segment", gpu_mmu_attach_segment(w->mmu, w->seg[si]), STATUS_SUCCESS);
+    expect_status(w, "gpu_mmu_attach_segment twice", gpu_mmu_attach_segment(w->mmu, w->seg[si]), STATUS_SUCCESS);
+    break;
+  }
   case GPU_OP_COUNT: break;
   }
 }

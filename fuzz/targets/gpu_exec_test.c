@@ -117,6 +117,8 @@ static const char *const every_op =
     "map as=1 va=0x40000000 seg=0 phys=0x8000 size=0x1000 flags=0  # only 2 new tables: succeeds\n"
     "fault_clear\n"
     "fault_log max=10\n"
+    "detach seg=0                                    # still mapped: refused\n"
+    "detach seg=2\n"
     "stats\n";
 
 static void test_round_trip(void) {

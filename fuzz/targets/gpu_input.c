@@ -55,6 +55,7 @@ const gpu_op_desc gpu_op_table[GPU_OP_COUNT] = {
     [GPU_OP_FAULT_CLEAR] = {"fault_clear", 0, {{NULL, 0}}},
     [GPU_OP_INJECT] = {"inject", 2, {{"point", U8}, {"nth", U8}}},
     [GPU_OP_STATS] = {"stats", 0, {{NULL, 0}}},
+    [GPU_OP_DETACH] = {"detach", 1, {{"seg", U8}}},
 };
 
 static unsigned field_bytes(gpu_field_type t) { return (unsigned)t; }
