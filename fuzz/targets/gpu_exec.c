@@ -155,11 +155,15 @@ typedef struct msub {
   size_t stream_len;
   uint8_t *readback; /* what the GPU writes (borrowed by the engine until completion) */
   size_t readback_bytes;
+  unsigned callback; /* submit's callback mode (gpu_input.h) */
 } msub;
 
 typedef struct completion {
   uint64_t fence;
   NTSTATUS status;
+  /* what the callback saw when it called back into the engine (modes 1 and 2) */
+  size_t reentrant_runs;
+  NTSTATUS reentrant_submit;
 } completion;
 
 typedef struct world {
@@ -214,6 +218,7 @@ typedef struct world {
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 static const char *status_name(NTSTATUS st, char *buf, size_t cap) {
+  if (gpu_status_name(st) != NULL) return gpu_status_name(st);
   switch (st) {
   case STATUS_SUCCESS: return "STATUS_SUCCESS";
   case STATUS_TIMEOUT: return "STATUS_TIMEOUT";
@@ -587,11 +592,20 @@ static NTSTATUS m_execute(world *w, const msub *sub, uint8_t *rb, uint64_t *comm
 
 /* ---- The harness ---------------------------------------------------------------------------- */
 
+/* The completion callback: records what the engine reported. Callbacks come in submit order,
+ * so the ngot-th belongs to the submission ngot places after the model's queue head. */
 static void on_complete(void *ctx, uint64_t fence, NTSTATUS status) {
   world *w = ctx;
-  if (w->ngot < sizeof w->got / sizeof w->got[0]) {
-    w->got[w->ngot] = (completion){fence, status};
+  completion c = {fence, status, 0, STATUS_SUCCESS};
+  unsigned mode = w->ngot < w->qlen ? w->queue[w->qhead + w->ngot].callback : 0;
+  if (mode == 1) {
+    c.reentrant_runs = gpu_engine_run(w->engine, SIZE_MAX);
+    gpu_engine_wait_idle(w->engine);
+  } else if (mode == 2 && status == STATUS_DEVICE_REMOVED) {
+    gpu_submission more = {w->as[w->queue[w->qhead + w->ngot].as], NULL, 0, UINT64_MAX, NULL, 0, NULL, NULL};
+    c.reentrant_submit = gpu_engine_submit(w->engine, &more);
   }
+  if (w->ngot < sizeof w->got / sizeof w->got[0]) w->got[w->ngot] = c;
   w->ngot++;
 }
 
@@ -601,7 +615,7 @@ static void record_completion(world *w, uint64_t fence, NTSTATUS st) {
     w->history = realloc(w->history, w->caphistory * sizeof *w->history);
     if (w->history == NULL) abort();
   }
-  w->history[w->nhistory++] = (completion){fence, st};
+  w->history[w->nhistory++] = (completion){.fence = fence, .status = st};
   w->completed_fence = fence;
   w->est.completed++;
   w->est.queued--;
@@ -636,6 +650,14 @@ static void complete_queued(world *w, size_t n, bool cancel) {
     if (w->got[i].fence != sub->fence || w->got[i].status != want) {
       fail(w, "completion %zu: fence %" PRIu64 " status %s, the model expects fence %" PRIu64 " status %s", i,
            w->got[i].fence, status_name(w->got[i].status, a, sizeof a), sub->fence, status_name(want, b, sizeof b));
+    } else if (w->got[i].reentrant_runs != 0) {
+      fail(w, "fence %" PRIu64 ": gpu_engine_run from its completion callback ran %zu submissions, the contract "
+              "says none",
+           sub->fence, w->got[i].reentrant_runs);
+    } else if (sub->callback == 2 && cancel && w->got[i].reentrant_submit != STATUS_DEVICE_REMOVED) {
+      fail(w, "fence %" PRIu64 ": a submit from its cancellation callback returned %s, the model expects "
+              "STATUS_DEVICE_REMOVED",
+           sub->fence, status_name(w->got[i].reentrant_submit, a, sizeof a));
     } else if (sub->readback_bytes > 0 && memcmp(rb, sub->readback, sub->readback_bytes) != 0) {
       size_t at = 0;
       while (rb[at] == sub->readback[at]) at++;
@@ -1296,7 +1318,7 @@ static void op_copy_read(world *w, const gpu_op *op) {
 static void op_submit(world *w, const gpu_op *op, unsigned asi) {
   uint64_t fence = w->last_submitted + gpu_op_field(op, "fence");
   size_t rb = gpu_op_field(op, "readback");
-  msub sub = {asi, fence, w->stream, w->stream_len, calloc(rb + 1, 1), rb};
+  msub sub = {asi, fence, w->stream, w->stream_len, calloc(rb + 1, 1), rb, gpu_op_field(op, "callback") % 3};
   if (sub.readback == NULL) abort();
   w->stream = NULL;
   w->stream_len = w->stream_cap = 0;
@@ -1356,6 +1378,39 @@ static void op_fence_status(world *w, uint64_t fence) {
     fail(w, "gpu_engine_completed_fence %" PRIu64 ", model %" PRIu64, gpu_engine_completed_fence(w->engine),
          w->completed_fence);
   }
+}
+
+static void op_segment_create(world *w, const gpu_op *op, const armed *arm) {
+  uint32_t kind = gpu_op_field(op, "kind"), id = gpu_op_field(op, "id"), page = gpu_op_field(op, "page");
+  uint32_t units = gpu_op_field(op, "size");
+  uint64_t size = units == 0xffffu ? UINT64_C(2) << 40 : (uint64_t)units * PAGE;
+  uint32_t eff_page = page == 0 ? 4096 : page;
+  bool valid = (kind == GPU_SEGMENT_MEMORY || kind == GPU_SEGMENT_APERTURE) && id >= 1 && id <= GPU_SEGMENT_MAX_ID &&
+               (eff_page == 4096 || eff_page == 65536) && size > 0 && size <= GPU_SEGMENT_MAX_SIZE &&
+               size % eff_page == 0;
+  gpu_segment_desc d = {(gpu_segment_kind)kind, id, size, page};
+  gpu_segment *seg = NULL;
+  NTSTATUS want = valid ? STATUS_SUCCESS : STATUS_INVALID_PARAMETER;
+  /* A memory segment asks FAULT_SEGMENT_SPACE once when it is created. */
+  if (valid && kind == GPU_SEGMENT_MEMORY && fires(w, arm, FAULT_SEGMENT_SPACE, 1)) want = STATUS_NO_MEMORY;
+  NTSTATUS st = gpu_segment_create(&d, &w->inj, &seg);
+  expect_status(w, "gpu_segment_create", st, want);
+  if (st != STATUS_SUCCESS) return;
+  if (!w->failed && (gpu_segment_id(seg) != id || gpu_segment_get_kind(seg) != (gpu_segment_kind)kind ||
+                     gpu_segment_size(seg) != size || gpu_segment_page_size(seg) != eff_page)) {
+    fail(w, "the new segment reads id %u kind %d size 0x%" PRIx64 " page %u", gpu_segment_id(seg),
+         (int)gpu_segment_get_kind(seg), gpu_segment_size(seg), gpu_segment_page_size(seg));
+  }
+  bool taken = id >= 1 && id <= NSEG;
+  if (!w->failed) {
+    expect_status(w, "gpu_mmu_attach_segment of the new segment", gpu_mmu_attach_segment(w->mmu, seg),
+                  taken ? STATUS_INVALID_PARAMETER : STATUS_SUCCESS);
+  }
+  if (!w->failed && !taken) {
+    expect_status(w, "gpu_mmu_detach_segment of the new segment", gpu_mmu_detach_segment(w->mmu, seg),
+                  STATUS_SUCCESS);
+  }
+  gpu_segment_destroy(seg);
 }
 
 static void run_op(world *w, const gpu_op *op, armed *arm) {
@@ -1458,6 +1513,7 @@ static void run_op(world *w, const gpu_op *op, armed *arm) {
     break;
   case GPU_OP_INJECT: break; /* handled by the loop */
   case GPU_OP_STATS: compare_contents(w, true); break;
+  case GPU_OP_SEGMENT_CREATE: op_segment_create(w, op, arm); break;
   case GPU_OP_DETACH: {
     unsigned si = gpu_op_field(op, "seg") % NSEG;
     uint64_t mapped = 0;

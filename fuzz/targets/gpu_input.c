@@ -46,7 +46,7 @@ const gpu_op_desc gpu_op_table[GPU_OP_COUNT] = {
     [GPU_OP_CMD_READBACK] = {"cmd_readback", 3, {{"va", VA}, {"size", U24}, {"offset", U24}}},
     [GPU_OP_CMD_NOP] = {"cmd_nop", 1, {{"payload", U8}}},
     [GPU_OP_CMD_RAW] = {"cmd_raw", 4, {{"opcode", U8}, {"length", U8}, {"byte", U8}, {"cut", U8}}},
-    [GPU_OP_SUBMIT] = {"submit", 3, {{"as", U8}, {"fence", U8}, {"readback", U16}}},
+    [GPU_OP_SUBMIT] = {"submit", 4, {{"as", U8}, {"fence", U8}, {"readback", U16}, {"callback", U8}}},
     [GPU_OP_RUN] = {"run", 1, {{"max", U8}}},
     [GPU_OP_WAIT_IDLE] = {"wait_idle", 0, {{NULL, 0}}},
     [GPU_OP_WAIT_FENCE] = {"wait_fence", 1, {{"back", U8}}},
@@ -56,6 +56,7 @@ const gpu_op_desc gpu_op_table[GPU_OP_COUNT] = {
     [GPU_OP_INJECT] = {"inject", 2, {{"point", U8}, {"nth", U8}}},
     [GPU_OP_STATS] = {"stats", 0, {{NULL, 0}}},
     [GPU_OP_DETACH] = {"detach", 1, {{"seg", U8}}},
+    [GPU_OP_SEGMENT_CREATE] = {"segment_create", 4, {{"kind", U8}, {"id", U8}, {"size", U16}, {"page", U32}}},
 };
 
 static unsigned field_bytes(gpu_field_type t) { return (unsigned)t; }

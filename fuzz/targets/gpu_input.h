@@ -72,10 +72,13 @@ typedef enum gpu_op_kind {
   GPU_OP_CMD_NOP,        /* payload */
   GPU_OP_CMD_RAW,        /* opcode length byte cut: a record {opcode, length, length x byte}
                             with its last `cut` bytes dropped (malformed streams) */
-  GPU_OP_SUBMIT,         /* as fence readback: fence = last submitted + `fence`; the pending
+  GPU_OP_SUBMIT,         /* as fence readback callback: fence = last submitted + `fence`; the pending
                             stream (then emptied) with a readback buffer of `readback` bytes.
                             The cmd_* ops resolve VA operands with address space 0's slots
-                            (when built); the commands run in the submitting space */
+                            (when built); the commands run in the submitting space. callback
+                            % 3: 0 records the completion; 1 also calls gpu_engine_run and
+                            gpu_engine_wait_idle from it (nothing may run); 2 also submits
+                            from it when cancelled (STATUS_DEVICE_REMOVED expected) */
   GPU_OP_RUN,            /* max (0: all) */
   GPU_OP_WAIT_IDLE,      /* - */
   GPU_OP_WAIT_FENCE,     /* back: fence = last submitted + 1 - back (0 when below) */
@@ -87,6 +90,10 @@ typedef enum gpu_op_kind {
   GPU_OP_STATS,          /* - : compares every committed byte and every page's owners */
   GPU_OP_DETACH,         /* seg: gpu_mmu_detach_segment (refused while a page of it is mapped);
                             when it succeeds the segment is attached again at once */
+  GPU_OP_SEGMENT_CREATE, /* kind id size page: gpu_segment_create of a fourth segment (kind 1
+                            memory, 2 aperture, else invalid; size in 4 KiB units, 0xffff:
+                            2 TiB); created, it is attached (refused when its id is taken),
+                            detached and destroyed at once */
   GPU_OP_COUNT
 } gpu_op_kind;
 
