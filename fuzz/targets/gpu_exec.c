@@ -692,8 +692,32 @@ static void check_fault_struct(world *w, const char *what, const gpu_segment_fau
   }
 }
 
+/* Every page the model maps must be mapped the same way (with the leaf counts equal, checked
+ * after every op, nothing else is mapped either). */
+static void compare_mappings(world *w) {
+  for (unsigned i = 0; i < w->nas && !w->failed; i++) {
+    const hmap *m = &w->ma[i].pages;
+    for (size_t k = 0; k < m->cap && !w->failed; k++) {
+      const entry *e = &m->e[k];
+      if (e->key == 0) continue;
+      uint64_t va = (e->key - 1) << 12;
+      gpu_mapping g;
+      memset(&g, 0, sizeof g);
+      bool found = gpu_as_query(w->as[i], va, &g);
+      if (!found || g.segment != w->seg[e->seg] || g.phys != e->phys || g.writable != e->writable ||
+          g.large != (e->large_base != 0)) {
+        fail(w, "address space %u VA 0x%" PRIx64 ": %s segment %u phys 0x%" PRIx64 " writable %d large %d, the model "
+                "maps segment %u phys 0x%" PRIx64 " writable %d large %d",
+             i + 1, va, found ? "mapped to" : "unmapped;", g.segment ? gpu_segment_id(g.segment) : 0, g.phys,
+             g.writable, g.large, seg_cfg[e->seg].id, e->phys, e->writable, e->large_base != 0);
+      }
+    }
+  }
+}
+
 /* Compares the contents of the segment's committed pages (all, or only dirty ones). */
 static void compare_contents(world *w, bool all) {
+  if (all) compare_mappings(w);
   uint8_t *buf = NULL;
   for (unsigned si = 0; si < NSEG && !w->failed; si++) {
     mseg *s = &w->ms[si];
