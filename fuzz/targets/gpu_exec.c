@@ -1298,6 +1298,12 @@ static void op_copy_save(world *w, const gpu_op *op) {
     return;
   }
   if (gpu_host_copy_size(copy) != size) fail(w, "gpu_host_copy_size %" PRIu64 ", model %" PRIu64, gpu_host_copy_size(copy), size);
+  /* Its host bytes are a header (a pointer per 4 KiB block) plus blocks of at most @size bytes. */
+  uint64_t blocks = (size + PAGE - 1) / PAGE, host_bytes = gpu_host_copy_host_bytes(copy);
+  if (host_bytes < 8 * blocks || host_bytes > 64 + 8 * blocks + size) {
+    fail(w, "gpu_host_copy_host_bytes %" PRIu64 " for %" PRIu64 " bytes in %" PRIu64 " blocks: not a header plus blocks",
+         host_bytes, size, blocks);
+  }
   gpu_host_copy_free(w->copy[slot]);
   free(w->mcopy[slot]);
   w->copy[slot] = copy;
@@ -1333,6 +1339,9 @@ static void op_copy_read(world *w, const gpu_op *op) {
   NTSTATUS want = w->copy[slot] == NULL || off > csize || size > csize - off ? STATUS_INVALID_PARAMETER : STATUS_SUCCESS;
   uint8_t *buf = calloc((want == STATUS_SUCCESS ? size : 0) + 1, 1);
   if (buf == NULL) abort();
+  if (w->copy[slot] == NULL && (gpu_host_copy_size(NULL) != 0 || gpu_host_copy_host_bytes(NULL) != 0)) {
+    fail(w, "gpu_host_copy_size / _host_bytes of no copy are not 0");
+  }
   NTSTATUS st = gpu_host_copy_read(w->copy[slot], off, buf, size);
   expect_status(w, "gpu_host_copy_read", st, want);
   if (!w->failed && want == STATUS_SUCCESS && size > 0) bytes_equal(w, "gpu_host_copy_read", buf, w->mcopy[slot] + off, size);
@@ -1524,7 +1533,8 @@ static void run_op(world *w, const gpu_op *op, armed *arm) {
     break;
   case GPU_OP_WAIT_FENCE: {
     uint64_t fence = fence_back(w, gpu_op_field(op, "back"));
-    NTSTATUS st = gpu_engine_wait_fence(w->engine, fence, 0);
+    /* 999 ms: a deterministic engine never waits, whatever the deadline. */
+    NTSTATUS st = gpu_engine_wait_fence(w->engine, fence, 999);
     expect_status(w, "gpu_engine_wait_fence", st, w->completed_fence >= fence ? STATUS_SUCCESS : STATUS_TIMEOUT);
     break;
   }
