@@ -14,7 +14,7 @@
 #include "alloclab/hw/gpu_memory.h"
 #include "alloclab/hw/gpu_mmu.h"
 
-#define NSEG 3u
+#define NSEG 4u
 #define MAX_AS 3u
 #define KIB UINT64_C(1024)
 #define PAGE UINT64_C(4096)
@@ -33,6 +33,7 @@ static const struct {
     {GPU_SEGMENT_MEMORY, 1, 64 * KIB, 4096},
     {GPU_SEGMENT_APERTURE, 2, 64 * KIB, 4096},
     {GPU_SEGMENT_MEMORY, 3, 4096 * KIB, 65536},
+    {GPU_SEGMENT_APERTURE, 4, 256 * KIB, 65536},
 };
 
 /* ---- A small u64 -> entry hash (open addressing, linear probing, backward-shift delete) ----- */
@@ -131,7 +132,7 @@ typedef struct mseg {
 static struct {
   uint64_t *owner, *last_owner;
   uint8_t *bytes, *dirty;
-} mseg_cache[3];
+} mseg_cache[NSEG];
 
 typedef struct mblock {
   uint64_t va, bytes;
@@ -144,7 +145,7 @@ typedef struct mas {
   size_t nblocks, capblocks;
   uint64_t slot[GPU_VA_SLOTS]; /* VA slots: block starts (0: empty) */
   uint64_t mapped_4k, mapped_2m;
-  uint64_t mapped_pages[3]; /* 4 KiB pages mapped per segment index */
+  uint64_t mapped_pages[NSEG]; /* 4 KiB pages mapped per segment index */
   uint64_t queued;          /* submissions queued in this space (its pins) */
 } mas;
 

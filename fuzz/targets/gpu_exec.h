@@ -3,9 +3,10 @@
  * every result against a reference model of its own.
  *
  * DOC: The world
- * Three segments, attached to one MMU: id 1 a memory segment of 64 KiB (4 KiB pages), id 2 an
+ * Four segments, attached to one MMU: id 1 a memory segment of 64 KiB (4 KiB pages), id 2 an
  * aperture segment of 64 KiB (4 KiB pages), id 3 a memory segment of 4 MiB (64 KiB pages, so
- * 2 MiB large pages can map it); 1-3 address spaces (ids 1..3); an engine in
+ * 2 MiB large pages can map it), id 4 an aperture segment of 256 KiB (64 KiB pages: one host
+ * block of 16 content granules per page); 1-3 address spaces (ids 1..3); an engine in
  * GPU_ENGINE_DETERMINISTIC mode; one fault injector shared by all (armed only by `inject`, for
  * the next op). Everything is created per input and destroyed at its end (engine first: it
  * cancels what is still queued, and those completions are checked too).

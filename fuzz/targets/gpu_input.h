@@ -13,7 +13,7 @@
  *               space (va_reserve's slot % 16: a block gpu_va_reserve returned; an empty slot counts as VA 0) and the VA
  *               is slot + value; base 0xfe is GPU_VA_LIMIT - value; any other base is the
  *               absolute VA `value`. Text: `b3+0x1000`, `top-0x1000`, `0x5000`.
- * Field values are kept raw; the executor reduces them (segment index % 3, address space %
+ * Field values are kept raw; the executor reduces them (segment index % 4, address space %
  * count, host slots % GPU_SLOTS) so that every byte string is an input.
  *
  * DOC: Text form (gpu_text trace / encode)
