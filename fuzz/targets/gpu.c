@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static gpu_input input; /* 512 ops: too large for the stack of every caller */
   if (!gpu_input_decode(data, size, &input)) return 0;
   const char *verbose = getenv("ALLOCLAB_FUZZ_VERBOSE");
-  gpu_exec_options options = {GPU_SABOTAGE_NONE, verbose != NULL && verbose[0] == '1'};
+  gpu_exec_options options = {GPU_SABOTAGE_NONE, verbose != NULL && verbose[0] == '1', NULL};
   gpu_exec_result result;
   if (!gpu_execute(&input, &options, &result)) {
     fprintf(stderr, "alloclab gpu: %s\n", result.message);

@@ -1651,7 +1651,7 @@ static void teardown(world *w) {
 }
 
 bool gpu_execute(const gpu_input *in, const gpu_exec_options *options, gpu_exec_result *out) {
-  static const gpu_exec_options defaults = {GPU_SABOTAGE_NONE, false};
+  static const gpu_exec_options defaults = {GPU_SABOTAGE_NONE, false, NULL};
   world *w = calloc(1, sizeof *w);
   if (w == NULL) abort();
   memset(out, 0, sizeof *out);
@@ -1662,6 +1662,7 @@ bool gpu_execute(const gpu_input *in, const gpu_exec_options *options, gpu_exec_
   w->op_index = in->op_count;
   if (!setup(w)) fail(w, "setting up the GPU failed (host memory)");
   armed arm = {false, FAULT_SEGMENT_SPACE, 0};
+  for (size_t i = 0; w->opt->statuses != NULL && i < in->op_count; i++) w->opt->statuses[i] = GPU_EXEC_NO_STATUS;
   for (size_t i = 0; i < in->op_count && !w->failed; i++) {
     const gpu_op *op = &in->ops[i];
     w->op_index = i;
@@ -1686,6 +1687,7 @@ bool gpu_execute(const gpu_input *in, const gpu_exec_options *options, gpu_exec_
       fault_injector_disarm_all(&w->inj);
       arm.on = false;
     }
+    if (w->has_status && w->opt->statuses != NULL) w->opt->statuses[i] = w->last_status;
     if (!w->failed) check_world(w);
     if (w->opt->verbose) {
       char line[256];

@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "alloclab/d3dkmddi.h" /* NTSTATUS */
 #include "gpu_input.h"
 
 /* Deliberately wrong GPU answers, for the executor's own tests (a broken GPU must be caught). */
@@ -49,9 +50,16 @@ typedef enum gpu_sabotage {
   GPU_SABOTAGE_RELEASE_KEEPS_PAGE, /* a successful release is undone (page committed again) */
 } gpu_sabotage;
 
+/* gpu_exec_options.statuses: an op that returned no status (query, cmd_*, run, ...). */
+#define GPU_EXEC_NO_STATUS ((NTSTATUS)0x7fffffff)
+
 typedef struct gpu_exec_options {
   gpu_sabotage sabotage;
   bool verbose; /* print each op and its status to stderr */
+  /* When not NULL (room for the input's op_count): each op's status as hw/gpu returned it (the
+   * last call's, for ops that make several), or GPU_EXEC_NO_STATUS; ops after a mismatch keep
+   * GPU_EXEC_NO_STATUS. For tests that hold the model to statuses worked out by hand. */
+  NTSTATUS *statuses;
 } gpu_exec_options;
 
 typedef struct gpu_exec_result {

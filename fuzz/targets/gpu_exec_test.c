@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloclab/hw/gpu_memory.h" /* GPU_STATUS_PAGE_FAULT */
 #include "gpu_exec.h"
 #include "gpu_input.h"
 
@@ -37,7 +38,7 @@ static gpu_exec_result run_text(const char *text, gpu_sabotage sabotage) {
     failures++;
     return r;
   }
-  gpu_exec_options o = {sabotage, false};
+  gpu_exec_options o = {sabotage, false, NULL};
   gpu_execute(&in, &o, &r);
   return r;
 }
@@ -220,11 +221,79 @@ static void test_sabotage_caught(void) {
                 GPU_SABOTAGE_RELEASE_KEEPS_PAGE, 1, "committed_bytes 4096");
 }
 
+/*
+ * The model held to statuses worked out by hand from the headers (not from the model): each
+ * line's expected status is its comment. A model that expects the wrong status for one of them
+ * agrees with nothing (the GPU returns the right one) or, if it were wrong the same way as the
+ * GPU, still fails here.
+ */
+static void test_statuses_by_hand(void) {
+  static const struct {
+    const char *line;
+    NTSTATUS want;
+  } prog[] = {
+      {"commit seg=0 offset=0 size=0x2000 owner=1", STATUS_SUCCESS},
+      {"commit seg=0 offset=0x1000 size=0x1000 owner=2", STATUS_INVALID_PARAMETER}, /* committed */
+      {"commit seg=2 offset=0x1000 size=0x10000 owner=2", STATUS_INVALID_PARAMETER}, /* 64 KiB pages */
+      {"commit seg=1 offset=0 size=0x1000 owner=0", STATUS_INVALID_PARAMETER},      /* owner 0 */
+      {"release seg=0 offset=0x1000 size=0x1000", STATUS_SUCCESS},
+      {"release seg=0 offset=0x1000 size=0x1000", STATUS_INVALID_PARAMETER},        /* twice */
+      {"read seg=0 offset=0xff0 size=0x20", GPU_STATUS_PAGE_FAULT},                  /* runs onto the free page */
+      {"read seg=0 offset=0x10000 size=0", STATUS_SUCCESS},                          /* empty, at the end */
+      {"fill seg=0 offset=0 size=4 pattern=1 phase=4", STATUS_INVALID_PARAMETER},
+      {"va_reserve slot=0 size=0x3000 align=0", STATUS_SUCCESS},
+      {"va_reserve slot=1 size=0x1000 align=41", STATUS_INVALID_PARAMETER},         /* 41: not a power of two */
+      {"map va=b0+0 seg=0 phys=0 size=0x2000 flags=0", STATUS_SUCCESS},
+      {"map va=b0+0x1000 seg=0 phys=0 size=0x1000 flags=0", STATUS_INVALID_PARAMETER}, /* mapped */
+      {"map va=b0+0x2000 seg=0 phys=0 size=0x1000 flags=8", STATUS_INVALID_PARAMETER}, /* flag */
+      {"translate va=b0+0x1000 access=1", GPU_STATUS_PAGE_FAULT},                   /* page released */
+      {"translate va=b0+0 access=2", STATUS_SUCCESS},
+      {"translate va=b0+0 access=3", STATUS_INVALID_PARAMETER},
+      {"va_release va=b0+0", STATUS_INVALID_PARAMETER},                             /* still mapped */
+      {"unmap va=b0+0 size=0x3000", STATUS_INVALID_PARAMETER},                      /* a page unmapped */
+      {"unmap va=b0+0 size=0x2000", STATUS_SUCCESS},
+      {"va_release va=b0+0", STATUS_SUCCESS},
+      {"unmap_release va=b0+0", STATUS_INVALID_PARAMETER},                          /* released */
+      {"transfer seg=0 offset=0 dst=2 dst_offset=0 size=0x1000", STATUS_INVALID_PARAMETER}, /* 64 KiB */
+      {"transfer seg=0 offset=0 dst=1 dst_offset=0 size=0x1000", STATUS_SUCCESS},
+      {"to_host seg=1 offset=0 size=0x1000 slot=0", STATUS_SUCCESS},
+      {"from_host seg=1 offset=0 slot=1", STATUS_INVALID_PARAMETER},                /* empty slot: owner 0 */
+      {"copy_restore slot=0 seg=0 offset=0", STATUS_INVALID_PARAMETER},             /* no copy */
+      {"inject point=0 nth=0", GPU_EXEC_NO_STATUS},
+      {"commit seg=1 offset=0 size=0x1000 owner=3", STATUS_NO_MEMORY},
+      {"submit fence=0 readback=0", STATUS_INVALID_PARAMETER},                      /* fence 0 */
+      {"submit fence=1 readback=0", STATUS_SUCCESS},
+      {"wait_fence back=0", STATUS_TIMEOUT},
+      {"run max=0", GPU_EXEC_NO_STATUS},
+      {"wait_fence back=1", STATUS_SUCCESS},
+  };
+  enum { N = sizeof prog / sizeof prog[0] };
+  char text[4096] = "gpu v1 address_spaces=1\n";
+  for (size_t i = 0; i < N; i++) {
+    strcat(text, prog[i].line);
+    strcat(text, "\n");
+  }
+  CHECK(parse(text, &in) && in.op_count == N);
+  NTSTATUS got[N];
+  gpu_exec_options o = {GPU_SABOTAGE_NONE, false, got};
+  gpu_exec_result r;
+  CHECK(gpu_execute(&in, &o, &r));
+  if (!r.ok) fprintf(stderr, "statuses: %s\n", r.message);
+  for (size_t i = 0; i < N; i++) {
+    if (got[i] != prog[i].want) {
+      fprintf(stderr, "op %zu (%s): status 0x%08x, by hand 0x%08x\n", i, prog[i].line, (unsigned)got[i],
+              (unsigned)prog[i].want);
+      failures++;
+    }
+  }
+}
+
 int main(void) {
   test_round_trip();
   test_parse_errors();
   test_every_op_agrees();
   test_sabotage_caught();
+  test_statuses_by_hand();
   if (failures > 0) {
     fprintf(stderr, "%d failures\n", failures);
     return 1;
