@@ -1568,6 +1568,26 @@ static void run_op(world *w, const gpu_op *op, armed *arm) {
 
 /* ---- Setup and teardown ------------------------------------------------------------------- */
 
+/* The argument rules of the constructors and gpu_status_name, once per input (the world's own
+ * creates only take the valid paths). */
+static void check_constructor_rules(world *w) {
+  gpu_engine *engine = NULL;
+  gpu_as *as = NULL;
+  expect_status(w, "gpu_engine_create with mode 3", gpu_engine_create(w->mmu, (gpu_engine_mode)3, &engine),
+                STATUS_INVALID_PARAMETER);
+  expect_status(w, "gpu_engine_create without an MMU", gpu_engine_create(NULL, GPU_ENGINE_DETERMINISTIC, &engine),
+                STATUS_INVALID_PARAMETER);
+  expect_status(w, "gpu_mmu_create with no output", gpu_mmu_create(&w->inj, NULL), STATUS_INVALID_PARAMETER);
+  expect_status(w, "gpu_as_create with no output", gpu_as_create(w->mmu, NULL), STATUS_INVALID_PARAMETER);
+  expect_status(w, "gpu_as_create without an MMU", gpu_as_create(NULL, &as), STATUS_INVALID_PARAMETER);
+  if (engine != NULL || as != NULL) fail(w, "a refused create wrote its output");
+  const char *pf = gpu_status_name(GPU_STATUS_PAGE_FAULT), *ic = gpu_status_name(GPU_STATUS_INVALID_COMMAND);
+  if (pf == NULL || strcmp(pf, "GPU_STATUS_PAGE_FAULT") != 0 || ic == NULL ||
+      strcmp(ic, "GPU_STATUS_INVALID_COMMAND") != 0 || gpu_status_name(STATUS_SUCCESS) != NULL) {
+    fail(w, "gpu_status_name does not name the GPU's two status codes (and only them)");
+  }
+}
+
 static bool setup(world *w) {
   fault_injector_init(&w->inj);
   if (gpu_mmu_create(&w->inj, &w->mmu) != STATUS_SUCCESS) return false;
@@ -1599,6 +1619,7 @@ static bool setup(world *w) {
       return true;
     }
   }
+  check_constructor_rules(w);
   return gpu_engine_create(w->mmu, GPU_ENGINE_DETERMINISTIC, &w->engine) == STATUS_SUCCESS;
 }
 
