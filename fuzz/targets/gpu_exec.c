@@ -1044,6 +1044,9 @@ static void op_translate(world *w, const gpu_op *op, unsigned asi) {
     }
   }
   expect_status(w, "gpu_as_translate", st, want);
+  if (!w->failed && st != STATUS_SUCCESS && (seg != NULL || phys != UINT64_MAX)) {
+    fail(w, "gpu_as_translate failed but wrote its outputs (the contract: only on success)");
+  }
 }
 
 /* How many bytes from @va on are mapped without a hole (at most @size): all an access through
@@ -1429,7 +1432,10 @@ static void op_segment_create(world *w, const gpu_op *op, const armed *arm) {
   if (valid && kind == GPU_SEGMENT_MEMORY && fires(w, arm, FAULT_SEGMENT_SPACE, 1)) want = STATUS_NO_MEMORY;
   NTSTATUS st = gpu_segment_create(&d, &w->inj, &seg);
   expect_status(w, "gpu_segment_create", st, want);
-  if (st != STATUS_SUCCESS) return;
+  if (st != STATUS_SUCCESS) {
+    if (!w->failed && seg != NULL) fail(w, "gpu_segment_create failed but wrote its output");
+    return;
+  }
   if (!w->failed && (gpu_segment_id(seg) != id || gpu_segment_get_kind(seg) != (gpu_segment_kind)kind ||
                      gpu_segment_size(seg) != size || gpu_segment_page_size(seg) != eff_page)) {
     fail(w, "the new segment reads id %u kind %d size 0x%" PRIx64 " page %u", gpu_segment_id(seg),
