@@ -1698,6 +1698,7 @@ bool gpu_execute(const gpu_input *in, const gpu_exec_options *options, gpu_exec_
       arm.on = true;
       arm.point = gpu_op_field(op, "point") % 2 ? FAULT_PAGE_TABLE_PAGE : FAULT_SEGMENT_SPACE;
       arm.nth = 1u + gpu_op_field(op, "nth");
+      fault_injector_disarm_all(&w->inj); /* an inject not used yet is replaced */
       fault_injector_arm(&w->inj, arm.point, arm.nth, 0);
       continue;
     }

@@ -86,7 +86,8 @@ typedef enum gpu_op_kind {
   GPU_OP_FAULT_LOG,      /* max */
   GPU_OP_FAULT_CLEAR,    /* - */
   GPU_OP_INJECT,         /* point (even: segment_space, odd: page_table_page) nth (1 + value):
-                            armed for the next op only */
+                            armed for the next op only (a second inject before
+                            it replaces the first) */
   GPU_OP_STATS,          /* - : compares every committed byte and every page's owners */
   GPU_OP_DETACH,         /* seg: gpu_mmu_detach_segment (refused while a page of it is mapped);
                             when it succeeds the segment is attached again at once */
