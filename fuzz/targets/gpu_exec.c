@@ -143,6 +143,11 @@ typedef struct mas {
   hmap l3, l2, l1;       /* table prefixes in use (key prefix + 1, phys = count of pages) */
   mblock *blocks;        /* live VA blocks */
   size_t nblocks, capblocks;
+  /* The VA allocator as gpu_mmu.h documents it: free blocks by start (phys = order), how many
+   * of each order, and the bump pointer (from the first page after page 0). */
+  hmap free_blocks;
+  uint64_t free_count[GPU_VA_ORDERS];
+  uint64_t bump;
   uint64_t slot[GPU_VA_SLOTS]; /* VA slots: block starts (0: empty) */
   uint64_t mapped_4k, mapped_2m;
   uint64_t mapped_pages[NSEG]; /* 4 KiB pages mapped per segment index */
@@ -772,6 +777,7 @@ static void check_world(world *w) {
         {"pt_bytes", st.pt_bytes, m_pt_pages(a) * PAGE},
         {"va_reserved_blocks", st.va_reserved_blocks, a->nblocks},
         {"va_reserved_bytes", st.va_reserved_bytes, va_bytes},
+        {"va_free_blocks", st.va_free_blocks, a->free_blocks.count},
         {"tables_allocated - tables_freed", st.tables_allocated - st.tables_freed, m_pt_pages(a)},
         {"pins (gpu_as_pins)", gpu_as_pins(w->as[i]), a->queued},
     };
@@ -877,24 +883,73 @@ static bool fires(world *w, const armed *arm, enum fault_point point, uint64_t c
   return yes;
 }
 
+static uint32_t log2_floor(uint64_t x) { return 63u - (uint32_t)__builtin_clzll(x); }
+
+static void m_free_push(mas *a, uint64_t va, uint32_t order) {
+  entry *e = h_put(&a->free_blocks, PKEY(va));
+  e->phys = order;
+  a->free_count[order]++;
+}
+
+/*
+ * gpu_va_reserve as gpu_mmu.h's DOC describes the allocator: the class's free list (any of its
+ * blocks), else a new block cut from the bump pointer (the alignment gap split into naturally
+ * aligned blocks on their free lists), else any block of the smallest larger class with one,
+ * else STATUS_GRAPHICS_NO_VIDEO_MEMORY. The model checks the block the GPU returns is one the
+ * rule allows, and tracks which blocks are free.
+ */
 static void op_va_reserve(world *w, const gpu_op *op, unsigned asi) {
   mas *a = &w->ma[asi];
   uint64_t size = gpu_op_field(op, "size");
   uint32_t raw = gpu_op_field(op, "align");
-  uint64_t align = raw == 0 ? 0 : raw <= 40 ? UINT64_C(1) << (raw - 1) : raw;
+  uint64_t align = raw == 0 ? 0 : raw <= 49 ? UINT64_C(1) << (raw - 1) : raw;
   unsigned slot = gpu_op_field(op, "slot") % GPU_VA_SLOTS;
   uint64_t va = 0;
   NTSTATUS st = gpu_va_reserve(w->as[asi], size, align, &va);
-  NTSTATUS want = size == 0 || (align & (align - 1)) != 0 ? STATUS_INVALID_PARAMETER : STATUS_SUCCESS;
-  expect_status(w, "gpu_va_reserve", st, want);
-  if (w->failed || st != STATUS_SUCCESS) return;
   uint64_t bytes = PAGE;
   while (bytes < size || bytes < align) bytes <<= 1;
-  if (va == 0 || va % bytes != 0 || va > VA_LIMIT - bytes) {
-    fail(w, "gpu_va_reserve gave VA 0x%" PRIx64 ": a block of 0x%" PRIx64 " bytes must be non-zero, aligned to its size "
-            "and inside the 48-bit space",
-         va, bytes);
-    return;
+  uint32_t order = log2_floor(bytes) - 12u;
+  NTSTATUS want = STATUS_SUCCESS;
+  uint32_t from = GPU_VA_ORDERS; /* the class the block must come from; GPU_VA_ORDERS: the bump */
+  uint64_t aligned = 0;
+  if (size == 0 || (align & (align - 1)) != 0) {
+    want = STATUS_INVALID_PARAMETER;
+  } else if (order >= GPU_VA_ORDERS) {
+    want = STATUS_GRAPHICS_NO_VIDEO_MEMORY;
+  } else if (a->free_count[order] > 0) {
+    from = order;
+  } else if ((aligned = (a->bump + bytes - 1) & ~(bytes - 1)) <= VA_LIMIT - bytes) {
+    from = GPU_VA_ORDERS;
+  } else {
+    want = STATUS_GRAPHICS_NO_VIDEO_MEMORY;
+    for (uint32_t o = order + 1; o < GPU_VA_ORDERS; o++) {
+      if (a->free_count[o] > 0) {
+        want = STATUS_SUCCESS;
+        from = o;
+        break;
+      }
+    }
+  }
+  expect_status(w, "gpu_va_reserve", st, want);
+  if (w->failed || st != STATUS_SUCCESS) return;
+  if (from < GPU_VA_ORDERS) {
+    entry *e = h_get(&a->free_blocks, PKEY(va));
+    if (e == NULL || e->phys != from) {
+      fail(w, "gpu_va_reserve gave VA 0x%" PRIx64 ", not a free block of order %u (the model has %" PRIu64 " of them)",
+           va, from, a->free_count[from]);
+      return;
+    }
+    h_del(&a->free_blocks, PKEY(va));
+    a->free_count[from]--;
+    bytes = PAGE << from;
+  } else {
+    if (va != aligned) {
+      fail(w, "gpu_va_reserve gave VA 0x%" PRIx64 ", the model cuts the block at 0x%" PRIx64 " from the bump pointer", va,
+           aligned);
+      return;
+    }
+    for (uint64_t g = a->bump; g < aligned; g += g & (~g + 1)) m_free_push(a, g, log2_floor(g & (~g + 1)) - 12u);
+    a->bump = aligned + bytes;
   }
   for (size_t i = 0; i < a->nblocks; i++) {
     if (va < a->blocks[i].va + a->blocks[i].bytes && a->blocks[i].va < va + bytes) {
@@ -929,6 +984,7 @@ static void op_va_release(world *w, unsigned asi, uint64_t va, bool unmap_too) {
   expect_status(w, unmap_too ? "gpu_as_unmap_release" : "gpu_va_release", st, want);
   if (w->failed || want != STATUS_SUCCESS) return;
   if (unmap_too) m_unmap_range(a, b->va, b->bytes);
+  m_free_push(a, b->va, log2_floor(b->bytes) - 12u);
   m_block_remove(a, b);
 }
 
@@ -1619,6 +1675,7 @@ static bool setup(world *w) {
     s->bytes = mseg_cache[si].bytes;
   }
   for (unsigned i = 0; i < w->nas; i++) {
+    w->ma[i].bump = PAGE; /* nothing of page 0 is handed out */
     if (gpu_as_create(w->mmu, &w->as[i]) != STATUS_SUCCESS) return false;
     if (gpu_as_id(w->as[i]) != i + 1) {
       fail(w, "address space %u has id %u", i + 1, gpu_as_id(w->as[i]));
@@ -1649,6 +1706,7 @@ static void teardown(world *w) {
     free(w->ma[i].l2.e);
     free(w->ma[i].l1.e);
     free(w->ma[i].blocks);
+    free(w->ma[i].free_blocks.e);
   }
   for (unsigned si = 0; si < NSEG; si++) {
     if (w->seg[si] != NULL) {

@@ -17,8 +17,11 @@
  * memory page keeps its bytes across release, an aperture page reads zero when committed); per
  * address space the mapped 4 KiB pages (segment, physical offset, writable, the 2 MiB leaf that
  * maps it if any, placed by the large-page rule), the live VA blocks (size rule: the next power
- * of two >= max(size, alignment, 4 KiB), naturally aligned, inside the 48-bit space, no overlap),
- * the page-table pages the mapped pages need (root + one table per used 512 GiB, 1 GiB and,
+ * of two >= max(size, alignment, 4 KiB), naturally aligned, inside the 48-bit space, no overlap)
+ * and the allocator's free blocks and bump pointer (its documented rule says which block a
+ * reserve may return, when the space is exhausted and when a larger block is handed out whole;
+ * the model assumes the bump pointer starts at 4 KiB, page 0 never being handed out), the
+ * page-table pages the mapped pages need (root + one table per used 512 GiB, 1 GiB and,
  * for 4 KiB leaves, 2 MiB region); the fault log (ring of 256 + total); the engine's queue, its
  * stream validation, execution (FILL / COPY through 64 KiB chunks / READBACK, faults stopping a
  * submission), fences, completion statuses, readback bytes and counters; the injector (which

@@ -242,7 +242,7 @@ static void test_statuses_by_hand(void) {
       {"read seg=0 offset=0x10000 size=0", STATUS_SUCCESS},                          /* empty, at the end */
       {"fill seg=0 offset=0 size=4 pattern=1 phase=4", STATUS_INVALID_PARAMETER},
       {"va_reserve slot=0 size=0x3000 align=0", STATUS_SUCCESS},
-      {"va_reserve slot=1 size=0x1000 align=41", STATUS_INVALID_PARAMETER},         /* 41: not a power of two */
+      {"va_reserve slot=1 size=0x1000 align=100", STATUS_INVALID_PARAMETER},        /* 100: not a power of two */
       {"map va=b0+0 seg=0 phys=0 size=0x2000 flags=0", STATUS_SUCCESS},
       {"map va=b0+0x1000 seg=0 phys=0 size=0x1000 flags=0", STATUS_INVALID_PARAMETER}, /* mapped */
       {"map va=b0+0x2000 seg=0 phys=0 size=0x1000 flags=8", STATUS_INVALID_PARAMETER}, /* flag */

@@ -42,7 +42,7 @@
 #define GPU_VA_BASE_TOP 0xfeu
 
 typedef enum gpu_op_kind {
-  GPU_OP_VA_RESERVE,     /* as slot size align: align 0 -> 0, 1..40 -> 1 << (align-1), else raw */
+  GPU_OP_VA_RESERVE,     /* as slot size align: align 0 -> 0, 1..49 -> 1 << (align-1), else raw */
   GPU_OP_VA_RELEASE,     /* as va */
   GPU_OP_MAP,            /* as va seg phys size flags */
   GPU_OP_UNMAP,          /* as va size */
