@@ -1,9 +1,9 @@
 #!/bin/bash
 # corpus_text_test.sh — every corpus input is exactly the encoding of its text form, so the
 # .txt (what people read and edit) and the .bin (what the fuzzers run) never drift apart.
-#   corpus_text_test.sh ENCODE PRIVATE_DATA_TEXT SCHEDULES_TEXT
+#   corpus_text_test.sh ENCODE PRIVATE_DATA_TEXT SCHEDULES_TEXT GPU_TEXT
 # For each corpus/<target>/{seeds,regressions}/NAME.bin there must be NAME.txt, and NAME.bin
-# must equal `encode NAME.txt` (fuzz/tools:encode; for private_data and schedules, fuzz/targets:private_data_text / schedules_text
+# must equal `encode NAME.txt` (fuzz/tools:encode; for private_data, schedules and gpu, fuzz/targets:private_data_text / schedules_text / gpu_text
 # encode). A seed NAME.txt needs its NAME.bin too. Every target folder needs at least one seed.
 # Fix a drift with corpus/encode.sh (re-encodes every .txt).
 set -uo pipefail
@@ -11,6 +11,7 @@ set -uo pipefail
 encode=$1
 pdtext=$2
 schedtext=$3
+gputext=$4
 tmp=${TEST_TMPDIR:-$(mktemp -d)}
 failures=0
 checked=0
@@ -39,6 +40,8 @@ for target_dir in corpus/*/; do
         "$pdtext" encode "$txt" "$tmp/out.bin" 2>"$tmp/err"
       elif [[ $target == schedules ]]; then
         "$schedtext" encode "$txt" "$tmp/out.bin" 2>"$tmp/err"
+      elif [[ $target == gpu ]]; then
+        "$gputext" encode "$txt" "$tmp/out.bin" 2>"$tmp/err"
       else
         "$encode" "$txt" "$tmp/out.bin" >/dev/null 2>"$tmp/err"
       fi || {

@@ -69,6 +69,7 @@ OWN_ABORT_TYPES = (
     ("alloclab sim: GPU page fault", "sim GPU fault"),
     ("alloclab sim: content check failed", "sim content check"),
     ("alloclab private_data:", "alloclab private_data"),
+    ("alloclab gpu:", "alloclab gpu"),
 )
 
 # The end of the oracle's message: " [oracle:KIND OP]" (fuzz/common/execute.c oracle_tag).
