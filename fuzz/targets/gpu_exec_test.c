@@ -160,6 +160,8 @@ static void test_parse_errors(void) {
   static const char *const bad[][2] = {
       {"map as=0\n", "line 1: the first line"},
       {"gpu v1 address_spaces=4\n", "line 1: the first line"},
+      {"gpu v1 address_spaces=2x\n", "line 1: the first line"},
+      {"gpu v1 address_spaces=-2\n", "line 1: the first line"},
       {"gpu v1 address_spaces=1\nfrobnicate\n", "line 2: unknown op 'frobnicate'"},
       {"gpu v1 address_spaces=1\ncommit seg=0 color=1\n", "line 2: commit has no field 'color'"},
       {"gpu v1 address_spaces=1\ncommit seg=256\n", "line 2: commit seg: bad value '256'"},

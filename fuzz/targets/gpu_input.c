@@ -271,11 +271,12 @@ bool gpu_input_parse(const char *text, gpu_input *out, char *err, size_t err_cap
     char *tok = strtok_r(line, " \t\r", &save);
     if (tok == NULL) continue;
     if (!header) {
-      unsigned as = 0;
+      uint32_t as = 0;
       char *v = strtok_r(NULL, " \t\r", &save);
       char *a = strtok_r(NULL, " \t\r", &save);
+      /* parse_number, not sscanf's %u: the whole value must be a number ("2x" is refused). */
       if (strcmp(tok, "gpu") != 0 || v == NULL || strcmp(v, "v1") != 0 || a == NULL ||
-          sscanf(a, "address_spaces=%u", &as) != 1 || as < 1 || as > 3 ||
+          strncmp(a, "address_spaces=", 15) != 0 || !parse_number(a + 15, 3, &as) || as < 1 ||
           strtok_r(NULL, " \t\r", &save) != NULL) {
         set_err(err, err_cap, lineno, "the first line must be `gpu v1 address_spaces=N` (N 1..3)");
         return false;
