@@ -9,35 +9,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "al_test.h"
 #include "alloclab/hw/gpu_memory.h" /* GPU_STATUS_PAGE_FAULT */
 #include "gpu_exec.h"
 #include "gpu_input.h"
 
-static int failures;
 static gpu_input in, in2;
 
-#define CHECK(cond)                                                         \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                           \
-    }                                                                       \
-  } while (0)
-
+/* Parses @text into @out; a parse error is a test failure naming it. */
 static bool parse(const char *text, gpu_input *out) {
   char err[256];
   bool ok = gpu_input_parse(text, out, err, sizeof err);
-  if (!ok) fprintf(stderr, "parse: %s\n", err);
+  if (!ok) al_test_fail(__FILE__, __LINE__, "parse: %s", err);
   return ok;
 }
 
 static gpu_exec_result run_text(const char *text, gpu_sabotage sabotage) {
   gpu_exec_result r;
   memset(&r, 0, sizeof r);
-  if (!parse(text, &in)) {
-    failures++;
-    return r;
-  }
+  if (!parse(text, &in)) return r;
   gpu_exec_options o = {sabotage, false, NULL};
   gpu_execute(&in, &o, &r);
   return r;
@@ -122,22 +112,25 @@ static const char *const every_op =
     "detach seg=2\n"
     "stats\n";
 
-static void test_round_trip(void) {
-  CHECK(parse(every_op, &in));
+TEST(test_round_trip) {
+  assert_true(parse(every_op, &in), "every_op parses");
   size_t need = gpu_input_encode(&in, NULL, 0);
   uint8_t *bytes = malloc(need);
-  CHECK(bytes != NULL && gpu_input_encode(&in, bytes, need) == need);
-  CHECK(bytes[0] == GPU_INPUT_VERSION && bytes[1] == 1);
-  CHECK(gpu_input_decode(bytes, need, &in2));
-  CHECK(in2.op_count == in.op_count && in2.address_spaces == 2);
-  CHECK(memcmp(in.ops, in2.ops, in.op_count * sizeof in.ops[0]) == 0);
+  assert_ptr_ne(bytes, NULL, "room for the encoded input");
+  expect_u64_eq(gpu_input_encode(&in, bytes, need), need, "encode writes what it said it needs");
+  expect_u64_eq(bytes[0], GPU_INPUT_VERSION, "version byte");
+  expect_u64_eq(bytes[1], 1, "address-space byte (2 spaces)");
+  expect_true(gpu_input_decode(bytes, need, &in2), "the encoded bytes decode");
+  expect_u64_eq(in2.op_count, in.op_count, "ops decoded");
+  expect_u64_eq(in2.address_spaces, 2, "address spaces decoded");
+  expect_true(memcmp(in.ops, in2.ops, in.op_count * sizeof in.ops[0]) == 0, "decoded ops equal the parsed ones");
   /* An op cut short by the end of the input is dropped; the ones before it stay. */
-  CHECK(gpu_input_decode(bytes, need - 1, &in2));
-  CHECK(in2.op_count == in.op_count - 1);
+  expect_true(gpu_input_decode(bytes, need - 1, &in2), "a cut input still decodes");
+  expect_u64_eq(in2.op_count, in.op_count - 1, "the cut op is dropped");
   /* Not version 1: nothing runs. */
   bytes[0] = 2;
-  CHECK(!gpu_input_decode(bytes, need, &in2));
-  CHECK(!gpu_input_decode(bytes, 1, &in2));
+  expect_false(gpu_input_decode(bytes, need, &in2), "version 2 is refused");
+  expect_false(gpu_input_decode(bytes, 1, &in2), "one byte is refused");
   free(bytes);
   /* trace's text reads back to the same ops. */
   char *text = NULL;
@@ -145,18 +138,24 @@ static void test_round_trip(void) {
   FILE *f = open_memstream(&text, &len);
   gpu_input_print(&in, f);
   fclose(f);
-  CHECK(parse(text, &in2));
-  CHECK(in2.op_count == in.op_count && memcmp(in.ops, in2.ops, in.op_count * sizeof in.ops[0]) == 0);
+  expect_true(parse(text, &in2), "trace's text parses");
+  expect_u64_eq(in2.op_count, in.op_count, "ops read back from the text");
+  expect_true(memcmp(in.ops, in2.ops, in.op_count * sizeof in.ops[0]) == 0, "the text reads back to the same ops");
   free(text);
   /* VA operands: slot + offset, top - value, absolute, other bases. */
-  CHECK(parse("gpu v1 address_spaces=1\nquery va=b15+0x10\nquery va=top-0x1000\nquery va=0x5000\nquery va=abs17:0x9\n", &in));
-  CHECK(in.ops[0].va[1].base == 15 && in.ops[0].va[1].value == 0x10);
-  CHECK(in.ops[1].va[1].base == GPU_VA_BASE_TOP && in.ops[1].va[1].value == 0x1000);
-  CHECK(in.ops[2].va[1].base == 0xff && in.ops[2].va[1].value == 0x5000);
-  CHECK(in.ops[3].va[1].base == 17 && in.ops[3].va[1].value == 9);
+  assert_true(parse("gpu v1 address_spaces=1\nquery va=b15+0x10\nquery va=top-0x1000\nquery va=0x5000\nquery va=abs17:0x9\n", &in),
+              "VA operands parse");
+  expect_u64_eq(in.ops[0].va[1].base, 15, "b15+0x10: slot");
+  expect_u64_eq(in.ops[0].va[1].value, 0x10, "b15+0x10: offset");
+  expect_u64_eq(in.ops[1].va[1].base, GPU_VA_BASE_TOP, "top-0x1000: base");
+  expect_u64_eq(in.ops[1].va[1].value, 0x1000, "top-0x1000: value");
+  expect_u64_eq(in.ops[2].va[1].base, 0xff, "0x5000: absolute base");
+  expect_u64_eq(in.ops[2].va[1].value, 0x5000, "0x5000: value");
+  expect_u64_eq(in.ops[3].va[1].base, 17, "abs17:0x9: base");
+  expect_u64_eq(in.ops[3].va[1].value, 9, "abs17:0x9: value");
 }
 
-static void test_parse_errors(void) {
+TEST(test_parse_errors) {
   static const char *const bad[][2] = {
       {"map as=0\n", "line 1: the first line"},
       {"gpu v1 address_spaces=4\n", "line 1: the first line"},
@@ -173,38 +172,31 @@ static void test_parse_errors(void) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char err[256] = "";
     bool ok = gpu_input_parse(bad[i][0], &in, err, sizeof err);
-    CHECK(!ok);
-    if (strstr(err, bad[i][1]) == NULL) {
-      fprintf(stderr, "case %zu: error '%s' does not say '%s'\n", i, err, bad[i][1]);
-      failures++;
-    }
+    expect_false(ok, "case %zu is refused", i);
+    expect_true(strstr(err, bad[i][1]) != NULL, "case %zu: error '%s' says '%s'", i, err, bad[i][1]);
   }
 }
 
-static void test_every_op_agrees(void) {
+TEST(test_every_op_agrees) {
   gpu_exec_result r = run_text(every_op, GPU_SABOTAGE_NONE);
-  if (!r.ok) fprintf(stderr, "every_op: %s\n", r.message);
-  CHECK(r.ok);
-  CHECK(r.ops_run == in.op_count);
+  expect_true(r.ok, "every_op: %s", r.message);
+  expect_u64_eq(r.ops_run, in.op_count, "every op ran");
 }
 
 /* A broken GPU answer must be caught at the op that shows it, naming it. */
 static void expect_caught(const char *text, gpu_sabotage sabotage, size_t op, const char *words) {
   gpu_exec_result clean = run_text(text, GPU_SABOTAGE_NONE);
-  if (!clean.ok) fprintf(stderr, "unsabotaged: %s\n", clean.message);
-  CHECK(clean.ok);
+  expect_true(clean.ok, "unsabotaged: %s", clean.message);
   gpu_exec_result r = run_text(text, sabotage);
-  CHECK(!r.ok);
+  expect_false(r.ok, "sabotage %d is caught", (int)sabotage);
   char prefix[32];
   snprintf(prefix, sizeof prefix, "op %zu (", op);
-  if (r.failed_op != op || strncmp(r.message, prefix, strlen(prefix)) != 0 || strstr(r.message, words) == NULL) {
-    fprintf(stderr, "sabotage %d: expected op %zu and '%s', got op %zu: %s\n", (int)sabotage, op, words, r.failed_op,
-            r.message);
-    failures++;
-  }
+  expect_true(r.failed_op == op && strncmp(r.message, prefix, strlen(prefix)) == 0 && strstr(r.message, words) != NULL,
+              "sabotage %d: expected op %zu and '%s', got op %zu: %s", (int)sabotage, op, words, r.failed_op,
+              r.message);
 }
 
-static void test_sabotage_caught(void) {
+TEST(test_sabotage_caught) {
   expect_caught("gpu v1 address_spaces=1\n"
                 "commit seg=0 offset=0 size=0x2000 owner=1\n"
                 "map as=0 va=0x10000 seg=0 phys=0 size=0x2000 flags=0\n"
@@ -229,7 +221,7 @@ static void test_sabotage_caught(void) {
  * agrees with nothing (the GPU returns the right one) or, if it were wrong the same way as the
  * GPU, still fails here.
  */
-static void test_statuses_by_hand(void) {
+TEST(test_statuses_by_hand) {
   static const struct {
     const char *line;
     NTSTATUS want;
@@ -275,31 +267,16 @@ static void test_statuses_by_hand(void) {
     strcat(text, prog[i].line);
     strcat(text, "\n");
   }
-  CHECK(parse(text, &in) && in.op_count == N);
+  assert_true(parse(text, &in), "the by-hand program parses");
+  assert_u64_eq(in.op_count, N, "its ops");
   NTSTATUS got[N];
   gpu_exec_options o = {GPU_SABOTAGE_NONE, false, got};
   gpu_exec_result r;
-  CHECK(gpu_execute(&in, &o, &r));
-  if (!r.ok) fprintf(stderr, "statuses: %s\n", r.message);
+  expect_true(gpu_execute(&in, &o, &r), "statuses: %s", r.message);
   for (size_t i = 0; i < N; i++) {
-    if (got[i] != prog[i].want) {
-      fprintf(stderr, "op %zu (%s): status 0x%08x, by hand 0x%08x\n", i, prog[i].line, (unsigned)got[i],
-              (unsigned)prog[i].want);
-      failures++;
-    }
+    expect_u64_eq((uint32_t)got[i], (uint32_t)prog[i].want, "op %zu (%s): status by hand", i, prog[i].line);
   }
 }
 
-int main(void) {
-  test_round_trip();
-  test_parse_errors();
-  test_every_op_agrees();
-  test_sabotage_caught();
-  test_statuses_by_hand();
-  if (failures > 0) {
-    fprintf(stderr, "%d failures\n", failures);
-    return 1;
-  }
-  printf("PASS\n");
-  return 0;
-}
+RUN_TESTS(T(test_round_trip), T(test_parse_errors), T(test_every_op_agrees), T(test_sabotage_caught),
+          T(test_statuses_by_hand))
