@@ -27,8 +27,9 @@
  * DOC: Mutation (fzs_mutate_schedule)
  * The target's custom mutator changes the schedule structurally half of the time and leaves the
  * rest to libFuzzer's byte mutations: one preemption moved by a few points, retargeted, moved
- * to another thread, added or dropped; fork or threads changed by one; a version-1 input's
- * choice changed, or the input rewritten as version 2 with one preemption.
+ * to another thread, added or dropped; fork moved by one call (the thread count is left
+ * alone); a version-1 input's choice changed, or the input rewritten as version 2 with one
+ * preemption.
  */
 #ifndef ALLOCLAB_FUZZ_TARGETS_SCHEDULES_INPUT_H
 #define ALLOCLAB_FUZZ_TARGETS_SCHEDULES_INPUT_H
