@@ -167,6 +167,7 @@ TEST(test_parse_errors) {
       {"gpu v1 address_spaces=1\ncommit size=0x1000000\n", "line 2: commit size: bad value"},
       {"gpu v1 address_spaces=1\nquery va=b16+0\n", "line 2: query va: bad value"},
       {"gpu v1 address_spaces=1\ncommit seg\n", "line 2: 'seg' is not field=value"},
+      {"gpu v1 address_spaces=1\ncommit seg=1 size=0x1000 seg=2\n", "line 2: commit: field 'seg' given twice"},
       {"", "no `gpu v1"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -301,6 +301,7 @@ bool gpu_input_parse(const char *text, gpu_input *out, char *err, size_t err_cap
     memset(op, 0, sizeof *op);
     op->kind = (gpu_op_kind)kind;
     const gpu_op_desc *d = &gpu_op_table[kind];
+    unsigned fields_seen = 0; /* bit f: field f given (a second value would silently win) */
     while ((tok = strtok_r(NULL, " \t\r", &save)) != NULL) {
       char *eq = strchr(tok, '=');
       if (eq == NULL) {
@@ -313,6 +314,11 @@ bool gpu_input_parse(const char *text, gpu_input *out, char *err, size_t err_cap
         set_err(err, err_cap, lineno, "%s has no field '%s'", d->name, tok);
         return false;
       }
+      if (fields_seen & (1u << f)) {
+        set_err(err, err_cap, lineno, "%s: field '%s' given twice", d->name, tok);
+        return false;
+      }
+      fields_seen |= 1u << f;
       bool ok = d->fields[f].type == GPU_F_VA ? parse_va(eq + 1, &op->va[f])
                                              : parse_number(eq + 1, type_max(d->fields[f].type), &op->value[f]);
       if (!ok) {

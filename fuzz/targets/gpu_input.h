@@ -152,7 +152,7 @@ void gpu_op_format(const gpu_op *op, char *buf, size_t cap);
 void gpu_input_print(const gpu_input *in, FILE *out);
 
 /* gpu_input_parse - text to ops. On an error writes "LINE: what" into @err (of @err_cap bytes)
- * and returns false (a bad op name, field, value, header, or too many ops). */
+ * and returns false (a bad op name, field, value or header, a field given twice, or too many ops). */
 bool gpu_input_parse(const char *text, gpu_input *out, char *err, size_t err_cap);
 
 #endif /* ALLOCLAB_FUZZ_TARGETS_GPU_INPUT_H */
