@@ -76,7 +76,8 @@ typedef struct gpu_exec_result {
 /*
  * gpu_execute - run @in (see DOC) and check it. @options may be NULL (no sabotage, quiet).
  * Returns true when hw/gpu agreed with the model on every op; false with @out->message set.
- * Everything it creates is freed before it returns, on both paths.
+ * Everything it creates is freed before it returns, on both paths, but for the model's segment
+ * arrays, which it keeps zeroed in static storage for the next call: one thread at a time.
  */
 bool gpu_execute(const gpu_input *in, const gpu_exec_options *options, gpu_exec_result *out);
 

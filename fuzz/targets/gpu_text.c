@@ -39,7 +39,10 @@ static int encode(const char *in_path, const char *out_path) {
   }
   size_t need = gpu_input_encode(&input, NULL, 0);
   uint8_t *bytes = malloc(need);
-  if (bytes == NULL) return 1;
+  if (bytes == NULL) {
+    fprintf(stderr, "gpu_text: %s: no memory for its %zu encoded bytes\n", in_path, need);
+    return 1;
+  }
   gpu_input_encode(&input, bytes, need);
   FILE *f = fopen(out_path, "wb");
   bool written = f != NULL && fwrite(bytes, 1, need, f) == need;
