@@ -259,6 +259,21 @@ static bool fail_third_page(void *context, size_t bytes) {
   return bytes == 4096 && ++*calls == 3;
 }
 
+/* The spares are capped at 16384 blocks (64 MiB): releasing more frees the rest, so a large
+ * aperture's release does not keep its memory for the rest of the process. */
+TEST(test_spare_aperture_blocks_are_capped) {
+  enum { CAP = 16384, OVER = 100 };
+  gpu_segment_drop_cached_regions();
+  gpu_segment *s = make_segment(GPU_SEGMENT_APERTURE, 2, (uint64_t)(CAP + OVER) * 4096, 0, NULL);
+  assert_true(s != NULL, "segment");
+  assert_status(gpu_segment_commit(s, 0, (uint64_t)(CAP + OVER) * 4096, 1), STATUS_SUCCESS, "commit past the cap");
+  assert_status(gpu_segment_release(s, 0, (uint64_t)(CAP + OVER) * 4096), STATUS_SUCCESS, "release it all");
+  expect_u64_eq(gpu_segment_spare_pages(), CAP, "kept up to the cap, the rest freed");
+  gpu_segment_destroy(s);
+  gpu_segment_drop_cached_regions();
+  expect_u64_eq(gpu_segment_spare_pages(), 0, "dropped");
+}
+
 TEST(test_aperture_release_keeps_blocks_for_the_next_commit) {
   gpu_segment_drop_cached_regions();
   gpu_segment *s = make_segment(GPU_SEGMENT_APERTURE, 2, MIB, 0, NULL);
@@ -820,7 +835,7 @@ TEST(test_concurrent_disjoint_ranges) {
 RUN_TESTS(T(test_create_rejects_bad_descriptions), T(test_recycled_memory_segment_starts_fresh),
           T(test_recycled_aperture_segment_starts_fresh), T(test_commit_release_ownership),
           T(test_access_bounds), T(test_freed_page_access_reports_last_owner),
-          T(test_aperture_release_keeps_blocks_for_the_next_commit),
+          T(test_aperture_release_keeps_blocks_for_the_next_commit), T(test_spare_aperture_blocks_are_capped),
           T(test_fill_pattern_and_phase), T(test_aperture_commit_backs_and_release_frees),
           T(test_aperture_commit_under_segment_space_faults),
           T(test_memory_segment_under_segment_space_faults), T(test_copy_between_segments),
