@@ -20,8 +20,8 @@
 #define PAGE UINT64_C(4096)
 #define LARGE (UINT64_C(2) << 20)
 #define VA_LIMIT (UINT64_C(1) << 48)
-#define FAULT_RING 256u
-#define HISTORY 256u
+#define FAULT_RING GPU_MMU_FAULT_LOG_SIZE
+#define HISTORY GPU_ENGINE_HISTORY
 #define COPY_CHUNK (UINT64_C(64) << 10)
 
 static const struct {
