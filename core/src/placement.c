@@ -135,21 +135,23 @@ static bool clock_step(port_segment *segment, uint32_t *out_block, uint32_t *out
  * rescanned every block of a full segment for each of them (O(n^2): 90 blocks looked at per
  * eviction on a typical ddi_sequence input, most of them the create's own).
  */
-static bool scan_known_fruitless(al_adapter *adapter, uint32_t index, const placement_scan_memo *memo) {
-  return memo != NULL && memo->none[index] &&
-         memo->fence_completed[index] == atomic_load(&adapter->fence_completed) &&
-         memo->released[index] == atomic_load(&adapter->victims_released) &&
-         memo->moved_in[index] == atomic_load(&adapter->segments[index].victims_moved_in);
+static placement_scan_state scan_state(al_adapter *adapter, port_segment *segment) {
+  return (placement_scan_state){.fence_completed = atomic_load(&adapter->fence_completed),
+                                .released = atomic_load(&adapter->victims_released),
+                                .moved_in = atomic_load(&segment->victims_moved_in)};
+}
+
+static bool scan_known_fruitless(const placement_scan_memo *memo, uint32_t index, placement_scan_state now) {
+  return memo != NULL && memo->none[index] && memo->at[index].fence_completed == now.fence_completed &&
+         memo->at[index].released == now.released && memo->at[index].moved_in == now.moved_in;
 }
 
 static bool evict_one(al_adapter *adapter, uint32_t index, port_resource *const *held,
                       uint32_t held_count, placement_scan_memo *memo) {
   port_segment *segment = &adapter->segments[index];
   /* Read before the scan: a change during it makes the memo stale, never wrong. */
-  uint64_t fence_completed = atomic_load(&adapter->fence_completed);
-  uint64_t released = atomic_load(&adapter->victims_released);
-  uint64_t moved_in = atomic_load(&segment->victims_moved_in);
-  if (scan_known_fruitless(adapter, index, memo)) {
+  placement_scan_state now = scan_state(adapter, segment);
+  if (scan_known_fruitless(memo, index, now)) {
     /* The full scan would find no victim again and leave the clock one live block on. */
     uint32_t block = SEGMENT_HEAP_NO_BLOCK, owner = 0;
     port_lock(&segment->lock);
@@ -204,9 +206,7 @@ static bool evict_one(al_adapter *adapter, uint32_t index, port_resource *const 
   }
   if (memo != NULL && conclusive) {
     memo->none[index] = true;
-    memo->fence_completed[index] = fence_completed;
-    memo->released[index] = released;
-    memo->moved_in[index] = moved_in;
+    memo->at[index] = now;
   }
   return false;
 }

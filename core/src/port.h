@@ -269,9 +269,12 @@ port_placement placement_request(const al_adapter *adapter, const DXGK_ALLOCATIO
 /* What one caller's earlier victim scans found (placement_place): for each segment, whether a
  * full scan found no victim, and the state it found none in. Start it zeroed; it is only valid
  * for calls with the same @held resources, made by one thread. */
+typedef struct placement_scan_state {
+  uint64_t fence_completed, released, moved_in; /* the adapter's and the segment's counters */
+} placement_scan_state;
 typedef struct placement_scan_memo {
   bool none[DXGK_MAX_SEGMENTS];
-  uint64_t fence_completed[DXGK_MAX_SEGMENTS], released[DXGK_MAX_SEGMENTS], moved_in[DXGK_MAX_SEGMENTS];
+  placement_scan_state at[DXGK_MAX_SEGMENTS];
 } placement_scan_memo;
 
 /* Places one allocation by PreferredSegment, then SupportedWriteSegmentSet, with its Alignment;

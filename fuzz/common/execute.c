@@ -898,6 +898,14 @@ static setup_result setup(exec_ctx *x) {
   return SETUP_READY;
 }
 
+/* Destroys the adapter, then removes the host-allocation fault hook (teardown's destroys must
+ * not need memory: setup() explains). */
+static void destroy_adapter(exec_ctx *x) {
+  x->port->adapter_destroy(x->adapter);
+  x->adapter = NULL;
+  if (x->faults_on) al_testing_set_host_alloc_fault(NULL);
+}
+
 static void teardown(exec_ctx *x) {
   char label[96];
   if (!x->failed) check_hardware(x, IMPLICIT, "end of program", true);
@@ -905,9 +913,7 @@ static void teardown(exec_ctx *x) {
     /* options(teardown=adapter): al_adapter_destroy destroys the live devices itself (program.h
      * "Teardown"); the sim's totals after it (fz_execute) and LeakSanitizer check it left
      * nothing behind. */
-    x->port->adapter_destroy(x->adapter);
-    x->adapter = NULL;
-    if (x->faults_on) al_testing_set_host_alloc_fault(NULL);
+    destroy_adapter(x);
     return;
   }
   if (!x->failed) {
@@ -964,9 +970,7 @@ static void teardown(exec_ctx *x) {
     else if (check_adapter(x, IMPLICIT, "teardown", true, true, true))
       check_hardware(x, IMPLICIT, "teardown", true);
   }
-  x->port->adapter_destroy(x->adapter);
-  x->adapter = NULL;
-  if (x->faults_on) al_testing_set_host_alloc_fault(NULL);
+  destroy_adapter(x);
 }
 
 static bool totals_equal(const sim_miniport_stats *a, const sim_miniport_stats *b, char *buf, size_t cap) {

@@ -1280,6 +1280,14 @@ static void op_copy(world *w, const gpu_op *op, bool transfer, const armed *arm)
   m_touch(d, doff, size);
 }
 
+/* A copy of @size model bytes (the model's side of a host buffer or host copy). */
+static uint8_t *model_bytes_copy(const uint8_t *bytes, uint64_t size) {
+  uint8_t *copy = malloc(size);
+  if (copy == NULL) abort();
+  memcpy(copy, bytes, size);
+  return copy;
+}
+
 static void op_to_host(world *w, const gpu_op *op) {
   unsigned si = gpu_op_field(op, "seg") % NSEG, slot = gpu_op_field(op, "slot") % GPU_SLOTS;
   mseg *s = &w->ms[si];
@@ -1303,9 +1311,7 @@ static void op_to_host(world *w, const gpu_op *op) {
   free(w->host[slot]);
   free(w->mhost[slot]);
   w->host[slot] = buf;
-  w->mhost[slot] = malloc(size);
-  if (w->mhost[slot] == NULL) abort();
-  memcpy(w->mhost[slot], s->bytes + off, size);
+  w->mhost[slot] = model_bytes_copy(s->bytes + off, size);
   w->host_size[slot] = size;
   w->host_owner[slot] = owner;
   m_release(s, off, size);
@@ -1367,9 +1373,7 @@ static void op_copy_save(world *w, const gpu_op *op) {
   gpu_host_copy_free(w->copy[slot]);
   free(w->mcopy[slot]);
   w->copy[slot] = copy;
-  w->mcopy[slot] = malloc(size);
-  if (w->mcopy[slot] == NULL) abort();
-  memcpy(w->mcopy[slot], s->bytes + off, size);
+  w->mcopy[slot] = model_bytes_copy(s->bytes + off, size);
   w->mcopy_size[slot] = size;
 }
 

@@ -185,19 +185,23 @@ static struct {
   size_t count;
 } seg_spares = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* Unlinks the first spare block (there is one), usable again. seg_spares.lock held. */
+SEG_UNTRACED static uint8_t *seg_spare_pop_locked(void) {
+  uint8_t *page = seg_spares.head;
+  SEG_UNPOISON(page, SEG_SPARE_PAGE_SIZE);
+  memcpy(&seg_spares.head, page, sizeof seg_spares.head);
+  seg_spares.count--;
+  return page;
+}
+
 /* A block for an aperture page of @s: a spare one when there is one, else al_host_malloc. */
 SEG_UNTRACED static uint8_t *seg_take_page(const gpu_segment *s) {
   if (s->page_size == SEG_SPARE_PAGE_SIZE) {
     pthread_mutex_lock(&seg_spares.lock);
-    uint8_t *page = seg_spares.head;
-    bool refused = page != NULL && !al_host_reuse_allowed(SEG_SPARE_PAGE_SIZE);
-    if (page != NULL && !refused) {
-      SEG_UNPOISON(page, SEG_SPARE_PAGE_SIZE);
-      memcpy(&seg_spares.head, page, sizeof seg_spares.head);
-      seg_spares.count--;
-    }
+    bool any = seg_spares.head != NULL;
+    uint8_t *page = any && al_host_reuse_allowed(SEG_SPARE_PAGE_SIZE) ? seg_spare_pop_locked() : NULL;
     pthread_mutex_unlock(&seg_spares.lock);
-    if (page != NULL) return refused ? NULL : page;
+    if (any) return page; /* NULL: the fault hook refused it, as it would have malloc */
   }
   return al_host_malloc(s->page_size);
 }
@@ -228,13 +232,7 @@ size_t gpu_segment_spare_pages(void) {
 
 void gpu_segment_drop_cached_regions(void) {
   pthread_mutex_lock(&seg_spares.lock);
-  while (seg_spares.head != NULL) {
-    uint8_t *page = seg_spares.head;
-    SEG_UNPOISON(page, SEG_SPARE_PAGE_SIZE);
-    memcpy(&seg_spares.head, page, sizeof seg_spares.head);
-    free(page);
-  }
-  seg_spares.count = 0;
+  while (seg_spares.head != NULL) free(seg_spare_pop_locked());
   pthread_mutex_unlock(&seg_spares.lock);
   pthread_mutex_lock(&seg_cache.lock);
   while (seg_cache.count > 0) {
