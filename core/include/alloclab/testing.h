@@ -1,6 +1,7 @@
 /*
  * testing.h — controls that only tests and fuzzers use: making the host allocations of the
- * port, the sim miniport and the simulated GPU fail (alloclab/host_alloc.h).
+ * port, the sim miniport and the simulated GPU fail (alloclab/host_alloc.h), and the vocabulary
+ * of the damage kinds that test the invariant walks (DOC: Damage below).
  *
  * DOC: Overview
  * A test installs a hook with al_testing_set_host_alloc_fault(); from then on every
@@ -55,6 +56,47 @@ const al_host_alloc_fault *al_testing_set_host_alloc_fault(const al_host_alloc_f
  * started (a monotonic count over every hook; the C library's own failures are not counted).
  */
 unsigned long long al_testing_host_alloc_failures(void);
+
+/* ---- Damage: the invariant walks' own test ------------------------------------------------ */
+
+/*
+ * DOC: Damage
+ * A walk that never fails cannot find a bug. Each damage kind breaks one invariant that an
+ * invariant walk guards, in the live state of an adapter (one field of one object: a count, a
+ * link, a tag, a flag), runs the walk, and puts the field back byte for byte. The port's kinds
+ * (alloclab/damage.h) are judged by al_adapter_check(), the sim miniport's
+ * (alloclab/hw/sim_miniport.h) by sim_miniport_check_hardware(). The fuzz programs' `damage`
+ * op calls them at any point of a program, so the walks are mutation-tested in every state the
+ * fuzzers reach: a kind the walk misses is a blind spot, and a kind reported with a message that
+ * lacks the kind's expected phrase was caught by some other check, by accident.
+ *
+ * Preconditions (both layers): the adapter is quiescent for the whole call: no other thread
+ * calls into it or its miniport and no engine thread runs (the deterministic engine; the fuzz
+ * executor skips damage on the threaded engine and under the schedules scheduler). Damage
+ * allocates nothing, so a host-allocation fault hook does not change what it does.
+ */
+
+/* What one damage call found. Whatever the result, the state is as before the call. */
+typedef enum al_damage_result {
+  AL_DAMAGE_DETECTED = 0,     /* the walk failed, its message is in msg; the damage was undone */
+  AL_DAMAGE_MISSED = 1,       /* the walk passed with the damage in place: an oracle blind spot */
+  AL_DAMAGE_NO_TARGET = 2,    /* no live object the kind can damage (pick counts among them) */
+  AL_DAMAGE_UNKNOWN_KIND = 3, /* kind out of range */
+} al_damage_result;
+
+/*
+ * struct al_damage_kind_info - one damage kind, static data.
+ * @name: the kind's name in the fuzzers' text form, e.g. "resource_count_above_capacity"
+ *	(lower case, unique across the port's and the sim's kinds).
+ * @target: what @pick counts among, e.g. "live resource" (for messages and docs).
+ * @expect: a phrase the walk's message must contain when it catches this damage, e.g.
+ *	"above capacity": it tells the check meant for the damage from any other.
+ */
+typedef struct al_damage_kind_info {
+  const char *name;
+  const char *target;
+  const char *expect;
+} al_damage_kind_info;
 
 #ifdef __cplusplus
 }

@@ -105,6 +105,7 @@
 
 #include "alloclab/d3dkmddi.h"
 #include "alloclab/hw/fault_injection.h"
+#include "alloclab/testing.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -392,6 +393,34 @@ void sim_miniport_get_stats(sim_miniport_stats *out);
  */
 bool sim_miniport_check_hardware(HANDLE DeviceHandle, UINT Flags, char *msg, size_t cap);
 #define SIM_CHECK_HARDWARE_LIVE 0x1u /* skip gpu_segment_check (see Cost) */
+
+/*
+ * The sim's damage kinds: the test of sim_miniport_check_hardware() (alloclab/testing.h, DOC:
+ * Damage). For tests and fuzzers only. Each kind breaks one invariant of one sim adapter's state
+ * that the walk guards (the sim's records of allocations, bindings, devices, submissions and
+ * counts, or the simulated GPU's segments, page tables and engine as the sim sees them), runs
+ * the whole walk (@Flags 0), and restores what it changed byte for byte.
+ */
+
+/* sim_testing_damage_kind_count - how many sim damage kinds there are (0 .. count-1). */
+unsigned sim_testing_damage_kind_count(void);
+
+/* sim_testing_damage_kind - kind @kind's static description; NULL when @kind >= the count. */
+const al_damage_kind_info *sim_testing_damage_kind(unsigned kind);
+
+/*
+ * sim_testing_damage - break invariant @kind of the sim adapter started with @DeviceHandle, run
+ * sim_miniport_check_hardware(@DeviceHandle, 0, ...), undo.
+ * @DeviceHandle: as for sim_miniport_check_hardware(); the adapter must be quiescent for the
+ *	whole call (testing.h, DOC: Damage).
+ * @kind, @pick, @msg, @cap: as al_testing_damage() (alloclab/damage.h).
+ *
+ * Returns: AL_DAMAGE_DETECTED, AL_DAMAGE_MISSED, AL_DAMAGE_NO_TARGET (also when no live sim
+ * adapter was started with @DeviceHandle) or AL_DAMAGE_UNKNOWN_KIND. The adapter's state is as
+ * before the call in every case. Allocates nothing.
+ */
+al_damage_result sim_testing_damage(HANDLE DeviceHandle, unsigned kind, unsigned pick, char *msg,
+                                    size_t cap);
 
 /* Event kinds. */
 #define SIM_EVENT_GPU_FAULT 1u
