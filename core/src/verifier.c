@@ -709,6 +709,11 @@ void verifier_counts(verifier *v, uint32_t *out_allocations, uint32_t *out_bindi
   vf_unlock(v);
 }
 
+size_t *verifier_damage_device_count(verifier *v, pthread_mutex_t **out_lock) {
+  *out_lock = &v->lock;
+  return &v->devices.count;
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

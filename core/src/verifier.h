@@ -25,7 +25,9 @@
 #ifndef ALLOCLAB_CORE_VERIFIER_H
 #define ALLOCLAB_CORE_VERIFIER_H
 
+#include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "alloclab/d3dkmddi.h"
@@ -73,5 +75,8 @@ void verifier_at_teardown(verifier *v, const ALDDI_LIVE_OBJECTS *miniport_live);
 /* For al_adapter_check: the verifier's counts of live miniport objects as seen at the DDI. */
 void verifier_counts(verifier *v, uint32_t *out_allocations, uint32_t *out_bindings,
                      uint32_t *out_devices);
+/* For the damage kind that skews the verifier's view (damage.c): the verifier's count of live
+ * devices, which *out_lock guards. The caller changes it and writes it back under that lock. */
+size_t *verifier_damage_device_count(verifier *v, pthread_mutex_t **out_lock);
 
 #endif /* ALLOCLAB_CORE_VERIFIER_H */
