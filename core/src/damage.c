@@ -18,6 +18,8 @@
  *    on with the allocation handle table, the miniport and its segment's block.
  *  - devices and their opens (device-table order, open-list order): the device's handle, its
  *    open list's links and the resources' holder lists naming each open, its pool.
+ *  - segment heaps (segment order): the header of each segment's heap (its accounting, its TLSF
+ *    bitmaps, its node pool's counts), which segment_heap_check walks for the adapter.
  *  - totals and cross-layer counts: the adapter's binding counter, the deferred teardowns' blocks
  *    in the segments' byte accounting, the verifier's view of the DDI.
  *
@@ -26,7 +28,11 @@
  *  - "the miniport holds ... the port ...": every port count it compares is checked against the
  *    verifier's first, so only the miniport's own counters could break it; the sim miniport's
  *    damage kinds (alloclab/hw/sim_miniport.h) own that state.
- *  - segment_heap_check's branches: the segment heap's own walk (segment_heap_test tests it).
+ *  - segment_heap_check's branches about nodes (the physical chain, the TLSF lists' links, the
+ *    pool's free list): the nodes are the heap's private structure (segment_heap_test's
+ *    corruption test reaches them); the heap's header fields are damaged here. Nor its stray
+ *    first-level bit (above every class): the walk reads the heap's stats after a failed check,
+ *    and they follow the highest bit into an empty class and crash.
  *  - dangling pointers (an open whose resource is freed, a chunk pointer into nothing): the walk
  *    itself would crash; it follows pointers it trusts.
  *
@@ -51,6 +57,7 @@ typedef enum damage_scope {
   SCOPE_ALLOCATION,    /* live allocations (resources and pools), in allocation-table order */
   SCOPE_DEVICE,        /* live devices, in device-table order */
   SCOPE_DEVICE_OPEN,   /* opens of live devices (pools' too): device order, then list order */
+  SCOPE_SEGMENT,       /* the segments, in id order */
   SCOPE_TEARDOWN,      /* deferred teardowns, in insertion order */
   SCOPE_ADAPTER,       /* the adapter itself (one target) */
 } damage_scope;
@@ -62,6 +69,7 @@ typedef struct damage_target {
   port_device *device;
   port_open *open;
   port_teardown *teardown;
+  port_segment *segment;
 } damage_target;
 
 /* One field to damage: its address and size, the damaged bytes, and the lock that guards it
@@ -475,6 +483,130 @@ AL_CHECK_CODE static void make_device_pool_not_pool(al_adapter *a, const damage_
   DAMAGE_SET(p, pool->flags, pool->flags & ~(uint32_t)RESOURCE_POOL);
 }
 
+/* ---- Segment heaps ---------------------------------------------------------------------------- */
+
+/* The heap's own fields (its header: the node pool and the TLSF index stay as they are), so
+ * every block the records name stays live and the record checks before pass. */
+AL_CHECK_CODE static segment_heap *target_heap(const damage_target *t, damage_patch *p) {
+  p->mutex = &t->segment->lock;
+  return &t->segment->heap;
+}
+
+AL_CHECK_CODE static void make_heap_not_initialized(al_adapter *a, const damage_target *t, damage_patch *p) {
+  (void)a;
+  segment_heap *heap = target_heap(t, p);
+  DAMAGE_SET(p, heap->pages, 0u);
+}
+
+AL_CHECK_CODE static void make_heap_pool_above_max(al_adapter *a, const damage_target *t, damage_patch *p) {
+  (void)a;
+  segment_heap *heap = target_heap(t, p);
+  DAMAGE_SET(p, heap->node_max, heap->node_capacity - 1);
+}
+
+/* One page more than the chain covers: every block still ends inside the segment. */
+AL_CHECK_CODE static void make_heap_pages_beyond_chain(al_adapter *a, const damage_target *t, damage_patch *p) {
+  (void)a;
+  segment_heap *heap = target_heap(t, p);
+  DAMAGE_SET(p, heap->pages, heap->pages + 1);
+}
+
+AL_CHECK_CODE static void make_heap_used_pages_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+  (void)a;
+  segment_heap *heap = target_heap(t, p);
+  DAMAGE_SET(p, heap->used_pages, heap->used_pages + 1);
+}
+
+AL_CHECK_CODE static void make_heap_free_pages_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+  (void)a;
+  segment_heap *heap = target_heap(t, p);
+  DAMAGE_SET(p, heap->free_pages, heap->free_pages + 1);
+}
+
+AL_CHECK_CODE static void make_heap_live_blocks_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+  (void)a;
+  segment_heap *heap = target_heap(t, p);
+  DAMAGE_SET(p, heap->live_blocks, heap->live_blocks + 1);
+}
+
+AL_CHECK_CODE static void make_heap_free_ranges_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+  (void)a;
+  segment_heap *heap = target_heap(t, p);
+  DAMAGE_SET(p, heap->free_ranges, heap->free_ranges + 1);
+}
+
+/* The first first-level class below the highest one in use that has no free block;
+ * SEGMENT_HEAP_FL_COUNT when there is none. Below the highest: the walk reads the heap's stats
+ * (segment_heap_get_stats) after its check even when the check failed, and they follow the
+ * highest first-level bit to its lists; a bit above every real one would send them into an
+ * empty class (its second-level word 0) and crash the walk. */
+AL_CHECK_CODE static uint32_t heap_empty_class(const segment_heap *heap) {
+  if (heap->fl_bitmap == 0) return SEGMENT_HEAP_FL_COUNT;
+  uint32_t top = 31u - (uint32_t)__builtin_clz(heap->fl_bitmap);
+  for (uint32_t fl = 0; fl < top; fl++)
+    if (heap->sl_bitmap[fl] == 0) return fl;
+  return SEGMENT_HEAP_FL_COUNT;
+}
+
+AL_CHECK_CODE static bool heap_has_empty_class(al_adapter *a, const damage_target *t) {
+  (void)a;
+  return heap_empty_class(&t->segment->heap) < SEGMENT_HEAP_FL_COUNT;
+}
+
+/* Its first-level bit says it has free blocks; its second-level word says none. */
+AL_CHECK_CODE static void make_heap_first_level_bit_without_lists(al_adapter *a, const damage_target *t, damage_patch *p) {
+  (void)a;
+  segment_heap *heap = target_heap(t, p);
+  DAMAGE_SET(p, heap->fl_bitmap, heap->fl_bitmap | 1u << heap_empty_class(heap));
+}
+
+/* A class with free blocks (first-level bit set) and an empty list in it: its bit is the damage.
+ * Sets *out_fl, *out_sl. */
+AL_CHECK_CODE static bool heap_find_empty_list(const segment_heap *heap, uint32_t *out_fl, uint32_t *out_sl) {
+  for (uint32_t fl = 0; fl < SEGMENT_HEAP_FL_COUNT; fl++) {
+    if (heap->sl_bitmap[fl] == 0) continue;
+    for (uint32_t sl = 0; sl < SEGMENT_HEAP_SL_COUNT; sl++) {
+      if (heap->sl_bitmap[fl] >> sl & 1u) continue;
+      *out_fl = fl;
+      *out_sl = sl;
+      return true;
+    }
+  }
+  return false;
+}
+
+AL_CHECK_CODE static bool heap_has_empty_list_in_used_class(al_adapter *a, const damage_target *t) {
+  (void)a;
+  uint32_t fl, sl;
+  return heap_find_empty_list(&t->segment->heap, &fl, &sl);
+}
+
+AL_CHECK_CODE static void make_heap_list_bit_without_head(al_adapter *a, const damage_target *t, damage_patch *p) {
+  (void)a;
+  segment_heap *heap = target_heap(t, p);
+  uint32_t fl = 0, sl = 0;
+  heap_find_empty_list(heap, &fl, &sl);
+  DAMAGE_SET(p, heap->sl_bitmap[fl], heap->sl_bitmap[fl] | 1u << sl);
+}
+
+AL_CHECK_CODE static void make_heap_unused_count_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+  (void)a;
+  segment_heap *heap = target_heap(t, p);
+  DAMAGE_SET(p, heap->unused_count, heap->unused_count + 1);
+}
+
+AL_CHECK_CODE static bool heap_has_spare_node(al_adapter *a, const damage_target *t) {
+  (void)a;
+  return t->segment->heap.node_count < t->segment->heap.node_capacity;
+}
+
+/* One more node handed out than blocks and unused nodes account for: nothing reads it. */
+AL_CHECK_CODE static void make_heap_node_leaked(al_adapter *a, const damage_target *t, damage_patch *p) {
+  (void)a;
+  segment_heap *heap = target_heap(t, p);
+  DAMAGE_SET(p, heap->node_count, heap->node_count + 1);
+}
+
 /* ---- Totals and the other layers ------------------------------------------------------------ */
 
 /* The binding and verifier totals are compared only while no teardown is deferred. */
@@ -519,6 +651,7 @@ AL_CHECK_CODE static void make_verifier_devices_off_by_one(al_adapter *a, const 
 #define ALLOCATION "live allocation"
 #define DEVICE "live device"
 #define DEVICE_OPEN "open of a live device"
+#define SEGMENT "segment"
 
 static const damage_kind damage_kinds[] = {
     /* handle tables (ht_check), in its order */
@@ -603,6 +736,31 @@ static const damage_kind damage_kinds[] = {
      SCOPE_DEVICE_OPEN, device_open_resource_has_two_holders, make_device_open_unlisted},
     {{"device_pool_not_marked_pool", "device with a pool", "its pool is not its own"}, SCOPE_DEVICE,
      device_has_pool, make_device_pool_not_pool},
+    /* segment heaps (segment_heap_check, run by the walk on every segment) */
+    {{"segment_heap_not_initialized", SEGMENT, "heap: not initialized"}, SCOPE_SEGMENT, NULL,
+     make_heap_not_initialized},
+    {{"segment_heap_node_capacity_above_max", SEGMENT, "chunks inconsistent"}, SCOPE_SEGMENT, NULL,
+     make_heap_pool_above_max},
+    {{"segment_heap_pages_beyond_chain", SEGMENT, "the chain ends at page"}, SCOPE_SEGMENT, NULL,
+     make_heap_pages_beyond_chain},
+    {{"segment_heap_used_pages_off_by_one", SEGMENT, "accounting: used_pages"}, SCOPE_SEGMENT, NULL,
+     make_heap_used_pages_off_by_one},
+    {{"segment_heap_free_pages_off_by_one", SEGMENT, "accounting: free_pages"}, SCOPE_SEGMENT, NULL,
+     make_heap_free_pages_off_by_one},
+    {{"segment_heap_live_blocks_off_by_one", SEGMENT, "accounting: live_blocks"}, SCOPE_SEGMENT, NULL,
+     make_heap_live_blocks_off_by_one},
+    {{"segment_heap_free_ranges_off_by_one", SEGMENT, "accounting: free_ranges"}, SCOPE_SEGMENT, NULL,
+     make_heap_free_ranges_off_by_one},
+    {{"segment_heap_first_level_bit_without_lists", "segment with an empty size class below a used one",
+      "but second-level word"},
+     SCOPE_SEGMENT, heap_has_empty_class, make_heap_first_level_bit_without_lists},
+    {{"segment_heap_list_bit_without_head", "segment with an empty list in a used class",
+      "(stray or missing bit)"},
+     SCOPE_SEGMENT, heap_has_empty_list_in_used_class, make_heap_list_bit_without_head},
+    {{"segment_heap_unused_count_off_by_one", SEGMENT, "unused_count"}, SCOPE_SEGMENT, NULL,
+     make_heap_unused_count_off_by_one},
+    {{"segment_heap_node_leaked", "segment with a spare pool node", "a node leaked"}, SCOPE_SEGMENT,
+     heap_has_spare_node, make_heap_node_leaked},
     /* totals and the other layers */
     {{"adapter_bindings_count_off_by_one", "adapter with no deferred teardown", "bindings in opens but"},
      SCOPE_ADAPTER, adapter_has_no_deferred, make_adapter_bindings_off_by_one},
@@ -703,6 +861,15 @@ AL_CHECK_CODE static void damage_pass(damage_walk *walk) {
           stop = damage_offer(walk, &target);
       }
       port_unlock(&target.device->lock);
+      if (stop) return;
+    }
+    return;
+  case SCOPE_SEGMENT:
+    for (uint32_t i = 0; i < adapter->segment_count; i++) {
+      target.segment = &adapter->segments[i];
+      port_lock(&target.segment->lock);
+      bool stop = damage_offer(walk, &target);
+      port_unlock(&target.segment->lock);
       if (stop) return;
     }
     return;
