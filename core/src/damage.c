@@ -3,13 +3,16 @@
  * alloclab/testing.h DOC: Damage).
  *
  * Each kind names one failure branch (one check_fail) of the walk: handle_table_check (ht_check
- * in handle_table.c), adapter_check and check_resource (adapter.c). It finds its pick-th target
- * in a deterministic order (handle-table index order, then list order), changes one field to a
- * value that breaks exactly the invariant that branch guards, runs al_adapter_check() and writes
- * the saved bytes back. The walk stops at its first failure, so every damaged value is chosen
- * to pass every check the walk makes before the intended one (the comments say how).
+ * in handle_table.c), adapter_check and check_resource (adapter.c), segment_heap_check (sh_check
+ * in segment_heap.c, which the walk runs on every segment). Why: no sound state reaches these
+ * branches, so without damage neither the fuzzers nor coverage ever show that they fire.
+ * A kind finds its pick-th target in a deterministic order (handle-table index order, then list
+ * order), changes one field to a value that breaks exactly the invariant that branch guards, runs
+ * al_adapter_check() and writes the saved bytes back. The walk stops at its first failure, so
+ * every damaged value is chosen to pass every check the walk makes before the intended one (the
+ * comments say how).
  *
- * The groups, in the walk's order:
+ * The groups:
  *  - handle tables (3 tables: devices, resources, allocations): every branch of ht_check, since
  *    a corrupt table makes every lookup wrong, and its branches are reached by no sound state.
  *  - resources (resource-table order) and their opens (holder-list order): the record/holder
@@ -26,8 +29,9 @@
  * Not reachable by damage (so no kind):
  *  - "adapter is NULL": the argument, not state.
  *  - "the miniport holds ... the port ...": every port count it compares is checked against the
- *    verifier's first, so only the miniport's own counters could break it; the sim miniport's
- *    damage kinds (alloclab/hw/sim_miniport.h) own that state.
+ *    verifier's first, so only the miniport's own counters could break it, and they are the
+ *    miniport's private state (the sim's own damage kinds, alloclab/hw/sim_miniport.h, are
+ *    judged by sim_miniport_check_hardware instead).
  *  - segment_heap_check's branches about nodes (the physical chain, the TLSF lists' links, the
  *    pool's free list): the nodes are the heap's private structure (segment_heap_test's
  *    corruption test reaches them); the heap's header fields are damaged here. Nor its stray
@@ -41,10 +45,11 @@
  * field is written and restored under the lock that guards it, and no lock is held while the
  * walk runs (it takes them itself). Nothing is allocated.
  */
+#include "alloclab/damage.h"
+
 #include <stdint.h>
 #include <string.h>
 
-#include "alloclab/damage.h"
 #include "check.h"
 #include "port.h"
 #include "verifier.h"
@@ -87,12 +92,12 @@ typedef struct damage_patch {
 
 /* Points @patch at @lvalue with the damaged value @new_value (the field's own type). */
 #define DAMAGE_SET(patch, lvalue, new_value)                                              \
-  do {                                                                                     \
-    __typeof__(lvalue) damage_value_ = (new_value);                                        \
-    _Static_assert(sizeof damage_value_ <= sizeof(patch)->value, "field fits the patch");  \
-    (patch)->field = (void *)&(lvalue);                                                    \
-    (patch)->size = sizeof damage_value_;                                                  \
-    memcpy((patch)->value, &damage_value_, sizeof damage_value_);                          \
+  do {                                                                                    \
+    __typeof__(lvalue) damage_value_ = (new_value);                                       \
+    _Static_assert(sizeof damage_value_ <= sizeof(patch)->value, "field fits the patch"); \
+    (patch)->field = (void *)&(lvalue);                                                   \
+    (patch)->size = sizeof damage_value_;                                                 \
+    memcpy((patch)->value, &damage_value_, sizeof damage_value_);                         \
   } while (0)
 
 /* A kind's filter: whether @target has what the kind damages (called under the target's lock). */
@@ -132,7 +137,9 @@ AL_CHECK_CODE static uint32_t table_capacity(const handle_table *table) {
   return table->chunk_count * HANDLE_TABLE_CHUNK_SLOTS;
 }
 
-AL_CHECK_CODE static void table_lock_patch(const damage_target *t, damage_patch *p) { p->table = t->table; }
+AL_CHECK_CODE static void table_lock_patch(const damage_target *t, damage_patch *p) {
+  p->table = t->table;
+}
 
 AL_CHECK_CODE static void make_table_type_invalid(al_adapter *a, const damage_target *t, damage_patch *p) {
   (void)a;
@@ -141,7 +148,8 @@ AL_CHECK_CODE static void make_table_type_invalid(al_adapter *a, const damage_ta
 }
 
 /* chunk_count itself stays right (the chunk pointers agree with it); the budget falls below it. */
-AL_CHECK_CODE static void make_table_chunk_count_above_max(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_chunk_count_above_max(al_adapter *a, const damage_target *t,
+                                                           damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   DAMAGE_SET(p, t->table->max_chunks, t->table->chunk_count - 1);
@@ -153,19 +161,22 @@ AL_CHECK_CODE static bool table_can_grow(al_adapter *a, const damage_target *t) 
 }
 
 /* A chunk pointer past chunk_count set to a real chunk: nothing below high water reads it. */
-AL_CHECK_CODE static void make_table_chunk_beyond_count(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_chunk_beyond_count(al_adapter *a, const damage_target *t,
+                                                        damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   DAMAGE_SET(p, t->table->chunks[t->table->chunk_count], t->table->chunks[0]);
 }
 
-AL_CHECK_CODE static void make_table_high_water_above_capacity(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_high_water_above_capacity(al_adapter *a, const damage_target *t,
+                                                               damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   DAMAGE_SET(p, t->table->high_water, table_capacity(t->table) + 1);
 }
 
-AL_CHECK_CODE static void make_table_slot_zero_written(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_slot_zero_written(al_adapter *a, const damage_target *t,
+                                                       damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   DAMAGE_SET(p, table_slot(t->table, 0)->meta, 1u);
@@ -177,7 +188,8 @@ AL_CHECK_CODE static bool table_has_room_above_high_water(al_adapter *a, const d
 }
 
 /* The never-used slot at high water gets an aux value (as if a grow wrote it and was lost). */
-AL_CHECK_CODE static void make_table_slot_above_high_water(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_slot_above_high_water(al_adapter *a, const damage_target *t,
+                                                           damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   DAMAGE_SET(p, table_slot(t->table, t->table->high_water)->aux, 1u);
@@ -189,7 +201,8 @@ AL_CHECK_CODE static bool table_has_slots(al_adapter *a, const damage_target *t)
 }
 
 /* State bits 3: above PUBLISHED, whatever the slot's state was. */
-AL_CHECK_CODE static void make_table_slot_state_invalid(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_slot_state_invalid(al_adapter *a, const damage_target *t,
+                                                        damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   handle_table_slot *slot = table_slot(t->table, 1);
@@ -201,13 +214,15 @@ AL_CHECK_CODE static bool table_has_free_slots(al_adapter *a, const damage_targe
   return t->table->free_count > 0 && t->table->free_head != 0;
 }
 
-AL_CHECK_CODE static void make_table_free_slot_holds_object(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_free_slot_holds_object(al_adapter *a, const damage_target *t,
+                                                            damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   DAMAGE_SET(p, table_slot(t->table, t->table->free_head)->object, (void *)t->table);
 }
 
-AL_CHECK_CODE static void make_table_free_slot_link_out_of_range(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_free_slot_link_out_of_range(al_adapter *a, const damage_target *t,
+                                                                 damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   DAMAGE_SET(p, table_slot(t->table, t->table->free_head)->aux, t->table->high_water);
@@ -225,26 +240,30 @@ AL_CHECK_CODE static void make_table_published_null(al_adapter *a, const damage_
   DAMAGE_SET(p, table_slot(t->table, index)->object, NULL);
 }
 
-AL_CHECK_CODE static void make_table_free_count_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_free_count_off_by_one(al_adapter *a, const damage_target *t,
+                                                           damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   DAMAGE_SET(p, t->table->free_count, t->table->free_count + 1);
 }
 
-AL_CHECK_CODE static void make_table_live_count_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_live_count_off_by_one(al_adapter *a, const damage_target *t,
+                                                           damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   DAMAGE_SET(p, t->table->live_count, handle_table_live_count(t->table) + 1);
 }
 
 /* An empty list gets a tail, a non-empty one loses it: either way the tail disagrees. */
-AL_CHECK_CODE static void make_table_free_tail_disagrees(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_free_tail_disagrees(al_adapter *a, const damage_target *t,
+                                                         damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   DAMAGE_SET(p, t->table->free_tail, t->table->free_count ? 0u : 1u);
 }
 
-AL_CHECK_CODE static void make_table_free_head_beyond_high_water(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_free_head_beyond_high_water(al_adapter *a, const damage_target *t,
+                                                                 damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   DAMAGE_SET(p, t->table->free_head, t->table->high_water);
@@ -255,7 +274,8 @@ AL_CHECK_CODE static bool table_has_free_and_live_slots(al_adapter *a, const dam
                                         table_first_in_state(t->table, HANDLE_TABLE_STATE_RESERVED));
 }
 
-AL_CHECK_CODE static void make_table_free_list_reaches_live(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_free_list_reaches_live(al_adapter *a, const damage_target *t,
+                                                            damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   uint32_t live = table_first_in_state(t->table, HANDLE_TABLE_STATE_PUBLISHED);
@@ -264,7 +284,8 @@ AL_CHECK_CODE static void make_table_free_list_reaches_live(al_adapter *a, const
 }
 
 /* The tail links on (to the head: in range, so the per-slot check passes). */
-AL_CHECK_CODE static void make_table_free_tail_links_on(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_free_tail_links_on(al_adapter *a, const damage_target *t,
+                                                        damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   DAMAGE_SET(p, table_slot(t->table, t->table->free_tail)->aux, t->table->free_head);
@@ -274,7 +295,8 @@ AL_CHECK_CODE static bool table_has_two_free_slots(al_adapter *a, const damage_t
   return table_has_free_slots(a, t) && t->table->free_count >= 2;
 }
 
-AL_CHECK_CODE static void make_table_free_tail_not_last(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_table_free_tail_not_last(al_adapter *a, const damage_target *t,
+                                                        damage_patch *p) {
   (void)a;
   table_lock_patch(t, p);
   DAMAGE_SET(p, t->table->free_tail, t->table->free_head);
@@ -282,7 +304,8 @@ AL_CHECK_CODE static void make_table_free_tail_not_last(al_adapter *a, const dam
 
 /* ---- Resources and their opens -------------------------------------------------------------- */
 
-AL_CHECK_CODE static void make_resource_handle_mismatch(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_resource_handle_mismatch(al_adapter *a, const damage_target *t,
+                                                        damage_patch *p) {
   (void)a;
   p->mutex = &t->resource->lock;
   DAMAGE_SET(p, t->resource->handle, t->resource->handle ^ DAMAGE_GENERATION_BIT);
@@ -295,13 +318,15 @@ AL_CHECK_CODE static void make_resource_dead(al_adapter *a, const damage_target 
 }
 
 /* The walk returns before it reads a record, so count may point past the arrays. */
-AL_CHECK_CODE static void make_resource_count_above_capacity(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_resource_count_above_capacity(al_adapter *a, const damage_target *t,
+                                                             damage_patch *p) {
   (void)a;
   p->mutex = &t->resource->lock;
   DAMAGE_SET(p, t->resource->count, t->resource->capacity + 1);
 }
 
-AL_CHECK_CODE static void make_resource_without_holders(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_resource_without_holders(al_adapter *a, const damage_target *t,
+                                                        damage_patch *p) {
   (void)a;
   p->mutex = &t->resource->lock;
   DAMAGE_SET(p, t->resource->holders, NULL);
@@ -314,7 +339,8 @@ AL_CHECK_CODE static bool resource_has_records(al_adapter *a, const damage_targe
 
 /* One record fewer: each record and binding left is sound; only the totals disagree, and the
  * record total is compared first. */
-AL_CHECK_CODE static void make_resource_count_below_records(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_resource_count_below_records(al_adapter *a, const damage_target *t,
+                                                            damage_patch *p) {
   (void)a;
   p->mutex = &t->resource->lock;
   DAMAGE_SET(p, t->resource->count, t->resource->count - 1);
@@ -345,13 +371,15 @@ AL_CHECK_CODE static void make_resource_not_shared(al_adapter *a, const damage_t
 
 /* One past the resource: a pointer that is not the resource and that the walk, which stops at
  * this check, never follows. */
-AL_CHECK_CODE static void make_open_names_another_resource(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_open_names_another_resource(al_adapter *a, const damage_target *t,
+                                                           damage_patch *p) {
   (void)a;
   p->mutex = &t->resource->lock;
   DAMAGE_SET(p, t->open->resource, t->resource + 1);
 }
 
-AL_CHECK_CODE static void make_open_bindings_below_count(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_open_bindings_below_count(al_adapter *a, const damage_target *t,
+                                                         damage_patch *p) {
   (void)a;
   p->mutex = &t->resource->lock;
   DAMAGE_SET(p, t->open->capacity, t->resource->count - 1);
@@ -369,13 +397,15 @@ AL_CHECK_CODE static port_allocation *target_record(const damage_target *t) {
   return &t->resource->records[t->index];
 }
 
-AL_CHECK_CODE static void make_allocation_handle_stale(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_allocation_handle_stale(al_adapter *a, const damage_target *t,
+                                                       damage_patch *p) {
   (void)a;
   p->mutex = &t->resource->lock;
   DAMAGE_SET(p, target_record(t)->handle, target_record(t)->handle ^ DAMAGE_GENERATION_BIT);
 }
 
-AL_CHECK_CODE static void make_allocation_without_miniport_handle(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_allocation_without_miniport_handle(al_adapter *a, const damage_target *t,
+                                                                  damage_patch *p) {
   (void)a;
   p->mutex = &t->resource->lock;
   DAMAGE_SET(p, t->resource->miniport_allocations[t->index], NULL);
@@ -386,7 +416,8 @@ AL_CHECK_CODE static bool allocation_in_system_memory(al_adapter *a, const damag
   return target_record(t)->segment_index == PORT_SYSTEM_MEMORY;
 }
 
-AL_CHECK_CODE static void make_allocation_system_memory_block(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_allocation_system_memory_block(al_adapter *a, const damage_target *t,
+                                                              damage_patch *p) {
   (void)a;
   p->mutex = &t->resource->lock;
   DAMAGE_SET(p, target_record(t)->block, 0u);
@@ -396,14 +427,16 @@ AL_CHECK_CODE static bool allocation_in_segment(al_adapter *a, const damage_targ
   return !allocation_in_system_memory(a, t);
 }
 
-AL_CHECK_CODE static void make_allocation_segment_out_of_range(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_allocation_segment_out_of_range(al_adapter *a, const damage_target *t,
+                                                               damage_patch *p) {
   p->mutex = &t->resource->lock;
   DAMAGE_SET(p, target_record(t)->segment_index, a->segment_count);
 }
 
 /* The record stays; its block is tagged with another handle value (the handle's other
  * generation), in the segment heap. */
-AL_CHECK_CODE static void make_allocation_block_tag_mismatch(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_allocation_block_tag_mismatch(al_adapter *a, const damage_target *t,
+                                                             damage_patch *p) {
   const port_allocation *record = target_record(t);
   port_segment *segment = &a->segments[record->segment_index];
   p->mutex = &segment->lock;
@@ -412,7 +445,8 @@ AL_CHECK_CODE static void make_allocation_block_tag_mismatch(al_adapter *a, cons
   p->owner = record->handle ^ DAMAGE_GENERATION_BIT;
 }
 
-AL_CHECK_CODE static void make_allocation_fence_above_resource(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_allocation_fence_above_resource(al_adapter *a, const damage_target *t,
+                                                               damage_patch *p) {
   (void)a;
   p->mutex = &t->resource->lock;
   DAMAGE_SET(p, target_record(t)->last_fence, t->resource->last_fence + 1);
@@ -420,7 +454,8 @@ AL_CHECK_CODE static void make_allocation_fence_above_resource(al_adapter *a, co
 
 /* ---- Devices and their opens ---------------------------------------------------------------- */
 
-AL_CHECK_CODE static void make_device_handle_mismatch(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_device_handle_mismatch(al_adapter *a, const damage_target *t,
+                                                      damage_patch *p) {
   (void)a;
   p->mutex = &t->device->lock;
   DAMAGE_SET(p, t->device->handle, t->device->handle ^ DAMAGE_GENERATION_BIT);
@@ -433,7 +468,8 @@ AL_CHECK_CODE static void make_device_dying(al_adapter *a, const damage_target *
 }
 
 /* Resources are walked first and read open->device only for messages. */
-AL_CHECK_CODE static void make_device_open_names_other_device(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_device_open_names_other_device(al_adapter *a, const damage_target *t,
+                                                              damage_patch *p) {
   (void)a;
   p->mutex = &t->device->lock;
   DAMAGE_SET(p, t->open->device, t->open->device ^ DAMAGE_GENERATION_BIT);
@@ -505,31 +541,36 @@ AL_CHECK_CODE static void make_heap_pool_above_max(al_adapter *a, const damage_t
 }
 
 /* One page more than the chain covers: every block still ends inside the segment. */
-AL_CHECK_CODE static void make_heap_pages_beyond_chain(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_heap_pages_beyond_chain(al_adapter *a, const damage_target *t,
+                                                       damage_patch *p) {
   (void)a;
   segment_heap *heap = target_heap(t, p);
   DAMAGE_SET(p, heap->pages, heap->pages + 1);
 }
 
-AL_CHECK_CODE static void make_heap_used_pages_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_heap_used_pages_off_by_one(al_adapter *a, const damage_target *t,
+                                                          damage_patch *p) {
   (void)a;
   segment_heap *heap = target_heap(t, p);
   DAMAGE_SET(p, heap->used_pages, heap->used_pages + 1);
 }
 
-AL_CHECK_CODE static void make_heap_free_pages_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_heap_free_pages_off_by_one(al_adapter *a, const damage_target *t,
+                                                          damage_patch *p) {
   (void)a;
   segment_heap *heap = target_heap(t, p);
   DAMAGE_SET(p, heap->free_pages, heap->free_pages + 1);
 }
 
-AL_CHECK_CODE static void make_heap_live_blocks_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_heap_live_blocks_off_by_one(al_adapter *a, const damage_target *t,
+                                                           damage_patch *p) {
   (void)a;
   segment_heap *heap = target_heap(t, p);
   DAMAGE_SET(p, heap->live_blocks, heap->live_blocks + 1);
 }
 
-AL_CHECK_CODE static void make_heap_free_ranges_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_heap_free_ranges_off_by_one(al_adapter *a, const damage_target *t,
+                                                           damage_patch *p) {
   (void)a;
   segment_heap *heap = target_heap(t, p);
   DAMAGE_SET(p, heap->free_ranges, heap->free_ranges + 1);
@@ -554,7 +595,8 @@ AL_CHECK_CODE static bool heap_has_empty_class(al_adapter *a, const damage_targe
 }
 
 /* Its first-level bit says it has free blocks; its second-level word says none. */
-AL_CHECK_CODE static void make_heap_first_level_bit_without_lists(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_heap_first_level_bit_without_lists(al_adapter *a, const damage_target *t,
+                                                                  damage_patch *p) {
   (void)a;
   segment_heap *heap = target_heap(t, p);
   DAMAGE_SET(p, heap->fl_bitmap, heap->fl_bitmap | 1u << heap_empty_class(heap));
@@ -581,7 +623,8 @@ AL_CHECK_CODE static bool heap_has_empty_list_in_used_class(al_adapter *a, const
   return heap_find_empty_list(&t->segment->heap, &fl, &sl);
 }
 
-AL_CHECK_CODE static void make_heap_list_bit_without_head(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_heap_list_bit_without_head(al_adapter *a, const damage_target *t,
+                                                          damage_patch *p) {
   (void)a;
   segment_heap *heap = target_heap(t, p);
   uint32_t fl = 0, sl = 0;
@@ -589,7 +632,8 @@ AL_CHECK_CODE static void make_heap_list_bit_without_head(al_adapter *a, const d
   DAMAGE_SET(p, heap->sl_bitmap[fl], heap->sl_bitmap[fl] | 1u << sl);
 }
 
-AL_CHECK_CODE static void make_heap_unused_count_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_heap_unused_count_off_by_one(al_adapter *a, const damage_target *t,
+                                                            damage_patch *p) {
   (void)a;
   segment_heap *heap = target_heap(t, p);
   DAMAGE_SET(p, heap->unused_count, heap->unused_count + 1);
@@ -615,7 +659,8 @@ AL_CHECK_CODE static bool adapter_has_no_deferred(al_adapter *a, const damage_ta
   return atomic_load(&a->deferred_count) == 0;
 }
 
-AL_CHECK_CODE static void make_adapter_bindings_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_adapter_bindings_off_by_one(al_adapter *a, const damage_target *t,
+                                                           damage_patch *p) {
   (void)t;
   DAMAGE_SET(p, a->bindings, atomic_load(&a->bindings) + 1);
 }
@@ -628,7 +673,8 @@ AL_CHECK_CODE static bool teardown_holds_blocks(al_adapter *a, const damage_targ
 }
 
 /* Its blocks stay allocated in the heaps but the walk no longer counts them. */
-AL_CHECK_CODE static void make_teardown_blocks_uncounted(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_teardown_blocks_uncounted(al_adapter *a, const damage_target *t,
+                                                         damage_patch *p) {
   p->mutex = &a->deferred_lock;
   DAMAGE_SET(p, t->teardown->destroy, false);
 }
@@ -637,7 +683,8 @@ AL_CHECK_CODE static bool adapter_has_verifier_and_no_deferred(al_adapter *a, co
   return a->verifier != NULL && adapter_has_no_deferred(a, t);
 }
 
-AL_CHECK_CODE static void make_verifier_devices_off_by_one(al_adapter *a, const damage_target *t, damage_patch *p) {
+AL_CHECK_CODE static void make_verifier_devices_off_by_one(al_adapter *a, const damage_target *t,
+                                                           damage_patch *p) {
   (void)t;
   size_t *devices = verifier_damage_device_count(a->verifier, &p->mutex);
   DAMAGE_SET(p, *devices, *devices + 1);
@@ -656,119 +703,221 @@ AL_CHECK_CODE static void make_verifier_devices_off_by_one(al_adapter *a, const 
 static const damage_kind damage_kinds[] = {
     /* handle tables (ht_check), in its order */
     {{"handle_table_type_invalid", TABLE, "invalid type"}, SCOPE_TABLE, NULL, make_table_type_invalid},
-    {{"handle_table_chunk_count_above_max_chunks", TABLE, "out of range (max_chunks"}, SCOPE_TABLE, NULL,
+    {{"handle_table_chunk_count_above_max_chunks", TABLE, "out of range (max_chunks"},
+     SCOPE_TABLE,
+     NULL,
      make_table_chunk_count_above_max},
-    {{"handle_table_chunk_beyond_count_allocated", TABLE, "is allocated, chunk_count"}, SCOPE_TABLE,
-     table_can_grow, make_table_chunk_beyond_count},
-    {{"handle_table_high_water_above_capacity", TABLE, "outside [1,"}, SCOPE_TABLE, NULL,
+    {{"handle_table_chunk_beyond_count_allocated", TABLE, "is allocated, chunk_count"},
+     SCOPE_TABLE,
+     table_can_grow,
+     make_table_chunk_beyond_count},
+    {{"handle_table_high_water_above_capacity", TABLE, "outside [1,"},
+     SCOPE_TABLE,
+     NULL,
      make_table_high_water_above_capacity},
-    {{"handle_table_slot_zero_written", TABLE, "slot 0 was written"}, SCOPE_TABLE, NULL,
+    {{"handle_table_slot_zero_written", TABLE, "slot 0 was written"},
+     SCOPE_TABLE,
+     NULL,
      make_table_slot_zero_written},
-    {{"handle_table_slot_above_high_water_written", TABLE, "above high water"}, SCOPE_TABLE,
-     table_has_room_above_high_water, make_table_slot_above_high_water},
-    {{"handle_table_slot_state_invalid", TABLE, "bad state or stray bits"}, SCOPE_TABLE, table_has_slots,
+    {{"handle_table_slot_above_high_water_written", TABLE, "above high water"},
+     SCOPE_TABLE,
+     table_has_room_above_high_water,
+     make_table_slot_above_high_water},
+    {{"handle_table_slot_state_invalid", TABLE, "bad state or stray bits"},
+     SCOPE_TABLE,
+     table_has_slots,
      make_table_slot_state_invalid},
-    {{"handle_table_free_slot_holds_object", TABLE, "still holds object"}, SCOPE_TABLE,
-     table_has_free_slots, make_table_free_slot_holds_object},
-    {{"handle_table_free_slot_link_out_of_range", TABLE, "links to"}, SCOPE_TABLE, table_has_free_slots,
+    {{"handle_table_free_slot_holds_object", TABLE, "still holds object"},
+     SCOPE_TABLE,
+     table_has_free_slots,
+     make_table_free_slot_holds_object},
+    {{"handle_table_free_slot_link_out_of_range", TABLE, "links to"},
+     SCOPE_TABLE,
+     table_has_free_slots,
      make_table_free_slot_link_out_of_range},
-    {{"handle_table_published_slot_null_object", TABLE, "holds a NULL object"}, SCOPE_TABLE,
-     table_has_published_slot, make_table_published_null},
-    {{"handle_table_free_count_off_by_one", TABLE, "free slots, free_count"}, SCOPE_TABLE, NULL,
+    {{"handle_table_published_slot_null_object", TABLE, "holds a NULL object"},
+     SCOPE_TABLE,
+     table_has_published_slot,
+     make_table_published_null},
+    {{"handle_table_free_count_off_by_one", TABLE, "free slots, free_count"},
+     SCOPE_TABLE,
+     NULL,
      make_table_free_count_off_by_one},
-    {{"handle_table_live_count_off_by_one", TABLE, "live slots, live count"}, SCOPE_TABLE, NULL,
+    {{"handle_table_live_count_off_by_one", TABLE, "live slots, live count"},
+     SCOPE_TABLE,
+     NULL,
      make_table_live_count_off_by_one},
-    {{"handle_table_free_tail_disagrees_with_count", TABLE, "free list head"}, SCOPE_TABLE, NULL,
+    {{"handle_table_free_tail_disagrees_with_count", TABLE, "free list head"},
+     SCOPE_TABLE,
+     NULL,
      make_table_free_tail_disagrees},
-    {{"handle_table_free_head_beyond_high_water", TABLE, "leaves the table"}, SCOPE_TABLE,
-     table_has_free_slots, make_table_free_head_beyond_high_water},
-    {{"handle_table_free_list_reaches_live_slot", TABLE, "reaches live slot"}, SCOPE_TABLE,
-     table_has_free_and_live_slots, make_table_free_list_reaches_live},
-    {{"handle_table_free_tail_links_on", TABLE, "free list ends at"}, SCOPE_TABLE, table_has_free_slots,
+    {{"handle_table_free_head_beyond_high_water", TABLE, "leaves the table"},
+     SCOPE_TABLE,
+     table_has_free_slots,
+     make_table_free_head_beyond_high_water},
+    {{"handle_table_free_list_reaches_live_slot", TABLE, "reaches live slot"},
+     SCOPE_TABLE,
+     table_has_free_and_live_slots,
+     make_table_free_list_reaches_live},
+    {{"handle_table_free_tail_links_on", TABLE, "free list ends at"},
+     SCOPE_TABLE,
+     table_has_free_slots,
      make_table_free_tail_links_on},
-    {{"handle_table_free_tail_not_last", TABLE, "free list reaches tail"}, SCOPE_TABLE,
-     table_has_two_free_slots, make_table_free_tail_not_last},
+    {{"handle_table_free_tail_not_last", TABLE, "free list reaches tail"},
+     SCOPE_TABLE,
+     table_has_two_free_slots,
+     make_table_free_tail_not_last},
     /* resources (adapter_check, check_resource) */
-    {{"resource_handle_mismatch", RESOURCE, "names an object whose handle is"}, SCOPE_RESOURCE, NULL,
+    {{"resource_handle_mismatch", RESOURCE, "names an object whose handle is"},
+     SCOPE_RESOURCE,
+     NULL,
      make_resource_handle_mismatch},
-    {{"resource_dead_but_handle_live", RESOURCE, "is dead but its handle is live"}, SCOPE_RESOURCE, NULL,
+    {{"resource_dead_but_handle_live", RESOURCE, "is dead but its handle is live"},
+     SCOPE_RESOURCE,
+     NULL,
      make_resource_dead},
-    {{"resource_count_above_capacity", RESOURCE, "above capacity"}, SCOPE_RESOURCE, NULL,
+    {{"resource_count_above_capacity", RESOURCE, "above capacity"},
+     SCOPE_RESOURCE,
+     NULL,
      make_resource_count_above_capacity},
-    {{"resource_without_holders", RESOURCE, "no device holds it"}, SCOPE_RESOURCE, NULL,
+    {{"resource_without_holders", RESOURCE, "no device holds it"},
+     SCOPE_RESOURCE,
+     NULL,
      make_resource_without_holders},
-    {{"resource_count_below_live_records", RESOURCE, "allocation records but"}, SCOPE_RESOURCE,
-     resource_has_records, make_resource_count_below_records},
-    {{"shared_resource_not_sealed", "resource held by two devices", "but not sealed"}, SCOPE_RESOURCE,
-     resource_has_two_holders, make_resource_not_sealed},
-    {{"shared_resource_not_shared", "resource held by two devices", "but not shared"}, SCOPE_RESOURCE,
-     resource_has_two_holders, make_resource_not_shared},
+    {{"resource_count_below_live_records", RESOURCE, "allocation records but"},
+     SCOPE_RESOURCE,
+     resource_has_records,
+     make_resource_count_below_records},
+    {{"shared_resource_not_sealed", "resource held by two devices", "but not sealed"},
+     SCOPE_RESOURCE,
+     resource_has_two_holders,
+     make_resource_not_sealed},
+    {{"shared_resource_not_shared", "resource held by two devices", "but not shared"},
+     SCOPE_RESOURCE,
+     resource_has_two_holders,
+     make_resource_not_shared},
     {{"resource_open_names_another_resource", RESOURCE_OPEN, "points at another resource"},
-     SCOPE_RESOURCE_OPEN, NULL, make_open_names_another_resource},
-    {{"resource_open_bindings_below_count", RESOURCE_OPEN, "bindings for"}, SCOPE_RESOURCE_OPEN,
-     resource_has_records, make_open_bindings_below_count},
-    {{"resource_open_binding_null", RESOURCE_OPEN, ": binding "}, SCOPE_RESOURCE_OPEN,
-     resource_has_records, make_open_binding_null},
+     SCOPE_RESOURCE_OPEN,
+     NULL,
+     make_open_names_another_resource},
+    {{"resource_open_bindings_below_count", RESOURCE_OPEN, "bindings for"},
+     SCOPE_RESOURCE_OPEN,
+     resource_has_records,
+     make_open_bindings_below_count},
+    {{"resource_open_binding_null", RESOURCE_OPEN, ": binding "},
+     SCOPE_RESOURCE_OPEN,
+     resource_has_records,
+     make_open_binding_null},
     /* allocations (check_resource's record loop) */
-    {{"allocation_record_handle_stale", ALLOCATION, "its handle names object"}, SCOPE_ALLOCATION, NULL,
+    {{"allocation_record_handle_stale", ALLOCATION, "its handle names object"},
+     SCOPE_ALLOCATION,
+     NULL,
      make_allocation_handle_stale},
-    {{"allocation_without_miniport_handle", ALLOCATION, "has no miniport hAllocation"}, SCOPE_ALLOCATION,
-     NULL, make_allocation_without_miniport_handle},
+    {{"allocation_without_miniport_handle", ALLOCATION, "has no miniport hAllocation"},
+     SCOPE_ALLOCATION,
+     NULL,
+     make_allocation_without_miniport_handle},
     {{"allocation_in_system_memory_holds_block", "allocation in system memory",
       "is in system memory but holds block"},
-     SCOPE_ALLOCATION, allocation_in_system_memory, make_allocation_system_memory_block},
+     SCOPE_ALLOCATION,
+     allocation_in_system_memory,
+     make_allocation_system_memory_block},
     {{"allocation_segment_index_out_of_range", "allocation in a segment", "segment index"},
-     SCOPE_ALLOCATION, allocation_in_segment, make_allocation_segment_out_of_range},
+     SCOPE_ALLOCATION,
+     allocation_in_segment,
+     make_allocation_segment_out_of_range},
     {{"allocation_block_tagged_with_another_handle", "allocation in a segment", "its block in segment"},
-     SCOPE_ALLOCATION, allocation_in_segment, make_allocation_block_tag_mismatch},
+     SCOPE_ALLOCATION,
+     allocation_in_segment,
+     make_allocation_block_tag_mismatch},
     {{"allocation_fence_above_resource_fence", "allocation in a segment", "above its resource's"},
-     SCOPE_ALLOCATION, allocation_in_segment, make_allocation_fence_above_resource},
+     SCOPE_ALLOCATION,
+     allocation_in_segment,
+     make_allocation_fence_above_resource},
     /* devices, their opens and pools (adapter_check) */
-    {{"device_handle_mismatch", DEVICE, "names object with handle"}, SCOPE_DEVICE, NULL,
+    {{"device_handle_mismatch", DEVICE, "names object with handle"},
+     SCOPE_DEVICE,
+     NULL,
      make_device_handle_mismatch},
     {{"device_marked_dying", DEVICE, "(dying 1)"}, SCOPE_DEVICE, NULL, make_device_dying},
-    {{"device_open_names_another_device", DEVICE_OPEN, "lists an open of device"}, SCOPE_DEVICE_OPEN, NULL,
+    {{"device_open_names_another_device", DEVICE_OPEN, "lists an open of device"},
+     SCOPE_DEVICE_OPEN,
+     NULL,
      make_device_open_names_other_device},
     {{"device_open_list_back_link", "open of a device with a next open", "open list links broken"},
-     SCOPE_DEVICE_OPEN, device_open_has_next, make_device_open_back_link},
+     SCOPE_DEVICE_OPEN,
+     device_open_has_next,
+     make_device_open_back_link},
     {{"device_open_missing_from_resource_holders", "open of a resource held by two devices",
       "which does not list it"},
-     SCOPE_DEVICE_OPEN, device_open_resource_has_two_holders, make_device_open_unlisted},
-    {{"device_pool_not_marked_pool", "device with a pool", "its pool is not its own"}, SCOPE_DEVICE,
-     device_has_pool, make_device_pool_not_pool},
+     SCOPE_DEVICE_OPEN,
+     device_open_resource_has_two_holders,
+     make_device_open_unlisted},
+    {{"device_pool_not_marked_pool", "device with a pool", "its pool is not its own"},
+     SCOPE_DEVICE,
+     device_has_pool,
+     make_device_pool_not_pool},
     /* segment heaps (segment_heap_check, run by the walk on every segment) */
-    {{"segment_heap_not_initialized", SEGMENT, "heap: not initialized"}, SCOPE_SEGMENT, NULL,
+    {{"segment_heap_not_initialized", SEGMENT, "heap: not initialized"},
+     SCOPE_SEGMENT,
+     NULL,
      make_heap_not_initialized},
-    {{"segment_heap_node_capacity_above_max", SEGMENT, "chunks inconsistent"}, SCOPE_SEGMENT, NULL,
+    {{"segment_heap_node_capacity_above_max", SEGMENT, "chunks inconsistent"},
+     SCOPE_SEGMENT,
+     NULL,
      make_heap_pool_above_max},
-    {{"segment_heap_pages_beyond_chain", SEGMENT, "the chain ends at page"}, SCOPE_SEGMENT, NULL,
+    {{"segment_heap_pages_beyond_chain", SEGMENT, "the chain ends at page"},
+     SCOPE_SEGMENT,
+     NULL,
      make_heap_pages_beyond_chain},
-    {{"segment_heap_used_pages_off_by_one", SEGMENT, "accounting: used_pages"}, SCOPE_SEGMENT, NULL,
+    {{"segment_heap_used_pages_off_by_one", SEGMENT, "accounting: used_pages"},
+     SCOPE_SEGMENT,
+     NULL,
      make_heap_used_pages_off_by_one},
-    {{"segment_heap_free_pages_off_by_one", SEGMENT, "accounting: free_pages"}, SCOPE_SEGMENT, NULL,
+    {{"segment_heap_free_pages_off_by_one", SEGMENT, "accounting: free_pages"},
+     SCOPE_SEGMENT,
+     NULL,
      make_heap_free_pages_off_by_one},
-    {{"segment_heap_live_blocks_off_by_one", SEGMENT, "accounting: live_blocks"}, SCOPE_SEGMENT, NULL,
+    {{"segment_heap_live_blocks_off_by_one", SEGMENT, "accounting: live_blocks"},
+     SCOPE_SEGMENT,
+     NULL,
      make_heap_live_blocks_off_by_one},
-    {{"segment_heap_free_ranges_off_by_one", SEGMENT, "accounting: free_ranges"}, SCOPE_SEGMENT, NULL,
+    {{"segment_heap_free_ranges_off_by_one", SEGMENT, "accounting: free_ranges"},
+     SCOPE_SEGMENT,
+     NULL,
      make_heap_free_ranges_off_by_one},
     {{"segment_heap_first_level_bit_without_lists", "segment with an empty size class below a used one",
       "but second-level word"},
-     SCOPE_SEGMENT, heap_has_empty_class, make_heap_first_level_bit_without_lists},
+     SCOPE_SEGMENT,
+     heap_has_empty_class,
+     make_heap_first_level_bit_without_lists},
     {{"segment_heap_list_bit_without_head", "segment with an empty list in a used class",
       "(stray or missing bit)"},
-     SCOPE_SEGMENT, heap_has_empty_list_in_used_class, make_heap_list_bit_without_head},
-    {{"segment_heap_unused_count_off_by_one", SEGMENT, "unused_count"}, SCOPE_SEGMENT, NULL,
+     SCOPE_SEGMENT,
+     heap_has_empty_list_in_used_class,
+     make_heap_list_bit_without_head},
+    {{"segment_heap_unused_count_off_by_one", SEGMENT, "unused_count"},
+     SCOPE_SEGMENT,
+     NULL,
      make_heap_unused_count_off_by_one},
-    {{"segment_heap_node_leaked", "segment with a spare pool node", "a node leaked"}, SCOPE_SEGMENT,
-     heap_has_spare_node, make_heap_node_leaked},
+    {{"segment_heap_node_leaked", "segment with a spare pool node", "a node leaked"},
+     SCOPE_SEGMENT,
+     heap_has_spare_node,
+     make_heap_node_leaked},
     /* totals and the other layers */
     {{"adapter_bindings_count_off_by_one", "adapter with no deferred teardown", "bindings in opens but"},
-     SCOPE_ADAPTER, adapter_has_no_deferred, make_adapter_bindings_off_by_one},
+     SCOPE_ADAPTER,
+     adapter_has_no_deferred,
+     make_adapter_bindings_off_by_one},
     {{"deferred_teardown_blocks_uncounted", "deferred teardown holding segment blocks", "heap says"},
-     SCOPE_TEARDOWN, teardown_holds_blocks, make_teardown_blocks_uncounted},
+     SCOPE_TEARDOWN,
+     teardown_holds_blocks,
+     make_teardown_blocks_uncounted},
     {{"verifier_device_count_off_by_one", "adapter with the verifier and no deferred teardown",
       "the DDI saw"},
-     SCOPE_ADAPTER, adapter_has_verifier_and_no_deferred, make_verifier_devices_off_by_one},
+     SCOPE_ADAPTER,
+     adapter_has_verifier_and_no_deferred,
+     make_verifier_devices_off_by_one},
 };
 
 #define DAMAGE_KIND_COUNT (sizeof damage_kinds / sizeof damage_kinds[0])
@@ -831,7 +980,8 @@ AL_CHECK_CODE static void damage_pass(damage_walk *walk) {
       if (walk->kind->scope == SCOPE_RESOURCE) {
         stop = damage_offer(walk, &target);
       } else {
-        for (target.open = target.resource->holders; !stop && target.open; target.open = target.open->next_holder)
+        for (target.open = target.resource->holders; !stop && target.open;
+             target.open = target.open->next_holder)
           stop = damage_offer(walk, &target);
       }
       port_unlock(&target.resource->lock);
@@ -857,7 +1007,8 @@ AL_CHECK_CODE static void damage_pass(damage_walk *walk) {
       if (walk->kind->scope == SCOPE_DEVICE) {
         stop = damage_offer(walk, &target);
       } else {
-        for (target.open = target.device->opens; !stop && target.open; target.open = target.open->next_in_device)
+        for (target.open = target.device->opens; !stop && target.open;
+             target.open = target.open->next_in_device)
           stop = damage_offer(walk, &target);
       }
       port_unlock(&target.device->lock);
@@ -876,7 +1027,8 @@ AL_CHECK_CODE static void damage_pass(damage_walk *walk) {
   case SCOPE_TEARDOWN: {
     port_lock(&adapter->deferred_lock);
     bool stop = false;
-    for (target.teardown = adapter->deferred_head; !stop && target.teardown; target.teardown = target.teardown->next)
+    for (target.teardown = adapter->deferred_head; !stop && target.teardown;
+         target.teardown = target.teardown->next)
       stop = damage_offer(walk, &target);
     port_unlock(&adapter->deferred_lock);
     return;
@@ -890,18 +1042,22 @@ AL_CHECK_CODE static void damage_pass(damage_walk *walk) {
 /* ---- Applying a patch ------------------------------------------------------------------------ */
 
 AL_CHECK_CODE static void patch_lock(const damage_patch *patch) {
-  if (patch->table) handle_table_lock(patch->table);
-  else if (patch->mutex) port_lock(patch->mutex);
+  if (patch->table)
+    handle_table_lock(patch->table);
+  else if (patch->mutex)
+    port_lock(patch->mutex);
 }
 
 AL_CHECK_CODE static void patch_unlock(const damage_patch *patch) {
-  if (patch->table) handle_table_unlock(patch->table);
-  else if (patch->mutex) port_unlock(patch->mutex);
+  if (patch->table)
+    handle_table_unlock(patch->table);
+  else if (patch->mutex)
+    port_unlock(patch->mutex);
 }
 
 /* Writes the damaged value, runs the walk with no lock held, writes the saved bytes back. */
-AL_CHECK_CODE static al_damage_result patch_apply(al_adapter *adapter, const damage_patch *patch,
-                                                  char *msg, size_t cap) {
+AL_CHECK_CODE static al_damage_result patch_apply(al_adapter *adapter, const damage_patch *patch, char *msg,
+                                                  size_t cap) {
   unsigned char saved[sizeof patch->value];
   uint32_t saved_owner = 0;
   patch_lock(patch);
@@ -925,14 +1081,16 @@ AL_CHECK_CODE static al_damage_result patch_apply(al_adapter *adapter, const dam
 
 /* ---- API ------------------------------------------------------------------------------------- */
 
-AL_CHECK_CODE unsigned al_testing_damage_kind_count(void) { return (unsigned)DAMAGE_KIND_COUNT; }
+AL_CHECK_CODE unsigned al_testing_damage_kind_count(void) {
+  return (unsigned)DAMAGE_KIND_COUNT;
+}
 
 AL_CHECK_CODE const al_damage_kind_info *al_testing_damage_kind(unsigned kind) {
   return kind < DAMAGE_KIND_COUNT ? &damage_kinds[kind].info : NULL;
 }
 
-AL_CHECK_CODE al_damage_result al_testing_damage(al_adapter *adapter, unsigned kind, unsigned pick,
-                                                 char *msg, size_t cap) {
+AL_CHECK_CODE al_damage_result al_testing_damage(al_adapter *adapter, unsigned kind, unsigned pick, char *msg,
+                                                 size_t cap) {
   if (kind >= DAMAGE_KIND_COUNT) return AL_DAMAGE_UNKNOWN_KIND;
   if (adapter == NULL) return AL_DAMAGE_NO_TARGET;
   damage_patch patch;

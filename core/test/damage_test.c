@@ -4,12 +4,13 @@
  * sound again afterwards. Runs against the example miniport (deterministic engine, so a submitted
  * fence stays pending and a destroy defers).
  */
+#include "alloclab/damage.h"
+
 #include <ctype.h>
 #include <string.h>
 
 #include "al_test.h"
 #include "alloclab/alloclab.h"
-#include "alloclab/damage.h"
 #include "alloclab/hw/example_miniport.h"
 
 /* Picks tried per kind: more than any kind's target count here, so every target is hit and the
@@ -96,7 +97,8 @@ static bool build_rich_state(rich_state *s) {
   al_adapter_get_stats(adapter, &stats);
   assert_u64_ne(stats.evictions, 0, "something was evicted");
 
-  al_submit_args submit = {.device = s->a, .allocations = &busy, .allocation_count = 1, .out_fence = &s->fence};
+  al_submit_args submit = {
+      .device = s->a, .allocations = &busy, .allocation_count = 1, .out_fence = &s->fence};
   assert_status(al_submit(adapter, &submit), STATUS_SUCCESS, "GPU work on the busy resource");
   destroy = (al_destroy_allocation_args){.device = s->a, .resource = busy_resource};
   assert_status(al_allocation_destroy(adapter, &destroy), STATUS_SUCCESS, "destroy it while busy: deferred");
@@ -214,8 +216,10 @@ TEST(test_pick_wraps_over_the_targets) {
   /* Three handle tables with different live counts: picks 0, 1, 2 name different tables,
    * pick 3 is pick 0 again. */
   char first[256], second[256], wrapped[256];
-  assert_u64_eq(al_testing_damage(s.adapter, (unsigned)kind, 0, first, sizeof first), AL_DAMAGE_DETECTED, "0");
-  assert_u64_eq(al_testing_damage(s.adapter, (unsigned)kind, 2, second, sizeof second), AL_DAMAGE_DETECTED, "2");
+  assert_u64_eq(al_testing_damage(s.adapter, (unsigned)kind, 0, first, sizeof first), AL_DAMAGE_DETECTED,
+                "0");
+  assert_u64_eq(al_testing_damage(s.adapter, (unsigned)kind, 2, second, sizeof second), AL_DAMAGE_DETECTED,
+                "2");
   assert_u64_eq(al_testing_damage(s.adapter, (unsigned)kind, 3, wrapped, sizeof wrapped), AL_DAMAGE_DETECTED,
                 "3");
   expect_true(strcmp(first, second) != 0, "different tables: \"%s\" vs \"%s\"", first, second);
@@ -251,8 +255,8 @@ TEST(test_empty_adapter_has_no_object_targets) {
   expect_u64_eq(al_testing_damage(adapter, (unsigned)kind_named("handle_table_free_count_off_by_one"), 0, msg,
                                   sizeof msg),
                 AL_DAMAGE_DETECTED, "an empty table's counts are damaged all the same");
-  expect_u64_eq(al_testing_damage(adapter, (unsigned)kind_named("handle_table_free_slot_holds_object"), 0, msg,
-                                  sizeof msg),
+  expect_u64_eq(al_testing_damage(adapter, (unsigned)kind_named("handle_table_free_slot_holds_object"), 0,
+                                  msg, sizeof msg),
                 AL_DAMAGE_NO_TARGET, "no freed slot yet");
   expect_consistent(adapter, "after");
   al_adapter_destroy(adapter);
@@ -285,5 +289,5 @@ TEST(test_names_unique_and_descriptive) {
 }
 
 RUN_TESTS(T(test_every_kind_detected_by_its_check), T(test_segment_heap_kinds_on_large_segments),
-          T(test_pick_wraps_over_the_targets),
-          T(test_empty_adapter_has_no_object_targets), T(test_unknown_kind), T(test_names_unique_and_descriptive))
+          T(test_pick_wraps_over_the_targets), T(test_empty_adapter_has_no_object_targets),
+          T(test_unknown_kind), T(test_names_unique_and_descriptive))
