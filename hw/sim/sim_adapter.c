@@ -144,6 +144,19 @@ SIM_CHECK_CODE bool sim_miniport_check_hardware(HANDLE DeviceHandle, UINT Flags,
   return ok;
 }
 
+SIM_CHECK_CODE sim_adapter *sim_adapter_started_with(HANDLE DeviceHandle) {
+  sim_adapter *found = NULL;
+  pthread_mutex_lock(&registry_lock);
+  for (sim_link *node = registry.next; node != &registry && !found; node = node->next) {
+    sim_adapter *adapter = SIM_CONTAINER_OF(node, sim_adapter, registry_link);
+    pthread_mutex_lock(&adapter->lock);
+    if (DeviceHandle != NULL && adapter->device_handle == DeviceHandle) found = adapter;
+    pthread_mutex_unlock(&adapter->lock);
+  }
+  pthread_mutex_unlock(&registry_lock);
+  return found;
+}
+
 /* ---- Shared helpers ------------------------------------------------------------------------------ */
 
 sim_adapter *sim_adapter_from(HANDLE handle) {

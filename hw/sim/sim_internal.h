@@ -329,6 +329,11 @@ void sim_allocation_release_locked(sim_adapter *adapter, sim_allocation *allocat
  * @segment_pages, as with SIM_CHECK_HARDWARE_LIVE. */
 bool sim_adapter_check_hardware_locked(sim_adapter *adapter, bool segment_pages, char *msg, size_t cap);
 
+/* The live adapter started with @DeviceHandle (DXGKRNL_INTERFACE.DeviceHandle), as
+ * sim_miniport_check_hardware() finds it; NULL when none. The registry lock is released on
+ * return: the caller keeps the adapter alive (a quiescent adapter: testing.h, DOC: Damage). */
+sim_adapter *sim_adapter_started_with(HANDLE DeviceHandle); /* sim_adapter.c, for sim_damage.c */
+
 /* ---- Config and private data (sim_private_data.c) ---------------------------------------------- */
 
 /* Reads and validates the configuration of @pdo (NULL blob: defaults). */
