@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char why[256];
   if (!fz_decode(data, size, &p)) {
     REQUIRE(size >= FZ_FORMAT_HEADER_SIZE && memcmp(data, "ALFZ", 4) == 0 &&
-                data[4] != FZ_FORMAT_VERSION && data[4] != FZ_FORMAT_VERSION_2 &&
+                data[4] != FZ_FORMAT_VERSION && data[4] != FZ_FORMAT_VERSION_3 &&
+                data[4] != FZ_FORMAT_VERSION_2 &&
                 data[4] != FZ_FORMAT_VERSION_1,
             "refused an input without an unsupported version header");
     REQUIRE(p.call_count == 0 && p.fault_count == 0, "a refused input left calls");

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloclab/damage.h"
 #include "alloclab/hw/fault_injection.h"
 #include "alloclab/hw/miniport.h"
 #include "alloclab/testing.h"
@@ -23,6 +24,10 @@ static bool sim_hardware_check(al_adapter *adapter, char *msg, size_t cap) {
 }
 static bool sim_hardware_check_live(al_adapter *adapter, char *msg, size_t cap) {
   return sim_miniport_check_hardware((HANDLE)adapter, SIM_CHECK_HARDWARE_LIVE, msg, cap);
+}
+static al_damage_result sim_hardware_damage(al_adapter *adapter, unsigned kind, unsigned pick, char *msg,
+                                            size_t cap) {
+  return sim_testing_damage((HANDLE)adapter, kind, pick, msg, cap);
 }
 
 const fz_port_ops fz_port_alloclab = {
@@ -45,6 +50,10 @@ const fz_port_ops fz_port_alloclab = {
     .adapter_check_live = al_adapter_check_live,
     .hardware_check = sim_hardware_check,
     .hardware_check_live = sim_hardware_check_live,
+    .damage = al_testing_damage,
+    .damage_kind = al_testing_damage_kind,
+    .hardware_damage = sim_hardware_damage,
+    .hardware_damage_kind = sim_testing_damage_kind,
 };
 
 void fz_exec_options_default(fz_exec_options *out) {
@@ -722,6 +731,55 @@ static bool implicit_call(exec_ctx *x, fz_op op, al_handle device, uint64_t fenc
   return step(x, IMPLICIT, label, NULL, &e);
 }
 
+/* ---- Damage: the walks' own test ----------------------------------------------------------- */
+
+/* Program call @i, a damage op (program.h "Damage"): the layer's walk must catch the damage with
+ * the kind's phrase; then the per-call checks run on the restored state (the hardware walk too
+ * for a sim kind), so a damage that was not undone exactly is a mismatch as well. Skipped
+ * (STATUS_INVALID_PARAMETER) where damage is not safe or not possible: the threaded engine
+ * (its thread would race the damaged fields), a miniport other than the sim for sim kinds, a
+ * port without the hook. false after a mismatch. */
+static bool run_damage(exec_ctx *x, uint32_t i, const fz_call *c) {
+  const bool sim_kind = (c->damage & FZ_DAMAGE_SIM) != 0;
+  const unsigned kind = c->damage & FZ_DAMAGE_KIND_MASK;
+  al_damage_result (*damage)(al_adapter *, unsigned, unsigned, char *, size_t) =
+      sim_kind ? x->port->hardware_damage : x->port->damage;
+  const al_damage_kind_info *(*kind_info)(unsigned) = sim_kind ? x->port->hardware_damage_kind : x->port->damage_kind;
+  const al_damage_kind_info *info = kind_info != NULL ? kind_info(kind) : NULL;
+  NTSTATUS st = STATUS_INVALID_PARAMETER;
+  if (!x->threaded && damage != NULL && info != NULL && (!sim_kind || x->sim)) {
+    const char *walk = sim_kind ? "sim_miniport_check_hardware" : "al_adapter_check";
+    x->msg[0] = '\0';
+    switch (damage(x->adapter, kind, c->pick, x->msg, sizeof x->msg)) {
+    case AL_DAMAGE_DETECTED:
+      if (strstr(x->msg, info->expect) == NULL) {
+        char caught[sizeof x->msg];
+        snprintf(caught, sizeof caught, "%s", x->msg);
+        mismatch(x, i, NULL, "damage-misreported", info->name,
+                 "damage %s (pick %u of the %ss): %s caught it, but not with \"%s\": %s", info->name,
+                 (unsigned)c->pick, info->target, walk, info->expect, caught);
+        return false;
+      }
+      st = STATUS_SUCCESS;
+      break;
+    case AL_DAMAGE_MISSED:
+      mismatch(x, i, NULL, "damage-missed", info->name,
+               "damage %s (pick %u of the %ss): %s passed with it in place (a blind spot of the walk)",
+               info->name, (unsigned)c->pick, info->target, walk);
+      return false;
+    case AL_DAMAGE_NO_TARGET: st = STATUS_INVALID_HANDLE; break;
+    case AL_DAMAGE_UNKNOWN_KIND: st = STATUS_INVALID_PARAMETER; break;
+    }
+  }
+  x->rep->status[i] = st;
+  x->rep->calls_run = i + 1;
+  x->value[i] = x->rep->value[i] = 0;
+  x->nalloc[i] = 0;
+  if (!check_adapter(x, i, NULL, x->o->check_stats_each_call, x->o->check_adapter_each_call, false)) return false;
+  return !sim_kind || !x->o->check_adapter_each_call || check_hardware(x, i, NULL, false);
+}
+
+
 /* ---- Program ------------------------------------------------------------------------------ */
 
 /* When the model knows of work not yet complete: an implicit fence_wait for every fence handed
@@ -756,6 +814,19 @@ static bool prepare_program_call(exec_ctx *x, uint32_t i, const fz_call *c, exec
 static bool drain_after_call(exec_ctx *x, uint32_t i, const fz_call *c) {
   if (!x->threaded || c->op == FZ_OP_SUBMIT) return true;
   return wait_for_submitted(x, "after", i, "threaded engine");
+}
+
+/* Runs program call @i in sequence (fz_execute, and a concurrent program's calls before the
+ * fork); a mismatch sets x->failed. false when the call was not made (the wait before it
+ * disagreed). */
+static bool run_program_call(exec_ctx *x, uint32_t i, const fz_call *c, exec_call *e) {
+  if (c->op == FZ_OP_DAMAGE) {
+    run_damage(x, i, c);
+    return true;
+  }
+  if (!prepare_program_call(x, i, c, e)) return false;
+  if (step(x, i, NULL, c, e)) drain_after_call(x, i, c);
+  return true;
 }
 
 /* Points the context at a new program run: its options, port, report and results. */
@@ -1020,8 +1091,7 @@ int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *ou
     exec_call e;
     for (uint32_t i = 0; i < ncalls && !x->failed; i++) {
       const fz_call *c = &p->calls[i];
-      if (!prepare_program_call(x, i, c, &e)) break;
-      if (step(x, i, NULL, c, &e)) drain_after_call(x, i, c);
+      if (!run_program_call(x, i, c, &e)) break;
       if (o->verbose) {
         char text[512];
         fz_format_call(text, sizeof text, p, i);
@@ -1152,7 +1222,10 @@ static fz_call conc_adjust(const fz_call *c) {
   return a;
 }
 
-static bool conc_runs(fz_op op) { return op != FZ_OP_GPU_RUN && op != FZ_OP_FENCE_WAIT && op < FZ_OP_COUNT; }
+/* Damage is not run concurrently: another logical thread would see the damaged fields. */
+static bool conc_runs(fz_op op) {
+  return op != FZ_OP_GPU_RUN && op != FZ_OP_FENCE_WAIT && op != FZ_OP_DAMAGE && op < FZ_OP_COUNT;
+}
 
 static void conc_thread(void *arg, uint32_t thread) {
   conc_ctx *cx = arg;
@@ -1377,9 +1450,7 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
 
   exec_call e;
   for (uint32_t i = 0; i < fork && !x->failed; i++) {
-    const fz_call *c = &p->calls[i];
-    if (!prepare_program_call(x, i, c, &e)) break;
-    step(x, i, NULL, c, &e);
+    if (!run_program_call(x, i, &p->calls[i], &e)) break;
   }
   if (!x->failed) {
     for (uint32_t i = fork, j = 0; i < ncalls && cx->count < FZ_CONCURRENT_MAX_CALLS; i++, j++) {

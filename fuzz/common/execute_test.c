@@ -21,11 +21,13 @@
 #include <unistd.h>
 
 #include "alloclab/alloclab.h"
+#include "alloclab/damage.h"
 #include "alloclab/fuzz/execute.h"
 #include "alloclab/fuzz/model.h"
 #include "alloclab/fuzz/program.h"
 #include "alloclab/hw/fault_injection.h"
 #include "alloclab/hw/miniport.h"
+#include "alloclab/hw/sim_miniport.h"
 #include "alloclab/status.h"
 #include "alloclab/testing.h"
 #include "fuzz/common/text.h"
@@ -879,6 +881,129 @@ static void test_adapter_teardown(void) {
     CHECK(devices_at_adapter_destroy == live, "'%s': %u devices live at al_adapter_destroy, expected %u",
           options[i], devices_at_adapter_destroy, live);
   }
+}
+
+/* ---- Damage: the walks' own test (program.h "Damage") ------------------------------------------- */
+
+/* A state where most kinds have a target: two devices, a shared resource opened on both,
+ * device-owned allocations in both segments, queued GPU work. */
+static const char damage_state[] =
+    "v1 = create_device()\n"
+    "v2 = create_device()\n"
+    "v3 = create_resource(dev=v1, n=2, size=8192, placement=any, shared=1)\n"
+    "v4 = open_resource(dev=v2, resource=v3)\n"
+    "v5 = create_allocations(dev=v2, n=2, size=4096, placement=memory_only)\n"
+    "v6 = create_allocations(dev=v1, n=1, size=4096, placement=aperture_only)\n"
+    "v7 = submit(dev=v2, list=[v3.a0, v5.a0], command=fill)\n";
+#define DAMAGE_STATE_CALLS 7u
+
+/* Every kind of both layers, at two picks, after damage_state: each is caught with its phrase
+ * (STATUS_SUCCESS) or finds no target (STATUS_INVALID_HANDLE); nothing else, and the restored
+ * state passes every check to the end of the program. */
+static void test_damage_every_kind_is_caught(void) {
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  const bool sim = strcmp(al_selected_miniport.name, "sim") == 0;
+  const unsigned port_kinds = al_testing_damage_kind_count(), sim_kinds = sim_testing_damage_kind_count();
+  CHECK(port_kinds > 0 && sim_kinds > 0, "no damage kinds (port %u, sim %u)", port_kinds, sim_kinds);
+  unsigned caught = 0, no_target = 0;
+  for (unsigned layer = 0; layer < 2; layer++) {
+    const unsigned count = layer ? sim_kinds : port_kinds;
+    for (unsigned k = 0; k < count; k++) {
+      const al_damage_kind_info *info = layer ? sim_testing_damage_kind(k) : al_testing_damage_kind(k);
+      char text[2048];
+      snprintf(text, sizeof text, "%sv8 = damage(kind=%s, pick=0)\nv9 = damage(kind=%s, pick=1)\n", damage_state,
+               info->name, info->name);
+      int rc = fz_execute_text(text, &o, &report);
+      if (!CHECK(rc == FZ_EXEC_OK, "damage %s: rc %d: %s", info->name, rc, report.message)) continue;
+      for (uint32_t i = DAMAGE_STATE_CALLS; i < DAMAGE_STATE_CALLS + 2; i++) {
+        NTSTATUS st = report.status[i];
+        if (layer && !sim) {
+          CHECK(st == S_IP, "damage %s without the sim: %s, want STATUS_INVALID_PARAMETER", info->name,
+                al_status_name(st));
+          continue;
+        }
+        CHECK(st == S_OK || st == S_IH, "damage %s: %s", info->name, al_status_name(st));
+        caught += st == S_OK;
+        no_target += st == S_IH;
+      }
+    }
+  }
+  /* Most kinds have a target in this state: a kind that never finds one here tests nothing. */
+  CHECK(caught >= (sim ? port_kinds + sim_kinds : port_kinds), "only %u damages caught (%u found no target)", caught,
+        no_target);
+}
+
+/* A port whose damage hook answers what the test says, to check the executor's verdicts. */
+static al_damage_result fake_result;
+static const char *fake_message;
+static unsigned fake_calls;
+static al_damage_result fake_damage(al_adapter *adapter, unsigned kind, unsigned pick, char *msg, size_t cap) {
+  (void)adapter;
+  (void)kind;
+  (void)pick;
+  fake_calls++;
+  if (msg != NULL && cap > 0) snprintf(msg, cap, "%s", fake_message);
+  return fake_result;
+}
+static const al_damage_kind_info fake_info = {"fake_kind", "fake target", "the expected phrase"};
+static const al_damage_kind_info *fake_kind(unsigned kind) { return kind == 0 ? &fake_info : NULL; }
+
+static int run_fake_damage(al_damage_result result, const char *message, const char *options, unsigned kind) {
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  static fz_port_ops ports;
+  ports = fz_port_alloclab;
+  ports.damage = fake_damage;
+  ports.damage_kind = fake_kind;
+  o.port = &ports;
+  fake_result = result;
+  fake_message = message;
+  fake_calls = 0;
+  char text[256];
+  snprintf(text, sizeof text, "%sv1 = create_device()\nv2 = damage(kind=%u, pick=0)\nv3 = create_device()\n",
+           options, kind);
+  return fz_execute_text(text, &o, &report);
+}
+
+/* The executor's verdicts on what the hook answers. */
+static void test_damage_verdicts(void) {
+  int rc = run_fake_damage(AL_DAMAGE_DETECTED, "walk: the expected phrase, with details", "", 0);
+  CHECK(rc == FZ_EXEC_OK && report.status[1] == S_OK && fake_calls == 1, "caught with the phrase: rc %d %s: %s", rc,
+        al_status_name(report.status[1]), report.message);
+  rc = run_fake_damage(AL_DAMAGE_MISSED, "", "", 0);
+  CHECK(rc == FZ_EXEC_MISMATCH && strstr(report.message, "passed with it in place") &&
+            strstr(report.message, "[oracle:damage-missed:fake_kind"),
+        "a miss is a mismatch naming the kind: %s", report.message);
+  rc = run_fake_damage(AL_DAMAGE_DETECTED, "walk: some other check failed", "", 0);
+  CHECK(rc == FZ_EXEC_MISMATCH && strstr(report.message, "not with \"the expected phrase\"") &&
+            strstr(report.message, "some other check failed") &&
+            strstr(report.message, "[oracle:damage-misreported:fake_kind"),
+        "a catch by another check is a mismatch: %s", report.message);
+  rc = run_fake_damage(AL_DAMAGE_NO_TARGET, "", "", 0);
+  CHECK(rc == FZ_EXEC_OK && report.status[1] == S_IH && report.calls_run == 3, "no target: rc %d %s", rc,
+        al_status_name(report.status[1]));
+  rc = run_fake_damage(AL_DAMAGE_UNKNOWN_KIND, "", "", 0);
+  CHECK(rc == FZ_EXEC_OK && report.status[1] == S_IP, "unknown kind: rc %d %s", rc, al_status_name(report.status[1]));
+  /* Not run: a kind the layer does not have, or the threaded engine (its thread would race). */
+  rc = run_fake_damage(AL_DAMAGE_MISSED, "", "", 5);
+  CHECK(rc == FZ_EXEC_OK && report.status[1] == S_IP && fake_calls == 0, "a kind without info: rc %d %s, %u calls",
+        rc, al_status_name(report.status[1]), fake_calls);
+  rc = run_fake_damage(AL_DAMAGE_MISSED, "", "options(engine=threaded)\n", 0);
+  CHECK(rc == FZ_EXEC_OK && report.status[1] == S_IP && fake_calls == 0, "threaded engine: rc %d %s, %u calls", rc,
+        al_status_name(report.status[1]), fake_calls);
+  /* A port without the hook: the op is skipped. */
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  static fz_port_ops none;
+  none = fz_port_alloclab;
+  none.damage = NULL;
+  o.port = &none;
+  rc = fz_execute_text("v1 = create_device()\nv2 = damage(kind=0, pick=0)\n", &o, &report);
+  CHECK(rc == FZ_EXEC_OK && report.status[1] == S_IP, "no hook: rc %d %s", rc, al_status_name(report.status[1]));
 }
 
 /* ---- Text form ---------------------------------------------------------------------------- */
@@ -1810,6 +1935,8 @@ int main(int argc, char **argv) {
       {"bring_up_faults", test_bring_up_faults},
       {"bring_up_failure_checks", test_bring_up_failure_checks},
       {"adapter_teardown", test_adapter_teardown},
+      {"damage_every_kind_is_caught", test_damage_every_kind_is_caught},
+      {"damage_verdicts", test_damage_verdicts},
       {"execute_text", test_execute_text},
       {"oracle_catches_wrong_prediction", test_oracle_catches_wrong_prediction},
       {"oracle_aborts_with_message", test_oracle_aborts_with_message},

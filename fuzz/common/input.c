@@ -149,6 +149,8 @@ uint32_t fz_op_fields(fz_op op) {
     return FZ_FIELD_FENCE;
   case FZ_OP_QUERY:
     return FZ_FIELD_ALLOCATION;
+  case FZ_OP_DAMAGE:
+    return FZ_FIELD_DAMAGE | FZ_FIELD_PICK;
   default:
     return 0;
   }
@@ -288,7 +290,7 @@ static uint64_t decode_size(fz_cursor *c) {
 
 static void decode_call(fz_cursor *c, const fz_track *t, fz_call *call, unsigned version) {
   uint8_t b = fz_consume_u8(c);
-  call->op = (fz_op)((b & 0x0Fu) % FZ_OP_COUNT);
+  call->op = (fz_op)((b & 0x0Fu) % (version >= FZ_FORMAT_VERSION_4 ? FZ_OP_COUNT : FZ_OP_COUNT_V3));
   uint8_t info_byte = b & 0x10u ? 0x80u : 0u; /* without a hostile byte: bit 4 of the opcode */
   if ((b & 0xF0u) == 0xF0u) {
     info_byte = fz_consume_u8(c);
@@ -347,6 +349,12 @@ static void decode_call(fz_cursor *c, const fz_track *t, fz_call *call, unsigned
     /* Versions 1 and 2 knew nop, fill and check; version 3 adds copy. */
     call->command = (fz_command)fz_consume_enum(c, version >= FZ_FORMAT_VERSION_3 ? 4u : 3u);
   }
+  if (fields & FZ_FIELD_DAMAGE) {
+    call->damage = fz_consume_u8(c);
+  }
+  if (fields & FZ_FIELD_PICK) {
+    call->pick = fz_consume_u8(c);
+  }
   if (fields & FZ_FIELD_LIST) {
     uint32_t listed[FZ_MAX_CALLS];
     memset(listed, 0, sizeof listed);
@@ -373,7 +381,8 @@ bool fz_decode(const uint8_t *data, size_t size, fz_program *out) {
   unsigned version = FZ_FORMAT_VERSION;
   if (c.size >= FZ_FORMAT_HEADER_SIZE && memcmp(data, FZ_FORMAT_MAGIC, FZ_FORMAT_MAGIC_SIZE) == 0) {
     version = data[FZ_FORMAT_MAGIC_SIZE];
-    if (version != FZ_FORMAT_VERSION && version != FZ_FORMAT_VERSION_2 && version != FZ_FORMAT_VERSION_1) {
+    if (version != FZ_FORMAT_VERSION && version != FZ_FORMAT_VERSION_3 && version != FZ_FORMAT_VERSION_2 &&
+        version != FZ_FORMAT_VERSION_1) {
       return false;
     }
     c.pos = FZ_FORMAT_HEADER_SIZE;
@@ -594,6 +603,12 @@ static void encode_call(fz_writer *w, const fz_track *t, const fz_call *call) {
   if (fields & FZ_FIELD_COMMAND) {
     put_u8(w, (uint8_t)call->command);
   }
+  if (fields & FZ_FIELD_DAMAGE) {
+    put_u8(w, call->damage);
+  }
+  if (fields & FZ_FIELD_PICK) {
+    put_u8(w, call->pick);
+  }
   if (fields & FZ_FIELD_LIST) {
     uint32_t listed[FZ_MAX_CALLS];
     memset(listed, 0, sizeof listed);
@@ -780,6 +795,12 @@ static bool validate_call(const fz_call *call, uint32_t k, char *err, size_t cap
   } else if (call->list_length != 0) {
     return fail(err, cap, "v%u (%s): unused list set", k + 1u, name);
   }
+  if (!(fields & FZ_FIELD_DAMAGE) && call->damage != 0) {
+    return fail(err, cap, "v%u (%s): unused damage kind set", k + 1u, name);
+  }
+  if (!(fields & FZ_FIELD_PICK) && call->pick != 0) {
+    return fail(err, cap, "v%u (%s): unused pick set", k + 1u, name);
+  }
   return true;
 }
 
@@ -812,7 +833,8 @@ static bool call_equal(const fz_call *a, const fz_call *b) {
       !ref_equal(&a->resource, &b->resource) || !ref_equal(&a->fence, &b->fence) ||
       !ref_equal(&a->allocation, &b->allocation) || a->count != b->count || a->size != b->size ||
       a->placement != b->placement || a->align != b->align || a->shared != b->shared || a->info != b->info || a->flags != b->flags ||
-      a->command != b->command || a->list_length != b->list_length) {
+      a->command != b->command || a->list_length != b->list_length || a->damage != b->damage ||
+      a->pick != b->pick) {
     return false;
   }
   uint32_t n = a->list_length < FZ_MAX_LIST ? a->list_length : FZ_MAX_LIST;

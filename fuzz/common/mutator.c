@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloclab/damage.h"
 #include "alloclab/fuzz/input.h"
 #include "alloclab/hw/fault_injection.h"
+#include "alloclab/hw/sim_miniport.h"
 #include "fuzz/common/track.h"
 
 /* ---- Randomness --------------------------------------------------------------------------- */
@@ -204,6 +206,16 @@ static uint32_t gen_align(uint64_t *rng) {
   return chance(rng, 1, 2) ? 3u * 4096u : (uint32_t)next_u64(rng);
 }
 
+/* A damage kind byte (program.h "Damage") naming a kind one of the layers has. */
+static uint8_t gen_damage(uint64_t *rng) {
+  const unsigned port = al_testing_damage_kind_count(), sim = sim_testing_damage_kind_count();
+  if (port + sim == 0) {
+    return 0;
+  }
+  const unsigned k = below(rng, port + sim);
+  return k < port ? (uint8_t)(k & FZ_DAMAGE_KIND_MASK) : (uint8_t)(FZ_DAMAGE_SIM | ((k - port) & FZ_DAMAGE_KIND_MASK));
+}
+
 static fz_op gen_op(uint64_t *rng) {
   static const uint8_t weights[FZ_OP_COUNT] = {
       [FZ_OP_CREATE_DEVICE] = 8,      [FZ_OP_DESTROY_DEVICE] = 3,
@@ -212,6 +224,8 @@ static fz_op gen_op(uint64_t *rng) {
       [FZ_OP_DESTROY_RESOURCE] = 8,   [FZ_OP_DESTROY_ALLOCATIONS] = 10,
       [FZ_OP_SUBMIT] = 12,            [FZ_OP_GPU_RUN] = 6,
       [FZ_OP_FENCE_WAIT] = 6,         [FZ_OP_QUERY] = 6,
+      /* Rare: a damage op tests the oracle, not the port, and runs the whole walk. */
+      [FZ_OP_DAMAGE] = 2,
   };
   uint32_t total = 0;
   for (int i = 0; i < FZ_OP_COUNT; i++) {
@@ -300,6 +314,12 @@ static void gen_call(const fz_program *p, uint32_t k, fz_op op, fz_call *call, u
   }
   if (fields & FZ_FIELD_COMMAND) {
     call->command = (fz_command)below(rng, FZ_COMMAND_COPY + 1u);
+  }
+  if (fields & FZ_FIELD_DAMAGE) {
+    call->damage = gen_damage(rng);
+  }
+  if (fields & FZ_FIELD_PICK) {
+    call->pick = (uint8_t)(chance(rng, 3, 4) ? below(rng, 4) : below(rng, 256));
   }
   if (fields & FZ_FIELD_LIST) {
     uint32_t listed[FZ_MAX_CALLS];
@@ -555,10 +575,11 @@ static bool edit_tweak(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
   }
   fz_call *call = &p->calls[below(rng, p->call_count)];
   uint32_t fields = fz_op_fields(call->op);
-  uint32_t choices[10];
+  uint32_t choices[12];
   uint32_t n = 0;
   static const uint32_t tweakable[] = {FZ_FIELD_COUNT, FZ_FIELD_SIZE,    FZ_FIELD_PLACEMENT, FZ_FIELD_SHARED,
-                                       FZ_FIELD_FLAGS, FZ_FIELD_COMMAND, FZ_FIELD_ALIGN,     FZ_FIELD_INFO};
+                                       FZ_FIELD_FLAGS, FZ_FIELD_COMMAND, FZ_FIELD_ALIGN,     FZ_FIELD_INFO,
+                                       FZ_FIELD_DAMAGE, FZ_FIELD_PICK};
   for (size_t i = 0; i < sizeof tweakable / sizeof tweakable[0]; i++) {
     if (fields & tweakable[i]) {
       choices[n++] = tweakable[i];
@@ -639,6 +660,16 @@ static bool edit_tweak(fz_program *p, uint64_t *rng, fz_mutate_bytes_fn mb) {
   case FZ_FIELD_COMMAND:
     call->command = (fz_command)(((unsigned)call->command + 1u + below(rng, FZ_COMMAND_COPY)) % (FZ_COMMAND_COPY + 1u));
     return true;
+  case FZ_FIELD_DAMAGE: {
+    uint8_t old = call->damage;
+    call->damage = gen_damage(rng);
+    return call->damage != old;
+  }
+  case FZ_FIELD_PICK: {
+    uint8_t old = call->pick;
+    call->pick = chance(rng, 1, 2) ? (uint8_t)(old + 1u) : (uint8_t)mutate_number(old, 1, rng, mb);
+    return call->pick != old;
+  }
   default:
     call->hostile ^= UINT32_C(1) << below(rng, 7);
     return true;

@@ -19,6 +19,7 @@ const char *fz_op_name(fz_op op) {
       [FZ_OP_GPU_RUN] = "gpu_run",
       [FZ_OP_FENCE_WAIT] = "fence_wait",
       [FZ_OP_QUERY] = "query",
+      [FZ_OP_DAMAGE] = "damage",
   };
   if ((unsigned)op >= FZ_OP_COUNT) {
     return NULL;

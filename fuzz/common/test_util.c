@@ -153,6 +153,12 @@ void fz_test_random_program(uint64_t *rng, fz_program *out) {
     if (f & FZ_FIELD_COMMAND) {
       c->command = (fz_command)fz_test_below(rng, FZ_COMMAND_COPY + 1u);
     }
+    if (f & FZ_FIELD_DAMAGE) { /* any kind byte: the layers' kinds and numbers no layer has */
+      c->damage = (uint8_t)fz_test_below(rng, 256);
+    }
+    if (f & FZ_FIELD_PICK) {
+      c->pick = (uint8_t)fz_test_below(rng, 256);
+    }
     if (f & FZ_FIELD_LIST) {
       uint32_t listed[FZ_MAX_CALLS] = {0};
       c->list_length = fz_test_below(rng, 4) == 0 ? fz_test_below(rng, 33) : fz_test_below(rng, 5);

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloclab/damage.h"
 #include "alloclab/fuzz/input.h"
 #include "alloclab/hw/fault_injection.h"
+#include "alloclab/hw/sim_miniport.h"
 
 static const char *const placement_names[] = {"any", "memory_only", "aperture_only"};
 static const char *const command_names[] = {"nop", "fill", "check", "copy"};
@@ -20,6 +22,28 @@ static const char *const hostile_names[] = {"null_args",    "null_list",      "r
                                             "count_minus_one"};
 #define HOSTILE_NAME_COUNT (sizeof hostile_names / sizeof hostile_names[0])
 static const char *const flag_names[] = {"assume_not_in_use", "synchronous"};
+
+/* The damage kind a kind byte names (program.h FZ_DAMAGE_SIM), NULL when no layer has it. */
+static const al_damage_kind_info *damage_kind_of(uint8_t kind_byte) {
+  unsigned kind = kind_byte & FZ_DAMAGE_KIND_MASK;
+  return (kind_byte & FZ_DAMAGE_SIM) ? sim_testing_damage_kind(kind) : al_testing_damage_kind(kind);
+}
+
+/* The kind byte of the damage kind called @name (the port's kinds, then the sim's). */
+static bool damage_kind_from_name(const char *name, uint8_t *out) {
+  for (unsigned k = 0; k <= FZ_DAMAGE_KIND_MASK; k++) {
+    const al_damage_kind_info *port = al_testing_damage_kind(k), *sim = sim_testing_damage_kind(k);
+    if (port != NULL && strcmp(port->name, name) == 0) {
+      *out = (uint8_t)k;
+      return true;
+    }
+    if (sim != NULL && strcmp(sim->name, name) == 0) {
+      *out = (uint8_t)(FZ_DAMAGE_SIM | k);
+      return true;
+    }
+  }
+  return false;
+}
 
 /* ---- Printing ---------------------------------------------------------------------------- */
 
@@ -168,6 +192,19 @@ size_t fz_format_call(char *buf, size_t cap, const fz_program *p, uint32_t index
     } else {
       sb_printf(&sb, "%u", (unsigned)call->command);
     }
+  }
+  if (fields & FZ_FIELD_DAMAGE) { /* a kind no layer has prints as its byte */
+    ARG("kind");
+    const al_damage_kind_info *info = damage_kind_of(call->damage);
+    if (info != NULL) {
+      sb_printf(&sb, "%s", info->name);
+    } else {
+      sb_printf(&sb, "0x%02x", (unsigned)call->damage);
+    }
+  }
+  if (fields & FZ_FIELD_PICK) {
+    ARG("pick");
+    sb_printf(&sb, "%u", (unsigned)call->pick);
   }
   if (call->hostile != 0) {
     ARG("hostile");
@@ -526,6 +563,7 @@ static const struct {
     {"placement", FZ_FIELD_PLACEMENT}, {"shared", FZ_FIELD_SHARED},
     {"list", FZ_FIELD_LIST},      {"flags", FZ_FIELD_FLAGS},
     {"command", FZ_FIELD_COMMAND}, {"align", FZ_FIELD_ALIGN},     {"info", FZ_FIELD_INFO},
+    {"kind", FZ_FIELD_DAMAGE},    {"pick", FZ_FIELD_PICK},
     {"hostile", FZ_FIELD_HOSTILE},
 };
 #define ARG_KEY_COUNT (sizeof arg_keys / sizeof arg_keys[0])
@@ -618,6 +656,38 @@ static bool parse_value(fz_parser *ps, uint32_t k, fz_call *call, uint32_t field
     call->command = (fz_command)v;
     return true;
   }
+  case FZ_FIELD_DAMAGE: {
+    skip_ws(ps);
+    if (!is_word_start(peek(ps))) { /* a number: the kind byte itself */
+      uint64_t v = 0;
+      if (!number(ps, &v, "a damage kind name or byte")) {
+        return false;
+      }
+      if (v > 0xFFu) {
+        return perr(ps, "kind: %" PRIu64 " out of range (a name, or a byte 0..0xff)", v);
+      }
+      call->damage = (uint8_t)v;
+      return true;
+    }
+    char w[64];
+    word(ps, w, sizeof w);
+    if (!damage_kind_from_name(w, &call->damage)) {
+      return perr(ps, "kind: unknown damage kind '%s' (the names: alloclab/damage.h's and the "
+                      "sim's kinds; `trace` prints them)", w);
+    }
+    return true;
+  }
+  case FZ_FIELD_PICK: {
+    uint64_t v = 0;
+    if (!number(ps, &v, "a pick (0..255)")) {
+      return false;
+    }
+    if (v > 0xFFu) {
+      return perr(ps, "pick: %" PRIu64 " out of range (0..255)", v);
+    }
+    call->pick = (uint8_t)v;
+    return true;
+  }
   case FZ_FIELD_HOSTILE:
     if (!parse_bits(ps, hostile_names, HOSTILE_NAME_COUNT, &call->hostile, "hostile")) {
       return false;
@@ -671,8 +741,8 @@ static bool parse_call(fz_parser *ps, uint32_t k, const char *opname, fz_call *c
   if (op < 0) {
     return perr(ps, "unknown call '%s' (expected create_device, destroy_device, "
                     "create_allocations, create_resource, add_to_resource, open_resource, "
-                    "destroy_resource, destroy_allocations, submit, gpu_run, fence_wait, query "
-                    "or fault)", opname);
+                    "destroy_resource, destroy_allocations, submit, gpu_run, fence_wait, query, "
+                    "damage or fault)", opname);
   }
   memset(call, 0, sizeof *call);
   call->op = (fz_op)op;

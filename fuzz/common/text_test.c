@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloclab/damage.h"
 #include "alloclab/fuzz/input.h"
+#include "alloclab/hw/sim_miniport.h"
 #include "fuzz/common/test_util.h"
 #include "fuzz/common/text.h"
 
@@ -255,6 +257,45 @@ static void test_copy(void) {
   CHECK(!ok && strstr(err, "line 2: unknown command 'move'"), "an unknown command: %s", err);
 }
 
+/* The damage op (format version 4): kinds by name from both layers' tables, or as a byte;
+ * printed back by name; bad kinds and picks are refused with the reason. */
+static void test_damage(void) {
+  char text[512], err[256];
+  const char *port = al_testing_damage_kind(0)->name, *sim = sim_testing_damage_kind(0)->name;
+  snprintf(text, sizeof text,
+           "v1 = create_device()\n"
+           "v2 = damage(kind=%s, pick=3)\n"
+           "v3 = damage(kind=%s, pick=0)\n"
+           "v4 = damage(kind=0x7f, pick=255)\n",
+           port, sim);
+  bool ok = fz_parse_program(text, &p, err, sizeof err);
+  CHECK(ok, "parse: %s", err);
+  if (!ok) {
+    return;
+  }
+  CHECK(p.calls[1].op == FZ_OP_DAMAGE && p.calls[1].damage == 0 && p.calls[1].pick == 3, "port kind 0, pick 3");
+  CHECK(p.calls[2].damage == FZ_DAMAGE_SIM && p.calls[2].pick == 0, "sim kind 0 carries FZ_DAMAGE_SIM");
+  CHECK(p.calls[3].damage == 0x7F && p.calls[3].pick == 255, "a kind byte no layer has");
+  CHECK(strcmp(fz_test_text(&p), text) == 0, "printed back:\n%s", fz_test_text(&p));
+  /* A kind given by its byte prints back by its name. */
+  ok = fz_parse_program("v1 = damage(kind=0x80, pick=1)\n", &q, err, sizeof err);
+  CHECK(ok && q.calls[0].damage == FZ_DAMAGE_SIM, "kind as a byte: %s", err);
+  snprintf(text, sizeof text, "v1 = damage(kind=%s, pick=1)\n", sim);
+  CHECK(strcmp(fz_test_text(&q), text) == 0, "a byte prints as its name:\n%s", fz_test_text(&q));
+  ok = fz_parse_program("v1 = damage(kind=no_such_kind, pick=0)\n", &q, err, sizeof err);
+  CHECK(!ok && strstr(err, "unknown damage kind 'no_such_kind'"), "an unknown kind name: %s", err);
+  ok = fz_parse_program("v1 = damage(kind=256, pick=0)\n", &q, err, sizeof err);
+  CHECK(!ok && strstr(err, "kind: 256 out of range"), "a kind above a byte: %s", err);
+  snprintf(text, sizeof text, "v1 = damage(kind=%s, pick=256)\n", port);
+  ok = fz_parse_program(text, &q, err, sizeof err);
+  CHECK(!ok && strstr(err, "pick: 256 out of range"), "a pick above a byte: %s", err);
+  snprintf(text, sizeof text, "v1 = damage(kind=%s)\n", port);
+  ok = fz_parse_program(text, &q, err, sizeof err);
+  CHECK(!ok && strstr(err, "damage needs argument 'pick'"), "pick is required: %s", err);
+  ok = fz_parse_program("v1 = create_device(kind=0)\n", &q, err, sizeof err);
+  CHECK(!ok && strstr(err, "has no argument 'kind'"), "kind only on damage: %s", err);
+}
+
 /* align= is optional on the creates: 0 when left out, printed only when set. */
 static void test_align(void) {
   static const char text[] =
@@ -368,6 +409,7 @@ int main(void) {
   fz_test_run("fault_at_bring_up", test_fault_at_bring_up);
   fz_test_run("ranges", test_ranges);
   fz_test_run("copy", test_copy);
+  fz_test_run("damage", test_damage);
   fz_test_run("align", test_align);
   fz_test_run("info", test_info);
   fz_test_run("options_engine", test_options_engine);

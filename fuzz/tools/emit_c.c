@@ -36,7 +36,8 @@
  * written and the run agreed with the model, 3 when it was written and the run failed (the
  * program fails the same way), 1 when INPUT cannot be read or decoded, is a threaded program
  * (options(engine=threaded): the checks written in would fix one run's timing of the engine
- * thread), or OUT.c cannot be written (nothing is left at OUT.c), 2 on a usage error.
+ * thread), has a damage op (a test of the oracle itself, program.h "Damage"), or OUT.c cannot
+ * be written (nothing is left at OUT.c), 2 on a usage error.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -777,6 +778,16 @@ static int emit_program(const char *input, const uint8_t *data, size_t size, boo
             "the checks after each call depend on how far the engine thread had got in the recorded run; "
             "replay it with the fuzz target instead\n",
             input);
+    return 1;
+  }
+  for (uint32_t k = 0; k < program.call_count; k++) {
+    if (program.calls[k].op != FZ_OP_DAMAGE) continue;
+    /* A damage op tests the oracle's walks through testing hooks of the port and the sim; the
+     * written program replays port calls and the model's checks, not the oracle's self-test. */
+    fprintf(stderr,
+            "emit_c: %s: call %u is a damage op (a test of the oracle's walks, not a port call): a program "
+            "with damage ops cannot be written as a standalone program; replay it with the fuzz target instead\n",
+            input, k + 1u);
     return 1;
   }
   FILE *body = tmpfile(), *message = tmpfile();

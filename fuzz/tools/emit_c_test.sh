@@ -93,6 +93,11 @@ printf 'ALFZ\x03\x20\x00' >"$tmp/threaded.bin" # v1 = create_device() on the thr
 rm -f "$tmp/threaded.c"
 expect_exit 1 "options(engine=threaded) cannot be written" "$emit_c" "$tmp/threaded.bin" "$tmp/threaded.c"
 [[ ! -e $tmp/threaded.c ]] || fail "emit_c left $tmp/threaded.c for a threaded program"
+# A program with a damage op (a test of the oracle's walks, format version 4) is refused too.
+printf 'ALFZ\x04\x00\x00\x0c\x00\x00' >"$tmp/damage.bin" # create_device(); damage(port kind 0)
+rm -f "$tmp/damage.c"
+expect_exit 1 "call 2 is a damage op" "$emit_c" "$tmp/damage.bin" "$tmp/damage.c"
+[[ ! -e $tmp/damage.c ]] || fail "emit_c left $tmp/damage.c for a program with a damage op"
 
 # 5. options(teardown=adapter) (bit 4 of the faults byte): the program ends with al_adapter_destroy
 # on the live device, with no destroy_device and no emptiness check before it; the sim's totals

@@ -42,7 +42,7 @@ grep -qx "v2 = create_resource(dev=v1, n=4, size=65536, placement=any, shared=1)
   "$tmp/trace.txt" || fail "trace output: $(cat "$tmp/trace.txt")"
 grep -qx "fault(point=driver_object, nth=3, repeat=1)" "$tmp/trace.txt" ||
   fail "trace fault line: $(cat "$tmp/trace.txt")"
-grep -q "^# .*prog.bin: [0-9]* bytes, format version 3, 5 calls, 1 faults" "$tmp/trace.txt" ||
+grep -q "^# .*prog.bin: [0-9]* bytes, format version 4, 5 calls, 1 faults" "$tmp/trace.txt" ||
   fail "trace header line: $(head -1 "$tmp/trace.txt")"
 
 # trace --run executes the program (port + miniport + model) and prints each call's status.
@@ -106,7 +106,7 @@ expect_error "trace: cannot read '$tmp/missing.bin': No such file or directory" 
   "$trace" "$tmp/missing.bin"
 expect_error "cannot read '$tmp': it is a directory" "$trace" "$tmp"
 printf 'ALFZ\x07\x00' >"$tmp/v7.bin"
-expect_error "trace: $tmp/v7.bin: unsupported format version 7 (this build reads versions 1 to 3)" \
+expect_error "trace: $tmp/v7.bin: unsupported format version 7 (this build reads versions 1 to 4)" \
   "$trace" "$tmp/v7.bin"
 # A bad file among good ones: the good ones are printed, the exit status is 1.
 if "$trace" "$tmp/prog.bin" "$tmp/missing.bin" >"$tmp/out" 2>/dev/null; then

@@ -165,6 +165,7 @@
 #include "alloclab/fuzz/model.h"
 #include "alloclab/fuzz/program.h"
 #include "alloclab/fuzz/scheduler.h"
+#include "alloclab/testing.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -206,6 +207,14 @@ typedef struct fz_port_ops {
    * (SIM_CHECK_HARDWARE_LIVE; NULL: hardware_check after GPU calls too). */
   bool (*hardware_check)(al_adapter *adapter, char *msg, size_t cap);
   bool (*hardware_check_live)(al_adapter *adapter, char *msg, size_t cap);
+  /* The walks' own test, for the damage op (program.h "Damage"): the port's kinds
+   * (al_testing_damage, judged by adapter_check) and the sim's (sim_testing_damage for the sim
+   * adapter behind @adapter, judged by hardware_check). NULL: that layer's damage ops are not
+   * run (status STATUS_INVALID_PARAMETER). */
+  al_damage_result (*damage)(al_adapter *adapter, unsigned kind, unsigned pick, char *msg, size_t cap);
+  const al_damage_kind_info *(*damage_kind)(unsigned kind);
+  al_damage_result (*hardware_damage)(al_adapter *adapter, unsigned kind, unsigned pick, char *msg, size_t cap);
+  const al_damage_kind_info *(*hardware_damage_kind)(unsigned kind);
 } fz_port_ops;
 
 extern const fz_port_ops fz_port_alloclab;

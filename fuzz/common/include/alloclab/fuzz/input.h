@@ -12,7 +12,7 @@
  * FuzzedDataProvider: reading past the end yields zero bytes, so a truncated input is a shorter
  * or zero-padded program, never an error.
  *
- * DOC: Format, version 3 (versions 2 and 1 below)
+ * DOC: Format, version 4 (versions 3, 2 and 1 below)
  * All integers are little-endian. "u8 % N" means one byte reduced modulo N.
  *
  *   input   := header? body
@@ -20,10 +20,10 @@
  *   body    := faults call*                (calls until the input ends, at most FZ_MAX_CALLS)
  *
  * Header. When the input starts with the 5 bytes "ALFZ" <version>, version must be
- * FZ_FORMAT_VERSION (3), 2 (FZ_FORMAT_VERSION_2) or 1 (FZ_FORMAT_VERSION_1), each read by its own
- * rules (below): another value makes fz_decode() return false with an empty program (the only
- * input it refuses). Any other input (including one shorter than 5 bytes) has no header and is
- * read as a version-3 body from its first byte, so raw byte strings are programs too.
+ * FZ_FORMAT_VERSION (4), 3, 2 or 1 (FZ_FORMAT_VERSION_3 .. _1), each read by its own rules
+ * (below): another value makes fz_decode() return false with an empty program (the only input it
+ * refuses). Any other input (including one shorter than 5 bytes) has no header and is read as a
+ * version-4 body from its first byte, so raw byte strings are programs too.
  *
  * Faults. One byte f: when f >> 6 == 3 the program arms 1 + (f & 3) faults, else none (so a
  * random first byte asks for faults 1 time in 4). Each fault is three LEB128 varints (7 bits a
@@ -56,6 +56,7 @@
  *   gpu_run              count
  *   fence_wait           fence:ref
  *   query                allocation:ref
+ *   damage               kind:u8 pick:u8                        (program.h "Damage")
  *
  *   count   := u8 c: c < 0xC0 -> 1 + (c & 7) (small counts are the common case);
  *              0xC0..0xEF -> (c - 0xC0) % (FZ_MAX_LIST + 1); 0xF0..0xFD -> fz_count_table[c & 15]
@@ -117,6 +118,10 @@
  * STALE with j < 16, else EXPLICIT; a literal from the table, else verbatim; a range as RANGE
  * with the first j that gives its span, then its first element.
  *
+ * DOC: Format, version 3
+ * The format before the damage op, still decoded (header version 3). The one difference:
+ * op = (b & 0x0F) % FZ_OP_COUNT_V3 (12), so the opcode bytes 12..15 are the ops 0..3.
+ *
  * DOC: Format, version 2
  * The format before the copy command, still decoded (header version 2) so older corpora,
  * regressions and crash files keep their meaning; the encoder writes version 3 only. The one
@@ -149,8 +154,9 @@ extern "C" {
 
 #define FZ_FORMAT_MAGIC "ALFZ"
 #define FZ_FORMAT_MAGIC_SIZE 4u
-#define FZ_FORMAT_VERSION 3u
-#define FZ_FORMAT_VERSION_3 3u /* the current version, by its number */
+#define FZ_FORMAT_VERSION 4u
+#define FZ_FORMAT_VERSION_4 4u /* the current version, by its number */
+#define FZ_FORMAT_VERSION_3 3u /* still decoded (see above) */
 #define FZ_FORMAT_VERSION_2 2u /* still decoded (see above) */
 #define FZ_FORMAT_VERSION_1 1u /* still decoded (see above) */
 #define FZ_FORMAT_HEADER_SIZE 5u
@@ -238,6 +244,8 @@ enum {
   FZ_FIELD_LIST = 0x400,
   FZ_FIELD_ALIGN = 0x800, /* optional in the text form (0 when left out) */
   FZ_FIELD_INFO = 0x1000, /* optional in the text form (0 when left out); in the opcode byte */
+  FZ_FIELD_DAMAGE = 0x2000, /* damage: the kind byte (text: kind=NAME) */
+  FZ_FIELD_PICK = 0x4000,   /* damage: which target (text: pick=N) */
 };
 uint32_t fz_op_fields(fz_op op); /* 0 for an op out of range */
 

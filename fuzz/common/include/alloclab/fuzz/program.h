@@ -57,6 +57,17 @@
  * hostile list shapes are written with it: the same range twice (duplicates), a range one element
  * past its call's last allocation (off by one: that element is the value 0), and the count
  * passed to the port one above or below the expanded length (FZ_HOSTILE_COUNT_PLUS_ONE / _MINUS_ONE).
+ *
+ * Damage (format version 4 on). `damage(kind=NAME, pick=N)` tests the oracle itself: it breaks
+ * one invariant of the live state (alloclab/testing.h, DOC: Damage), through the port's testing
+ * hook (alloclab/damage.h, judged by al_adapter_check) or the sim's (a kind named sim_*, judged
+ * by sim_miniport_check_hardware), and the walk must catch it with the kind's expected phrase
+ * before the state is put back. The executor aborts when the walk misses it ("damage-missed")
+ * or reports something else ("damage-misreported"); then the usual checks run on the restored
+ * state. Its status in a trace: STATUS_SUCCESS (caught), STATUS_INVALID_HANDLE (nothing of the
+ * kind's target is live; nothing was changed), STATUS_INVALID_PARAMETER (a kind number no layer
+ * has, or a run that cannot damage safely: the threaded engine, a concurrent program, a miniport
+ * other than the sim for sim kinds, a port without the hook). It creates and destroys nothing.
  */
 #ifndef ALLOCLAB_FUZZ_PROGRAM_H
 #define ALLOCLAB_FUZZ_PROGRAM_H
@@ -90,8 +101,12 @@ typedef enum fz_op {
   FZ_OP_GPU_RUN = 9,            /* gpu_run(count) */
   FZ_OP_FENCE_WAIT = 10,        /* fence_wait(fence) : fence = a submit's result */
   FZ_OP_QUERY = 11,             /* query(allocation) */
+  FZ_OP_DAMAGE = 12,            /* damage(kind, pick): the walks' own test (see "Damage" above) */
   FZ_OP_COUNT
 } fz_op;
+
+/* The ops of format versions 1 to 3 (input.h), before damage. */
+#define FZ_OP_COUNT_V3 12
 
 typedef enum fz_ref_kind {
   FZ_REF_RESULT = 0,  /* v<call>.a<element>, or v<call> when element == FZ_ELEMENT_SELF */
@@ -160,7 +175,14 @@ typedef struct fz_call {
   fz_command command;
   uint32_t list_length;
   fz_ref list[FZ_MAX_LIST]; /* DESTROY_ALLOCATIONS, SUBMIT; entries may be ranges */
+  uint8_t damage;           /* DAMAGE: the kind byte (FZ_DAMAGE_SIM: a sim kind; see "Damage") */
+  uint8_t pick;             /* DAMAGE: which of the kind's targets */
 } fz_call;
+
+/* The damage kind byte: bit 7 set names a kind of the sim miniport (sim_testing_damage_kind),
+ * clear a kind of the port (al_testing_damage_kind); the low 7 bits are the kind's number. */
+#define FZ_DAMAGE_SIM 0x80u
+#define FZ_DAMAGE_KIND_MASK 0x7Fu
 
 typedef struct fz_program {
   uint32_t call_count;
