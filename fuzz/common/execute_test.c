@@ -1087,7 +1087,8 @@ static void gen_program(uint32_t len, bool faults) {
     else if (g.ndev && op < 82) op = FZ_OP_SUBMIT;
     else if (g.ndev && op < 88) op = FZ_OP_GPU_RUN;
     else if (g.ndev && op < 93) op = FZ_OP_FENCE_WAIT;
-    else if (g.ndev) op = FZ_OP_QUERY;
+    else if (g.ndev && op < 97) op = FZ_OP_QUERY;
+    else if (g.ndev) op = FZ_OP_DAMAGE; /* the walks' own test, in whatever state the program reached */
     k = add((fz_op)op);
     fz_call *c = last();
     c->device = pick_from(g.devices, g.ndev);
@@ -1121,6 +1122,13 @@ static void gen_program(uint32_t len, bool faults) {
         for (uint32_t j = 0; j < c->list_length && g.nfilled < FZ_MAX_CALLS * 4; j++) g.filled[g.nfilled++] = c->list[j];
       break;
     case FZ_OP_GPU_RUN: c->count = rnd(4); break;
+    case FZ_OP_DAMAGE: {
+      const unsigned port = al_testing_damage_kind_count(), sim = sim_testing_damage_kind_count();
+      const unsigned kind = rnd(port + sim);
+      c->damage = (uint8_t)(kind < port ? kind : FZ_DAMAGE_SIM | (kind - port));
+      c->pick = (uint8_t)rnd(8);
+      break;
+    }
     default: break;
     }
   }
