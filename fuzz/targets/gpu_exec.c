@@ -36,6 +36,14 @@ static const struct {
     {GPU_SEGMENT_APERTURE, 4, 256 * KIB, 65536},
 };
 
+/* The model's own host memory ran out: not a finding about the GPU, so no oracle tag; the
+ * message says where, and the abort lets libFuzzer report it as the harness's crash. */
+static _Noreturn void out_of_memory(const char *where) {
+  fprintf(stderr, "alloclab gpu target: out of host memory in %s (the model's own allocation)\n", where);
+  fflush(stderr);
+  abort();
+}
+
 /* ---- A small u64 -> entry hash (open addressing, linear probing, backward-shift delete) ----- */
 
 /* The key of a VA's page in a page map (0 marks an empty slot). */
@@ -70,7 +78,7 @@ static entry *h_put(hmap *m, uint64_t key);
 
 static void h_grow(hmap *m) {
   hmap n = {calloc(m->cap ? m->cap * 2 : 64, sizeof(entry)), m->cap ? m->cap * 2 : 64, 0};
-  if (n.e == NULL) abort();
+  if (n.e == NULL) out_of_memory(__func__);
   for (size_t i = 0; i < m->cap; i++) {
     if (m->e[i].key != 0) *h_put(&n, m->e[i].key) = m->e[i];
   }
@@ -413,7 +421,7 @@ static void m_unmap_range(mas *a, uint64_t va, uint64_t size) {
   }
   /* Collect first: deleting while scanning moves entries. */
   uint64_t *keys = malloc((a->pages.count + 1) * sizeof *keys);
-  if (keys == NULL) abort();
+  if (keys == NULL) out_of_memory(__func__);
   size_t n = 0;
   for (size_t i = 0; i < a->pages.cap; i++) {
     uint64_t v = (a->pages.e[i].key - 1) << 12;
@@ -579,7 +587,7 @@ static NTSTATUS m_execute(world *w, const msub *sub, uint8_t *rb, uint64_t *comm
       st = m_access(w, sub->as, le(p, 8), le(p + 8, 8), ACC_FILL, NULL, (uint32_t)le(p + 16, 4));
     } else if (opcode == 2) {
       uint64_t src = le(p, 8), dst = le(p + 8, 8), size = le(p + 16, 8);
-      if (chunk == NULL && (chunk = malloc(COPY_CHUNK)) == NULL) abort();
+      if (chunk == NULL && (chunk = malloc(COPY_CHUNK)) == NULL) out_of_memory(__func__);
       for (uint64_t done = 0; done < size && st == STATUS_SUCCESS;) {
         uint64_t n = min_u64(COPY_CHUNK, size - done);
         st = m_access(w, sub->as, src + done, n, ACC_READ, chunk, 0);
@@ -619,7 +627,7 @@ static void record_completion(world *w, uint64_t fence, NTSTATUS st) {
   if (w->nhistory == w->caphistory) {
     w->caphistory = w->caphistory ? w->caphistory * 2 : 64;
     w->history = realloc(w->history, w->caphistory * sizeof *w->history);
-    if (w->history == NULL) abort();
+    if (w->history == NULL) out_of_memory(__func__);
   }
   w->history[w->nhistory++] = (completion){.fence = fence, .status = st};
   w->completed_fence = fence;
@@ -647,7 +655,7 @@ static void complete_queued(world *w, size_t n, bool cancel) {
     NTSTATUS want = STATUS_DEVICE_REMOVED;
     uint64_t commands = 0;
     uint8_t *rb = calloc(sub->readback_bytes + 1, 1);
-    if (rb == NULL) abort();
+    if (rb == NULL) out_of_memory(__func__);
     if (!cancel) want = m_execute(w, sub, rb, &commands);
     w->est.commands += commands;
     w->ma[sub->as].queued--;
@@ -744,7 +752,7 @@ static void compare_contents(world *w, bool all) {
       if (!all && !s->dirty[p]) continue;
       s->dirty[p] = 0;
       if (s->owner[p] == 0) continue;
-      if (buf == NULL && (buf = malloc(65536)) == NULL) abort();
+      if (buf == NULL && (buf = malloc(65536)) == NULL) out_of_memory(__func__);
       NTSTATUS st = gpu_segment_read(w->seg[si], p * s->page, buf, s->page, NULL);
       char what[96];
       snprintf(what, sizeof what, "segment %u page %" PRIu64 " contents", seg_cfg[si].id, p);
@@ -845,7 +853,7 @@ static void compare_fault(world *w, size_t i, const gpu_fault *got, const gpu_fa
 /* Compares the fault log's newest records with the model's. */
 static void compare_fault_log(world *w, size_t max) {
   gpu_fault *got = calloc(max + 1, sizeof *got);
-  if (got == NULL) abort();
+  if (got == NULL) out_of_memory(__func__);
   size_t n = gpu_mmu_fault_log(w->mmu, got, max);
   size_t want_n = min_u64(max, w->ring_len);
   if (n != want_n) fail(w, "gpu_mmu_fault_log returned %zu records, the model expects %zu", n, want_n);
@@ -864,7 +872,7 @@ static void stream_append(world *w, const void *bytes, size_t n) {
   if (w->stream_len + n > w->stream_cap) {
     w->stream_cap = (w->stream_len + n) * 2;
     w->stream = realloc(w->stream, w->stream_cap);
-    if (w->stream == NULL) abort();
+    if (w->stream == NULL) out_of_memory(__func__);
   }
   memcpy(w->stream + w->stream_len, bytes, n);
   w->stream_len += n;
@@ -962,7 +970,7 @@ static void op_va_reserve(world *w, const gpu_op *op, unsigned asi) {
   if (a->nblocks == a->capblocks) {
     a->capblocks = a->capblocks ? a->capblocks * 2 : 16;
     a->blocks = realloc(a->blocks, a->capblocks * sizeof *a->blocks);
-    if (a->blocks == NULL) abort();
+    if (a->blocks == NULL) out_of_memory(__func__);
   }
   a->blocks[a->nblocks++] = (mblock){va, bytes};
   a->slot[slot] = va;
@@ -1127,7 +1135,7 @@ static void op_as_access(world *w, const gpu_op *op, unsigned asi, int kind) {
   uint64_t size = gpu_op_field(op, "size");
   uint64_t reach = m_mapped_extent(&w->ma[asi], va, size);
   uint8_t *got = calloc(reach + 1, 1), *want_bytes = calloc(reach + 1, 1);
-  if (got == NULL || want_bytes == NULL) abort();
+  if (got == NULL || want_bytes == NULL) out_of_memory(__func__);
   NTSTATUS st, want;
   if (kind == ACC_READ) {
     st = gpu_as_read(w->as[asi], va, got, size);
@@ -1196,7 +1204,7 @@ static void op_seg_access(world *w, const gpu_op *op, int kind) {
   /* Out of bounds: a 1-byte buffer (the call must refuse before touching any). */
   uint64_t room = m_in_bounds(s, off, size) ? size : 0;
   uint8_t *buf = calloc(room + 1, 1);
-  if (buf == NULL) abort();
+  if (buf == NULL) out_of_memory(__func__);
   gpu_segment_fault f = {0};
   NTSTATUS st;
   const char *name = kind == ACC_READ ? "gpu_segment_read" : kind == ACC_WRITE ? "gpu_segment_write" : "gpu_segment_fill";
@@ -1268,7 +1276,7 @@ static void op_copy(world *w, const gpu_op *op, bool transfer, const armed *arm)
   if (w->failed || want != STATUS_SUCCESS || size == 0) return;
   if (transfer) {
     uint8_t *tmp = malloc(size);
-    if (tmp == NULL) abort();
+    if (tmp == NULL) out_of_memory(__func__);
     memcpy(tmp, s->bytes + off, size);
     m_commit(d, doff, size, owner);
     memcpy(d->bytes + doff, tmp, size);
@@ -1283,7 +1291,7 @@ static void op_copy(world *w, const gpu_op *op, bool transfer, const armed *arm)
 /* A copy of @size model bytes (the model's side of a host buffer or host copy). */
 static uint8_t *model_bytes_copy(const uint8_t *bytes, uint64_t size) {
   uint8_t *copy = malloc(size);
-  if (copy == NULL) abort();
+  if (copy == NULL) out_of_memory(__func__);
   memcpy(copy, bytes, size);
   return copy;
 }
@@ -1298,7 +1306,7 @@ static void op_to_host(world *w, const gpu_op *op) {
     want = STATUS_INVALID_PARAMETER;
   }
   uint8_t *buf = malloc((m_in_bounds(s, off, size) ? size : 0) + 1);
-  if (buf == NULL) abort();
+  if (buf == NULL) out_of_memory(__func__);
   uint64_t got_owner = 0;
   NTSTATUS st = gpu_segment_transfer_to_host(w->seg[si], off, buf, size, &got_owner);
   expect_status(w, "gpu_segment_transfer_to_host", st, want);
@@ -1402,7 +1410,7 @@ static void op_copy_read(world *w, const gpu_op *op) {
   uint64_t off = gpu_op_field(op, "offset"), size = gpu_op_field(op, "size"), csize = w->mcopy_size[slot];
   NTSTATUS want = w->copy[slot] == NULL || off > csize || size > csize - off ? STATUS_INVALID_PARAMETER : STATUS_SUCCESS;
   uint8_t *buf = calloc((want == STATUS_SUCCESS ? size : 0) + 1, 1);
-  if (buf == NULL) abort();
+  if (buf == NULL) out_of_memory(__func__);
   if (w->copy[slot] == NULL && (gpu_host_copy_size(NULL) != 0 || gpu_host_copy_host_bytes(NULL) != 0)) {
     fail(w, "gpu_host_copy_size / _host_bytes of no copy are not 0");
   }
@@ -1416,7 +1424,7 @@ static void op_submit(world *w, const gpu_op *op, unsigned asi) {
   uint64_t fence = w->last_submitted + gpu_op_field(op, "fence");
   size_t rb = gpu_op_field(op, "readback");
   msub sub = {asi, fence, w->stream, w->stream_len, calloc(rb + 1, 1), rb, gpu_op_field(op, "callback") % 3};
-  if (sub.readback == NULL) abort();
+  if (sub.readback == NULL) out_of_memory(__func__);
   w->stream = NULL;
   w->stream_len = w->stream_cap = 0;
   gpu_submission s = {w->as[asi], sub.stream, sub.stream_len, fence, sub.readback, rb, on_complete, w};
@@ -1432,7 +1440,7 @@ static void op_submit(world *w, const gpu_op *op, unsigned asi) {
   if (w->qhead + w->qlen == w->qcap) {
     w->qcap = w->qcap ? w->qcap * 2 : 16;
     w->queue = realloc(w->queue, w->qcap * sizeof *w->queue);
-    if (w->queue == NULL) abort();
+    if (w->queue == NULL) out_of_memory(__func__);
   }
   w->queue[w->qhead + w->qlen++] = sub;
   w->ma[asi].queued++;
@@ -1671,7 +1679,7 @@ static bool setup(world *w) {
       mseg_cache[si].last_owner = calloc(pages, sizeof *s->last_owner);
       mseg_cache[si].dirty = calloc(pages, 1);
       mseg_cache[si].bytes = calloc(s->size, 1);
-      if (!mseg_cache[si].owner || !mseg_cache[si].last_owner || !mseg_cache[si].dirty || !mseg_cache[si].bytes) abort();
+      if (!mseg_cache[si].owner || !mseg_cache[si].last_owner || !mseg_cache[si].dirty || !mseg_cache[si].bytes) out_of_memory(__func__);
     }
     s->owner = mseg_cache[si].owner;
     s->last_owner = mseg_cache[si].last_owner;
@@ -1742,7 +1750,7 @@ static void teardown(world *w) {
 bool gpu_execute(const gpu_input *in, const gpu_exec_options *options, gpu_exec_result *out) {
   static const gpu_exec_options defaults = {GPU_SABOTAGE_NONE, false, NULL};
   world *w = calloc(1, sizeof *w);
-  if (w == NULL) abort();
+  if (w == NULL) out_of_memory(__func__);
   memset(out, 0, sizeof *out);
   w->opt = options ? options : &defaults;
   w->res = out;

@@ -89,10 +89,11 @@ size_t fzs_format_schedule(const fzs_input *in, char *buf, size_t cap) {
   size_t len = 0;
 #define PUT(...)                                                                  \
   do {                                                                            \
-    int w_ = snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0, __VA_ARGS__); \
+    const bool room_ = buf != NULL && len < cap;                                  \
+    int w_ = snprintf(room_ ? buf + len : NULL, room_ ? cap - len : 0, __VA_ARGS__); \
     if (w_ > 0) len += (size_t)w_;                                                \
   } while (0)
-  if (cap) buf[0] = '\0';
+  if (buf != NULL && cap) buf[0] = '\0';
   PUT("schedule(threads=%u, fork=%u, ", in->threads, in->fork);
   if (in->version == FZS_VERSION_2) {
     PUT("preempt=[");

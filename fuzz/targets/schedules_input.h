@@ -70,7 +70,8 @@ size_t fzs_encode(const fzs_input *in, uint8_t *buf, size_t cap);
 bool fzs_parse(const char *text, fzs_input *out, char *err, size_t cap);
 
 /* Writes @in's schedule line ("schedule(threads=..., ...)", no newline) into @buf (cut to @cap,
- * NUL-terminated); returns its whole length as snprintf does. fzs_parse reads it back. */
+ * NUL-terminated; @buf may be NULL when @cap is 0); returns its whole length as snprintf does.
+ * fzs_parse reads it back. */
 size_t fzs_format_schedule(const fzs_input *in, char *buf, size_t cap);
 
 /* Changes @in's schedule (never its program) by one structural step (DOC: Mutation), drawing

@@ -86,6 +86,11 @@ TEST(test_round_trips) {
   char line[512];
   fzs_format_schedule(&b, line, sizeof line);
   expect_true(strcmp(line, "schedule(threads=3, fork=2, preempt=[t0@3->t1, t2@256->t0])") == 0, "line: %s", line);
+  /* The length alone (no buffer), and a cut buffer: snprintf's contract. */
+  expect_u64_eq(fzs_format_schedule(&b, NULL, 0), strlen(line), "length with no buffer");
+  char cut[10];
+  expect_u64_eq(fzs_format_schedule(&b, cut, sizeof cut), strlen(line), "length when cut");
+  expect_true(strcmp(cut, "schedule(") == 0, "cut line: %s", cut);
   /* Version 1 keeps its bytes: threads-2, fork, count, choices, program. */
   parse_or_die("schedule(threads=2, fork=1, choices=[0, 1, 1])\nv1 = create_device()\n", &a);
   n = fzs_encode(&a, bytes, sizeof bytes);
