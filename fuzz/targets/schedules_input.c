@@ -171,9 +171,9 @@ static void mutate_v2(fzs_input *in, uint32_t *rng) {
     if (pre == NULL) break;
     pre->thread = (pre->thread + 1u + below(rng, in->threads - 1u)) % in->threads;
     return;
-  case 5: /* drop one */
+  case 5: /* drop one; the others keep their order (of two at one point, the first wins) */
     if (pre == NULL) break;
-    *pre = in->preemptions[n - 1];
+    memmove(pre, pre + 1, (size_t)(&in->preemptions[n - 1] - pre) * sizeof *pre);
     in->preemption_count--;
     return;
   case 6: /* fork one call earlier or later: the split between setup and race moves */
