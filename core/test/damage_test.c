@@ -12,22 +12,11 @@
 #include "al_test.h"
 #include "alloclab/alloclab.h"
 #include "alloclab/hw/example_miniport.h"
+#include "example_adapter.h"
 
 /* Picks tried per kind: more than any kind's target count here, so every target is hit and the
  * pick wraps. */
 #define PICKS 24u
-
-/* 64 KiB memory segment (4 allocations of 16 KiB), 32 KiB aperture (2 of them). */
-static al_adapter *small_adapter(void) {
-  static const EXAMPLE_HARDWARE_CONFIG hardware = {EXAMPLE_HARDWARE_MAGIC, 4096, 65536, 32768};
-  al_adapter_config config = {.driver_entry = ExampleMiniportDriverEntry,
-                              .hardware_config = &hardware,
-                              .hardware_config_size = sizeof hardware,
-                              .flags = AL_ADAPTER_VERIFIER};
-  al_adapter *adapter = NULL;
-  if (al_adapter_create(&config, &adapter) != STATUS_SUCCESS) return NULL;
-  return adapter;
-}
 
 /* @count allocations of 16 KiB: device-owned (@create_flags 0) or a new resource. */
 static NTSTATUS make(al_adapter *adapter, al_handle device, uint32_t create_flags, UINT example_flags,
@@ -68,7 +57,7 @@ typedef struct rich_state {
 } rich_state;
 
 static bool build_rich_state(rich_state *s) {
-  s->adapter = small_adapter();
+  s->adapter = small_example_adapter();
   assert_ptr_ne(s->adapter, NULL, "adapter");
   al_adapter *adapter = s->adapter;
   al_handle gone_device, gone[2], gone_resource, shared[2], shared_resource, busy, busy_resource, pool[4];
@@ -234,7 +223,7 @@ TEST(test_pick_wraps_over_the_targets) {
 }
 
 TEST(test_empty_adapter_has_no_object_targets) {
-  al_adapter *adapter = small_adapter();
+  al_adapter *adapter = small_example_adapter();
   assert_ptr_ne(adapter, NULL, "adapter");
   for (unsigned kind = 0; kind < al_testing_damage_kind_count(); kind++) {
     const al_damage_kind_info *info = al_testing_damage_kind(kind);

@@ -6,18 +6,7 @@
 #include "al_test.h"
 #include "alloclab/alloclab.h"
 #include "alloclab/hw/example_miniport.h"
-
-/* 64 KiB memory segment (4 allocations of 16 KiB), 32 KiB aperture (2 of them). */
-static al_adapter *small_adapter(void) {
-  static const EXAMPLE_HARDWARE_CONFIG hardware = {EXAMPLE_HARDWARE_MAGIC, 4096, 65536, 32768};
-  al_adapter_config config = {.driver_entry = ExampleMiniportDriverEntry,
-                              .hardware_config = &hardware,
-                              .hardware_config_size = sizeof hardware,
-                              .flags = AL_ADAPTER_VERIFIER};
-  al_adapter *adapter = NULL;
-  if (al_adapter_create(&config, &adapter) != STATUS_SUCCESS) return NULL;
-  return adapter;
-}
+#include "example_adapter.h"
 
 static NTSTATUS make(al_adapter *adapter, al_handle device, UINT flags, al_handle *out) {
   EXAMPLE_ALLOCATION_DATA data = example_allocation_data(16384, flags);
@@ -39,7 +28,7 @@ static void expect_consistent(al_adapter *adapter) {
 }
 
 TEST(test_eviction_to_aperture_then_system_memory) {
-  al_adapter *adapter = small_adapter();
+  al_adapter *adapter = small_example_adapter();
   assert_ptr_ne(adapter, NULL, "adapter");
   al_handle device, any[4], memory_only[3];
   assert_status(al_device_create(adapter, &device), STATUS_SUCCESS, "device");
@@ -69,7 +58,7 @@ TEST(test_eviction_to_aperture_then_system_memory) {
 }
 
 TEST(test_page_in_for_submitted_work) {
-  al_adapter *adapter = small_adapter();
+  al_adapter *adapter = small_example_adapter();
   assert_ptr_ne(adapter, NULL, "adapter");
   al_handle device, any[4], memory_only[3];
   assert_status(al_device_create(adapter, &device), STATUS_SUCCESS, "device");
@@ -104,7 +93,7 @@ TEST(test_page_in_for_submitted_work) {
 }
 
 TEST(test_no_victim_means_no_video_memory) {
-  al_adapter *adapter = small_adapter();
+  al_adapter *adapter = small_example_adapter();
   assert_ptr_ne(adapter, NULL, "adapter");
   al_handle device, busy[4];
   assert_status(al_device_create(adapter, &device), STATUS_SUCCESS, "device");

@@ -10,98 +10,27 @@
  * each kind reaches the branch meant for it, not another), the walk passes afterwards, and the
  * same damage again gives the same message (restored byte for byte, deterministic targets).
  *
- * The test is its own tiny port, as sim_ddi_test.c is: DxgkInitialize, a handle table behind
- * DxgkCbGetHandleData, a DxgkCbNotifyInterrupt that ignores completions. It does not link core/.
+ * The test is its own tiny port (sim_test_port.h, shared with sim_ddi_test.c): DxgkInitialize, a
+ * handle table behind DxgkCbGetHandleData, a DxgkCbNotifyInterrupt. It does not link core/.
  */
 #include <ctype.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "al_test.h"
 #include "alloclab/hw/sim_miniport.h"
+#include "sim_test_port.h"
 
 #define KiB ((UINT64)1 << 10)
 #define MiB ((UINT64)1 << 20)
 
-/* ---- The fake port ---------------------------------------------------------------------------- */
+/* ---- Helpers over the fake port ------------------------------------------------------------- */
 
-struct _DRIVER_OBJECT {
-  DRIVER_INITIALIZATION_DATA ddi;
-  bool registered;
-};
-
-NTSTATUS DxgkInitialize(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath,
-                        PDRIVER_INITIALIZATION_DATA DriverInitializationData) {
-  (void)RegistryPath;
-  if (!DriverObject || !DriverInitializationData) return STATUS_INVALID_PARAMETER;
-  DriverObject->ddi = *DriverInitializationData;
-  DriverObject->registered = true;
-  return STATUS_SUCCESS;
-}
-
-#define FAKE_HANDLE_MAX 64u
-static HANDLE fake_handles[FAKE_HANDLE_MAX];
-static UINT fake_handle_count;
-
-static D3DKMT_HANDLE fake_handle_register(HANDLE object) {
-  if (fake_handle_count >= FAKE_HANDLE_MAX) return 0;
-  fake_handles[fake_handle_count++] = object;
-  return fake_handle_count;
-}
-
-static VOID *APIENTRY fake_get_handle_data(const DXGKARGCB_GETHANDLEDATA *pData) {
-  if (!pData || pData->Type != DXGK_HANDLE_ALLOCATION) return NULL;
-  return pData->hObject && pData->hObject <= fake_handle_count ? fake_handles[pData->hObject - 1] : NULL;
-}
-
-static VOID APIENTRY fake_notify(const HANDLE hAdapter, const DXGKARGCB_NOTIFY_INTERRUPT_DATA *pArgs) {
-  (void)hAdapter, (void)pArgs;
-}
-
-typedef struct fake {
-  DRIVER_OBJECT driver;
-  const DRIVER_INITIALIZATION_DATA *ddi;
-  HANDLE ctx;
-  SIM_HARDWARE_CONFIG config;
-  UINT next_fence;
-} fake;
-
-/* Starts a sim adapter whose DeviceHandle is the returned fake (deterministic engine). */
-static fake *fake_start(void) {
-  fake *f = calloc(1, sizeof *f);
-  if (!f) return NULL;
-  f->config = sim_hardware_config_default();
-  f->config.MemorySegmentSize = 4 * MiB;
-  f->config.ApertureSegmentSize = 4 * MiB;
-  f->config.Flags = 0; /* log GPU faults instead of aborting */
-  f->config.EngineMode = SIM_ENGINE_DETERMINISTIC;
-  f->next_fence = 1;
-  if (SimMiniportDriverEntry(&f->driver, NULL) != STATUS_SUCCESS) return NULL;
-  f->ddi = &f->driver.ddi;
-  DEVICE_OBJECT pdo = {&f->config, sizeof f->config};
-  if (f->ddi->DxgkDdiAddDevice(&pdo, &f->ctx) != STATUS_SUCCESS) return NULL;
-  DXGK_START_INFO info = {DXGKDDI_INTERFACE_VERSION, 1};
-  DXGKRNL_INTERFACE iface = {sizeof(DXGKRNL_INTERFACE), DXGKDDI_INTERFACE_VERSION, f, fake_get_handle_data,
-                             fake_notify};
-  ULONG sources = 1, children = 1;
-  if (f->ddi->DxgkDdiStartDevice(f->ctx, &info, &iface, &sources, &children) != STATUS_SUCCESS) return NULL;
-  return f;
-}
-
-static void fake_end(fake *f) {
-  expect_status(f->ddi->DxgkDdiStopDevice(f->ctx), STATUS_SUCCESS, "stop");
-  expect_status(f->ddi->DxgkDdiRemoveDevice(f->ctx), STATUS_SUCCESS, "remove");
-  free(f);
-}
-
-static HANDLE device_create(fake *f, UINT port_handle) {
-  DXGKARG_CREATEDEVICE args;
-  memset(&args, 0, sizeof args);
-  args.hDevice = (HANDLE)(uintptr_t)port_handle;
-  expect_status(f->ddi->DxgkDdiCreateDevice(f->ctx, &args), STATUS_SUCCESS, "create device");
-  return args.hDevice;
+/* The quiet hardware (faults logged, not fatal) with the deterministic engine: queued work waits
+ * for AlDdiRunEngine, so the rich state keeps its queued submissions. */
+static fake_port *start_deterministic(void) {
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  config.EngineMode = SIM_ENGINE_DETERMINISTIC;
+  return fake_start(&config);
 }
 
 typedef struct allocation {
@@ -109,47 +38,24 @@ typedef struct allocation {
   D3DKMT_HANDLE kmt;
 } allocation;
 
-static allocation alloc_create(fake *f, UINT64 size, UINT placement) {
+static allocation alloc_create(fake_port *f, UINT64 size, UINT placement) {
   SIM_ALLOCATION_DATA data = sim_allocation_buffer(size, placement, 0);
-  DXGK_ALLOCATIONINFO info;
-  memset(&info, 0, sizeof info);
-  info.pPrivateDriverData = &data;
-  info.PrivateDriverDataSize = sizeof data;
-  DXGKARG_CREATEALLOCATION args;
-  memset(&args, 0, sizeof args);
-  args.NumAllocations = 1;
-  args.pAllocationInfo = &info;
   allocation a = {NULL, 0};
-  expect_status(f->ddi->DxgkDdiCreateAllocation(f->ctx, &args), STATUS_SUCCESS, "create allocation");
-  a.handle = info.hAllocation;
-  a.kmt = fake_handle_register(info.hAllocation);
+  expect_status(fake_alloc_create(f, &data, &a.handle, &a.kmt), STATUS_SUCCESS, "create allocation");
   return a;
 }
 
-static void fill(fake *f, allocation a, UINT64 size, UINT segment, UINT64 offset) {
-  DXGKARG_BUILDPAGINGBUFFER args;
-  memset(&args, 0, sizeof args);
-  args.Operation = DXGK_OPERATION_FILL;
-  args.Fill.hAllocation = a.handle;
-  args.Fill.FillSize = size;
-  args.Fill.Destination.SegmentId = segment;
-  args.Fill.Destination.SegmentAddress.QuadPart = (LONGLONG)offset;
-  expect_status(f->ddi->DxgkDdiBuildPagingBuffer(f->ctx, &args), STATUS_SUCCESS, "fill");
+static void fill(fake_port *f, allocation a, UINT64 size, UINT segment, UINT64 offset) {
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, a.handle, size, 0, 0, segment, offset), STATUS_SUCCESS, "fill");
 }
 
-static void evict_to_system(fake *f, allocation a, UINT64 size, UINT segment, UINT64 offset) {
-  DXGKARG_BUILDPAGINGBUFFER args;
-  memset(&args, 0, sizeof args);
-  args.Operation = DXGK_OPERATION_TRANSFER;
-  args.Transfer.hAllocation = a.handle;
-  args.Transfer.TransferSize = size;
-  args.Transfer.Source.SegmentId = segment;
-  args.Transfer.Source.SegmentAddress.QuadPart = (LONGLONG)offset;
-  expect_status(f->ddi->DxgkDdiBuildPagingBuffer(f->ctx, &args), STATUS_SUCCESS, "evict to system memory");
+static void evict_to_system(fake_port *f, allocation a, UINT64 size, UINT segment, UINT64 offset) {
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a.handle, size, segment, offset, 0, 0), STATUS_SUCCESS,
+                "evict to system memory");
 }
 
 /* Opens @n allocations on @device in ONE call (one binding block); the bindings go to @out. */
-static void open_block(fake *f, HANDLE device, const allocation *a, UINT n, bool read_only, HANDLE *out) {
+static void open_block(fake_port *f, HANDLE device, const allocation *a, UINT n, bool read_only, HANDLE *out) {
   DXGK_OPENALLOCATIONINFO info[4];
   memset(info, 0, sizeof info);
   for (UINT i = 0; i < n && i < 4; i++) info[i].hAllocation = a[i].kmt;
@@ -162,37 +68,7 @@ static void open_block(fake *f, HANDLE device, const allocation *a, UINT n, bool
   for (UINT i = 0; i < n && i < 4; i++) out[i] = info[i].hDeviceSpecificAllocation;
 }
 
-static void close_one(fake *f, HANDLE device, HANDLE binding) {
-  DXGKARG_CLOSEALLOCATION args = {1, &binding};
-  expect_status(f->ddi->DxgkDdiCloseAllocation(device, &args), STATUS_SUCCESS, "close");
-}
-
-static void destroy_one(fake *f, allocation a) {
-  DXGKARG_DESTROYALLOCATION args;
-  memset(&args, 0, sizeof args);
-  args.NumAllocations = 1;
-  args.pAllocationList = &a.handle;
-  expect_status(f->ddi->DxgkDdiDestroyAllocation(f->ctx, &args), STATUS_SUCCESS, "destroy");
-}
-
-/* A Null submission (no commands): queued work for @device's fence. */
-static void submit_null(fake *f, HANDLE device) {
-  DXGKARG_SUBMITCOMMAND args;
-  memset(&args, 0, sizeof args);
-  args.SubmissionFenceId = f->next_fence;
-  args.Flags.Null = 1;
-  args.hContext = device;
-  expect_status(f->ddi->DxgkDdiSubmitCommand(f->ctx, &args), STATUS_SUCCESS, "submit");
-  f->next_fence++;
-}
-
-static UINT run_engine(fake *f) {
-  UINT ran = 0;
-  expect_status(f->ddi->AlDdiRunEngine(f->ctx, 1000, &ran), STATUS_SUCCESS, "run engine");
-  return ran;
-}
-
-static bool hardware_ok(fake *f, char *msg, size_t cap) {
+static bool hardware_ok(fake_port *f, char *msg, size_t cap) {
   msg[0] = '\0';
   return sim_miniport_check_hardware(f, 0, msg, cap);
 }
@@ -207,17 +83,17 @@ static bool hardware_ok(fake *f, char *msg, size_t cap) {
  *   zombie (0x44): destroyed with a Null submission queued.
  *   P (8 KiB, memory at 1 MiB): placed, never opened. One submission completed (fence 1).
  */
-static fake *rich_state(void) {
-  fake *f = fake_start();
+static fake_port *rich_state(void) {
+  fake_port *f = start_deterministic();
   if (!f) return NULL;
-  HANDLE d1 = device_create(f, 0x11), d2 = device_create(f, 0x22), d3 = device_create(f, 0x33);
+  HANDLE d1 = fake_device_create(f, 0x11), d2 = fake_device_create(f, 0x22), d3 = fake_device_create(f, 0x33);
   allocation ab[2] = {alloc_create(f, 16 * KiB, SIM_PLACEMENT_ANY), alloc_create(f, 8 * KiB, SIM_PLACEMENT_APERTURE_ONLY)};
   fill(f, ab[0], 16 * KiB, SIM_SEGMENT_ID_MEMORY, 0);
   fill(f, ab[1], 8 * KiB, SIM_SEGMENT_ID_APERTURE, 64 * KiB);
   HANDLE bindings[2];
   open_block(f, d1, ab, 2, false, bindings);
   open_block(f, d2, ab, 2, false, bindings);
-  close_one(f, d2, bindings[0]);
+  expect_status(fake_close_one(f, d2, bindings[0]), STATUS_SUCCESS, "close");
   open_block(f, d3, &ab[1], 1, true, bindings);
 
   allocation s = alloc_create(f, 16 * KiB, SIM_PLACEMENT_ANY);
@@ -229,17 +105,19 @@ static fake *rich_state(void) {
   fill(f, o, 4 * KiB, SIM_SEGMENT_ID_MEMORY, 3 * MiB);
   open_block(f, d3, &o, 1, false, bindings);
   evict_to_system(f, o, 4 * KiB, SIM_SEGMENT_ID_MEMORY, 3 * MiB);
-  destroy_one(f, o); /* what a buggy port does: the binding is orphaned */
+  /* What a buggy port does: the binding is orphaned. */
+  expect_status(fake_destroy_one(f, o.handle), STATUS_SUCCESS, "destroy while open");
 
   allocation p = alloc_create(f, 8 * KiB, SIM_PLACEMENT_MEMORY_ONLY);
   fill(f, p, 8 * KiB, SIM_SEGMENT_ID_MEMORY, 1 * MiB);
 
-  submit_null(f, d1);
-  expect_u64_eq(run_engine(f), 1, "fence 1 completes");
-  HANDLE zombie = device_create(f, 0x44);
-  submit_null(f, zombie);
+  expect_status(fake_submit(f, d1, NULL, 0, NULL, 0), STATUS_SUCCESS, "a Null submission");
+  expect_u64_eq(fake_run_engine(f), 1, "fence 1 completes");
+  HANDLE zombie = fake_device_create(f, 0x44);
+  expect_status(fake_submit(f, zombie, NULL, 0, NULL, 0), STATUS_SUCCESS, "the zombie's work");
   expect_status(f->ddi->DxgkDdiDestroyDevice(zombie), STATUS_SUCCESS, "a zombie (work queued)");
-  submit_null(f, d1); /* queued, not run: the deterministic engine waits for AlDdiRunEngine */
+  /* Queued, not run: the deterministic engine waits for AlDdiRunEngine. */
+  expect_status(fake_submit(f, d1, NULL, 0, NULL, 0), STATUS_SUCCESS, "queued work");
   return f;
 }
 
@@ -265,7 +143,7 @@ TEST(kinds_are_named_and_described) {
 }
 
 TEST(out_of_range_kind_and_unknown_adapter) {
-  fake *f = fake_start();
+  fake_port *f = start_deterministic();
   assert_ptr_ne(f, NULL, "adapter");
   char msg[256] = "untouched";
   expect_u64_eq(sim_testing_damage(f, sim_testing_damage_kind_count(), 0, msg, sizeof msg), AL_DAMAGE_UNKNOWN_KIND,
@@ -278,12 +156,12 @@ TEST(out_of_range_kind_and_unknown_adapter) {
     expect_u64_eq(sim_testing_damage(NULL, k, 0, msg, sizeof msg), AL_DAMAGE_NO_TARGET, "kind %u: NULL handle", k);
   }
   expect_true(strcmp(msg, "untouched") == 0, "no walk ran: %s", msg);
-  fake_end(f);
+  fake_end(f, false);
 }
 
 /* On an empty adapter a kind either has nothing to damage or is caught: never missed. */
 TEST(empty_adapter_no_target_or_detected) {
-  fake *f = fake_start();
+  fake_port *f = start_deterministic();
   assert_ptr_ne(f, NULL, "adapter");
   unsigned detected = 0, no_target = 0;
   for (unsigned k = 0; k < sim_testing_damage_kind_count(); k++) {
@@ -301,12 +179,12 @@ TEST(empty_adapter_no_target_or_detected) {
   }
   expect_u64_gt(detected, 0, "the adapter-wide kinds have their target");
   expect_u64_gt(no_target, 0, "the object kinds have none");
-  fake_end(f);
+  fake_end(f, false);
 }
 
 /* Every kind, picks 0..5, on the rich state: caught by its own branch only, and undone. */
 TEST(every_kind_detected_by_its_branch_and_undone) {
-  fake *f = rich_state();
+  fake_port *f = rich_state();
   assert_ptr_ne(f, NULL, "adapter");
   char msg[512], again[512];
   assert_true(hardware_ok(f, msg, sizeof msg), "the rich state is sound: %s", msg);
@@ -347,11 +225,11 @@ TEST(every_kind_detected_by_its_branch_and_undone) {
   expect_u64_eq(after.mapped_bytes, before.mapped_bytes, "mapped bytes");
   expect_u64_eq(after.queued_submissions, before.queued_submissions, "queued work");
   /* The restored state still works: the queued work runs, the zombie goes. */
-  expect_u64_eq(run_engine(f), 2, "the queued submissions run");
+  expect_u64_eq(fake_run_engine(f), 2, "the queued submissions run");
   expect_true(hardware_ok(f, msg, sizeof msg), "after running: %s", msg);
   sim_miniport_get_stats(&after);
   expect_u64_eq(after.zombie_devices, 0, "the zombie was freed by its completion");
-  fake_end(f);
+  fake_end(f, false);
 }
 
 static unsigned kind_named(const char *name) {
@@ -363,7 +241,7 @@ static unsigned kind_named(const char *name) {
 /* The pick counts among the kind's targets modulo their number, in the adapter's order: the live
  * devices 0x11, 0x22, 0x33 (the zombie is not one of them). */
 TEST(pick_wraps_over_the_targets) {
-  fake *f = rich_state();
+  fake_port *f = rich_state();
   assert_ptr_ne(f, NULL, "adapter");
   const unsigned kind = kind_named("sim_device_magic");
   assert_true(kind != UINT32_MAX, "sim_device_magic exists");
@@ -381,7 +259,7 @@ TEST(pick_wraps_over_the_targets) {
                   pick);
     expect_true(strstr(msg, "zombie device 0x00000044 ") != NULL, "the one zombie, whatever the pick: %s", msg);
   }
-  fake_end(f);
+  fake_end(f, false);
 }
 
 RUN_TESTS(T(kinds_are_named_and_described), T(out_of_range_kind_and_unknown_adapter),

@@ -4,9 +4,9 @@
  * page), work on an allocation left in system memory (unmapped VA), writes through a read-only
  * binding, hostile submissions and paging requests, zombie devices, a removed adapter.
  *
- * The test is its own tiny port (like hw/example/example_miniport_test.c): it defines
- * DxgkInitialize, a fake handle table behind DxgkCbGetHandleData and a DxgkCbNotifyInterrupt
- * that records completed fences. It does not link core/.
+ * The test is its own tiny port (sim_test_port.h, shared with sim_damage_test.c): DxgkInitialize,
+ * a fake handle table behind DxgkCbGetHandleData and a DxgkCbNotifyInterrupt that records
+ * completed fences. It does not link core/.
  *
  * The hardware walk (sim_miniport_check_hardware) is tested here too: it passes on the states the
  * other tests reach, and fails, naming the object, once the test breaks the simulated GPU behind
@@ -21,180 +21,12 @@
 #include "al_test.h"
 #include "alloclab/hw/sim_miniport.h"
 #include "sim_internal.h" /* the hardware-walk tests corrupt the simulated GPU behind the sim */
+#include "sim_test_port.h"
 
 #define KiB ((UINT64)1 << 10)
 #define MiB ((UINT64)1 << 20)
 
-/* ---- The fake port ---------------------------------------------------------------------------- */
-
-struct _DRIVER_OBJECT {
-  DRIVER_INITIALIZATION_DATA ddi;
-  bool registered;
-};
-
-NTSTATUS DxgkInitialize(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath,
-                        PDRIVER_INITIALIZATION_DATA DriverInitializationData) {
-  (void)RegistryPath;
-  if (!DriverObject || !DriverInitializationData) return STATUS_INVALID_PARAMETER;
-  if (DriverInitializationData->Version != DXGKDDI_INTERFACE_VERSION || DriverObject->registered)
-    return STATUS_GRAPHICS_DRIVER_MISMATCH;
-  DriverObject->ddi = *DriverInitializationData;
-  DriverObject->registered = true;
-  return STATUS_SUCCESS;
-}
-
-#define FAKE_HANDLE_MAX 4096u
-static pthread_mutex_t fake_handle_lock = PTHREAD_MUTEX_INITIALIZER;
-static HANDLE fake_handles[FAKE_HANDLE_MAX];
-static UINT fake_handle_count;
-
-static D3DKMT_HANDLE fake_handle_register(HANDLE object) {
-  pthread_mutex_lock(&fake_handle_lock);
-  D3DKMT_HANDLE handle = 0;
-  if (fake_handle_count < FAKE_HANDLE_MAX) {
-    fake_handles[fake_handle_count++] = object;
-    handle = fake_handle_count;
-  }
-  pthread_mutex_unlock(&fake_handle_lock);
-  return handle;
-}
-
-static VOID *APIENTRY fake_get_handle_data(const DXGKARGCB_GETHANDLEDATA *pData) {
-  if (!pData || pData->Type != DXGK_HANDLE_ALLOCATION) return NULL;
-  pthread_mutex_lock(&fake_handle_lock);
-  HANDLE object = pData->hObject && pData->hObject <= fake_handle_count ? fake_handles[pData->hObject - 1] : NULL;
-  pthread_mutex_unlock(&fake_handle_lock);
-  return object;
-}
-
-typedef struct fake {
-  DRIVER_OBJECT driver;
-  const DRIVER_INITIALIZATION_DATA *ddi;
-  HANDLE ctx;
-  SIM_HARDWARE_CONFIG config;
-  pthread_mutex_t lock;
-  UINT fences[1024];
-  UINT fence_count;
-  UINT next_fence;
-} fake;
-
-static VOID APIENTRY fake_notify(const HANDLE hAdapter, const DXGKARGCB_NOTIFY_INTERRUPT_DATA *pArgs) {
-  fake *f = hAdapter;
-  pthread_mutex_lock(&f->lock);
-  if (pArgs && pArgs->InterruptType == DXGK_INTERRUPT_DMA_COMPLETED && f->fence_count < 1024)
-    f->fences[f->fence_count++] = pArgs->DmaCompleted.SubmissionFenceId;
-  pthread_mutex_unlock(&f->lock);
-}
-
-static UINT fake_fences(fake *f) {
-  pthread_mutex_lock(&f->lock);
-  UINT n = f->fence_count;
-  pthread_mutex_unlock(&f->lock);
-  return n;
-}
-
-static DXGKRNL_INTERFACE fake_interface(fake *f) {
-  DXGKRNL_INTERFACE iface = {sizeof(DXGKRNL_INTERFACE), DXGKDDI_INTERFACE_VERSION, f, fake_get_handle_data, fake_notify};
-  return iface;
-}
-
-/* The default hardware, but logging faults instead of aborting. */
-static SIM_HARDWARE_CONFIG quiet_config(void) {
-  SIM_HARDWARE_CONFIG config = sim_hardware_config_default();
-  config.MemorySegmentSize = 4 * MiB;
-  config.ApertureSegmentSize = 4 * MiB;
-  config.Flags = 0;
-  return config;
-}
-
-static fake *fake_start(const SIM_HARDWARE_CONFIG *config) {
-  fake *f = calloc(1, sizeof *f);
-  if (!f) return NULL;
-  pthread_mutex_init(&f->lock, NULL);
-  f->config = *config;
-  f->next_fence = 1;
-  if (SimMiniportDriverEntry(&f->driver, NULL) != STATUS_SUCCESS) return NULL;
-  f->ddi = &f->driver.ddi;
-  DEVICE_OBJECT pdo = {&f->config, sizeof f->config};
-  if (f->ddi->DxgkDdiAddDevice(&pdo, &f->ctx) != STATUS_SUCCESS) return NULL;
-  DXGK_START_INFO info = {DXGKDDI_INTERFACE_VERSION, 1};
-  DXGKRNL_INTERFACE iface = fake_interface(f);
-  ULONG sources = 9, children = 9;
-  if (f->ddi->DxgkDdiStartDevice(f->ctx, &info, &iface, &sources, &children) != STATUS_SUCCESS) return NULL;
-  return f;
-}
-
-static ALDDI_LIVE_OBJECTS fake_live(fake *f) {
-  ALDDI_LIVE_OBJECTS live;
-  memset(&live, 0xFF, sizeof live);
-  f->ddi->AlDdiQueryLiveObjects(f->ctx, &live);
-  return live;
-}
-
-/* Stops and removes the adapter; with @expect_empty, first checks that nothing is live. */
-static void fake_end(fake *f, bool expect_empty) {
-  if (expect_empty) {
-    ALDDI_LIVE_OBJECTS live = fake_live(f);
-    expect_u64_eq(live.Devices + live.Resources + live.Allocations + live.OpenAllocations, 0, "nothing live");
-    expect_u64_eq(live.HostBytes, 0, "no host bytes");
-  }
-  expect_status(f->ddi->DxgkDdiStopDevice(f->ctx), STATUS_SUCCESS, "stop");
-  expect_status(f->ddi->DxgkDdiRemoveDevice(f->ctx), STATUS_SUCCESS, "remove");
-  pthread_mutex_destroy(&f->lock);
-  free(f);
-  sim_miniport_stats s;
-  sim_miniport_get_stats(&s);
-  expect_u64_eq(s.adapters + s.host_bytes + s.committed_bytes + s.allocations + s.bindings, 0, "process-wide: nothing left");
-}
-
-static HANDLE device_create(fake *f, UINT port_handle) {
-  DXGKARG_CREATEDEVICE args;
-  memset(&args, 0, sizeof args);
-  args.hDevice = (HANDLE)(uintptr_t)port_handle;
-  NTSTATUS status = f->ddi->DxgkDdiCreateDevice(f->ctx, &args);
-  expect_status(status, STATUS_SUCCESS, "create device");
-  return NT_SUCCESS(status) ? args.hDevice : NULL;
-}
-
-static NTSTATUS alloc_create(fake *f, const SIM_ALLOCATION_DATA *data, HANDLE *out, D3DKMT_HANDLE *out_kmt) {
-  DXGK_ALLOCATIONINFO info;
-  memset(&info, 0, sizeof info);
-  info.pPrivateDriverData = (void *)data;
-  info.PrivateDriverDataSize = sizeof *data;
-  DXGKARG_CREATEALLOCATION args;
-  memset(&args, 0, sizeof args);
-  args.NumAllocations = 1;
-  args.pAllocationInfo = &info;
-  NTSTATUS status = f->ddi->DxgkDdiCreateAllocation(f->ctx, &args);
-  if (NT_SUCCESS(status)) {
-    *out = info.hAllocation;
-    if (out_kmt) *out_kmt = fake_handle_register(info.hAllocation);
-  }
-  return status;
-}
-
-static NTSTATUS paging(fake *f, DXGK_BUILDPAGINGBUFFER_OPERATION op, HANDLE allocation, UINT64 size, UINT from,
-                       UINT64 from_offset, UINT to, UINT64 to_offset) {
-  DXGKARG_BUILDPAGINGBUFFER args;
-  memset(&args, 0, sizeof args);
-  args.Operation = op;
-  if (op == DXGK_OPERATION_FILL) {
-    args.Fill.hAllocation = allocation;
-    args.Fill.FillSize = size;
-    args.Fill.Destination.SegmentId = to;
-    args.Fill.Destination.SegmentAddress.QuadPart = (LONGLONG)to_offset;
-  } else {
-    args.Transfer.hAllocation = allocation;
-    args.Transfer.TransferSize = size;
-    args.Transfer.Source.SegmentId = from;
-    args.Transfer.Source.SegmentAddress.QuadPart = (LONGLONG)from_offset;
-    args.Transfer.Destination.SegmentId = to;
-    args.Transfer.Destination.SegmentAddress.QuadPart = (LONGLONG)to_offset;
-  }
-  return f->ddi->DxgkDdiBuildPagingBuffer(f->ctx, &args);
-}
-
-static NTSTATUS open_one(fake *f, HANDLE device, D3DKMT_HANDLE kmt, bool read_only, HANDLE *out_binding) {
+static NTSTATUS open_one(fake_port *f, HANDLE device, D3DKMT_HANDLE kmt, bool read_only, HANDLE *out_binding) {
   DXGK_OPENALLOCATIONINFO info;
   memset(&info, 0, sizeof info);
   info.hAllocation = kmt;
@@ -208,44 +40,6 @@ static NTSTATUS open_one(fake *f, HANDLE device, D3DKMT_HANDLE kmt, bool read_on
   return status;
 }
 
-static NTSTATUS close_one(fake *f, HANDLE device, HANDLE binding) {
-  DXGKARG_CLOSEALLOCATION args = {1, &binding};
-  return f->ddi->DxgkDdiCloseAllocation(device, &args);
-}
-
-static NTSTATUS destroy_one(fake *f, HANDLE allocation) {
-  DXGKARG_DESTROYALLOCATION args;
-  memset(&args, 0, sizeof args);
-  args.NumAllocations = 1;
-  args.pAllocationList = &allocation;
-  return f->ddi->DxgkDdiDestroyAllocation(f->ctx, &args);
-}
-
-static NTSTATUS submit(fake *f, HANDLE device, const HANDLE *bindings, UINT n, const void *stream, UINT bytes) {
-  DXGK_ALLOCATIONLIST list[8];
-  memset(list, 0, sizeof list);
-  for (UINT i = 0; i < n && i < 8; i++) list[i].hDeviceSpecificAllocation = bindings[i];
-  DXGKARG_SUBMITCOMMAND args;
-  memset(&args, 0, sizeof args);
-  args.DmaBufferSize = bytes;
-  args.DmaBufferSubmissionEndOffset = bytes;
-  args.SubmissionFenceId = f->next_fence;
-  args.Flags.Null = bytes == 0;
-  args.hContext = device;
-  args.pAlDmaBuffer = stream;
-  args.pAlAllocationList = list;
-  args.AlAllocationListSize = n;
-  NTSTATUS status = f->ddi->DxgkDdiSubmitCommand(f->ctx, &args);
-  if (NT_SUCCESS(status)) f->next_fence++;
-  return status;
-}
-
-static UINT run_engine(fake *f) {
-  UINT ran = 0;
-  expect_status(f->ddi->AlDdiRunEngine(f->ctx, 1000, &ran), STATUS_SUCCESS, "run engine");
-  return ran;
-}
-
 /* One allocation of @size in @segment at @offset, opened on @device. */
 typedef struct placed {
   HANDLE allocation;
@@ -254,12 +48,12 @@ typedef struct placed {
   UINT64 id;
 } placed;
 
-static placed place(fake *f, HANDLE device, UINT64 size, UINT placement, UINT segment, UINT64 offset) {
+static placed place(fake_port *f, HANDLE device, UINT64 size, UINT placement, UINT segment, UINT64 offset) {
   placed p;
   memset(&p, 0, sizeof p);
   SIM_ALLOCATION_DATA data = sim_allocation_buffer(size, placement, 0);
-  expect_status(alloc_create(f, &data, &p.allocation, &p.kmt), STATUS_SUCCESS, "create");
-  expect_status(paging(f, DXGK_OPERATION_FILL, p.allocation, size, 0, 0, segment, offset), STATUS_SUCCESS, "fill");
+  expect_status(fake_alloc_create(f, &data, &p.allocation, &p.kmt), STATUS_SUCCESS, "create");
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, p.allocation, size, 0, 0, segment, offset), STATUS_SUCCESS, "fill");
   expect_status(open_one(f, device, p.kmt, false, &p.binding), STATUS_SUCCESS, "open");
   p.id = sim_miniport_allocation_id(p.allocation);
   return p;
@@ -271,23 +65,23 @@ static size_t last_events(sim_event *out, size_t max) { return sim_miniport_even
 
 /* Destroys an allocation while a binding still maps it (what a buggy port does), then submits work
  * through that binding. Returns the allocation's owner id. */
-static UINT64 use_after_destroy(fake *f, HANDLE device, HANDLE *out_binding) {
+static UINT64 use_after_destroy(fake_port *f, HANDLE device, HANDLE *out_binding) {
   placed a = place(f, device, 16 * KiB, SIM_PLACEMENT_ANY, SIM_SEGMENT_ID_MEMORY, 64 * KiB);
   expect_u64_ne(a.id, 0, "owner id");
-  expect_status(destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy while still bound (port bug)");
+  expect_status(fake_destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy while still bound (port bug)");
   uint8_t cmd[64];
   size_t n = sim_cmd_fill(cmd, 0, 4096, 4096, 0x11111111u);
-  expect_status(submit(f, device, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "submit through the stale binding");
-  run_engine(f);
+  expect_status(fake_submit(f, device, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "submit through the stale binding");
+  fake_run_engine(f);
   *out_binding = a.binding;
   return a.id;
 }
 
 TEST(gpu_fault_on_freed_page_is_logged) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE device = device_create(f, 0x40000007u);
+  HANDLE device = fake_device_create(f, 0x40000007u);
   sim_miniport_events_clear();
   sim_miniport_stats before, after;
   sim_miniport_get_stats(&before);
@@ -307,18 +101,18 @@ TEST(gpu_fault_on_freed_page_is_logged) {
   expect_u64_eq(events[0].segment_id, SIM_SEGMENT_ID_MEMORY, "segment");
   expect_u64_eq(events[0].phys, 64 * KiB + 4096, "physical offset of the first faulting byte");
   expect_u64_ne(events[0].va, 0, "VA");
-  expect_status(close_one(f, device, binding), STATUS_SUCCESS, "the stale binding still closes");
+  expect_status(fake_close_one(f, device, binding), STATUS_SUCCESS, "the stale binding still closes");
   expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_SUCCESS, "destroy device");
   fake_end(f, true);
 }
 
 static void freed_page_with_abort(void *unused) {
   (void)unused;
-  SIM_HARDWARE_CONFIG config = quiet_config();
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
   config.Flags = SIM_HW_ABORT_ON_GPU_FAULT;
-  fake *f = fake_start(&config);
+  fake_port *f = fake_start(&config);
   HANDLE binding;
-  use_after_destroy(f, device_create(f, 0x40000001u), &binding);
+  use_after_destroy(f, fake_device_create(f, 0x40000001u), &binding);
 }
 
 TEST(gpu_fault_on_freed_page_aborts_by_default) {
@@ -328,61 +122,61 @@ TEST(gpu_fault_on_freed_page_aborts_by_default) {
 }
 
 TEST(gpu_fault_on_unmapped_va) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE device = device_create(f, 2);
+  HANDLE device = fake_device_create(f, 2);
   placed a = place(f, device, 8 * KiB, SIM_PLACEMENT_ANY, SIM_SEGMENT_ID_MEMORY, 0);
   uint8_t cmd[128];
   size_t n = sim_cmd_fill(cmd, 0, 0, 8 * KiB, 0x77665544u);
-  expect_status(submit(f, device, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "fill");
-  run_engine(f);
+  expect_status(fake_submit(f, device, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "fill");
+  fake_run_engine(f);
   /* Out to system memory: the binding is unmapped; work on it now faults. */
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 8 * KiB, 1, 0, 0, 0), STATUS_SUCCESS, "to system");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 8 * KiB, 1, 0, 0, 0), STATUS_SUCCESS, "to system");
   sim_miniport_events_clear();
   n = sim_cmd_check(cmd, 0, 0, 8 * KiB, 0x77665544u);
-  expect_status(submit(f, device, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "check while in system memory");
-  run_engine(f);
+  expect_status(fake_submit(f, device, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "check while in system memory");
+  fake_run_engine(f);
   sim_event events[4];
   assert_u64_eq(last_events(events, 4), 1, "one event");
   expect_u64_eq(events[0].fault_kind, SIM_FAULT_UNMAPPED, "unmapped");
   expect_u64_eq(events[0].write, 0, "a read");
   expect_u64_eq(events[0].allocation, 0, "no page behind it");
   /* Back in (to the aperture): re-mapped at the same VA, contents intact. */
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 8 * KiB, 0, 0, 2, 12 * KiB), STATUS_SUCCESS, "back");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 8 * KiB, 0, 0, 2, 12 * KiB), STATUS_SUCCESS, "back");
   sim_miniport_events_clear();
-  expect_status(submit(f, device, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "check again");
-  run_engine(f);
+  expect_status(fake_submit(f, device, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "check again");
+  fake_run_engine(f);
   expect_u64_eq(last_events(events, 4), 0, "contents came back from system memory");
-  expect_status(close_one(f, device, a.binding), STATUS_SUCCESS, "close");
-  expect_status(destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy");
+  expect_status(fake_close_one(f, device, a.binding), STATUS_SUCCESS, "close");
+  expect_status(fake_destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy");
   expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_SUCCESS, "destroy device");
   fake_end(f, true);
 }
 
 TEST(read_only_binding_refuses_writes) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE d1 = device_create(f, 1), d2 = device_create(f, 2), ro;
+  HANDLE d1 = fake_device_create(f, 1), d2 = fake_device_create(f, 2), ro;
   placed a = place(f, d1, 4 * KiB, SIM_PLACEMENT_APERTURE_ONLY, SIM_SEGMENT_ID_APERTURE, 0);
   expect_status(open_one(f, d2, a.kmt, true, &ro), STATUS_SUCCESS, "read-only open on d2");
   sim_miniport_events_clear();
   uint8_t cmd[128];
   size_t n = sim_cmd_check(cmd, 0, 0, 4096, 0);
-  expect_status(submit(f, d2, &ro, 1, cmd, (UINT)n), STATUS_SUCCESS, "read");
-  run_engine(f);
+  expect_status(fake_submit(f, d2, &ro, 1, cmd, (UINT)n), STATUS_SUCCESS, "read");
+  fake_run_engine(f);
   sim_event events[2];
   expect_u64_eq(last_events(events, 2), 0, "reads are fine");
   n = sim_cmd_fill(cmd, 0, 0, 4096, 1);
-  expect_status(submit(f, d2, &ro, 1, cmd, (UINT)n), STATUS_SUCCESS, "write");
-  run_engine(f);
+  expect_status(fake_submit(f, d2, &ro, 1, cmd, (UINT)n), STATUS_SUCCESS, "write");
+  fake_run_engine(f);
   assert_u64_eq(last_events(events, 2), 1, "the write faulted");
   expect_u64_eq(events[0].fault_kind, SIM_FAULT_WRITE_READ_ONLY, "write to read-only page");
   expect_u64_eq(events[0].allocation, a.id, "the page's owner");
-  expect_status(close_one(f, d2, ro), STATUS_SUCCESS, "close ro");
-  expect_status(close_one(f, d1, a.binding), STATUS_SUCCESS, "close");
-  expect_status(destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy");
+  expect_status(fake_close_one(f, d2, ro), STATUS_SUCCESS, "close ro");
+  expect_status(fake_close_one(f, d1, a.binding), STATUS_SUCCESS, "close");
+  expect_status(fake_destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy");
   f->ddi->DxgkDdiDestroyDevice(d1);
   f->ddi->DxgkDdiDestroyDevice(d2);
   fake_end(f, true);
@@ -391,10 +185,10 @@ TEST(read_only_binding_refuses_writes) {
 /* ---- Hostile submissions --------------------------------------------------------------------------- */
 
 TEST(hostile_submissions_queue_nothing) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE d1 = device_create(f, 1), d2 = device_create(f, 2);
+  HANDLE d1 = fake_device_create(f, 1), d2 = fake_device_create(f, 2);
   placed a = place(f, d1, 8 * KiB, SIM_PLACEMENT_ANY, 1, 0);
   placed b = place(f, d2, 8 * KiB, SIM_PLACEMENT_ANY, 1, 8 * KiB);
   uint8_t cmd[64];
@@ -433,13 +227,13 @@ TEST(hostile_submissions_queue_nothing) {
   BAD(args.AlAllocationListSize = 0, STATUS_INVALID_PARAMETER, "index 0 of an empty list");
   BAD(args.DmaBufferSubmissionStartOffset = 4, STATUS_INVALID_PARAMETER, "stream starting mid-record");
 #undef BAD
-  expect_u64_eq(run_engine(f), 0, "nothing was queued");
+  expect_u64_eq(fake_run_engine(f), 0, "nothing was queued");
   /* Check bytes are bounded per submission. */
   uint8_t many[SIM_CMD_CHECK_BYTES * 3];
   UINT bytes = 0;
   for (int i = 0; i < 3; i++) bytes += (UINT)sim_cmd_check(many + bytes, 0, 0, 8 * KiB, 0);
-  expect_status(submit(f, d1, &a.binding, 1, many, bytes), STATUS_SUCCESS, "a few checks");
-  expect_u64_eq(run_engine(f), 1, "ran");
+  expect_status(fake_submit(f, d1, &a.binding, 1, many, bytes), STATUS_SUCCESS, "a few checks");
+  expect_u64_eq(fake_run_engine(f), 1, "ran");
   /* A closed binding is no longer usable (b and a opened on d2 in one call: the block, and so the
    * closed binding's memory, lives on while a's binding is open). */
   DXGK_OPENALLOCATIONINFO two[2];
@@ -450,20 +244,20 @@ TEST(hostile_submissions_queue_nothing) {
   memset(&open_args, 0, sizeof open_args);
   open_args.NumAllocations = 2;
   open_args.pOpenAllocation = two;
-  expect_status(close_one(f, d2, b.binding), STATUS_SUCCESS, "close b's first binding");
+  expect_status(fake_close_one(f, d2, b.binding), STATUS_SUCCESS, "close b's first binding");
   assert_status(f->ddi->DxgkDdiOpenAllocation(d2, &open_args), STATUS_SUCCESS, "open b and a on d2 at once");
   HANDLE closed = two[0].hDeviceSpecificAllocation;
-  expect_status(close_one(f, d2, closed), STATUS_SUCCESS, "close");
-  expect_status(submit(f, d2, &closed, 1, cmd, n), STATUS_INVALID_HANDLE, "closed binding");
-  expect_status(close_one(f, d2, closed), STATUS_INVALID_HANDLE, "double close");
+  expect_status(fake_close_one(f, d2, closed), STATUS_SUCCESS, "close");
+  expect_status(fake_submit(f, d2, &closed, 1, cmd, n), STATUS_INVALID_HANDLE, "closed binding");
+  expect_status(fake_close_one(f, d2, closed), STATUS_INVALID_HANDLE, "double close");
   HANDLE both[2] = {two[1].hDeviceSpecificAllocation, two[1].hDeviceSpecificAllocation};
   DXGKARG_CLOSEALLOCATION close_args = {2, both};
   expect_status(f->ddi->DxgkDdiCloseAllocation(d2, &close_args), STATUS_INVALID_PARAMETER, "listed twice");
-  expect_status(close_one(f, d1, two[1].hDeviceSpecificAllocation), STATUS_INVALID_HANDLE, "another device's");
-  expect_status(close_one(f, d2, two[1].hDeviceSpecificAllocation), STATUS_SUCCESS, "close a on d2");
-  expect_status(close_one(f, d1, a.binding), STATUS_SUCCESS, "close a");
-  expect_status(destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy a");
-  expect_status(destroy_one(f, b.allocation), STATUS_SUCCESS, "destroy b");
+  expect_status(fake_close_one(f, d1, two[1].hDeviceSpecificAllocation), STATUS_INVALID_HANDLE, "another device's");
+  expect_status(fake_close_one(f, d2, two[1].hDeviceSpecificAllocation), STATUS_SUCCESS, "close a on d2");
+  expect_status(fake_close_one(f, d1, a.binding), STATUS_SUCCESS, "close a");
+  expect_status(fake_destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy a");
+  expect_status(fake_destroy_one(f, b.allocation), STATUS_SUCCESS, "destroy b");
   f->ddi->DxgkDdiDestroyDevice(d1);
   f->ddi->DxgkDdiDestroyDevice(d2);
   fake_end(f, true);
@@ -492,11 +286,11 @@ static UINT64 near(UINT64 size) {
 /* Random streams (valid records with hostile fields, random bytes, truncation): every one is
  * accepted or rejected with STATUS_INVALID_PARAMETER, and no accepted one ever faults the GPU. */
 TEST(random_streams_never_fault) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
   rng_state = al_test_seed();
-  HANDLE device = device_create(f, 1);
+  HANDLE device = fake_device_create(f, 1);
   placed a = place(f, device, 8 * KiB, SIM_PLACEMENT_ANY, 1, 0);
   placed b = place(f, device, 12 * KiB, SIM_PLACEMENT_APERTURE_ONLY, 2, 0);
   HANDLE bindings[2] = {a.binding, b.binding};
@@ -522,26 +316,26 @@ TEST(random_streams_never_fault) {
     }
     if (bytes && rnd() % 8 == 0) bytes -= (UINT)(rnd() % bytes);
     if (rnd() % 16 == 0) stream[rnd() % sizeof stream] ^= (uint8_t)rnd();
-    NTSTATUS status = submit(f, device, bindings, 2, stream, bytes);
+    NTSTATUS status = fake_submit(f, device, bindings, 2, stream, bytes);
     if (status == STATUS_SUCCESS)
       accepted++;
     else {
       expect_status(status, STATUS_INVALID_PARAMETER, "round %d", round);
       rejected++;
     }
-    if (round % 64 == 0) run_engine(f);
+    if (round % 64 == 0) fake_run_engine(f);
   }
-  run_engine(f);
+  fake_run_engine(f);
   sim_miniport_get_stats(&after);
   expect_u64_gt(accepted, 1000, "valid streams are accepted");
   expect_u64_gt(rejected, 1000, "hostile ones rejected");
   expect_u64_eq(after.gpu_faults, before.gpu_faults, "no accepted stream faults");
   expect_u64_eq(after.completions - before.completions, accepted, "every accepted one completed");
   expect_u64_eq(fake_fences(f), accepted > 1024 ? 1024 : accepted, "and was reported");
-  close_one(f, device, a.binding);
-  close_one(f, device, b.binding);
-  destroy_one(f, a.allocation);
-  destroy_one(f, b.allocation);
+  fake_close_one(f, device, a.binding);
+  fake_close_one(f, device, b.binding);
+  fake_destroy_one(f, a.allocation);
+  fake_destroy_one(f, b.allocation);
   f->ddi->DxgkDdiDestroyDevice(device);
   fake_end(f, true);
 }
@@ -549,66 +343,66 @@ TEST(random_streams_never_fault) {
 /* ---- Paging rules ------------------------------------------------------------------------------------ */
 
 TEST(paging_rules_and_round_trip) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE device = device_create(f, 1);
+  HANDLE device = fake_device_create(f, 1);
   SIM_ALLOCATION_DATA data = sim_allocation_buffer(16 * KiB, SIM_PLACEMENT_ANY, 0);
   HANDLE a, ap;
   D3DKMT_HANDLE kmt;
-  assert_status(alloc_create(f, &data, &a, &kmt), STATUS_SUCCESS, "a");
+  assert_status(fake_alloc_create(f, &data, &a, &kmt), STATUS_SUCCESS, "a");
   SIM_ALLOCATION_DATA ap_data = sim_allocation_buffer(4 * KiB, SIM_PLACEMENT_APERTURE_ONLY, 0);
-  assert_status(alloc_create(f, &ap_data, &ap, NULL), STATUS_SUCCESS, "aperture-only");
+  assert_status(fake_alloc_create(f, &ap_data, &ap, NULL), STATUS_SUCCESS, "aperture-only");
   const UINT64 S = 16 * KiB, SEG = config.MemorySegmentSize;
-  expect_status(paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 0, 0), STATUS_INVALID_PARAMETER, "fill to system memory");
-  expect_status(paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 3, 0), STATUS_INVALID_PARAMETER, "segment 3");
-  expect_status(paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 1, 100), STATUS_INVALID_PARAMETER, "misaligned");
-  expect_status(paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 1, SEG - 4096), STATUS_INVALID_PARAMETER, "past the end");
-  expect_status(paging(f, DXGK_OPERATION_FILL, a, S + 1, 0, 0, 1, 0), STATUS_INVALID_PARAMETER, "FillSize too big");
-  expect_status(paging(f, DXGK_OPERATION_FILL, ap, 4096, 0, 0, 1, 0), STATUS_INVALID_PARAMETER, "outside its set");
-  expect_status(paging(f, DXGK_OPERATION_FILL, NULL, S, 0, 0, 1, 0), STATUS_INVALID_HANDLE, "no allocation");
-  expect_status(paging(f, DXGK_OPERATION_DISCARD_CONTENT, a, S, 0, 0, 1, 0), STATUS_INVALID_PARAMETER, "unknown op");
-  expect_status(paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 1, 8 * KiB), STATUS_SUCCESS, "fill");
-  expect_status(paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 1, 64 * KiB), STATUS_INVALID_PARAMETER, "fill twice");
-  expect_status(paging(f, DXGK_OPERATION_FILL, ap, 4096, 0, 0, 2, 0), STATUS_SUCCESS, "fill ap");
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 0, 0), STATUS_INVALID_PARAMETER, "fill to system memory");
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 3, 0), STATUS_INVALID_PARAMETER, "segment 3");
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 1, 100), STATUS_INVALID_PARAMETER, "misaligned");
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 1, SEG - 4096), STATUS_INVALID_PARAMETER, "past the end");
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, a, S + 1, 0, 0, 1, 0), STATUS_INVALID_PARAMETER, "FillSize too big");
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, ap, 4096, 0, 0, 1, 0), STATUS_INVALID_PARAMETER, "outside its set");
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, NULL, S, 0, 0, 1, 0), STATUS_INVALID_HANDLE, "no allocation");
+  expect_status(fake_paging(f, DXGK_OPERATION_DISCARD_CONTENT, a, S, 0, 0, 1, 0), STATUS_INVALID_PARAMETER, "unknown op");
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 1, 8 * KiB), STATUS_SUCCESS, "fill");
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, a, S, 0, 0, 1, 64 * KiB), STATUS_INVALID_PARAMETER, "fill twice");
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, ap, 4096, 0, 0, 2, 0), STATUS_SUCCESS, "fill ap");
   /* Another allocation may not be placed over a's pages. */
   HANDLE c;
-  assert_status(alloc_create(f, &data, &c, NULL), STATUS_SUCCESS, "c");
-  expect_status(paging(f, DXGK_OPERATION_FILL, c, S, 0, 0, 1, 12 * KiB), STATUS_INVALID_PARAMETER, "overlapping fill");
+  assert_status(fake_alloc_create(f, &data, &c, NULL), STATUS_SUCCESS, "c");
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, c, S, 0, 0, 1, 12 * KiB), STATUS_INVALID_PARAMETER, "overlapping fill");
   HANDLE binding;
   assert_status(open_one(f, device, kmt, false, &binding), STATUS_SUCCESS, "open a");
   uint8_t cmd[128];
   size_t n = sim_cmd_fill(cmd, 0, 0, S, 0x12345678u);
-  assert_status(submit(f, device, &binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "fill contents");
-  run_engine(f);
+  assert_status(fake_submit(f, device, &binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "fill contents");
+  fake_run_engine(f);
   /* TRANSFER rules. */
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 0, 2, 0), STATUS_INVALID_PARAMETER, "wrong source offset");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 2, 8 * KiB, 2, 0), STATUS_INVALID_PARAMETER, "wrong source segment");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 0, 0, 2, 0), STATUS_INVALID_PARAMETER, "not in system memory");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S - 4096, 1, 8 * KiB, 2, 0), STATUS_INVALID_PARAMETER, "partial");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 8 * KiB, 2, 0), STATUS_INVALID_PARAMETER, "onto ap's page");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 8 * KiB, 1, 16 * KiB), STATUS_INVALID_PARAMETER,
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 0, 2, 0), STATUS_INVALID_PARAMETER, "wrong source offset");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a, S, 2, 8 * KiB, 2, 0), STATUS_INVALID_PARAMETER, "wrong source segment");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a, S, 0, 0, 2, 0), STATUS_INVALID_PARAMETER, "not in system memory");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a, S - 4096, 1, 8 * KiB, 2, 0), STATUS_INVALID_PARAMETER, "partial");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 8 * KiB, 2, 0), STATUS_INVALID_PARAMETER, "onto ap's page");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 8 * KiB, 1, 16 * KiB), STATUS_INVALID_PARAMETER,
                 "overlapping itself");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 8 * KiB, 2, 6), STATUS_INVALID_PARAMETER, "misaligned");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, ap, 4096, 2, 0, 1, 0), STATUS_INVALID_PARAMETER,
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 8 * KiB, 2, 6), STATUS_INVALID_PARAMETER, "misaligned");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, ap, 4096, 2, 0, 1, 0), STATUS_INVALID_PARAMETER,
                 "aperture-only to memory");
   /* Round trip: memory -> aperture -> system -> memory (another place), contents kept. */
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 8 * KiB, 2, 64 * KiB), STATUS_SUCCESS, "to aperture");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 2, 64 * KiB, 0, 0), STATUS_SUCCESS, "to system");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 0, 0, 0, 0), STATUS_INVALID_PARAMETER, "system to system");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 8 * KiB, 2, 64 * KiB), STATUS_SUCCESS, "to aperture");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a, S, 2, 64 * KiB, 0, 0), STATUS_SUCCESS, "to system");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a, S, 0, 0, 0, 0), STATUS_INVALID_PARAMETER, "system to system");
   ALDDI_LIVE_OBJECTS live = fake_live(f);
   expect_u64_ge(live.HostBytes, S, "the system copy is host memory");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 0, 0, 1, 1 * MiB), STATUS_SUCCESS, "back to memory");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a, S, 0, 0, 1, 1 * MiB), STATUS_SUCCESS, "back to memory");
   sim_miniport_events_clear();
   n = sim_cmd_check(cmd, 0, 0, S, 0x12345678u);
-  assert_status(submit(f, device, &binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "check");
-  run_engine(f);
+  assert_status(fake_submit(f, device, &binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "check");
+  fake_run_engine(f);
   sim_event events[2];
   expect_u64_eq(last_events(events, 2), 0, "contents survived three moves");
-  close_one(f, device, binding);
-  destroy_one(f, a);
-  destroy_one(f, ap);
-  destroy_one(f, c);
+  fake_close_one(f, device, binding);
+  fake_destroy_one(f, a);
+  fake_destroy_one(f, ap);
+  fake_destroy_one(f, c);
   f->ddi->DxgkDdiDestroyDevice(device);
   fake_end(f, true);
 }
@@ -616,41 +410,41 @@ TEST(paging_rules_and_round_trip) {
 /* Eviction to system memory keeps contents sparse: only the 4 KiB pieces written since the last
  * zero fill cost host memory (HostBytes), and the contents come back whole (pattern and zeros). */
 TEST(paging_system_copy_is_sparse) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE device = device_create(f, 1);
+  HANDLE device = fake_device_create(f, 1);
   const UINT64 S = 256 * KiB;
   SIM_ALLOCATION_DATA data = sim_allocation_buffer((UINT)S, SIM_PLACEMENT_ANY, 0);
   HANDLE a;
   D3DKMT_HANDLE kmt;
-  assert_status(alloc_create(f, &data, &a, &kmt), STATUS_SUCCESS, "a");
-  expect_status(paging(f, DXGK_OPERATION_FILL, a, 0, 0, 0, 1, 0), STATUS_SUCCESS, "fill (zeros)");
+  assert_status(fake_alloc_create(f, &data, &a, &kmt), STATUS_SUCCESS, "a");
+  expect_status(fake_paging(f, DXGK_OPERATION_FILL, a, 0, 0, 0, 1, 0), STATUS_SUCCESS, "fill (zeros)");
   HANDLE binding;
   assert_status(open_one(f, device, kmt, false, &binding), STATUS_SUCCESS, "open a");
   uint8_t cmd[128];
   size_t n = sim_cmd_fill(cmd, 0, 100 * KiB + 8, 64, 0x0BADF00Du); /* one 4 KiB piece */
-  assert_status(submit(f, device, &binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "write 64 bytes");
-  run_engine(f);
+  assert_status(fake_submit(f, device, &binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "write 64 bytes");
+  fake_run_engine(f);
   sim_miniport_stats before, during, after;
   sim_miniport_get_stats(&before);
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 0, 0, 0), STATUS_SUCCESS, "to system");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a, S, 1, 0, 0, 0), STATUS_SUCCESS, "to system");
   sim_miniport_get_stats(&during);
   const UINT64 header = 24 + 8 * (S / 4096);
   expect_u64_eq(during.system_bytes - before.system_bytes, header + 4096, "the system copy: header + one 4 KiB block");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a, S, 0, 0, 1, 512 * KiB), STATUS_SUCCESS, "back to memory");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a, S, 0, 0, 1, 512 * KiB), STATUS_SUCCESS, "back to memory");
   sim_miniport_get_stats(&after);
   expect_u64_eq(after.system_bytes, before.system_bytes, "the system copy is freed");
   sim_miniport_events_clear();
   n = sim_cmd_check(cmd, 0, 0, 100 * KiB + 8, 0);
   n += sim_cmd_check(cmd + n, 0, 100 * KiB + 8, 64, 0x0BADF00Du);
   n += sim_cmd_check(cmd + n, 0, 100 * KiB + 72, S - 100 * KiB - 72, 0);
-  assert_status(submit(f, device, &binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "check");
-  run_engine(f);
+  assert_status(fake_submit(f, device, &binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "check");
+  fake_run_engine(f);
   sim_event events[2];
   expect_u64_eq(last_events(events, 2), 0, "zeros, the pattern, zeros: contents survived");
-  close_one(f, device, binding);
-  destroy_one(f, a);
+  fake_close_one(f, device, binding);
+  fake_destroy_one(f, a);
   f->ddi->DxgkDdiDestroyDevice(device);
   fake_end(f, true);
 }
@@ -658,10 +452,10 @@ TEST(paging_system_copy_is_sparse) {
 /* ---- Objects: open rules, create rollback, resources, zombies, removal -------------------------------- */
 
 TEST(open_rules_and_rollback) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE device = device_create(f, 1);
+  HANDLE device = fake_device_create(f, 1);
   placed a = place(f, device, 8 * KiB, SIM_PLACEMENT_ANY, 1, 0);
   sim_miniport_stats before, after;
   sim_miniport_get_stats(&before);
@@ -673,8 +467,8 @@ TEST(open_rules_and_rollback) {
   SIM_ALLOCATION_DATA data = sim_allocation_buffer(4 * KiB, SIM_PLACEMENT_ANY, 0);
   HANDLE b;
   D3DKMT_HANDLE b_kmt;
-  assert_status(alloc_create(f, &data, &b, &b_kmt), STATUS_SUCCESS, "b");
-  assert_status(paging(f, DXGK_OPERATION_FILL, b, 4096, 0, 0, 2, 0), STATUS_SUCCESS, "fill b");
+  assert_status(fake_alloc_create(f, &data, &b, &b_kmt), STATUS_SUCCESS, "b");
+  assert_status(fake_paging(f, DXGK_OPERATION_FILL, b, 4096, 0, 0, 2, 0), STATUS_SUCCESS, "fill b");
   sim_miniport_get_stats(&before);
   live_before = fake_live(f);
   DXGK_OPENALLOCATIONINFO infos[2];
@@ -696,16 +490,16 @@ TEST(open_rules_and_rollback) {
   args.Flags.Reserved = 1;
   args.NumAllocations = 1;
   expect_status(f->ddi->DxgkDdiOpenAllocation(device, &args), STATUS_INVALID_PARAMETER, "reserved flag");
-  close_one(f, device, a.binding);
-  destroy_one(f, a.allocation);
-  destroy_one(f, b);
+  fake_close_one(f, device, a.binding);
+  fake_destroy_one(f, a.allocation);
+  fake_destroy_one(f, b);
   f->ddi->DxgkDdiDestroyDevice(device);
   fake_end(f, true);
 }
 
 TEST(create_is_all_or_nothing_and_resources) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
   SIM_ALLOCATION_DATA good = sim_allocation_buffer(4096, 0, 0), bad = good;
   bad.Placement = 7;
@@ -768,11 +562,11 @@ TEST(create_is_all_or_nothing_and_resources) {
 }
 
 TEST(zombie_device_freed_by_its_last_completion) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE device = device_create(f, 1);
-  expect_status(submit(f, device, NULL, 0, NULL, 0), STATUS_SUCCESS, "a Null submission");
+  HANDLE device = fake_device_create(f, 1);
+  expect_status(fake_submit(f, device, NULL, 0, NULL, 0), STATUS_SUCCESS, "a Null submission");
   expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_SUCCESS, "destroy with work queued");
   sim_miniport_stats s;
   sim_miniport_get_stats(&s);
@@ -780,13 +574,13 @@ TEST(zombie_device_freed_by_its_last_completion) {
   expect_u64_eq(s.zombie_devices, 1, "a zombie keeps the address space");
   expect_u64_gt(fake_live(f).HostBytes, 0, "its page tables still count");
   expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_INVALID_HANDLE, "no longer a device");
-  expect_u64_eq(run_engine(f), 1, "the work runs");
+  expect_u64_eq(fake_run_engine(f), 1, "the work runs");
   sim_miniport_get_stats(&s);
   expect_u64_eq(s.zombie_devices, 0, "freed by the completion");
   expect_u64_eq(fake_fences(f), 1, "fence reported");
   /* A zombie left at RemoveDevice is freed there (its work is cancelled, not reported). */
-  device = device_create(f, 2);
-  expect_status(submit(f, device, NULL, 0, NULL, 0), STATUS_SUCCESS, "queued");
+  device = fake_device_create(f, 2);
+  expect_status(fake_submit(f, device, NULL, 0, NULL, 0), STATUS_SUCCESS, "queued");
   expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_SUCCESS, "zombie");
   fake_end(f, false);
 }
@@ -794,30 +588,30 @@ TEST(zombie_device_freed_by_its_last_completion) {
 TEST(device_removed_sticks) {
   fault_injector inj;
   fault_injector_init(&inj);
-  SIM_HARDWARE_CONFIG config = quiet_config();
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
   config.Faults = &inj;
-  fake *f = fake_start(&config);
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE device = device_create(f, 1);
+  HANDLE device = fake_device_create(f, 1);
   placed a = place(f, device, 4 * KiB, SIM_PLACEMENT_ANY, 1, 0);
   fault_injector_arm(&inj, FAULT_DEVICE_REMOVED, 1, 0);
   uint8_t cmd[64];
   UINT n = (UINT)sim_cmd_fill(cmd, 0, 0, 16, 1);
-  expect_status(submit(f, device, &a.binding, 1, cmd, n), STATUS_DEVICE_REMOVED, "removed now");
-  expect_status(submit(f, device, &a.binding, 1, cmd, n), STATUS_DEVICE_REMOVED, "and stays removed");
+  expect_status(fake_submit(f, device, &a.binding, 1, cmd, n), STATUS_DEVICE_REMOVED, "removed now");
+  expect_status(fake_submit(f, device, &a.binding, 1, cmd, n), STATUS_DEVICE_REMOVED, "and stays removed");
   DXGKARG_CREATEDEVICE create;
   memset(&create, 0, sizeof create);
   expect_status(f->ddi->DxgkDdiCreateDevice(f->ctx, &create), STATUS_DEVICE_REMOVED, "no new device");
   SIM_ALLOCATION_DATA data = sim_allocation_buffer(4096, 0, 0);
   HANDLE b;
-  expect_status(alloc_create(f, &data, &b, NULL), STATUS_DEVICE_REMOVED, "no new allocation");
+  expect_status(fake_alloc_create(f, &data, &b, NULL), STATUS_DEVICE_REMOVED, "no new allocation");
   HANDLE binding;
   expect_status(open_one(f, device, a.kmt, true, &binding), STATUS_DEVICE_REMOVED, "no new binding");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 4096, 1, 0, 0, 0), STATUS_DEVICE_REMOVED, "no paging");
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 4096, 1, 0, 0, 0), STATUS_DEVICE_REMOVED, "no paging");
   expect_u64_eq(fault_injector_failures(&inj, FAULT_DEVICE_REMOVED), 1, "asked once, then remembered");
   /* Teardown still works. */
-  expect_status(close_one(f, device, a.binding), STATUS_SUCCESS, "close");
-  expect_status(destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy");
+  expect_status(fake_close_one(f, device, a.binding), STATUS_SUCCESS, "close");
+  expect_status(fake_destroy_one(f, a.allocation), STATUS_SUCCESS, "destroy");
   expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_SUCCESS, "destroy device");
   fake_end(f, true);
 }
@@ -827,15 +621,15 @@ TEST(device_removed_sticks) {
 TEST(wrong_answers_are_answered_and_take_back_what_they_hide) {
   fault_injector inj;
   fault_injector_init(&inj);
-  SIM_HARDWARE_CONFIG config = quiet_config();
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
   config.Faults = &inj;
-  fake *f = fake_start(&config);
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE device = device_create(f, 1);
+  HANDLE device = fake_device_create(f, 1);
   SIM_ALLOCATION_DATA data = sim_allocation_buffer(4096, 0, 0);
   HANDLE good;
   D3DKMT_HANDLE good_kmt;
-  assert_status(alloc_create(f, &data, &good, &good_kmt), STATUS_SUCCESS, "a plain create");
+  assert_status(fake_alloc_create(f, &data, &good, &good_kmt), STATUS_SUCCESS, "a plain create");
   DXGK_ALLOCATIONINFO reference;
   memset(&reference, 0, sizeof reference);
   expect_status(SimDescribeAllocation(&config, &data, sizeof data, &reference), STATUS_SUCCESS, "describe");
@@ -944,7 +738,7 @@ TEST(wrong_answers_are_answered_and_take_back_what_they_hide) {
   expect_ptr_eq(create.hDevice, NULL, "a NULL device");
   expect_u64_eq(fake_live(f).Devices, 1, "only the first device");
 
-  expect_status(destroy_one(f, good), STATUS_SUCCESS, "destroy the plain one");
+  expect_status(fake_destroy_one(f, good), STATUS_SUCCESS, "destroy the plain one");
   expect_status(f->ddi->DxgkDdiDestroyDevice(device), STATUS_SUCCESS, "destroy device");
   fake_end(f, true);
 }
@@ -954,36 +748,36 @@ TEST(wrong_answers_are_answered_and_take_back_what_they_hide) {
 TEST(remap_failure_maps_on_demand) {
   fault_injector inj;
   fault_injector_init(&inj);
-  SIM_HARDWARE_CONFIG config = quiet_config();
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
   config.Faults = &inj;
-  fake *f = fake_start(&config);
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE device = device_create(f, 1);
+  HANDLE device = fake_device_create(f, 1);
   placed a = place(f, device, 8 * KiB, SIM_PLACEMENT_ANY, 1, 0);
   uint8_t cmd[64];
   UINT n = (UINT)sim_cmd_fill(cmd, 0, 0, 8 * KiB, 0xFEEDFACEu);
-  assert_status(submit(f, device, &a.binding, 1, cmd, n), STATUS_SUCCESS, "fill");
-  run_engine(f);
+  assert_status(fake_submit(f, device, &a.binding, 1, cmd, n), STATUS_SUCCESS, "fill");
+  fake_run_engine(f);
   sim_miniport_stats before, after;
   sim_miniport_get_stats(&before);
   fault_injector_arm(&inj, FAULT_PAGE_TABLE_PAGE, 1, FAULT_REPEAT_FOREVER);
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 8 * KiB, 1, 0, 2, 0), STATUS_SUCCESS,
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 8 * KiB, 1, 0, 2, 0), STATUS_SUCCESS,
                 "the transfer succeeds");
   sim_miniport_get_stats(&after);
   expect_u64_eq(after.mapped_bytes, before.mapped_bytes - 8 * KiB, "the binding was left unmapped");
   n = (UINT)sim_cmd_check(cmd, 0, 0, 8 * KiB, 0xFEEDFACEu);
-  expect_status(submit(f, device, &a.binding, 1, cmd, n), STATUS_NO_MEMORY, "the map on demand fails");
-  expect_u64_eq(run_engine(f), 0, "nothing queued");
+  expect_status(fake_submit(f, device, &a.binding, 1, cmd, n), STATUS_NO_MEMORY, "the map on demand fails");
+  expect_u64_eq(fake_run_engine(f), 0, "nothing queued");
   fault_injector_disarm_all(&inj);
   sim_miniport_events_clear();
-  expect_status(submit(f, device, &a.binding, 1, cmd, n), STATUS_SUCCESS, "mapped on demand");
-  expect_u64_eq(run_engine(f), 1, "ran");
+  expect_status(fake_submit(f, device, &a.binding, 1, cmd, n), STATUS_SUCCESS, "mapped on demand");
+  expect_u64_eq(fake_run_engine(f), 1, "ran");
   sim_event events[2];
   expect_u64_eq(last_events(events, 2), 0, "contents moved");
   sim_miniport_get_stats(&after);
   expect_u64_eq(after.lazy_maps, before.lazy_maps + 1, "one lazy map");
-  close_one(f, device, a.binding);
-  destroy_one(f, a.allocation);
+  fake_close_one(f, device, a.binding);
+  fake_destroy_one(f, a.allocation);
   f->ddi->DxgkDdiDestroyDevice(device);
   fake_end(f, true);
 }
@@ -993,10 +787,10 @@ TEST(remap_failure_maps_on_demand) {
 /* 1024 allocations of 4 KiB, one CreateAllocation and one OpenAllocation each, side by side in one
  * device's address space: what each costs in host memory (HostBytes). */
 TEST(host_bytes_per_4k_allocation) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE device = device_create(f, 1);
+  HANDLE device = fake_device_create(f, 1);
   enum { N = 1024 };
   static placed all[N];
   UINT64 before = fake_live(f).HostBytes;
@@ -1013,8 +807,8 @@ TEST(host_bytes_per_4k_allocation) {
   expect_u64_ge(per, 88 + 88 + 8, "at least the objects and a leaf");
   expect_u64_le(per, 240, "lean");
   for (int i = 0; i < N; i++) {
-    close_one(f, device, all[i].binding);
-    destroy_one(f, all[i].allocation);
+    fake_close_one(f, device, all[i].binding);
+    fake_destroy_one(f, all[i].allocation);
   }
   f->ddi->DxgkDdiDestroyDevice(device);
   fake_end(f, true);
@@ -1023,7 +817,7 @@ TEST(host_bytes_per_4k_allocation) {
 /* ---- Concurrency (TSan) --------------------------------------------------------------------------------- */
 
 typedef struct race {
-  fake *f;
+  fake_port *f;
   HANDLE device;
   D3DKMT_HANDLE shared_kmt;
   HANDLE shared;
@@ -1038,7 +832,7 @@ static void *race_binder(void *arg) {
   for (int i = 0; i < r->rounds; i++) {
     HANDLE binding;
     if (open_one(r->f, r->device, r->shared_kmt, (i & 1) != 0, &binding) == STATUS_SUCCESS)
-      close_one(r->f, r->device, binding);
+      fake_close_one(r->f, r->device, binding);
     UINT n = (UINT)sim_cmd_fill(cmd, 0, 0, 4096, (UINT)i);
     DXGK_ALLOCATIONLIST list = {.hDeviceSpecificAllocation = r->own.binding};
     DXGKARG_SUBMITCOMMAND args;
@@ -1063,7 +857,7 @@ static void *race_pager(void *arg) {
     UINT to = (UINT)(i % 3 == 2 ? 0 : (i % 3) + 1);
     if (to == from) to = to == 1 ? 2 : 1;
     UINT64 to_offset = to ? (UINT64)(1 + i % 8) * 64 * KiB : 0;
-    if (paging(r->f, DXGK_OPERATION_TRANSFER, r->shared, 8 * KiB, from, offset, to, to_offset) == STATUS_SUCCESS) {
+    if (fake_paging(r->f, DXGK_OPERATION_TRANSFER, r->shared, 8 * KiB, from, offset, to, to_offset) == STATUS_SUCCESS) {
       from = to;
       offset = to_offset;
     }
@@ -1072,9 +866,9 @@ static void *race_pager(void *arg) {
 }
 
 TEST(concurrent_open_close_paging_threaded_engine) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
   config.EngineMode = SIM_ENGINE_THREADED;
-  fake *f = fake_start(&config);
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
   sim_miniport_stats before, after;
   sim_miniport_get_stats(&before);
@@ -1082,10 +876,10 @@ TEST(concurrent_open_close_paging_threaded_engine) {
   SIM_ALLOCATION_DATA data = sim_allocation_buffer(8 * KiB, SIM_PLACEMENT_ANY, 0);
   HANDLE shared;
   D3DKMT_HANDLE shared_kmt;
-  assert_status(alloc_create(f, &data, &shared, &shared_kmt), STATUS_SUCCESS, "shared");
-  assert_status(paging(f, DXGK_OPERATION_FILL, shared, 8 * KiB, 0, 0, 1, 0), STATUS_SUCCESS, "fill");
+  assert_status(fake_alloc_create(f, &data, &shared, &shared_kmt), STATUS_SUCCESS, "shared");
+  assert_status(fake_paging(f, DXGK_OPERATION_FILL, shared, 8 * KiB, 0, 0, 1, 0), STATUS_SUCCESS, "fill");
   for (int i = 0; i < 2; i++) {
-    r[i] = (race){.f = f, .device = device_create(f, (UINT)(10 + i)), .shared_kmt = shared_kmt, .shared = shared,
+    r[i] = (race){.f = f, .device = fake_device_create(f, (UINT)(10 + i)), .shared_kmt = shared_kmt, .shared = shared,
                   .rounds = 300};
     r[i].own = place(f, r[i].device, 4 * KiB, SIM_PLACEMENT_APERTURE_ONLY, 2, (UINT64)(2 * MiB + i * 64 * KiB));
   }
@@ -1107,17 +901,17 @@ TEST(concurrent_open_close_paging_threaded_engine) {
   expect_u64_eq(after.gpu_faults, before.gpu_faults, "no fault: work never touched the moving allocation");
   expect_u64_eq(after.queued_submissions, 0, "drained");
   for (int i = 0; i < 2; i++) {
-    close_one(f, r[i].device, r[i].own.binding);
-    destroy_one(f, r[i].own.allocation);
+    fake_close_one(f, r[i].device, r[i].own.binding);
+    fake_destroy_one(f, r[i].own.allocation);
     f->ddi->DxgkDdiDestroyDevice(r[i].device);
   }
-  destroy_one(f, shared);
+  fake_destroy_one(f, shared);
   fake_end(f, true);
 }
 
 /* ---- The hardware walk ---------------------------------------------------------------------------- */
 
-static bool hardware_ok(fake *f, char *msg, size_t cap) {
+static bool hardware_ok(fake_port *f, char *msg, size_t cap) {
   msg[0] = '\0';
   char live[512];
   const bool ok = sim_miniport_check_hardware(f, 0, msg, cap);
@@ -1143,7 +937,7 @@ static bool hardware_ok(fake *f, char *msg, size_t cap) {
   } while (0)
 
 /* Opens @a and @b on @device in ONE call: one binding block holding both. */
-static void open_two(fake *f, HANDLE device, D3DKMT_HANDLE a, D3DKMT_HANDLE b, HANDLE out[2]) {
+static void open_two(fake_port *f, HANDLE device, D3DKMT_HANDLE a, D3DKMT_HANDLE b, HANDLE out[2]) {
   DXGK_OPENALLOCATIONINFO info[2];
   memset(info, 0, sizeof info);
   info[0].hAllocation = a;
@@ -1158,8 +952,8 @@ static void open_two(fake *f, HANDLE device, D3DKMT_HANDLE a, D3DKMT_HANDLE b, H
 }
 
 TEST(hardware_walk_passes_on_sound_states) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
   expect_hardware_ok(f, "empty adapter");
   char msg[256];
@@ -1169,47 +963,47 @@ TEST(hardware_walk_passes_on_sound_states) {
   expect_false(sim_miniport_check_hardware(f, 0x80u, msg, sizeof msg), "an unknown flag");
   expect_true(strstr(msg, "unknown flags 0x80") != NULL, "named: %s", msg);
 
-  HANDLE d1 = device_create(f, 1), d2 = device_create(f, 2);
+  HANDLE d1 = fake_device_create(f, 1), d2 = fake_device_create(f, 2);
   placed a = place(f, d1, 16 * KiB, SIM_PLACEMENT_ANY, SIM_SEGMENT_ID_MEMORY, 0);
   placed b = place(f, d1, 8 * KiB, SIM_PLACEMENT_APERTURE_ONLY, SIM_SEGMENT_ID_APERTURE, 64 * KiB);
   expect_hardware_ok(f, "two placed allocations, bound");
   HANDLE pair[2];
   open_two(f, d2, a.kmt, b.kmt, pair);
-  expect_status(close_one(f, d2, pair[0]), STATUS_SUCCESS, "close one of a block");
+  expect_status(fake_close_one(f, d2, pair[0]), STATUS_SUCCESS, "close one of a block");
   expect_hardware_ok(f, "a closed binding in a block still held");
   HANDLE read_only;
-  expect_status(open_one(f, device_create(f, 3), b.kmt, true, &read_only), STATUS_SUCCESS, "read-only binding");
+  expect_status(open_one(f, fake_device_create(f, 3), b.kmt, true, &read_only), STATUS_SUCCESS, "read-only binding");
   expect_hardware_ok(f, "a read-only binding");
 
   uint8_t cmd[64];
   size_t n = sim_cmd_fill(cmd, 0, 0, 4096, 0x5A5A5A5Au);
-  expect_status(submit(f, d1, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "fill");
+  expect_status(fake_submit(f, d1, &a.binding, 1, cmd, (UINT)n), STATUS_SUCCESS, "fill");
   expect_hardware_ok(f, "work queued");
-  expect_u64_eq(run_engine(f), 1, "runs");
+  expect_u64_eq(fake_run_engine(f), 1, "runs");
   expect_hardware_ok(f, "work completed");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 16 * KiB, SIM_SEGMENT_ID_MEMORY, 0, 0, 0),
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 16 * KiB, SIM_SEGMENT_ID_MEMORY, 0, 0, 0),
                 STATUS_SUCCESS, "evict to system memory");
   expect_hardware_ok(f, "an allocation in system memory, its bindings unmapped");
-  expect_status(paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 16 * KiB, 0, 0, SIM_SEGMENT_ID_APERTURE, 0),
+  expect_status(fake_paging(f, DXGK_OPERATION_TRANSFER, a.allocation, 16 * KiB, 0, 0, SIM_SEGMENT_ID_APERTURE, 0),
                 STATUS_SUCCESS, "back to the aperture");
   expect_hardware_ok(f, "back in a segment, remapped");
-  expect_status(submit(f, d2, NULL, 0, NULL, 0), STATUS_SUCCESS, "queued on d2");
+  expect_status(fake_submit(f, d2, NULL, 0, NULL, 0), STATUS_SUCCESS, "queued on d2");
   expect_status(f->ddi->DxgkDdiDestroyDevice(d2), STATUS_SUCCESS, "d2 becomes a zombie");
   expect_hardware_ok(f, "a zombie device");
-  expect_u64_eq(run_engine(f), 1, "the zombie's work runs");
+  expect_u64_eq(fake_run_engine(f), 1, "the zombie's work runs");
   expect_hardware_ok(f, "the zombie freed");
   /* What a buggy port does: destroy under an open binding. The stale mapping is the sim's
    * documented state (a GPU access faults on it), not a broken hardware invariant. */
-  expect_status(destroy_one(f, b.allocation), STATUS_SUCCESS, "destroy while bound");
+  expect_status(fake_destroy_one(f, b.allocation), STATUS_SUCCESS, "destroy while bound");
   expect_hardware_ok(f, "an orphaned binding keeps its stale mapping");
   fake_end(f, false);
 }
 
 TEST(hardware_walk_catches_a_broken_page_table_entry) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE device = device_create(f, 0x40000005u);
+  HANDLE device = fake_device_create(f, 0x40000005u);
   placed a = place(f, device, 8 * KiB, SIM_PLACEMENT_ANY, SIM_SEGMENT_ID_MEMORY, 0);
   expect_hardware_ok(f, "sound");
   gpu_as *as = ((sim_device *)device)->as;
@@ -1236,9 +1030,9 @@ TEST(hardware_walk_catches_a_broken_page_table_entry) {
   /* A closed binding whose range is mapped again. */
   placed b = place(f, device, 4 * KiB, SIM_PLACEMENT_ANY, SIM_SEGMENT_ID_MEMORY, 64 * KiB);
   HANDLE pair[2];
-  HANDLE other = device_create(f, 0x40000006u);
+  HANDLE other = fake_device_create(f, 0x40000006u);
   open_two(f, other, a.kmt, b.kmt, pair);
-  expect_status(close_one(f, other, pair[1]), STATUS_SUCCESS, "close one of the block");
+  expect_status(fake_close_one(f, other, pair[1]), STATUS_SUCCESS, "close one of the block");
   expect_hardware_ok(f, "partially closed block");
   const UINT64 closed_va = ((sim_binding *)pair[1])->va;
   expect_status(gpu_as_map(((sim_device *)other)->as, closed_va, memory, 64 * KiB, 4096, 0), STATUS_SUCCESS,
@@ -1250,10 +1044,10 @@ TEST(hardware_walk_catches_a_broken_page_table_entry) {
 }
 
 TEST(hardware_walk_catches_a_segment_page_freed_behind_the_sim) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
-  HANDLE device = device_create(f, 7);
+  HANDLE device = fake_device_create(f, 7);
   placed a = place(f, device, 16 * KiB, SIM_PLACEMENT_ANY, SIM_SEGMENT_ID_MEMORY, 32 * KiB);
   gpu_segment *memory = ((sim_adapter *)f->ctx)->segments[0];
   expect_status(gpu_segment_release(memory, 44 * KiB, 4 * KiB), STATUS_SUCCESS, "corrupt: free its last page");
@@ -1276,13 +1070,13 @@ TEST(hardware_walk_catches_a_segment_page_freed_behind_the_sim) {
 }
 
 TEST(hardware_walk_catches_engine_disagreement) {
-  SIM_HARDWARE_CONFIG config = quiet_config();
-  fake *f = fake_start(&config);
+  SIM_HARDWARE_CONFIG config = fake_quiet_config();
+  fake_port *f = fake_start(&config);
   assert_ptr_ne(f, NULL, "adapter");
   sim_adapter *adapter = f->ctx;
-  HANDLE device = device_create(f, 9);
-  expect_status(submit(f, device, NULL, 0, NULL, 0), STATUS_SUCCESS, "fence 1");
-  expect_u64_eq(run_engine(f), 1, "runs");
+  HANDLE device = fake_device_create(f, 9);
+  expect_status(fake_submit(f, device, NULL, 0, NULL, 0), STATUS_SUCCESS, "fence 1");
+  expect_u64_eq(fake_run_engine(f), 1, "runs");
   expect_hardware_ok(f, "sound");
   /* The sim's record of the completion disagrees with the engine's history. */
   adapter->completed_status = GPU_STATUS_PAGE_FAULT;
