@@ -672,8 +672,7 @@ static bool parse_value(fz_parser *ps, uint32_t k, fz_call *call, uint32_t field
     char w[64];
     word(ps, w, sizeof w);
     if (!damage_kind_from_name(w, &call->damage)) {
-      return perr(ps, "kind: unknown damage kind '%s' (the names: alloclab/damage.h's and the "
-                      "sim's kinds; `trace` prints them)", w);
+      return perr(ps, "kind: unknown damage kind '%s' (`trace --damage-kinds` lists them)", w);
     }
     return true;
   }

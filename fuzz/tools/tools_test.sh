@@ -60,6 +60,23 @@ grep -qx "v3 = destroy_allocations(dev=v1, list=\[v2.a0, 0xdead0001\], flags=0) 
   "$tmp/run.out" || fail "trace --run error status: $(cat "$tmp/run.out")"
 expect_error "usage: trace" "$trace" --run
 
+# trace --damage-kinds lists both layers' damage kinds; a name from the list runs, caught.
+"$trace" --damage-kinds >"$tmp/kinds.txt" 2>"$tmp/err" || fail "trace --damage-kinds: $(cat "$tmp/err")"
+grep -q '^port resource_count_above_capacity .*(pick: .*; expect: "above capacity")$' "$tmp/kinds.txt" ||
+  fail "port kind missing from: $(head -3 "$tmp/kinds.txt")"
+grep -q '^sim  sim_live_devices_count ' "$tmp/kinds.txt" || fail "sim kind missing from: $(tail -3 "$tmp/kinds.txt")"
+(($(wc -l <"$tmp/kinds.txt") >= 90)) || fail "only $(wc -l <"$tmp/kinds.txt") damage kinds listed"
+[[ -z $(awk '{print $2}' "$tmp/kinds.txt" | sort | uniq -d) ]] || fail "a damage kind is listed twice"
+expect_error "--damage-kinds takes no other argument" "$trace" --damage-kinds "$tmp/run.bin"
+printf 'v1 = create_device()\nv2 = create_resource(dev=v1, n=2, size=4096, placement=any, shared=0)\nv3 = damage(kind=%s, pick=0)\n' \
+  "$(awk '$2 == "resource_count_above_capacity" {print $2}' "$tmp/kinds.txt")" >"$tmp/damage.txt"
+"$encode" "$tmp/damage.txt" "$tmp/damage.bin" >/dev/null 2>"$tmp/err" || fail "encode damage.txt: $(cat "$tmp/err")"
+"$trace" --run "$tmp/damage.bin" >"$tmp/damage.out" 2>"$tmp/err" || fail "trace --run damage: $(cat "$tmp/damage.out" "$tmp/err")"
+grep -qx "v3 = damage(kind=resource_count_above_capacity, pick=0) = STATUS_SUCCESS" "$tmp/damage.out" ||
+  fail "trace --run damage status: $(cat "$tmp/damage.out")"
+printf 'v1 = damage(kind=no_such_kind, pick=0)\n' >"$tmp/bad_kind.txt"
+expect_error "unknown damage kind 'no_such_kind' (\`trace --damage-kinds\` lists them)" "$encode" "$tmp/bad_kind.txt" "$tmp/bad_kind.bin"
+
 # --target close_destroy replays with that target's segments: a resource of 1024 allocations
 # of 16 KiB (16 MiB) fits there, not in ddi_sequence's 2 MiB segments; long lists as ranges.
 cat >"$tmp/big.txt" <<'PROG'

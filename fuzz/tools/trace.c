@@ -2,6 +2,7 @@
  * trace.c — print fuzz inputs as programs.
  *
  *   trace [--target NAME] [--run] FILE...
+ *   trace --damage-kinds
  *
  * Decodes each input (fuzz/common/include/alloclab/fuzz/input.h) and prints it in the text
  * form (fuzz/common/text.h), one numbered call a line, after a "# FILE: ..." comment line; the
@@ -13,6 +14,9 @@
  * close_destroy has larger segments), so a target's inputs replay as the target ran them; the
  * default is ddi_sequence's. Every program target reads the same input format, so printing does
  * not depend on it.
+ * --damage-kinds lists the kinds a `damage(kind=NAME, pick=N)` call can name (program.h
+ * "Damage"): the port's (alloclab/damage.h) and the sim's, one a line: layer, name, what pick
+ * counts among, and the phrase the walk's message must contain.
  * Exits 1 when a file cannot be read or names an unsupported format version (the other files
  * are still printed), 2 on a usage error.
  */
@@ -20,8 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloclab/damage.h"
 #include "alloclab/fuzz/execute.h"
 #include "alloclab/fuzz/input.h"
+#include "alloclab/hw/sim_miniport.h"
 #include "fuzz/common/text.h"
 #include "fuzz/targets/program_target.h"
 #include "fuzz/tools/read_file.h"
@@ -32,12 +38,27 @@ static fz_exec_report report;
 static int usage(int status) {
   fprintf(stderr,
           "usage: trace [--target NAME] [--run] FILE...\n"
+          "       trace --damage-kinds\n"
           "Prints each fuzz input as a numbered program (the text form `encode` reads).\n"
           "--run: also executes it (port + selected miniport + reference model) and prints\n"
           "       each call's status; exits 3 when the port and the model disagree.\n"
           "--target NAME: run with the options of fuzz target NAME (ddi_sequence,\n"
-          "       fault_injection, close_destroy; default ddi_sequence).\n");
+          "       fault_injection, close_destroy; default ddi_sequence).\n"
+          "--damage-kinds: list the kinds damage(kind=NAME, pick=N) can name.\n");
   return status;
+}
+
+/* Every damage kind of both layers: "LAYER NAME  (pick: TARGET; expect: \"PHRASE\")". */
+static int list_damage_kinds(void) {
+  for (unsigned layer = 0; layer < 2; layer++) {
+    const unsigned count = layer ? sim_testing_damage_kind_count() : al_testing_damage_kind_count();
+    for (unsigned k = 0; k < count; k++) {
+      const al_damage_kind_info *info = layer ? sim_testing_damage_kind(k) : al_testing_damage_kind(k);
+      printf("%-4s %-48s (pick: %s; expect: \"%s\")\n", layer ? "sim" : "port", info->name, info->target,
+             info->expect);
+    }
+  }
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -53,6 +74,12 @@ int main(int argc, char **argv) {
         return usage(2);
       }
       target = argv[++first];
+    } else if (strcmp(argv[first], "--damage-kinds") == 0) {
+      if (first + 1 != argc) {
+        fprintf(stderr, "trace: --damage-kinds takes no other argument\n");
+        return usage(2);
+      }
+      return list_damage_kinds();
     } else if (strcmp(argv[first], "-h") == 0 || strcmp(argv[first], "--help") == 0) {
       return usage(0);
     } else {
