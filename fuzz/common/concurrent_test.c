@@ -222,9 +222,32 @@ TEST(test_one_preemption_finds_the_racing_outcome) {
   expect_true(raced, "no single preemption of thread 0 let thread 1's last destroy run first");
 }
 
+/* A damage op runs before the fork (the adapter is quiescent) and not after it (other logical
+ * threads would see the damaged state), and its status says which (program.h "Damage"). */
+TEST(test_damage_runs_only_before_the_fork) {
+  static const char text[] =
+      "v1 = create_device()\n"
+      "v2 = damage(kind=handle_table_live_count_off_by_one, pick=0)\n"
+      "v3 = create_device()\n"
+      "v4 = damage(kind=handle_table_live_count_off_by_one, pick=0)\n"
+      "v5 = create_device()\n";
+  static fz_program damaging;
+  char err[256];
+  assert_true(fz_parse_program(text, &damaging, err, sizeof err), "parse: %s", err);
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  static fz_exec_report rep;
+  fz_concurrency cc = {.fork = 3, .threads = 2, .preemptive = true};
+  expect_u64_eq(fz_execute_concurrent(&damaging, &cc, &o, &rep), FZ_EXEC_OK, "%s", rep.message);
+  expect_status(rep.status[1], STATUS_SUCCESS, "v2, before the fork: caught");
+  expect_status(rep.status[3], STATUS_INVALID_PARAMETER, "v4, after the fork: not run");
+  expect_status(rep.status[4], STATUS_SUCCESS, "v5 ran concurrently");
+}
+
 RUN_TESTS(T(test_same_choices_same_run), T(test_choices_change_the_interleaving),
           T(test_linearizability_check_catches_a_broken_port), T(test_no_preemption_runs_threads_one_after_another),
           T(test_preemption_switches_at_the_threads_own_point),
           T(test_moving_one_preemption_leaves_the_others_in_place),
           T(test_preemption_target_that_cannot_run_falls_to_the_next_thread),
-          T(test_one_preemption_finds_the_racing_outcome))
+          T(test_one_preemption_finds_the_racing_outcome), T(test_damage_runs_only_before_the_fork))

@@ -1453,6 +1453,10 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
     if (!run_program_call(x, i, &p->calls[i], &e)) break;
   }
   if (!x->failed) {
+    /* The damage ops after the fork are not run, and say so (program.h "Damage"): the report's
+     * zeroed status would read STATUS_SUCCESS, "caught". */
+    for (uint32_t i = fork; i < ncalls; i++)
+      if (p->calls[i].op == FZ_OP_DAMAGE) x->rep->status[i] = STATUS_INVALID_PARAMETER;
     for (uint32_t i = fork, j = 0; i < ncalls && cx->count < FZ_CONCURRENT_MAX_CALLS; i++, j++) {
       if (!conc_runs(p->calls[i].op)) continue;
       conc_call *q = &cx->calls[cx->count++];

@@ -29,7 +29,9 @@ static const al_damage_kind_info *damage_kind_of(uint8_t kind_byte) {
   return (kind_byte & FZ_DAMAGE_SIM) ? sim_testing_damage_kind(kind) : al_testing_damage_kind(kind);
 }
 
-/* The kind byte of the damage kind called @name (the port's kinds, then the sim's). */
+/* The kind byte of the damage kind called @name. The two layers' names never clash (the sim's
+ * all start with "sim_", the port's never do: damage_test and sim_damage_test check), so the
+ * order the tables are searched in does not matter. */
 static bool damage_kind_from_name(const char *name, uint8_t *out) {
   for (unsigned k = 0; k <= FZ_DAMAGE_KIND_MASK; k++) {
     const al_damage_kind_info *port = al_testing_damage_kind(k), *sim = sim_testing_damage_kind(k);

@@ -262,6 +262,11 @@ static void test_copy(void) {
 static void test_damage(void) {
   char text[512], err[256];
   const char *port = al_testing_damage_kind(0)->name, *sim = sim_testing_damage_kind(0)->name;
+  /* The kind byte holds a layer's kind in its low 7 bits: a kind past them could not be named. */
+  CHECK(al_testing_damage_kind_count() <= FZ_DAMAGE_KIND_MASK + 1u &&
+            sim_testing_damage_kind_count() <= FZ_DAMAGE_KIND_MASK + 1u,
+        "damage kinds: port %u, sim %u; a kind byte holds at most %u a layer", al_testing_damage_kind_count(),
+        sim_testing_damage_kind_count(), FZ_DAMAGE_KIND_MASK + 1u);
   snprintf(text, sizeof text,
            "v1 = create_device()\n"
            "v2 = damage(kind=%s, pick=3)\n"

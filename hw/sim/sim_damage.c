@@ -70,8 +70,9 @@ typedef struct damage {
   damage_patch patch[DAMAGE_MAX_PATCHES];
 } damage;
 
-/* Saves @size bytes of @field, then writes @value over them. The table's kinds patch at most
- * DAMAGE_MAX_PATCHES fields (the macro below checks the size at compile time). */
+/* Saves @size bytes of @field, then writes @value over them. Nothing checks the number of
+ * patches at run time: the table's kinds patch at most DAMAGE_MAX_PATCHES fields (the most,
+ * engine_lag_fence, patches 4); DAMAGE_SET checks each field's size at compile time. */
 static void damage_write(damage *d, void *field, const void *value, size_t size) {
   damage_patch *patch = &d->patch[d->patches++];
   patch->field = field;
