@@ -35,6 +35,7 @@
 #include <sys/mman.h>
 
 #include "alloclab/host_alloc.h"
+#include "gpu_damage_internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SEG_ASAN 1
@@ -953,4 +954,99 @@ SEG_UNTRACED uint64_t gpu_host_copy_size(const gpu_host_copy *copy) { return cop
 
 uint64_t gpu_host_copy_host_bytes(const gpu_host_copy *copy) {
   return copy != NULL ? copy->host_bytes : 0;
+}
+
+/* ---- Testing only: damage kinds for gpu_segment_check (gpu_testing.h) ----------------------- */
+
+static const gpu_damage_kind_info segment_damage_kinds[GPU_SEGMENT_DAMAGE_KINDS] = {
+    [GPU_DAMAGE_SEGMENT_COMMITTED_COUNT] = {"segment_committed_count", "any segment",
+                                            "pages have an owner (found), the committed count says"},
+    [GPU_DAMAGE_SEGMENT_STORED_COUNT] = {"segment_stored_count", "any segment",
+                                         "granules marked stored (found), the stored count says"},
+    [GPU_DAMAGE_SEGMENT_OWNER_CLEARED] = {"segment_owner_cleared", "committed page",
+                                          "pages have an owner (found), the committed count says"},
+    [GPU_DAMAGE_SEGMENT_OWNER_ON_FREE_PAGE] = {"segment_owner_on_free_page", "free page",
+                                               "pages have an owner (found), the committed count says"},
+    [GPU_DAMAGE_APERTURE_HOST_MISSING] = {"aperture_host_missing", "committed aperture page",
+                                          "expected a host page"},
+    [GPU_DAMAGE_APERTURE_STORED_FREE_PAGE] = {"aperture_stored_free_page", "free aperture page",
+                                              "stored (found) on free page"},
+};
+
+const gpu_damage_kind_info *gpu_testing_segment_damage_kind(unsigned kind) {
+  return kind < GPU_SEGMENT_DAMAGE_KINDS ? &segment_damage_kinds[kind] : NULL;
+}
+
+/* The page (pick modulo their number, in page order) whose committed state is @committed;
+ * false when there is none. Lock held. */
+SEG_UNTRACED static bool seg_damage_pick_page(const gpu_segment *s, bool committed, uint64_t pick,
+                                              uint64_t *out_page) {
+  const uint64_t count = committed ? s->committed_pages : s->page_count - s->committed_pages;
+  if (count == 0) return false;
+  uint64_t seen = 0, wanted = pick % count;
+  for (uint64_t i = 0; i < s->page_count; i++) {
+    if ((s->pages[i].owner != 0) != committed) continue;
+    if (seen++ == wanted) {
+      *out_page = i;
+      return true;
+    }
+  }
+  return false;
+}
+
+SEG_UNTRACED static bool seg_damage_locked(gpu_segment *s, unsigned kind, uint64_t pick, gpu_damage_undo *undo) {
+  const bool aperture = s->kind == GPU_SEGMENT_APERTURE;
+  uint64_t page = 0;
+  switch (kind) {
+  case GPU_DAMAGE_SEGMENT_COMMITTED_COUNT:
+    GPU_DAMAGE_SET(undo, s->committed_pages, s->committed_pages + 1u);
+    return true;
+  case GPU_DAMAGE_SEGMENT_STORED_COUNT:
+    GPU_DAMAGE_SET(undo, s->stored_granules, s->stored_granules + 1u);
+    return true;
+  case GPU_DAMAGE_SEGMENT_OWNER_CLEARED:
+    if (!seg_damage_pick_page(s, true, pick, &page)) return false;
+    GPU_DAMAGE_SET(undo, s->pages[page].owner, (uint64_t)0);
+    return true;
+  case GPU_DAMAGE_SEGMENT_OWNER_ON_FREE_PAGE:
+    if (!seg_damage_pick_page(s, false, pick, &page)) return false;
+    GPU_DAMAGE_SET(undo, s->pages[page].owner, UINT64_MAX);
+    return true;
+  case GPU_DAMAGE_APERTURE_HOST_MISSING:
+    if (!aperture || !seg_damage_pick_page(s, true, pick, &page)) return false;
+    GPU_DAMAGE_SET(undo, s->host[page], (uint8_t *)NULL);
+    return true;
+  case GPU_DAMAGE_APERTURE_STORED_FREE_PAGE: {
+    if (!aperture || !seg_damage_pick_page(s, false, pick, &page)) return false;
+    /* The page's first granule (a free aperture page has every bit clear), counted, so only the
+     * free-page branch disagrees. */
+    const uint64_t granule = (page << s->page_shift) >> SEG_GRANULE_SHIFT;
+    uint64_t *word = &s->stored[granule / 64u];
+    GPU_DAMAGE_SET(undo, *word, *word | (UINT64_C(1) << (granule % 64u)));
+    GPU_DAMAGE_SET(undo, s->stored_granules, s->stored_granules + 1u);
+    return true;
+  }
+  default:
+    return false;
+  }
+}
+
+SEG_UNTRACED bool gpu_testing_damage_segment(gpu_segment *s, unsigned kind, uint64_t pick, gpu_damage_undo *undo) {
+  if (s == NULL || undo == NULL || kind >= GPU_SEGMENT_DAMAGE_KINDS) return false;
+  gpu_damage_undo fresh = {.lock = &s->lock};
+  pthread_mutex_lock(&s->lock);
+  const bool damaged = seg_damage_locked(s, kind, pick, &fresh);
+  pthread_mutex_unlock(&s->lock);
+  if (damaged) *undo = fresh;
+  return damaged;
+}
+
+SEG_UNTRACED void gpu_testing_undo(gpu_damage_undo *undo) {
+  if (undo == NULL || undo->fields == 0) return;
+  pthread_mutex_lock(undo->lock);
+  while (undo->fields > 0) {
+    const unsigned i = --undo->fields;
+    memcpy(undo->field[i].address, undo->field[i].saved, undo->field[i].size);
+  }
+  pthread_mutex_unlock(undo->lock);
 }

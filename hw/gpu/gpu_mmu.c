@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "alloclab/host_alloc.h"
+#include "gpu_damage_internal.h"
 
 /*
  * A page-table page: 512 entries and nothing else, so that it is exactly one 4 KiB allocation
@@ -966,4 +967,123 @@ PT_UNTRACED bool gpu_as_check(gpu_as *as) {
   }
   pthread_mutex_unlock(&as->lock);
   return c.ok;
+}
+
+/* ---- Testing only: damage kinds for gpu_as_check (gpu_testing.h) ---------------------------- */
+
+static const gpu_damage_kind_info as_damage_kinds[GPU_AS_DAMAGE_KINDS] = {
+    [GPU_DAMAGE_AS_POINTER_AT_LEVEL_1] = {"as_pointer_at_level_1", "4 KiB leaf", "pointer entry at level 1"},
+    [GPU_DAMAGE_AS_TABLE_AS_LEAF] = {"as_table_as_leaf", "table below the root", ": leaf 0x"},
+    [GPU_DAMAGE_AS_EMPTY_TABLE_KEPT] = {"as_empty_table_kept", "table below the root", "table kept (found 0 entries"},
+    [GPU_DAMAGE_AS_TABLE_COUNT] = {"as_table_count", "any table (the root first)",
+                                   "live entries (found), count says"},
+    [GPU_DAMAGE_AS_PAGE_ZERO_MAPPED] = {"as_page_zero_mapped", "level-1 table over VA 0", "page 0 is mapped"},
+    [GPU_DAMAGE_AS_TABLES_COUNTER] = {"as_tables_counter", "any address space", ": tables: "},
+    [GPU_DAMAGE_AS_TABLE_BYTES_COUNTER] = {"as_table_bytes_counter", "any address space", ": table bytes: "},
+    [GPU_DAMAGE_AS_MAPPED_4K_COUNTER] = {"as_mapped_4k_counter", "any address space", ": 4 KiB leaves: "},
+    [GPU_DAMAGE_AS_MAPPED_2M_COUNTER] = {"as_mapped_2m_counter", "any address space", ": 2 MiB leaves: "},
+};
+
+const gpu_damage_kind_info *gpu_testing_as_damage_kind(unsigned kind) {
+  return kind < GPU_AS_DAMAGE_KINDS ? &as_damage_kinds[kind] : NULL;
+}
+
+/* Whether entry @e of a level-@level table is a target. */
+typedef bool (*pt_entry_fit)(uint64_t e, int level);
+
+static bool pt_fit_leaf_4k(uint64_t e, int level) { return level == 1 && e != 0 && !pte_is_table(e); }
+
+static bool pt_fit_pointer(uint64_t e, int level) { return level >= 2 && pte_is_table(e); }
+
+/* Depth first, entries by index: counts in *@seen the entries of @t's subtree that @fit accepts
+ * and returns the one numbered @wanted (NULL when it is not there). */
+PT_UNTRACED static uint64_t *pt_damage_find(struct gpu_pt *t, int level, pt_entry_fit fit, uint64_t *seen,
+                                            uint64_t wanted) {
+  uint64_t *found = NULL;
+  for (unsigned i = 0; i < GPU_PT_ENTRIES; i++) {
+    const uint64_t e = t->e[i];
+    if (e == 0) continue;
+    if (fit(e, level) && (*seen)++ == wanted && found == NULL) found = &t->e[i];
+    if (level >= 2 && pte_is_table(e)) {
+      uint64_t *below = pt_damage_find(pte_table(e), level - 1, fit, seen, wanted);
+      if (found == NULL) found = below;
+    }
+  }
+  return found;
+}
+
+/* The entry @fit accepts numbered @pick modulo their number; NULL when there is none. */
+PT_UNTRACED static uint64_t *pt_damage_pick(gpu_as *as, pt_entry_fit fit, uint64_t pick) {
+  uint64_t count = 0;
+  pt_damage_find(as_root(as), 4, fit, &count, UINT64_MAX);
+  if (count == 0) return NULL;
+  uint64_t seen = 0;
+  return pt_damage_find(as_root(as), 4, fit, &seen, pick % count);
+}
+
+PT_UNTRACED static bool as_damage_locked(gpu_as *as, unsigned kind, uint64_t pick, gpu_damage_undo *undo) {
+  uint64_t *entry = NULL;
+  switch (kind) {
+  case GPU_DAMAGE_AS_POINTER_AT_LEVEL_1:
+    if ((entry = pt_damage_pick(as, pt_fit_leaf_4k, pick)) == NULL) return false;
+    GPU_DAMAGE_SET(undo, *entry, *entry | GPU_PTE_TABLE);
+    return true;
+  case GPU_DAMAGE_AS_TABLE_AS_LEAF:
+    /* LARGE cleared too: a count's bit there would make it a well-formed 2 MiB leaf at level 2. */
+    if ((entry = pt_damage_pick(as, pt_fit_pointer, pick)) == NULL) return false;
+    GPU_DAMAGE_SET(undo, *entry, *entry & ~(GPU_PTE_TABLE | GPU_PTE_LARGE));
+    return true;
+  case GPU_DAMAGE_AS_EMPTY_TABLE_KEPT:
+    if ((entry = pt_damage_pick(as, pt_fit_pointer, pick)) == NULL) return false;
+    GPU_DAMAGE_SET(undo, *entry, *entry & ~PTE_COUNT_MASK);
+    return true;
+  case GPU_DAMAGE_AS_TABLE_COUNT: {
+    uint64_t count = 0;
+    pt_damage_find(as_root(as), 4, pt_fit_pointer, &count, UINT64_MAX);
+    const uint64_t wanted = pick % (count + 1u); /* 0: the root */
+    uint64_t seen = 1;
+    entry = wanted == 0 ? &as->root_entry : pt_damage_find(as_root(as), 4, pt_fit_pointer, &seen, wanted);
+    GPU_DAMAGE_SET(undo, *entry, *entry + PTE_COUNT_ONE);
+    return true;
+  }
+  case GPU_DAMAGE_AS_PAGE_ZERO_MAPPED: {
+    /* The pointer entries on VA 0's path down to its level-1 table; none: no target. */
+    uint64_t *ref = &as->root_entry;
+    for (int level = 4; level > 1; level--) {
+      uint64_t *next = &pte_table(*ref)->e[0];
+      if (!pte_is_table(*next)) return false;
+      ref = next;
+    }
+    struct gpu_pt *table = pte_table(*ref);
+    if (table->e[0] != 0) return false; /* page 0 is never handed out: cannot happen */
+    GPU_DAMAGE_SET(undo, table->e[0], make_leaf(0, 0, 0, false));
+    GPU_DAMAGE_SET(undo, *ref, *ref + PTE_COUNT_ONE);
+    GPU_DAMAGE_SET(undo, as->st.mapped_4k, as->st.mapped_4k + 1u);
+    return true;
+  }
+  case GPU_DAMAGE_AS_TABLES_COUNTER:
+    GPU_DAMAGE_SET(undo, as->st.pt_pages, as->st.pt_pages + 1u);
+    return true;
+  case GPU_DAMAGE_AS_TABLE_BYTES_COUNTER:
+    GPU_DAMAGE_SET(undo, as->st.pt_bytes, as->st.pt_bytes + sizeof(struct gpu_pt));
+    return true;
+  case GPU_DAMAGE_AS_MAPPED_4K_COUNTER:
+    GPU_DAMAGE_SET(undo, as->st.mapped_4k, as->st.mapped_4k + 1u);
+    return true;
+  case GPU_DAMAGE_AS_MAPPED_2M_COUNTER:
+    GPU_DAMAGE_SET(undo, as->st.mapped_2m, as->st.mapped_2m + 1u);
+    return true;
+  default:
+    return false;
+  }
+}
+
+PT_UNTRACED bool gpu_testing_damage_as(gpu_as *as, unsigned kind, uint64_t pick, gpu_damage_undo *undo) {
+  if (as == NULL || undo == NULL || kind >= GPU_AS_DAMAGE_KINDS) return false;
+  gpu_damage_undo fresh = {.lock = &as->lock};
+  pthread_mutex_lock(&as->lock);
+  const bool damaged = as_damage_locked(as, kind, pick, &fresh);
+  pthread_mutex_unlock(&as->lock);
+  if (damaged) *undo = fresh;
+  return damaged;
 }
