@@ -16,8 +16,10 @@
  * each device's binding blocks, bindings by index), records each field it changes (at most
  * DAMAGE_MAX_PATCHES, saved byte for byte) and writes the damaged value. The lock is dropped for
  * the walk (which takes it itself) and taken again to write the saved bytes back, in reverse
- * order. Nothing is allocated. Only the sim's own records are damaged, never hw/gpu's private
- * structures: where the walk holds a record against the GPU, the record is what changes.
+ * order. Nothing is allocated. The sim's own records are damaged directly: where the walk holds a
+ * record against the GPU, the record is what changes. hw/gpu's private structures are damaged
+ * only through hw/gpu's own kinds (alloclab/hw/gpu_testing.h), which save and restore their
+ * bytes under the GPU object's lock (the sim_gpu_* kinds).
  *
  * The groups (in the walk's order, which decides what a kind must leave sound before it):
  *  - allocations: state, placement, segment id, supported/eviction sets, offset (unaligned, or
@@ -34,19 +36,24 @@
  *  - the engine: the last fence given, the queued counts (the adapter's alone, and the adapter's
  *    with a device's), the completion count, the completed fence and its status, and a
  *    threaded-engine lag whose fence did not move;
- *  - the live counts of allocations, bindings and resources.
- * Branches no kind reaches (they need hw/gpu's private state broken, or are shadowed by an
- * earlier check): check_page_owner's "has no page" (the bounds check before it refuses every
- * offset without a page), gpu_as_check and gpu_segment_check (page-table and segment
- * internals), a GPU read that fails or lands elsewhere than its leaf (gpu_as_translate against
- * gpu_as_query), and the engine's own readers disagreeing (completed fence read twice, no status
- * for the completed fence, a status for a fence still queued).
+ *  - the live counts of allocations, bindings and resources;
+ *  - hw/gpu's own walks (sim_gpu_*): gpu_segment_check (committed and stored counts, an owner on
+ *    a free page, an aperture page's host pointer, a stored bit on a free aperture page) and
+ *    gpu_as_check (a pointer entry at level 1, a table turned leaf, an empty table kept, a
+ *    table's live count, page 0 mapped, the table and leaf counters).
+ * Branches no kind reaches (shadowed by an earlier check, or they need hw/gpu to disagree with
+ * itself): check_page_owner's "has no page" (the bounds check before it refuses every offset
+ * without a page), a GPU read that fails or lands elsewhere than its leaf (gpu_as_translate
+ * reads the same leaf gpu_as_query does, and the owner it checks is check_page_owner's), and the
+ * engine's own readers disagreeing (completed fence read twice, no status for the completed
+ * fence, a status for a fence still queued).
  *
  * Oracle code: like sim_check.c, not coverage-instrumented under libFuzzer.
  */
 #include <limits.h>
 #include <string.h>
 
+#include "alloclab/hw/gpu_testing.h"
 #include "sim_internal.h"
 
 #if defined(__clang__)
@@ -68,6 +75,7 @@ typedef struct damage {
   sim_adapter *adapter;
   unsigned patches;
   damage_patch patch[DAMAGE_MAX_PATCHES];
+  gpu_damage_undo gpu; /* the hw/gpu kinds' fields (gpu_testing.h), under the object's own lock */
 } damage;
 
 /* Saves @size bytes of @field, then writes @value over them. Nothing checks the number of
@@ -81,8 +89,10 @@ static void damage_write(damage *d, void *field, const void *value, size_t size)
   memcpy(field, value, size);
 }
 
-/* Puts every patched field back, the last first (lock held). */
+/* Puts every patched field back, the last first (lock held; the hw/gpu fields under their
+ * object's lock, taken after the adapter's as everywhere). */
 static void damage_restore(damage *d) {
+  gpu_testing_undo(&d->gpu);
   while (d->patches > 0) {
     const damage_patch *patch = &d->patch[--d->patches];
     memcpy(patch->field, patch->saved, patch->size);
@@ -670,6 +680,52 @@ static bool live_resources_count(damage *d, unsigned pick) {
   return true;
 }
 
+/* hw/gpu's own structures (check_devices' gpu_as_check, check_segments' gpu_segment_check):
+ * the kinds of gpu_testing.h, on the first segment or device from the pick on that has a target
+ * (the pick divided by their number chooses among that object's targets). Not
+ * segment_owner_cleared: check_page_owner, earlier in the walk, sees a placement's page lose
+ * its owner first (sim_allocation_offset_foreign_page covers that branch). */
+
+static bool gpu_segment_damage(damage *d, unsigned pick, unsigned kind) {
+  for (unsigned i = 0; i < SIM_SEGMENT_COUNT; i++) {
+    gpu_segment *segment = sim_segment(d->adapter, 1u + (pick + i) % SIM_SEGMENT_COUNT);
+    if (gpu_testing_damage_segment(segment, kind, pick / SIM_SEGMENT_COUNT, &d->gpu)) return true;
+  }
+  return false;
+}
+
+/* Over the live devices, then the zombies (each has its address space until freed). */
+static bool gpu_as_damage(damage *d, unsigned pick, unsigned kind) {
+  unsigned count;
+  device_at(d->adapter, NULL, NULL, UINT_MAX, &count);
+  for (unsigned i = 0; i < count; i++) {
+    unsigned again;
+    sim_device *device = device_at(d->adapter, NULL, NULL, (pick + i) % count, &again);
+    if (gpu_testing_damage_as(device->as, kind, pick / count, &d->gpu)) return true;
+  }
+  return false;
+}
+
+#define GPU_SEGMENT_KIND(fn, kind) \
+  static bool fn(damage *d, unsigned pick) { return gpu_segment_damage(d, pick, (kind)); }
+#define GPU_AS_KIND(fn, kind) \
+  static bool fn(damage *d, unsigned pick) { return gpu_as_damage(d, pick, (kind)); }
+
+GPU_SEGMENT_KIND(gpu_segment_committed_count, GPU_DAMAGE_SEGMENT_COMMITTED_COUNT)
+GPU_SEGMENT_KIND(gpu_segment_stored_count, GPU_DAMAGE_SEGMENT_STORED_COUNT)
+GPU_SEGMENT_KIND(gpu_segment_owner_on_free_page, GPU_DAMAGE_SEGMENT_OWNER_ON_FREE_PAGE)
+GPU_SEGMENT_KIND(gpu_aperture_host_missing, GPU_DAMAGE_APERTURE_HOST_MISSING)
+GPU_SEGMENT_KIND(gpu_aperture_stored_free_page, GPU_DAMAGE_APERTURE_STORED_FREE_PAGE)
+GPU_AS_KIND(gpu_as_pointer_at_level_1, GPU_DAMAGE_AS_POINTER_AT_LEVEL_1)
+GPU_AS_KIND(gpu_as_table_as_leaf, GPU_DAMAGE_AS_TABLE_AS_LEAF)
+GPU_AS_KIND(gpu_as_empty_table_kept, GPU_DAMAGE_AS_EMPTY_TABLE_KEPT)
+GPU_AS_KIND(gpu_as_table_count, GPU_DAMAGE_AS_TABLE_COUNT)
+GPU_AS_KIND(gpu_as_page_zero_mapped, GPU_DAMAGE_AS_PAGE_ZERO_MAPPED)
+GPU_AS_KIND(gpu_as_tables_counter, GPU_DAMAGE_AS_TABLES_COUNTER)
+GPU_AS_KIND(gpu_as_table_bytes_counter, GPU_DAMAGE_AS_TABLE_BYTES_COUNTER)
+GPU_AS_KIND(gpu_as_mapped_4k_counter, GPU_DAMAGE_AS_MAPPED_4K_COUNTER)
+GPU_AS_KIND(gpu_as_mapped_2m_counter, GPU_DAMAGE_AS_MAPPED_2M_COUNTER)
+
 /* ---- The table ---------------------------------------------------------------------------------- */
 
 typedef struct damage_kind {
@@ -749,7 +805,21 @@ static const damage_kind kinds[] = {
     /* the live counts */
     {{"sim_live_allocations_count", "the adapter", "resources are held, the live counts say"}, live_allocations_count},
     {{"sim_live_bindings_count", "the adapter", "resources are held, the live counts say"}, live_bindings_count},
-    {{"sim_live_resources_count", "the adapter", "resources are held, the live counts say"}, live_resources_count},
+    {{"sim_live_resources_count", "the adapter", "resources are held, the live counts say"}, live_resources_count},    /* hw/gpu's structures (gpu_testing.h); appended, so the earlier kinds keep their numbers */
+    {{"sim_gpu_segment_committed_count", "segment (memory, aperture)", "gpu_segment_check found a broken invariant"}, gpu_segment_committed_count},
+    {{"sim_gpu_segment_stored_count", "segment (memory, aperture)", "gpu_segment_check found a broken invariant"}, gpu_segment_stored_count},
+    {{"sim_gpu_segment_owner_on_free_page", "free page of a segment", "gpu_segment_check found a broken invariant"}, gpu_segment_owner_on_free_page},
+    {{"sim_gpu_aperture_host_missing", "committed aperture page", "gpu_segment_check found a broken invariant"}, gpu_aperture_host_missing},
+    {{"sim_gpu_aperture_stored_free_page", "free aperture page", "gpu_segment_check found a broken invariant"}, gpu_aperture_stored_free_page},
+    {{"sim_gpu_as_pointer_at_level_1", "device's 4 KiB leaf", "gpu_as_check found a broken page table"}, gpu_as_pointer_at_level_1},
+    {{"sim_gpu_as_table_as_leaf", "device's page table below the root", "gpu_as_check found a broken page table"}, gpu_as_table_as_leaf},
+    {{"sim_gpu_as_empty_table_kept", "device's page table below the root", "gpu_as_check found a broken page table"}, gpu_as_empty_table_kept},
+    {{"sim_gpu_as_table_count", "device's page table (the root first)", "gpu_as_check found a broken page table"}, gpu_as_table_count},
+    {{"sim_gpu_as_page_zero_mapped", "device's level-1 table over VA 0", "gpu_as_check found a broken page table"}, gpu_as_page_zero_mapped},
+    {{"sim_gpu_as_tables_counter", "live or zombie device", "gpu_as_check found a broken page table"}, gpu_as_tables_counter},
+    {{"sim_gpu_as_table_bytes_counter", "live or zombie device", "gpu_as_check found a broken page table"}, gpu_as_table_bytes_counter},
+    {{"sim_gpu_as_mapped_4k_counter", "live or zombie device", "gpu_as_check found a broken page table"}, gpu_as_mapped_4k_counter},
+    {{"sim_gpu_as_mapped_2m_counter", "live or zombie device", "gpu_as_check found a broken page table"}, gpu_as_mapped_2m_counter},
 };
 
 #define KIND_COUNT (sizeof kinds / sizeof kinds[0])

@@ -14,9 +14,12 @@
  * handle table behind DxgkCbGetHandleData, a DxgkCbNotifyInterrupt. It does not link core/.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "al_test.h"
+#include "alloclab/hw/gpu_testing.h"
 #include "alloclab/hw/sim_miniport.h"
 #include "sim_test_port.h"
 
@@ -262,6 +265,55 @@ TEST(pick_wraps_over_the_targets) {
   fake_end(f, false);
 }
 
+/* The hw/gpu kind behind a sim_gpu_* kind (its name is "sim_gpu_" + the hw/gpu name); NULL
+ * for the other kinds. */
+static const gpu_damage_kind_info *gpu_kind_of(const char *sim_name) {
+  if (strncmp(sim_name, "sim_gpu_", 8) != 0) return NULL;
+  for (unsigned k = 0; k < GPU_SEGMENT_DAMAGE_KINDS; k++)
+    if (strcmp(sim_name + 8, gpu_testing_segment_damage_kind(k)->name) == 0) return gpu_testing_segment_damage_kind(k);
+  for (unsigned k = 0; k < GPU_AS_DAMAGE_KINDS; k++)
+    if (strcmp(sim_name + 8, gpu_testing_as_damage_kind(k)->name) == 0) return gpu_testing_as_damage_kind(k);
+  return NULL;
+}
+
+/* Each sim_gpu_* kind is a hw/gpu kind, and the walk's stderr holds that kind's line (the sim's
+ * message only names the walk that failed, gpu_segment_check or gpu_as_check). */
+TEST(gpu_kinds_reach_their_hw_gpu_branch) {
+  fake_port *f = rich_state();
+  assert_ptr_ne(f, NULL, "adapter");
+  unsigned gpu_kinds = 0;
+  for (unsigned k = 0; k < sim_testing_damage_kind_count(); k++) {
+    const al_damage_kind_info *info = sim_testing_damage_kind(k);
+    if (strncmp(info->name, "sim_gpu_", 8) != 0) continue;
+    const gpu_damage_kind_info *gpu = gpu_kind_of(info->name);
+    assert_ptr_ne(gpu, NULL, "%s names a hw/gpu kind", info->name);
+    gpu_kinds++;
+    for (unsigned pick = 0; pick < 4; pick++) {
+      char msg[512] = "", err[8192] = "";
+      fflush(stderr);
+      FILE *tmp = tmpfile();
+      assert_ptr_ne(tmp, NULL, "tmpfile");
+      const int saved = dup(STDERR_FILENO);
+      dup2(fileno(tmp), STDERR_FILENO);
+      const al_damage_result r = sim_testing_damage(f, k, pick, msg, sizeof msg);
+      fflush(stderr);
+      dup2(saved, STDERR_FILENO);
+      close(saved);
+      rewind(tmp);
+      err[fread(err, 1, sizeof err - 1, tmp)] = '\0';
+      fclose(tmp);
+      expect_u64_eq(r, AL_DAMAGE_DETECTED, "%s pick %u: %s", info->name, pick, msg);
+      expect_true(strstr(err, gpu->expect) != NULL, "%s pick %u: stderr \"%s\" lacks \"%s\"", info->name, pick, err,
+                  gpu->expect);
+    }
+  }
+  expect_u64_eq(gpu_kinds, GPU_SEGMENT_DAMAGE_KINDS - 1u + GPU_AS_DAMAGE_KINDS,
+                "every hw/gpu kind but segment_owner_cleared (check_page_owner's) is a sim kind");
+  char msg[512];
+  expect_true(hardware_ok(f, msg, sizeof msg), "restored: %s", msg);
+  fake_end(f, false);
+}
+
 RUN_TESTS(T(kinds_are_named_and_described), T(out_of_range_kind_and_unknown_adapter),
           T(empty_adapter_no_target_or_detected), T(every_kind_detected_by_its_branch_and_undone),
-          T(pick_wraps_over_the_targets))
+          T(pick_wraps_over_the_targets), T(gpu_kinds_reach_their_hw_gpu_branch))
