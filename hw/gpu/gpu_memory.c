@@ -973,7 +973,7 @@ static const gpu_damage_kind_info segment_damage_kinds[GPU_SEGMENT_DAMAGE_KINDS]
                                               "stored (found) on free page"},
 };
 
-const gpu_damage_kind_info *gpu_testing_segment_damage_kind(unsigned kind) {
+SEG_UNTRACED const gpu_damage_kind_info *gpu_testing_segment_damage_kind(unsigned kind) {
   return kind < GPU_SEGMENT_DAMAGE_KINDS ? &segment_damage_kinds[kind] : NULL;
 }
 

@@ -984,16 +984,16 @@ static const gpu_damage_kind_info as_damage_kinds[GPU_AS_DAMAGE_KINDS] = {
     [GPU_DAMAGE_AS_MAPPED_2M_COUNTER] = {"as_mapped_2m_counter", "any address space", ": 2 MiB leaves: "},
 };
 
-const gpu_damage_kind_info *gpu_testing_as_damage_kind(unsigned kind) {
+PT_UNTRACED const gpu_damage_kind_info *gpu_testing_as_damage_kind(unsigned kind) {
   return kind < GPU_AS_DAMAGE_KINDS ? &as_damage_kinds[kind] : NULL;
 }
 
 /* Whether entry @e of a level-@level table is a target. */
 typedef bool (*pt_entry_fit)(uint64_t e, int level);
 
-static bool pt_fit_leaf_4k(uint64_t e, int level) { return level == 1 && e != 0 && !pte_is_table(e); }
+PT_UNTRACED static bool pt_fit_leaf_4k(uint64_t e, int level) { return level == 1 && e != 0 && !pte_is_table(e); }
 
-static bool pt_fit_pointer(uint64_t e, int level) { return level >= 2 && pte_is_table(e); }
+PT_UNTRACED static bool pt_fit_pointer(uint64_t e, int level) { return level >= 2 && pte_is_table(e); }
 
 /* Depth first, entries by index: counts in *@seen the entries of @t's subtree that @fit accepts
  * and returns the one numbered @wanted (NULL when it is not there). */

@@ -16,6 +16,8 @@
  * Nothing is allocated or freed. The object must be quiescent (no other thread calls it) from
  * the damage to the undo, and must not be destroyed in between: calls on a damaged object other
  * than its check have undefined results.
+ * Oracle code, like the walks: not coverage-instrumented under libFuzzer (SEG_UNTRACED,
+ * PT_UNTRACED), so the fuzzers' damage op adds no coverage features of its own.
  */
 #ifndef ALLOCLAB_HW_GPU_TESTING_H
 #define ALLOCLAB_HW_GPU_TESTING_H
