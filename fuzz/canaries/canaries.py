@@ -264,6 +264,11 @@ def bazel_bin(tree):
 
 # ---- Fuzzing ---------------------------------------------------------------------------------
 
+# The first line of an abort of the handle tables (ht_bug) or of hw/gpu's address spaces
+# ("gpu_as_destroy: ..."). gpu_as_check writes its findings the same way but returns false
+# instead of aborting (the damage seeds make it report on purpose), so its lines are not one.
+ABORT_LINE = r"^(handle_table_\w+|gpu_as_(?!check:)\w+): "
+
 # What a crash report starts with, in order of precedence for "what fired" (the most specific
 # check first; libFuzzer's own "deadly signal" follows every abort).
 FIRED = [
@@ -274,14 +279,14 @@ FIRED = [
     (re.compile(r"ERROR: LeakSanitizer: detected memory leaks"), lambda m: "LeakSanitizer leak"),
     (re.compile(r"ERROR: AddressSanitizer: ([\w-]+)"), lambda m: f"ASan {m.group(1)}"),
     (re.compile(r"runtime error: (.{0,60})"), lambda m: f"UBSan: {m.group(1).strip()}"),
-    (re.compile(r"^(handle_table_\w+|gpu_as_\w+): "), lambda m: f"{m.group(1)} abort"),
+    (re.compile(ABORT_LINE), lambda m: f"{m.group(1)} abort"),
     (re.compile(r"ERROR: libFuzzer: timeout"), lambda m: "libFuzzer timeout"),
     (re.compile(r"ERROR: libFuzzer: out-of-memory"), lambda m: "libFuzzer out-of-memory"),
     (re.compile(r"ERROR: libFuzzer: deadly signal"), lambda m: "abort (deadly signal)"),
 ]
 # Any of these lines means a crash is being reported.
 CRASH_START = re.compile(r"alloclab (verifier|oracle|sim): |==\d+==ERROR: |runtime error: |"
-                         r"^(handle_table_\w+|gpu_as_\w+): |ERROR: libFuzzer: ")
+                         + ABORT_LINE + r"|ERROR: libFuzzer: ")
 EXECS = re.compile(r"^#(\d+)\s.*\bexec/s: (\d+)")
 
 

@@ -68,6 +68,23 @@ grep -qF "{'detected': 'no', 'seconds': '2.0', 'fired': 'oracle mismatch; the un
 grep -qF "{'detected': 'no', 'seconds': '-', 'fired': None}" <<<"$verdicts" || fail "no crash is no detection; got: $verdicts"
 grep -qF "(no crash input to check against the unpatched tree)" <<<"$verdicts" || fail "a crash without input is flagged; got: $verdicts"
 
+# 3b. What starts a crash report: an abort's first line, not gpu_as_check's findings (the damage
+# seeds make that walk report on purpose, and it returns false instead of aborting).
+starts=$("$py" - "$tool" <<'PY' 2>&1
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("canaries", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+for line in ["gpu_as_check: AS 1: page 0 is mapped", "gpu_as_destroy: address space 1 has 2 pins",
+             "handle_table_lookup: handle 0x40000001: stale", "alloclab oracle: call 3 query(...)"]:
+    print(bool(m.CRASH_START.search(line)), line)
+PY
+)
+grep -qx "False gpu_as_check: AS 1: page 0 is mapped" <<<"$starts" || fail "gpu_as_check's finding read as a crash: $starts"
+grep -qx "True gpu_as_destroy: address space 1 has 2 pins" <<<"$starts" || fail "gpu_as_destroy's abort missed: $starts"
+grep -qx "True handle_table_lookup: handle 0x40000001: stale" <<<"$starts" || fail "ht_bug's abort missed: $starts"
+grep -qx "True alloclab oracle: call 3 query(...)" <<<"$starts" || fail "the oracle's report missed: $starts"
+
 # 4. Bad options: nothing is built or fuzzed, exit 2, the problem named.
 expect 2 "unknown canary 'no_such_canary'; the canaries are: skip_close, " "$py" "$tool" --only no_such_canary
 expect 2 "--budget must be whole seconds from 1 to 3600, not '0'" "$py" "$tool" --budget 0
