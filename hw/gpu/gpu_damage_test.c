@@ -100,7 +100,7 @@ static void every_segment_kind(gpu_segment *s, bool aperture) {
       expect_false(run_captured(segment_check, s, err, sizeof err), "%s pick %" PRIu64 ": caught", info->name, pick);
       expect_true(strstr(err, info->expect) != NULL, "%s: stderr \"%s\" lacks \"%s\"", info->name, err, info->expect);
       gpu_testing_undo(&undo);
-      expect_u64_eq(undo.fields, 0, "%s: undone", info->name);
+      expect_u64_eq(undo.fields.count, 0, "%s: undone", info->name);
       gpu_testing_undo(&undo); /* a second undo does nothing */
       expect_true(run_captured(segment_check, s, err, sizeof err), "%s pick %" PRIu64 ": restored: %s", info->name,
                   pick, err);
@@ -168,7 +168,7 @@ TEST(no_target_changes_nothing) {
   expect_false(gpu_testing_damage_as(f.as, GPU_DAMAGE_AS_PAGE_ZERO_MAPPED, 0, &undo), "no table over VA 0");
   expect_false(gpu_testing_damage_as(f.as, GPU_AS_DAMAGE_KINDS, 0, &undo), "unknown kind");
   expect_false(gpu_testing_damage_as(NULL, GPU_DAMAGE_AS_TABLES_COUNTER, 0, &undo), "NULL address space");
-  expect_u64_eq(undo.fields, 0, "the undo record was not touched");
+  expect_u64_eq(undo.fields.count, 0, "the undo record was not touched");
   gpu_testing_undo(&undo);
   gpu_testing_undo(NULL);
   /* A table over VA 0 whose page 0 ... never exists; but the root-count kind always has the root. */

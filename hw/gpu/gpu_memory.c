@@ -35,7 +35,7 @@
 #include <sys/mman.h>
 
 #include "alloclab/host_alloc.h"
-#include "gpu_damage_internal.h"
+#include "alloclab/hw/gpu_testing.h" /* the damage kinds (testing only) */
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SEG_ASAN 1
@@ -999,22 +999,22 @@ SEG_UNTRACED static bool seg_damage_locked(gpu_segment *s, unsigned kind, uint64
   uint64_t page = 0;
   switch (kind) {
   case GPU_DAMAGE_SEGMENT_COMMITTED_COUNT:
-    GPU_DAMAGE_SET(undo, s->committed_pages, s->committed_pages + 1u);
+    AL_DAMAGE_SET(&undo->fields, s->committed_pages, s->committed_pages + 1u);
     return true;
   case GPU_DAMAGE_SEGMENT_STORED_COUNT:
-    GPU_DAMAGE_SET(undo, s->stored_granules, s->stored_granules + 1u);
+    AL_DAMAGE_SET(&undo->fields, s->stored_granules, s->stored_granules + 1u);
     return true;
   case GPU_DAMAGE_SEGMENT_OWNER_CLEARED:
     if (!seg_damage_pick_page(s, true, pick, &page)) return false;
-    GPU_DAMAGE_SET(undo, s->pages[page].owner, (uint64_t)0);
+    AL_DAMAGE_SET(&undo->fields, s->pages[page].owner, (uint64_t)0);
     return true;
   case GPU_DAMAGE_SEGMENT_OWNER_ON_FREE_PAGE:
     if (!seg_damage_pick_page(s, false, pick, &page)) return false;
-    GPU_DAMAGE_SET(undo, s->pages[page].owner, UINT64_MAX);
+    AL_DAMAGE_SET(&undo->fields, s->pages[page].owner, UINT64_MAX);
     return true;
   case GPU_DAMAGE_APERTURE_HOST_MISSING:
     if (!aperture || !seg_damage_pick_page(s, true, pick, &page)) return false;
-    GPU_DAMAGE_SET(undo, s->host[page], (uint8_t *)NULL);
+    AL_DAMAGE_SET(&undo->fields, s->host[page], (uint8_t *)NULL);
     return true;
   case GPU_DAMAGE_APERTURE_STORED_FREE_PAGE: {
     if (!aperture || !seg_damage_pick_page(s, false, pick, &page)) return false;
@@ -1022,8 +1022,8 @@ SEG_UNTRACED static bool seg_damage_locked(gpu_segment *s, unsigned kind, uint64
      * free-page branch disagrees. */
     const uint64_t granule = (page << s->page_shift) >> SEG_GRANULE_SHIFT;
     uint64_t *word = &s->stored[granule / 64u];
-    GPU_DAMAGE_SET(undo, *word, *word | (UINT64_C(1) << (granule % 64u)));
-    GPU_DAMAGE_SET(undo, s->stored_granules, s->stored_granules + 1u);
+    AL_DAMAGE_SET(&undo->fields, *word, *word | (UINT64_C(1) << (granule % 64u)));
+    AL_DAMAGE_SET(&undo->fields, s->stored_granules, s->stored_granules + 1u);
     return true;
   }
   default:
@@ -1042,11 +1042,8 @@ SEG_UNTRACED bool gpu_testing_damage_segment(gpu_segment *s, unsigned kind, uint
 }
 
 SEG_UNTRACED void gpu_testing_undo(gpu_damage_undo *undo) {
-  if (undo == NULL || undo->fields == 0) return;
+  if (undo == NULL || undo->fields.count == 0) return;
   pthread_mutex_lock(undo->lock);
-  while (undo->fields > 0) {
-    const unsigned i = --undo->fields;
-    memcpy(undo->field[i].address, undo->field[i].saved, undo->field[i].size);
-  }
+  al_damage_fields_restore(&undo->fields);
   pthread_mutex_unlock(undo->lock);
 }

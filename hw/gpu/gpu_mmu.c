@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "alloclab/host_alloc.h"
-#include "gpu_damage_internal.h"
+#include "alloclab/hw/gpu_testing.h" /* the damage kinds (testing only) */
 
 /*
  * A page-table page: 512 entries and nothing else, so that it is exactly one 4 KiB allocation
@@ -1026,16 +1026,16 @@ PT_UNTRACED static bool as_damage_locked(gpu_as *as, unsigned kind, uint64_t pic
   switch (kind) {
   case GPU_DAMAGE_AS_POINTER_AT_LEVEL_1:
     if ((entry = pt_damage_pick(as, pt_fit_leaf_4k, pick)) == NULL) return false;
-    GPU_DAMAGE_SET(undo, *entry, *entry | GPU_PTE_TABLE);
+    AL_DAMAGE_SET(&undo->fields, *entry, *entry | GPU_PTE_TABLE);
     return true;
   case GPU_DAMAGE_AS_TABLE_AS_LEAF:
     /* LARGE cleared too: a count's bit there would make it a well-formed 2 MiB leaf at level 2. */
     if ((entry = pt_damage_pick(as, pt_fit_pointer, pick)) == NULL) return false;
-    GPU_DAMAGE_SET(undo, *entry, *entry & ~(GPU_PTE_TABLE | GPU_PTE_LARGE));
+    AL_DAMAGE_SET(&undo->fields, *entry, *entry & ~(GPU_PTE_TABLE | GPU_PTE_LARGE));
     return true;
   case GPU_DAMAGE_AS_EMPTY_TABLE_KEPT:
     if ((entry = pt_damage_pick(as, pt_fit_pointer, pick)) == NULL) return false;
-    GPU_DAMAGE_SET(undo, *entry, *entry & ~PTE_COUNT_MASK);
+    AL_DAMAGE_SET(&undo->fields, *entry, *entry & ~PTE_COUNT_MASK);
     return true;
   case GPU_DAMAGE_AS_TABLE_COUNT: {
     uint64_t count = 0;
@@ -1043,7 +1043,7 @@ PT_UNTRACED static bool as_damage_locked(gpu_as *as, unsigned kind, uint64_t pic
     const uint64_t wanted = pick % (count + 1u); /* 0: the root */
     uint64_t seen = 1;
     entry = wanted == 0 ? &as->root_entry : pt_damage_find(as_root(as), 4, pt_fit_pointer, &seen, wanted);
-    GPU_DAMAGE_SET(undo, *entry, *entry + PTE_COUNT_ONE);
+    AL_DAMAGE_SET(&undo->fields, *entry, *entry + PTE_COUNT_ONE);
     return true;
   }
   case GPU_DAMAGE_AS_PAGE_ZERO_MAPPED: {
@@ -1056,22 +1056,22 @@ PT_UNTRACED static bool as_damage_locked(gpu_as *as, unsigned kind, uint64_t pic
     }
     struct gpu_pt *table = pte_table(*ref);
     if (table->e[0] != 0) return false; /* page 0 is never handed out: cannot happen */
-    GPU_DAMAGE_SET(undo, table->e[0], make_leaf(0, 0, 0, false));
-    GPU_DAMAGE_SET(undo, *ref, *ref + PTE_COUNT_ONE);
-    GPU_DAMAGE_SET(undo, as->st.mapped_4k, as->st.mapped_4k + 1u);
+    AL_DAMAGE_SET(&undo->fields, table->e[0], make_leaf(0, 0, 0, false));
+    AL_DAMAGE_SET(&undo->fields, *ref, *ref + PTE_COUNT_ONE);
+    AL_DAMAGE_SET(&undo->fields, as->st.mapped_4k, as->st.mapped_4k + 1u);
     return true;
   }
   case GPU_DAMAGE_AS_TABLES_COUNTER:
-    GPU_DAMAGE_SET(undo, as->st.pt_pages, as->st.pt_pages + 1u);
+    AL_DAMAGE_SET(&undo->fields, as->st.pt_pages, as->st.pt_pages + 1u);
     return true;
   case GPU_DAMAGE_AS_TABLE_BYTES_COUNTER:
-    GPU_DAMAGE_SET(undo, as->st.pt_bytes, as->st.pt_bytes + sizeof(struct gpu_pt));
+    AL_DAMAGE_SET(&undo->fields, as->st.pt_bytes, as->st.pt_bytes + sizeof(struct gpu_pt));
     return true;
   case GPU_DAMAGE_AS_MAPPED_4K_COUNTER:
-    GPU_DAMAGE_SET(undo, as->st.mapped_4k, as->st.mapped_4k + 1u);
+    AL_DAMAGE_SET(&undo->fields, as->st.mapped_4k, as->st.mapped_4k + 1u);
     return true;
   case GPU_DAMAGE_AS_MAPPED_2M_COUNTER:
-    GPU_DAMAGE_SET(undo, as->st.mapped_2m, as->st.mapped_2m + 1u);
+    AL_DAMAGE_SET(&undo->fields, as->st.mapped_2m, as->st.mapped_2m + 1u);
     return true;
   default:
     return false;

@@ -14,9 +14,9 @@
  * How: a kind picks its target under the adapter lock (the pick-th, modulo their number, in the
  * adapter's own order: allocation blocks then allocations by index; live devices then zombies,
  * each device's binding blocks, bindings by index), records each field it changes (at most
- * DAMAGE_MAX_PATCHES, saved byte for byte) and writes the damaged value. The lock is dropped for
- * the walk (which takes it itself) and taken again to write the saved bytes back, in reverse
- * order. Nothing is allocated. The sim's own records are damaged directly: where the walk holds a
+ * AL_DAMAGE_MAX_FIELDS, saved byte for byte: alloclab/testing.h) and writes the damaged value.
+ * The lock is dropped for the walk (which takes it itself) and taken again to write the saved
+ * bytes back, in reverse order. Nothing is allocated. The sim's own records are damaged directly: where the walk holds a
  * record against the GPU, the record is what changes. hw/gpu's private structures are damaged
  * only through hw/gpu's own kinds (alloclab/hw/gpu_testing.h), which save and restore their
  * bytes under the GPU object's lock (the sim_gpu_* kinds).
@@ -60,52 +60,24 @@
 #pragma clang attribute push(__attribute__((no_sanitize("coverage"))), apply_to = function)
 #endif
 
-/* ---- Patches: the damaged fields, saved byte for byte ------------------------------------------ */
-
-#define DAMAGE_MAX_PATCHES 4u
-#define DAMAGE_MAX_FIELD 16u
-
-typedef struct damage_patch {
-  void *field;
-  size_t size;
-  unsigned char saved[DAMAGE_MAX_FIELD];
-} damage_patch;
+/* ---- The damaged fields, saved byte for byte (alloclab/testing.h al_damage_fields) -------------- */
 
 typedef struct damage {
   sim_adapter *adapter;
-  unsigned patches;
-  damage_patch patch[DAMAGE_MAX_PATCHES];
-  gpu_damage_undo gpu; /* the hw/gpu kinds' fields (gpu_testing.h), under the object's own lock */
+  al_damage_fields fields; /* the sim's own records, under the adapter's lock */
+  gpu_damage_undo gpu;     /* the hw/gpu kinds' fields (gpu_testing.h), under the object's own lock */
 } damage;
 
-/* Saves @size bytes of @field, then writes @value over them. Nothing checks the number of
- * patches at run time: the table's kinds patch at most DAMAGE_MAX_PATCHES fields (the most,
- * engine_lag_fence, patches 4); DAMAGE_SET checks each field's size at compile time. */
-static void damage_write(damage *d, void *field, const void *value, size_t size) {
-  damage_patch *patch = &d->patch[d->patches++];
-  patch->field = field;
-  patch->size = size;
-  memcpy(patch->saved, field, size);
-  memcpy(field, value, size);
-}
-
-/* Puts every patched field back, the last first (lock held; the hw/gpu fields under their
+/* Puts every damaged field back, the last first (lock held; the hw/gpu fields under their
  * object's lock, taken after the adapter's as everywhere). */
 static void damage_restore(damage *d) {
   gpu_testing_undo(&d->gpu);
-  while (d->patches > 0) {
-    const damage_patch *patch = &d->patch[--d->patches];
-    memcpy(patch->field, patch->saved, patch->size);
-  }
+  al_damage_fields_restore(&d->fields);
 }
 
-/* Sets @lvalue (any scalar field, atomics included) to @value, saving its bytes first. */
-#define DAMAGE_SET(d, lvalue, value)                                                         \
-  do {                                                                                       \
-    _Static_assert(sizeof(lvalue) <= DAMAGE_MAX_FIELD, "a field the patch can save");      \
-    __typeof__(lvalue) damaged_ = (value);                                                   \
-    damage_write((d), (void *)&(lvalue), (const void *)&damaged_, sizeof damaged_);          \
-  } while (0)
+/* Sets @lvalue (any scalar field, atomics included) to @value, saving its bytes first. The
+ * kinds change at most AL_DAMAGE_MAX_FIELDS fields (the most, engine_lag_fence, 4). */
+#define DAMAGE_SET(d, lvalue, value) AL_DAMAGE_SET(&(d)->fields, lvalue, value)
 
 /* ---- Targets, in the adapter's deterministic order --------------------------------------------- */
 

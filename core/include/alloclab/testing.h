@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -97,6 +98,59 @@ typedef struct al_damage_kind_info {
   const char *target;
   const char *expect;
 } al_damage_kind_info;
+
+/*
+ * struct al_damage_fields - the bytes a damage changed, to put back: the layers' damage code
+ * (hw/sim's, hw/gpu's) records each field it breaks here and restores them all at once.
+ * @count: how many entries of @field are saved (0: nothing to put back).
+ * @field: each changed field's address, size and saved bytes, in the order they were changed.
+ * The caller holds whatever guards the fields for both the write and the restore.
+ */
+#define AL_DAMAGE_MAX_FIELDS 4u
+#define AL_DAMAGE_MAX_FIELD_BYTES 16u
+typedef struct al_damage_fields {
+  unsigned count;
+  struct {
+    void *address;
+    size_t size;
+    unsigned char saved[AL_DAMAGE_MAX_FIELD_BYTES];
+  } field[AL_DAMAGE_MAX_FIELDS];
+} al_damage_fields;
+
+/* Damage code is oracle code: under libFuzzer it is not coverage-instrumented. */
+#if defined(__clang__)
+#define AL_DAMAGE_UNTRACED __attribute__((no_sanitize("coverage")))
+#else
+#define AL_DAMAGE_UNTRACED
+#endif
+
+/* Saves the @size bytes at @address in @fields, then writes @value over them. A kind changes
+ * at most AL_DAMAGE_MAX_FIELDS fields (not checked at run time; AL_DAMAGE_SET checks each
+ * field's size at compile time). */
+AL_DAMAGE_UNTRACED static inline void al_damage_fields_write(al_damage_fields *fields, void *address,
+                                                             const void *value, size_t size) {
+  const unsigned i = fields->count++;
+  fields->field[i].address = address;
+  fields->field[i].size = size;
+  memcpy(fields->field[i].saved, address, size);
+  memcpy(address, value, size);
+}
+
+/* Writes every saved field back, the last first, byte for byte; then @fields is empty. */
+AL_DAMAGE_UNTRACED static inline void al_damage_fields_restore(al_damage_fields *fields) {
+  while (fields->count > 0) {
+    const unsigned i = --fields->count;
+    memcpy(fields->field[i].address, fields->field[i].saved, fields->field[i].size);
+  }
+}
+
+/* Sets @lvalue (any scalar field, atomics included) to @value, saving its bytes in @fields. */
+#define AL_DAMAGE_SET(fields, lvalue, value)                                                      \
+  do {                                                                                            \
+    _Static_assert(sizeof(lvalue) <= AL_DAMAGE_MAX_FIELD_BYTES, "a field the record can save");   \
+    __typeof__(lvalue) al_damaged_ = (value);                                                     \
+    al_damage_fields_write((fields), (void *)&(lvalue), (const void *)&al_damaged_, sizeof al_damaged_); \
+  } while (0)
 
 #ifdef __cplusplus
 }

@@ -29,29 +29,21 @@
 
 #include "alloclab/hw/gpu_memory.h"
 #include "alloclab/hw/gpu_mmu.h"
+#include "alloclab/testing.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define GPU_DAMAGE_MAX_FIELDS 4u
-#define GPU_DAMAGE_MAX_FIELD_BYTES 8u
-
 /*
  * struct gpu_damage_undo - the bytes one damage changed, to put back. Filled by
  * gpu_testing_damage_segment() / gpu_testing_damage_as(); consumed by gpu_testing_undo().
  * @lock: the damaged object's lock (borrowed), taken by gpu_testing_undo() for the write back.
- * @fields: how many entries of @field are saved (0: nothing to undo).
- * @field: each changed field's address, size and saved bytes, in the order they were changed.
+ * @fields: the changed fields and their saved bytes (alloclab/testing.h; count 0: nothing to undo).
  */
 typedef struct gpu_damage_undo {
   pthread_mutex_t *lock;
-  unsigned fields;
-  struct {
-    void *address;
-    size_t size;
-    unsigned char saved[GPU_DAMAGE_MAX_FIELD_BYTES];
-  } field[GPU_DAMAGE_MAX_FIELDS];
+  al_damage_fields fields;
 } gpu_damage_undo;
 
 /*
