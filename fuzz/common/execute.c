@@ -1345,10 +1345,11 @@ static void conc_restore(conc_ctx *cx, uint32_t depth) {
 /* Wing & Gong: is there an order of the remaining calls (bit set @left), consistent with real
  * time (a call that returned before another started comes first), in which the model accepts
  * every status? Leaves the model in the state after the order found.
- * Cost: a model is several MiB (fz_model_copy copies it whole), so the search takes one snapshot
- * per input, at the first node with a choice, and backtracks by restoring it and re-applying the
- * path above (conc_restore), instead of a snapshot at every node with a choice: those copies
- * were ~60% of the CPU of a schedules input. */
+ * Cost: the search takes one snapshot per input, at the first node with a choice, and
+ * backtracks by restoring it and re-applying the path above (conc_restore), instead of a
+ * snapshot at every node with a choice: when fz_model_copy copied the whole model (several
+ * MiB), those copies were ~60% of the CPU of a schedules input, and the one snapshot still
+ * ~16%; it now copies what the model holds. */
 static bool conc_linearize(conc_ctx *cx, uint32_t left, uint32_t depth) {
   if (left == 0) return true;
   if (++cx->search_nodes > FZ_CONCURRENT_SEARCH_LIMIT) return false;

@@ -9,6 +9,7 @@
 #include "alloclab/fuzz/model.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 #define NONE 0xFFFFu
 #define MAP_BITS 17u /* more than twice FZ_MODEL_MAX_ALLOCATIONS + devices + resources */
 #define MAP_SIZE (1u << MAP_BITS)
+/* Every object of a program has one map entry: its handle. */
+#define MAP_ENTRIES_MAX (FZ_MODEL_MAX_DEVICES + FZ_MODEL_MAX_RESOURCES + FZ_MODEL_MAX_ALLOCATIONS)
 
 enum { OBJ_NONE = 0, OBJ_DEVICE = 1, OBJ_RESOURCE = 2, OBJ_ALLOCATION = 3 };
 enum { A_ALIVE = 1, A_DEFERRED = 2, A_GONE = 3 };
@@ -109,6 +112,10 @@ struct fz_model {
   m_device dev[FZ_MODEL_MAX_DEVICES];
   m_resource res[FZ_MODEL_MAX_RESOURCES];
   m_allocation al[FZ_MODEL_MAX_ALLOCATIONS];
+  /* The slots of map stamped with this epoch, in insertion order: fz_model_copy() copies
+   * these, not the whole map (a search over call orders restores a snapshot many times). */
+  uint32_t nmapped;
+  uint32_t mapped[MAP_ENTRIES_MAX];
   m_slot map[MAP_SIZE];
 };
 
@@ -172,10 +179,12 @@ static bool map_insert(fz_model *m, uint32_t key, uint16_t type, uint16_t index)
   for (uint32_t i = map_hash(key), n = 0; n < MAP_SIZE; i = (i + 1u) & (MAP_SIZE - 1u), n++) {
     m_slot *s = &m->map[i];
     if (s->epoch != m->epoch) {
+      if (m->nmapped == MAP_ENTRIES_MAX) return false; /* cannot happen: one entry per object */
       s->epoch = m->epoch;
       s->key = key;
       s->type = type;
       s->index = index;
+      m->mapped[m->nmapped++] = i;
       return true;
     }
     if (s->key == key) return false;
@@ -232,6 +241,7 @@ void fz_model_reset(fz_model *m, const fz_model_config *config) {
   m->npend = 0;
   m->ndeferred = 0;
   m->nclosing = 0;
+  m->nmapped = 0;
 }
 
 /* ---- Memory: worst-case occupancy --------------------------------------------------------- */
@@ -1227,6 +1237,32 @@ uint32_t fz_model_live_allocations(const fz_model *m, al_handle *out, uint32_t c
 
 bool fz_model_removed(const fz_model *m) { return m->removed; }
 
+/* What a later call can read: the scalars, each array up to its count, and the map's entries
+ * of the current epoch, at the same slots (so lookups probe the same way). The copy gets an
+ * epoch newer than any stamp in its own map, which retires the entries it held before. */
 void fz_model_copy(fz_model *dst, const fz_model *src) {
-  if (dst != src) memcpy(dst, src, sizeof *dst);
+  if (dst == src) return;
+  uint32_t epoch = (dst->epoch > src->epoch ? dst->epoch : src->epoch) + 1u;
+  if (epoch == 0) { /* wrapped: the old stamps are ambiguous, clear them once */
+    memset(dst->map, 0, sizeof dst->map);
+    epoch = 1;
+  }
+  memcpy(dst, src, offsetof(fz_model, pend));
+  dst->epoch = epoch;
+  memcpy(dst->pend, src->pend, src->npend * sizeof src->pend[0]);
+  dst->nclosing = src->nclosing;
+  memcpy(dst->closing, src->closing, src->nclosing * sizeof src->closing[0]);
+  dst->stamp = src->stamp;
+  dst->ndeferred = src->ndeferred;
+  memcpy(dst->deferred, src->deferred, src->ndeferred * sizeof src->deferred[0]);
+  memcpy(dst->dev, src->dev, src->ndev * sizeof src->dev[0]);
+  memcpy(dst->res, src->res, src->nres * sizeof src->res[0]);
+  memcpy(dst->al, src->al, src->nalloc * sizeof src->al[0]);
+  dst->nmapped = src->nmapped;
+  memcpy(dst->mapped, src->mapped, src->nmapped * sizeof src->mapped[0]);
+  for (uint32_t k = 0; k < src->nmapped; k++) {
+    uint32_t slot = src->mapped[k];
+    dst->map[slot] = src->map[slot];
+    dst->map[slot].epoch = epoch;
+  }
 }

@@ -753,6 +753,112 @@ static void test_long_lists(void) {
   fresh();
 }
 
+/* ---- fz_model_copy: a snapshot answers as its source ------------------------------------- */
+
+/* Whether @a and @b answer alike: the counts, every probe handle's view, and the predictions of
+ * destroying it (as a device, as an allocation of @dev) and of submitting it. */
+static void same_answers(fz_model *a, fz_model *b, al_handle dev, const al_handle *probe, uint32_t n,
+                         const char *when) {
+  fz_model_counts ca, cb;
+  fz_model_expected(a, &ca);
+  fz_model_expected(b, &cb);
+  CHECK(ca.devices == cb.devices && ca.resources == cb.resources && ca.allocations == cb.allocations &&
+            ca.bindings_min == cb.bindings_min && ca.bindings_max == cb.bindings_max &&
+            ca.deferred_min == cb.deferred_min && ca.deferred_max == cb.deferred_max &&
+            ca.fence_submitted == cb.fence_submitted && ca.segment_bytes_max == cb.segment_bytes_max,
+        "%s: counts differ (allocations %u vs %u, deferred %u..%u vs %u..%u, fence %llu vs %llu)", when,
+        ca.allocations, cb.allocations, ca.deferred_min, ca.deferred_max, cb.deferred_min, cb.deferred_max,
+        (unsigned long long)ca.fence_submitted, (unsigned long long)cb.fence_submitted);
+  fz_model *keep = m;
+  for (uint32_t i = 0; i < n; i++) {
+    fz_model_allocation_view va, vb;
+    bool ka = fz_model_allocation(a, probe[i], &va), kb = fz_model_allocation(b, probe[i], &vb);
+    CHECK(ka == kb && (!ka || (va.alive == vb.alive && va.serial == vb.serial && va.last_fence == vb.last_fence &&
+                               va.has_pattern == vb.has_pattern && va.pattern == vb.pattern)),
+          "%s: handle 0x%x: views differ (known %d vs %d)", when, probe[i], ka, kb);
+    fz_model_args ops[3] = {args(FZ_OP_DESTROY_DEVICE), list_args(FZ_OP_DESTROY_ALLOCATIONS, dev, 1, &probe[i]),
+                            list_args(FZ_OP_SUBMIT, dev, 1, &probe[i])};
+    ops[0].device = probe[i];
+    for (int k = 0; k < 3; k++) {
+      m = a;
+      fz_status_set pa = predict(&ops[k]);
+      m = b;
+      fz_status_set pb = predict(&ops[k]);
+      CHECK(pa == pb, "%s: handle 0x%x, op %s: %#x vs %#x", when, probe[i], fz_op_name(ops[k].op), pa, pb);
+    }
+  }
+  m = keep;
+}
+
+static void test_snapshot(void) {
+  fz_model_config c = config();
+  fz_model *snap = fz_model_create(&c), *other = fz_model_create(&c);
+  if (!CHECK(snap != NULL && other != NULL, "host memory")) {
+    fz_model_destroy(snap);
+    fz_model_destroy(other);
+    return;
+  }
+  fresh();
+  al_handle d = device();
+  al_handle x[4], r[2], late[2], gone[1];
+  create(FZ_OP_CREATE_ALLOCATIONS, d, 0, 4, false, x);
+  create(FZ_OP_CREATE_RESOURCE, d, 0, 2, true, r);
+  submit(d, 2, x, FZ_COMMAND_FILL);
+  fz_model_args a = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, 1, x); /* deferred: its fill is queued */
+  CHECK(commit(&a, STATUS_SUCCESS), "destroy: %s", msg);
+
+  /* The snapshot held another program before, with handles of its own. */
+  fz_model *keep = m;
+  uint64_t keep_submitted = submitted;
+  m = snap;
+  submitted = 0;
+  al_handle sd = device(), stale[3];
+  create(FZ_OP_CREATE_ALLOCATIONS, sd, 0, 3, false, stale);
+  m = keep;
+  submitted = keep_submitted;
+  fz_model_copy(snap, m);
+  al_handle probe[] = {d, x[0], x[1], x[2], x[3], r[0], r[1], sd, stale[0], stale[1], stale[2], 0xDEAD0001u};
+  uint32_t nprobe = sizeof probe / sizeof probe[0];
+  same_answers(m, snap, d, probe, nprobe, "after the snapshot");
+  m = snap;
+  a = args(FZ_OP_DESTROY_DEVICE);
+  a.device = sd;
+  CHECK(predict(&a) == FZ_ST_INVALID_HANDLE, "the snapshot's earlier device is gone (%#x)", predict(&a));
+  m = keep;
+
+  /* The source goes on; restoring it from the snapshot forgets what came after. */
+  create(FZ_OP_CREATE_ALLOCATIONS, d, 0, 2, false, late);
+  submit(d, 1, &x[2], FZ_COMMAND_FILL);
+  a = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, 1, &x[3]);
+  CHECK(commit(&a, STATUS_SUCCESS), "destroy x3: %s", msg);
+  gone[0] = x[3];
+  fz_model_copy(m, snap);
+  submitted = keep_submitted;
+  al_handle probe2[] = {d, x[0], x[1], x[2], x[3], r[0], r[1], late[0], late[1], gone[0]};
+  same_answers(m, snap, d, probe2, sizeof probe2 / sizeof probe2[0], "after the restore");
+  a = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, 1, late);
+  CHECK(predict(&a) == FZ_ST_INVALID_HANDLE, "an allocation made after the snapshot is unknown again (%#x)",
+        predict(&a));
+  fz_model_args cd = args(FZ_OP_CREATE_DEVICE);
+  CHECK(commit_full(&cd, STATUS_SUCCESS, late[0], NULL, 0, 0, NULL),
+        "its handle value is new again after the restore: %s", msg);
+  CHECK(!commit_full(&cd, STATUS_SUCCESS, x[1], NULL, 0, 0, NULL), "a handle the snapshot holds is a reuse");
+
+  /* A copy of a copy, into a model whose own program went on past the source's. */
+  fz_model_copy(other, snap);
+  m = other;
+  create(FZ_OP_CREATE_ALLOCATIONS, d, 0, 2, false, late);
+  m = keep;
+  fz_model_copy(other, snap);
+  same_answers(snap, other, d, probe2, sizeof probe2 / sizeof probe2[0], "copy of a copy");
+  m = snap; /* the snapshot itself still answers for the program after its copies */
+  a = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, 1, &x[1]);
+  CHECK(predict(&a) == FZ_ST_SUCCESS, "the snapshot's own x1 destroys (%#x)", predict(&a));
+  m = keep;
+  fz_model_destroy(snap);
+  fz_model_destroy(other);
+}
+
 int main(int argc, char **argv) {
   static const struct {
     const char *name;
@@ -774,6 +880,7 @@ int main(int argc, char **argv) {
       {"copy", test_copy},
       {"align", test_align},
       {"device_info", test_device_info},
+      {"snapshot", test_snapshot},
   };
   fz_model_config c = config();
   m = fz_model_create(&c);

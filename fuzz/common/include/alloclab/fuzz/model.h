@@ -293,8 +293,10 @@ uint32_t fz_model_live_allocations(const fz_model *model, al_handle *out, uint32
 
 /* Whether the adapter is known to be removed. */
 bool fz_model_removed(const fz_model *model);
-/* Makes @dst (from fz_model_create) an exact copy of @src: a snapshot to go back to when a
- * search over call orders (fz_execute_concurrent) backtracks. */
+/* Makes @dst (from fz_model_create) a copy of @src that answers every later call exactly as
+ * @src would: a snapshot to go back to when a search over call orders (fz_execute_concurrent)
+ * backtracks. What @dst held before is gone. Costs what @src holds (its objects, submissions
+ * and handle-map entries), not the model's size (several MiB). */
 void fz_model_copy(fz_model *dst, const fz_model *src);
 
 #ifdef __cplusplus
