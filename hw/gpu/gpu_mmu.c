@@ -297,7 +297,9 @@ static void pt_prune(gpu_as *as, uint64_t va) {
   }
 }
 
-static void mmu_account_unmapped(gpu_mmu *mmu, const uint64_t *unmapped) {
+/* Untraced: a bookkeeping loop over every segment id, after every unmap; what was unmapped is
+ * the instrumented callers' business. */
+PT_UNTRACED __attribute__((noinline)) static void mmu_account_unmapped(gpu_mmu *mmu, const uint64_t *unmapped) {
   for (uint32_t id = 1; id <= GPU_SEGMENT_MAX_ID; id++) {
     if (unmapped[id] == 0) continue;
     __atomic_sub_fetch(&mmu->mapped_pages[id], unmapped[id], __ATOMIC_RELAXED);
