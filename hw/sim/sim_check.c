@@ -11,11 +11,17 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "sim_internal.h"
-
+/* Pushed before sim_internal.h, so that this file's copies of its static inline helpers
+ * (sim_allocation_id, sim_segment_bytes, sim_load, ...) are untraced too: clang does not inline
+ * an instrumented function into an uninstrumented one, so with the pragma after the include the
+ * walk called out-of-line, traced copies of them for every allocation and binding (measured:
+ * sim_allocation_id alone 1.2% of ddi_sequence's CPU, 1.7% of close_destroy's). The other
+ * files' copies, which the miniport runs for real, keep their instrumentation. */
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((no_sanitize("coverage"))), apply_to = function)
 #endif
+
+#include "sim_internal.h"
 
 typedef struct hw_walk {
   sim_adapter *adapter;

@@ -38,7 +38,8 @@
  *
  * Cost: fault_injector_should_fail() is one atomic increment plus two relaxed loads between two
  * loads of the sequence word (no lock, no allocation); a failing call also bumps a counter and
- * calls fault_injector_on_failure().
+ * calls fault_injector_on_failure(). Under libFuzzer the injector is not coverage-instrumented
+ * (fault_injection.c says why): its callers branch on its answers.
  *
  * Glossary: point = a named place that can be made to fail (enum fault_point); call number = the
  * 1-based count of should_fail calls on that point since init; window = the call numbers

@@ -53,7 +53,8 @@
  * Cost (p = pages of the range, g = its 4 KiB granules, b = bytes stored or copied): create O(1)
  * plus an mmap (metadata is reserved lazily: 16 bytes per page, plus 8 per aperture page for the
  * host page pointer, plus one bit per granule, touched only when used); commit/release O(p) (+
- * one host allocation/free per aperture page, whose bytes are not zeroed); a zero fill O(p +
+ * one host allocation/free per aperture page, whose bytes are not zeroed; a 4 KiB page's block
+ * is taken from and given back to the spare list under one lock per range); a zero fill O(p +
  * g / 64); read/write/copy/transfer O(p + g + b) where only stored granules' bytes count in b;
  * check O(pages + granules of the segment).
  *
