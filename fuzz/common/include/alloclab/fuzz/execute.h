@@ -151,6 +151,20 @@
  * from 1.53 to 0.79 s (ddi_sequence), 0.75 -> 0.33 (fault_injection), 0.99 -> 0.47
  * (schedules) and, with the spares' cap at 16384, close_destroy 2.59 -> 2.03 s (that one
  * against a binary with the quarantine already at 10 MB).
+ * Session 7: the fuzz config's UBSan is OSS-Fuzz's set, without alignment and pointer-overflow
+ * (.bazelrc; the asan config keeps them and replays every seed and regression): clang 14 traced
+ * their per-access checks as compares, a third of the CPU. check_resource takes its locks once
+ * per resource and once per run of records in a segment; fz_model_copy copies what the model
+ * holds, not its 6.5 MB; the fault injector and the hardware walk's helpers are not traced,
+ * hw/gpu's per-page and per-entry loops are untraced or unchecked. Together, the median CPU of
+ * replaying fixed typical inputs (150-300 per target from the working corpora; 7 alternating
+ * runs, 6b8a4e5 -> a1bdc6a): ddi_sequence 0.76 -> 0.47 s, close_destroy 2.20 -> 1.52,
+ * fault_injection 0.35 -> 0.25, schedules 0.42 -> 0.29, gpu 0.33 -> 0.27 (1.2-1.6x); an empty
+ * ddi_sequence program 95 -> 73 us,
+ * close_destroy's 404 -> 238 us. What is left (perf, typical ddi_sequence inputs): the port's
+ * and the sim's real work (~40%, its compare tracing spread through it), the per-call walks
+ * (~27%), teardown (~14%), the ASan allocator, and at the end of a program the full walks,
+ * which cost the segments' and tables' capacity (a fifth of an empty program).
  * Threading: fz_execute() may run on several threads at once (one context each), but the sim's
  * process-wide totals check (check_miniport_totals) then races: turn it off.
  */
