@@ -245,9 +245,54 @@ TEST(test_damage_runs_only_before_the_fork) {
   expect_status(rep.status[4], STATUS_SUCCESS, "v5 ran concurrently");
 }
 
+/* The calls the concurrent part does not make (gpu_run, fence_wait, those past
+ * FZ_CONCURRENT_MAX_CALLS) read FZ_STATUS_NOT_RUN, not the zeroed STATUS_SUCCESS, and the
+ * printed program says "# not run" where a status would be. */
+TEST(test_calls_not_run_say_so) {
+  char text[4096];
+  size_t used = (size_t)snprintf(text, sizeof text, "v1 = create_device()\nv2 = gpu_run(n=1)\nv3 = fence_wait(fence=0)\n");
+  const uint32_t concurrent = FZ_CONCURRENT_MAX_CALLS + 2u; /* creates after the two GPU calls */
+  for (uint32_t k = 0; k < concurrent; k++)
+    used += (size_t)snprintf(text + used, sizeof text - used, "v%u = create_device()\n", k + 4u);
+  static fz_program prog;
+  char err[256];
+  assert_true(used < sizeof text && fz_parse_program(text, &prog, err, sizeof err), "parse: %s", err);
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  static fz_exec_report rep;
+  fz_concurrency cc = {.fork = 1, .threads = 2, .preemptive = true};
+  expect_u64_eq(fz_execute_concurrent(&prog, &cc, &o, &rep), FZ_EXEC_OK, "%s", rep.message);
+  expect_status(rep.status[0], STATUS_SUCCESS, "v1, before the fork");
+  expect_status(rep.status[1], FZ_STATUS_NOT_RUN, "v2 = gpu_run after the fork");
+  expect_status(rep.status[2], FZ_STATUS_NOT_RUN, "v3 = fence_wait after the fork");
+  for (uint32_t i = 3; i < prog.call_count; i++) {
+    bool ran = i < 3u + FZ_CONCURRENT_MAX_CALLS;
+    expect_status(rep.status[i], ran ? STATUS_SUCCESS : FZ_STATUS_NOT_RUN, "v%u (%s)", i + 1,
+                  ran ? "ran concurrently" : "past the cap");
+  }
+  char *printed = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&printed, &len);
+  assert_true(out != NULL, "open_memstream");
+  fz_print_program(out, &prog, rep.status);
+  fclose(out);
+  expect_true(strstr(printed, "v2 = gpu_run(n=1)  # not run\n") != NULL, "gpu_run printed as not run:\n%s", printed);
+  char last[64];
+  snprintf(last, sizeof last, "v%u = create_device()  # not run\n", prog.call_count);
+  expect_true(strstr(printed, last) != NULL, "the last call printed as not run:\n%s", printed);
+  expect_true(strstr(printed, "v4 = create_device() = STATUS_SUCCESS\n") != NULL, "a concurrent call's status:\n%s",
+              printed);
+  static fz_program reparsed;
+  expect_true(fz_parse_program(printed, &reparsed, err, sizeof err) && reparsed.call_count == prog.call_count,
+              "the printed program parses back: %s", err);
+  free(printed);
+}
+
 RUN_TESTS(T(test_same_choices_same_run), T(test_choices_change_the_interleaving),
           T(test_linearizability_check_catches_a_broken_port), T(test_no_preemption_runs_threads_one_after_another),
           T(test_preemption_switches_at_the_threads_own_point),
           T(test_moving_one_preemption_leaves_the_others_in_place),
           T(test_preemption_target_that_cannot_run_falls_to_the_next_thread),
-          T(test_one_preemption_finds_the_racing_outcome), T(test_damage_runs_only_before_the_fork))
+          T(test_one_preemption_finds_the_racing_outcome), T(test_damage_runs_only_before_the_fork),
+          T(test_calls_not_run_say_so))

@@ -1454,10 +1454,12 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
     if (!run_program_call(x, i, &p->calls[i], &e)) break;
   }
   if (!x->failed) {
-    /* The damage ops after the fork are not run, and say so (program.h "Damage"): the report's
-     * zeroed status would read STATUS_SUCCESS, "caught". */
+    /* The calls after the fork that are not run say so: the report's zeroed status would read
+     * STATUS_SUCCESS. A damage op's status says it was not run (program.h "Damage"); gpu_run,
+     * fence_wait and the calls past FZ_CONCURRENT_MAX_CALLS read FZ_STATUS_NOT_RUN (those run
+     * concurrently get their status from conc_thread). */
     for (uint32_t i = fork; i < ncalls; i++)
-      if (p->calls[i].op == FZ_OP_DAMAGE) x->rep->status[i] = STATUS_INVALID_PARAMETER;
+      x->rep->status[i] = p->calls[i].op == FZ_OP_DAMAGE ? STATUS_INVALID_PARAMETER : FZ_STATUS_NOT_RUN;
     for (uint32_t i = fork, j = 0; i < ncalls && cx->count < FZ_CONCURRENT_MAX_CALLS; i++, j++) {
       if (!conc_runs(p->calls[i].op)) continue;
       conc_call *q = &cx->calls[cx->count++];

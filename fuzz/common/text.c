@@ -263,7 +263,9 @@ void fz_print_program(FILE *out, const fz_program *p, const NTSTATUS *statuses) 
   for (uint32_t k = 0; k < nc; k++) {
     char line[2048];
     fz_format_call(line, sizeof line, p, k);
-    if (statuses != NULL) {
+    if (statuses != NULL && statuses[k] == FZ_STATUS_NOT_RUN) {
+      fprintf(out, "%s  # not run\n", line);
+    } else if (statuses != NULL) {
       fprintf(out, "%s = %s\n", line, al_status_name(statuses[k]));
     } else {
       fprintf(out, "%s\n", line);

@@ -324,8 +324,9 @@ typedef struct fz_concurrency {
  * them, consistent with real time (a call that returned before another began comes first), in
  * which the reference model accepts every status and output; the adapter's statistics and
  * al_adapter_check() must then match the model. Differences from fz_execute() in the concurrent
- * part: gpu_run and fence_wait are not run, nor damage ops (their status is
- * STATUS_INVALID_PARAMETER: another thread would see the damaged state); submits carry a NOP
+ * part: gpu_run and fence_wait are not run (their status is FZ_STATUS_NOT_RUN, as for the calls
+ * past FZ_CONCURRENT_MAX_CALLS), nor damage ops (their status is STATUS_INVALID_PARAMETER:
+ * another thread would see the damaged state); submits carry a NOP
  * command (a FILL pattern depends on the order); destroys lose AL_DESTROY_ASSUME_NOT_IN_USE (other threads may queue work);
  * fault requests are ignored. A deadlock or a lock needed inside a DDI while a suspended thread
  * holds it aborts (the threads cannot be unwound). Returns as fz_execute() does.

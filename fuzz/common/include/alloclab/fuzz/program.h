@@ -84,6 +84,12 @@ extern "C" {
  * allocations (the port's own maximum, AL_MAX_ALLOCATIONS_PER_CALL; one more is written
  * FZ_COUNT_OVER_MAXIMUM). Element indexes are 0 .. FZ_MAX_ELEMENTS - 1. */
 #define FZ_MAX_CALLS 64
+
+/* The status a report gives a program call that was not made (execute.h: fz_execute_concurrent
+ * runs no gpu_run or fence_wait after its fork, and no call past FZ_CONCURRENT_MAX_CALLS): no
+ * NTSTATUS the port returns (severity error, customer bit, facility 0xA1C). fz_print_program()
+ * writes such a call with the comment "# not run" instead of a status. */
+#define FZ_STATUS_NOT_RUN ((NTSTATUS)0xE0A1C001)
 #define FZ_MAX_LIST 32
 #define FZ_MAX_ELEMENTS 1024u
 #define FZ_ELEMENT_SELF 0xFFFFu
