@@ -222,6 +222,18 @@ TEST(test_one_preemption_finds_the_racing_outcome) {
   expect_true(raced, "no single preemption of thread 0 let thread 1's last destroy run first");
 }
 
+/* Parses @text into @prog and runs its calls from @fork on 2 logical threads, PCT-style with no
+ * preemption (each thread runs unpreempted in turn), into @rep; the run must pass the oracle. */
+static void run_text_preemptive(const char *text, uint32_t fork, fz_program *prog, fz_exec_report *rep) {
+  char err[256];
+  assert_true(fz_parse_program(text, prog, err, sizeof err), "parse: %s", err);
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  fz_concurrency cc = {.fork = fork, .threads = 2, .preemptive = true};
+  expect_u64_eq(fz_execute_concurrent(prog, &cc, &o, rep), FZ_EXEC_OK, "%s", rep->message);
+}
+
 /* A damage op runs before the fork (the adapter is quiescent) and not after it (other logical
  * threads would see the damaged state), and its status says which (program.h "Damage"). */
 TEST(test_damage_runs_only_before_the_fork) {
@@ -232,14 +244,8 @@ TEST(test_damage_runs_only_before_the_fork) {
       "v4 = damage(kind=handle_table_live_count_off_by_one, pick=0)\n"
       "v5 = create_device()\n";
   static fz_program damaging;
-  char err[256];
-  assert_true(fz_parse_program(text, &damaging, err, sizeof err), "parse: %s", err);
-  fz_exec_options o;
-  fz_exec_options_default(&o);
-  o.return_on_mismatch = true;
   static fz_exec_report rep;
-  fz_concurrency cc = {.fork = 3, .threads = 2, .preemptive = true};
-  expect_u64_eq(fz_execute_concurrent(&damaging, &cc, &o, &rep), FZ_EXEC_OK, "%s", rep.message);
+  run_text_preemptive(text, 3, &damaging, &rep);
   expect_status(rep.status[1], STATUS_SUCCESS, "v2, before the fork: caught");
   expect_status(rep.status[3], STATUS_INVALID_PARAMETER, "v4, after the fork: not run");
   expect_status(rep.status[4], STATUS_SUCCESS, "v5 ran concurrently");
@@ -254,15 +260,10 @@ TEST(test_calls_not_run_say_so) {
   const uint32_t concurrent = FZ_CONCURRENT_MAX_CALLS + 2u; /* creates after the two GPU calls */
   for (uint32_t k = 0; k < concurrent; k++)
     used += (size_t)snprintf(text + used, sizeof text - used, "v%u = create_device()\n", k + 4u);
+  assert_true(used < sizeof text, "the program text fits");
   static fz_program prog;
-  char err[256];
-  assert_true(used < sizeof text && fz_parse_program(text, &prog, err, sizeof err), "parse: %s", err);
-  fz_exec_options o;
-  fz_exec_options_default(&o);
-  o.return_on_mismatch = true;
   static fz_exec_report rep;
-  fz_concurrency cc = {.fork = 1, .threads = 2, .preemptive = true};
-  expect_u64_eq(fz_execute_concurrent(&prog, &cc, &o, &rep), FZ_EXEC_OK, "%s", rep.message);
+  run_text_preemptive(text, 1, &prog, &rep);
   expect_status(rep.status[0], STATUS_SUCCESS, "v1, before the fork");
   expect_status(rep.status[1], FZ_STATUS_NOT_RUN, "v2 = gpu_run after the fork");
   expect_status(rep.status[2], FZ_STATUS_NOT_RUN, "v3 = fence_wait after the fork");
@@ -284,6 +285,7 @@ TEST(test_calls_not_run_say_so) {
   expect_true(strstr(printed, "v4 = create_device() = STATUS_SUCCESS\n") != NULL, "a concurrent call's status:\n%s",
               printed);
   static fz_program reparsed;
+  char err[256];
   expect_true(fz_parse_program(printed, &reparsed, err, sizeof err) && reparsed.call_count == prog.call_count,
               "the printed program parses back: %s", err);
   free(printed);
