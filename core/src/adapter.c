@@ -536,25 +536,20 @@ AL_CHECK_CODE static bool check_resource(al_adapter *adapter, port_resource *res
   if (resource->holders == NULL)
     return check_fail(msg, cap, "resource 0x%08x is live but no device holds it", resource->handle);
   /* Pass 1: every record's handle names this resource and the record's index. */
-  uint32_t bad = resource->count, bad_index = UINT32_MAX;
-  void *bad_owner = NULL;
+  uint32_t r = 0, index = 0;
+  void *owner = resource;
   handle_table_lock(&adapter->allocations);
-  for (uint32_t i = 0; i < resource->count; i++) {
-    uint32_t index = UINT32_MAX;
-    void *owner = handle_table_check_lookup_locked(&adapter->allocations, resource->records[i].handle, &index);
-    if (owner != resource || index != i) {
-      bad = i;
-      bad_owner = owner;
-      bad_index = index;
-      break;
-    }
+  for (; r < resource->count; r++) {
+    index = UINT32_MAX;
+    owner = handle_table_check_lookup_locked(&adapter->allocations, resource->records[r].handle, &index);
+    if (owner != resource || index != r) break;
   }
   handle_table_unlock(&adapter->allocations);
-  if (bad < resource->count)
+  if (r < resource->count)
     return check_fail(msg, cap,
                       "allocation 0x%08x (record %u of resource 0x%08x): its handle names "
                       "object %p index %u",
-                      resource->records[bad].handle, bad, resource->handle, bad_owner, bad_index);
+                      resource->records[r].handle, r, resource->handle, owner, index);
   /* Pass 2: the rest of each record. */
   port_segment *held = NULL;
   bool ok = true;

@@ -17,8 +17,6 @@
 #define NONE 0xFFFFu
 #define MAP_BITS 17u /* more than twice FZ_MODEL_MAX_ALLOCATIONS + devices + resources */
 #define MAP_SIZE (1u << MAP_BITS)
-/* Every object of a program has one map entry: its handle. */
-#define MAP_ENTRIES_MAX (FZ_MODEL_MAX_DEVICES + FZ_MODEL_MAX_RESOURCES + FZ_MODEL_MAX_ALLOCATIONS)
 
 enum { OBJ_NONE = 0, OBJ_DEVICE = 1, OBJ_RESOURCE = 2, OBJ_ALLOCATION = 3 };
 enum { A_ALIVE = 1, A_DEFERRED = 2, A_GONE = 3 };
@@ -112,10 +110,6 @@ struct fz_model {
   m_device dev[FZ_MODEL_MAX_DEVICES];
   m_resource res[FZ_MODEL_MAX_RESOURCES];
   m_allocation al[FZ_MODEL_MAX_ALLOCATIONS];
-  /* The slots of map stamped with this epoch, in insertion order: fz_model_copy() copies
-   * these, not the whole map (a search over call orders restores a snapshot many times). */
-  uint32_t nmapped;
-  uint32_t mapped[MAP_ENTRIES_MAX];
   m_slot map[MAP_SIZE];
 };
 
@@ -179,12 +173,10 @@ static bool map_insert(fz_model *m, uint32_t key, uint16_t type, uint16_t index)
   for (uint32_t i = map_hash(key), n = 0; n < MAP_SIZE; i = (i + 1u) & (MAP_SIZE - 1u), n++) {
     m_slot *s = &m->map[i];
     if (s->epoch != m->epoch) {
-      if (m->nmapped == MAP_ENTRIES_MAX) return false; /* cannot happen: one entry per object */
       s->epoch = m->epoch;
       s->key = key;
       s->type = type;
       s->index = index;
-      m->mapped[m->nmapped++] = i;
       return true;
     }
     if (s->key == key) return false;
@@ -241,7 +233,6 @@ void fz_model_reset(fz_model *m, const fz_model_config *config) {
   m->npend = 0;
   m->ndeferred = 0;
   m->nclosing = 0;
-  m->nmapped = 0;
 }
 
 /* ---- Memory: worst-case occupancy --------------------------------------------------------- */
@@ -1237,9 +1228,20 @@ uint32_t fz_model_live_allocations(const fz_model *m, al_handle *out, uint32_t c
 
 bool fz_model_removed(const fz_model *m) { return m->removed; }
 
+/* Copies @src's map entry for @key (if any) into @dst at the same slot (so lookups probe the
+ * same way), stamped @epoch. */
+static void map_copy_entry(fz_model *dst, const fz_model *src, al_handle key, uint32_t epoch) {
+  const m_slot *s = map_find(src, key);
+  if (s == NULL) return;
+  m_slot *d = &dst->map[s - src->map];
+  *d = *s;
+  d->epoch = epoch;
+}
+
 /* What a later call can read: the scalars, each array up to its count, and the map's entries
- * of the current epoch, at the same slots (so lookups probe the same way). The copy gets an
- * epoch newer than any stamp in its own map, which retires the entries it held before. */
+ * of the current epoch, which are the objects' handles (new_handle is the one insert, made
+ * just before the object is counted). The copy gets an epoch newer than any stamp in its own
+ * map, which retires the entries it held before. */
 void fz_model_copy(fz_model *dst, const fz_model *src) {
   if (dst == src) return;
   uint32_t epoch = (dst->epoch > src->epoch ? dst->epoch : src->epoch) + 1u;
@@ -1258,11 +1260,7 @@ void fz_model_copy(fz_model *dst, const fz_model *src) {
   memcpy(dst->dev, src->dev, src->ndev * sizeof src->dev[0]);
   memcpy(dst->res, src->res, src->nres * sizeof src->res[0]);
   memcpy(dst->al, src->al, src->nalloc * sizeof src->al[0]);
-  dst->nmapped = src->nmapped;
-  memcpy(dst->mapped, src->mapped, src->nmapped * sizeof src->mapped[0]);
-  for (uint32_t k = 0; k < src->nmapped; k++) {
-    uint32_t slot = src->mapped[k];
-    dst->map[slot] = src->map[slot];
-    dst->map[slot].epoch = epoch;
-  }
+  for (uint32_t k = 0; k < src->ndev; k++) map_copy_entry(dst, src, src->dev[k].handle, epoch);
+  for (uint32_t k = 0; k < src->nres; k++) map_copy_entry(dst, src, src->res[k].handle, epoch);
+  for (uint32_t k = 0; k < src->nalloc; k++) map_copy_entry(dst, src, src->al[k].handle, epoch);
 }

@@ -13,26 +13,12 @@
 
 #include "alloclab/schedule.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FZ_SCHED_ASAN 1
-#endif
-#endif
-#if !defined(FZ_SCHED_ASAN) && defined(__SANITIZE_ADDRESS__)
-#define FZ_SCHED_ASAN 1
-#endif
-#ifdef FZ_SCHED_ASAN
+#include "alloclab/sanitizers.h"
+
+#ifdef AL_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FZ_SCHED_TSAN 1
-#endif
-#endif
-#if !defined(FZ_SCHED_TSAN) && defined(__SANITIZE_THREAD__)
-#define FZ_SCHED_TSAN 1
-#endif
-#ifdef FZ_SCHED_TSAN
+#ifdef AL_TSAN
 /* ThreadSanitizer's fiber API (sanitizer/tsan_interface.h): each logical thread is a fiber;
  * a switch synchronises, as handing over a baton does. */
 void *__tsan_get_current_fiber(void);
@@ -90,21 +76,21 @@ static _Thread_local void *tls_stacks[FZ_SCHED_MAX_THREADS];
 /* From the running logical thread back to the scheduler loop (fz_scheduler_run). */
 static void switch_to_main(scheduler *s) {
   logical_thread *t = &s->threads[s->current];
-#ifdef FZ_SCHED_ASAN
+#ifdef AL_ASAN
   /* A finished thread never comes back: NULL lets ASan free its fake stack. */
   __sanitizer_start_switch_fiber(t->state == T_DONE ? NULL : &t->fake_stack, s->main_stack_bottom,
                                  s->main_stack_size);
 #endif
   TSAN_SWITCH(s->main_tsan_fiber);
   swapcontext(&t->context, &s->main_context);
-#ifdef FZ_SCHED_ASAN
+#ifdef AL_ASAN
   __sanitizer_finish_switch_fiber(t->fake_stack, &s->main_stack_bottom, &s->main_stack_size);
 #endif
 }
 
 static void thread_entry(void) {
   scheduler *s = tls_scheduler;
-#ifdef FZ_SCHED_ASAN
+#ifdef AL_ASAN
   __sanitizer_finish_switch_fiber(NULL, &s->main_stack_bottom, &s->main_stack_size);
 #endif
   uint32_t index = s->current;
@@ -182,12 +168,12 @@ static void schedule_point(scheduler *s) {
   uint32_t me = s->current;
   s->current = next;
   logical_thread *t = &s->threads[me];
-#ifdef FZ_SCHED_ASAN
+#ifdef AL_ASAN
   __sanitizer_start_switch_fiber(&t->fake_stack, s->main_stack_bottom, s->main_stack_size);
 #endif
   TSAN_SWITCH(s->main_tsan_fiber);
   swapcontext(&t->context, &s->main_context);
-#ifdef FZ_SCHED_ASAN
+#ifdef AL_ASAN
   __sanitizer_finish_switch_fiber(t->fake_stack, &s->main_stack_bottom, &s->main_stack_size);
 #endif
 }
@@ -267,11 +253,11 @@ static int run_threads(uint32_t count, fz_logical_thread body, void *arg, const 
     t->context.uc_stack.ss_size = STACK_BYTES;
     t->context.uc_link = NULL;
     makecontext(&t->context, thread_entry, 0);
-#ifdef FZ_SCHED_TSAN
+#ifdef AL_TSAN
     t->tsan_fiber = __tsan_create_fiber(0);
 #endif
   }
-#ifdef FZ_SCHED_TSAN
+#ifdef AL_TSAN
   s->main_tsan_fiber = __tsan_get_current_fiber();
 #endif
   tls_scheduler = s;
@@ -294,18 +280,18 @@ static int run_threads(uint32_t count, fz_logical_thread body, void *arg, const 
       s->current = next;
       t = &s->threads[next];
     }
-#ifdef FZ_SCHED_ASAN
+#ifdef AL_ASAN
     __sanitizer_start_switch_fiber(&s->main_fake_stack, t->stack, STACK_BYTES);
 #endif
     TSAN_SWITCH(t->tsan_fiber);
     swapcontext(&s->main_context, &t->context);
-#ifdef FZ_SCHED_ASAN
+#ifdef AL_ASAN
     __sanitizer_finish_switch_fiber(s->main_fake_stack, NULL, NULL);
 #endif
   }
   al_scheduler_install(NULL);
   tls_scheduler = NULL;
-#ifdef FZ_SCHED_TSAN
+#ifdef AL_TSAN
   for (uint32_t i = 0; i < count; i++) __tsan_destroy_fiber(s->threads[i].tsan_fiber);
 #endif
   return s->deadlocked ? FZ_SCHED_DEADLOCK : FZ_SCHED_OK;

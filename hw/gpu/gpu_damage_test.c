@@ -75,7 +75,7 @@ TEST(kinds_are_named) {
   expect_ptr_eq(gpu_testing_segment_damage_kind(GPU_SEGMENT_DAMAGE_KINDS), NULL, "past the segment kinds");
   expect_ptr_eq(gpu_testing_as_damage_kind(GPU_AS_DAMAGE_KINDS), NULL, "past the address-space kinds");
   for (unsigned k = 0; k < GPU_SEGMENT_DAMAGE_KINDS + GPU_AS_DAMAGE_KINDS; k++) {
-    const gpu_damage_kind_info *info = k < GPU_SEGMENT_DAMAGE_KINDS ? gpu_testing_segment_damage_kind(k)
+    const al_damage_kind_info *info = k < GPU_SEGMENT_DAMAGE_KINDS ? gpu_testing_segment_damage_kind(k)
                                                                      : gpu_testing_as_damage_kind(k - GPU_SEGMENT_DAMAGE_KINDS);
     assert_ptr_ne(info, NULL, "kind %u", k);
     expect_true(info->name && info->target && info->expect && info->expect[0], "kind %u is described", k);
@@ -86,7 +86,7 @@ TEST(kinds_are_named) {
 static void every_segment_kind(gpu_segment *s, bool aperture) {
   char err[4096];
   for (unsigned k = 0; k < GPU_SEGMENT_DAMAGE_KINDS; k++) {
-    const gpu_damage_kind_info *info = gpu_testing_segment_damage_kind(k);
+    const al_damage_kind_info *info = gpu_testing_segment_damage_kind(k);
     const bool aperture_only = k == GPU_DAMAGE_APERTURE_HOST_MISSING || k == GPU_DAMAGE_APERTURE_STORED_FREE_PAGE;
     for (uint64_t pick = 0; pick < 5; pick++) {
       gpu_damage_undo undo = {0};
@@ -131,7 +131,7 @@ TEST(every_as_kind_caught_and_undone) {
   build(&f);
   char err[8192];
   for (unsigned k = 0; k < GPU_AS_DAMAGE_KINDS; k++) {
-    const gpu_damage_kind_info *info = gpu_testing_as_damage_kind(k);
+    const al_damage_kind_info *info = gpu_testing_as_damage_kind(k);
     for (uint64_t pick = 0; pick < 7; pick++) {
       gpu_damage_undo undo = {0};
       assert_true(gpu_testing_damage_as(f.as, k, pick, &undo), "%s pick %" PRIu64 ": damaged", info->name, pick);

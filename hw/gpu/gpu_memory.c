@@ -37,14 +37,9 @@
 #include "alloclab/host_alloc.h"
 #include "alloclab/hw/gpu_testing.h" /* the damage kinds (testing only) */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SEG_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SEG_ASAN 1
-#endif
-#endif
-#ifdef SEG_ASAN
+#include "alloclab/sanitizers.h"
+
+#ifdef AL_ASAN
 #include <sanitizer/asan_interface.h>
 #define SEG_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define SEG_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
@@ -978,7 +973,7 @@ uint64_t gpu_host_copy_host_bytes(const gpu_host_copy *copy) {
 
 /* ---- Testing only: damage kinds for gpu_segment_check (gpu_testing.h) ----------------------- */
 
-static const gpu_damage_kind_info segment_damage_kinds[GPU_SEGMENT_DAMAGE_KINDS] = {
+static const al_damage_kind_info segment_damage_kinds[GPU_SEGMENT_DAMAGE_KINDS] = {
     [GPU_DAMAGE_SEGMENT_COMMITTED_COUNT] = {"segment_committed_count", "any segment",
                                             "pages have an owner (found), the committed count says"},
     [GPU_DAMAGE_SEGMENT_STORED_COUNT] = {"segment_stored_count", "any segment",
@@ -993,7 +988,7 @@ static const gpu_damage_kind_info segment_damage_kinds[GPU_SEGMENT_DAMAGE_KINDS]
                                               "stored (found) on free page"},
 };
 
-SEG_UNTRACED const gpu_damage_kind_info *gpu_testing_segment_damage_kind(unsigned kind) {
+SEG_UNTRACED const al_damage_kind_info *gpu_testing_segment_damage_kind(unsigned kind) {
   return kind < GPU_SEGMENT_DAMAGE_KINDS ? &segment_damage_kinds[kind] : NULL;
 }
 

@@ -21,17 +21,12 @@
 #include "alloclab/host_alloc.h"
 #include "alloclab/hw/gpu_testing.h" /* the damage kinds (testing only) */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define PT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PT_ASAN 1
-#endif
-#endif
-#ifdef PT_ASAN
+#include "alloclab/sanitizers.h"
+
+#ifdef AL_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
-#if defined(PT_ASAN) || defined(__clang__)
+#if defined(AL_ASAN) || defined(__clang__)
 #define PT_UNCHECKED __attribute__((no_sanitize("address", "undefined")))
 #else
 #define PT_UNCHECKED
@@ -254,13 +249,6 @@ PT_UNTRACED static bool pt_range_full(const struct gpu_pt *t, int level, uint64_
   return true;
 }
 
-/* Clears every leaf in [lo, hi) of the table @ref links (a large leaf there must lie inside
- * the range) and frees the tables it empties; @ref's count drops by the entries cleared.
- * @unmapped[id] accumulates the 4 KiB pages unmapped per segment.
- * Cost: proportional to what is mapped, not to the range: the scan of a table stops once its
- * live-entry count is used up (after that only zero entries are left), so tearing down an
- * address space that maps little (gpu_as_destroy clears the whole VA range) does not read the
- * 512 entries of every table level. */
 /* pt_clear's level-1 step: clears the 4 KiB leaves of [lo, hi) in the level-1 table @ref links.
  * Untraced: its per-leaf branches and compares follow how many pages the range maps, not anything
  * new an input did (as the segments' per-page loops, gpu_memory.c SEG_UNTRACED); whether tables
@@ -285,6 +273,13 @@ PT_UNTRACED __attribute__((noinline)) static void pt_clear_leaves(gpu_as *as, ui
   *ref -= cleared * PTE_COUNT_ONE;
 }
 
+/* Clears every leaf in [lo, hi) of the table @ref links (a large leaf there must lie inside
+ * the range) and frees the tables it empties; @ref's count drops by the entries cleared.
+ * @unmapped[id] accumulates the 4 KiB pages unmapped per segment.
+ * Cost: proportional to what is mapped, not to the range: the scan of a table stops once its
+ * live-entry count is used up (after that only zero entries are left), so tearing down an
+ * address space that maps little (gpu_as_destroy clears the whole VA range) does not read the
+ * 512 entries of every table level. */
 static void pt_clear(gpu_as *as, uint64_t *ref, int level, uint64_t base, uint64_t lo,
                      uint64_t hi, uint64_t *unmapped) {
   if (level == 1) {
@@ -947,16 +942,12 @@ struct pt_census {
   bool ok;
 };
 
-/* Checks the table that pointer entry @ref links (and its subtree). Untraced, as gpu_as_check:
- * the sim's hardware walk (a fuzzing oracle) runs it after every GPU call, and its per-entry
- * compares were an eighth of ddi_sequence's CPU while telling libFuzzer nothing about the input. */
-
 /* Under ASan: the whole table page @t must be addressable (a live 4 KiB block: not freed, not
  * out of bounds); a poisoned byte is reported by the instrumented load of it. One check per
  * table, so that pt_next_used can skip the empty entries without a check per load
  * (gpu_mmu_test's test_check_reports_freed_table_under_asan). */
 PT_UNTRACED static void pt_check_addressable(const struct gpu_pt *t) {
-#ifdef PT_ASAN
+#ifdef AL_ASAN
   const volatile uint8_t *bad = __asan_region_is_poisoned((void *)(uintptr_t)t, sizeof *t);
   if (bad != NULL) (void)*bad;
 #else
@@ -981,6 +972,9 @@ PT_UNTRACED PT_UNCHECKED static unsigned pt_next_used(const struct gpu_pt *t, un
   return i;
 }
 
+/* Checks the table that pointer entry @ref links (and its subtree). Untraced, as gpu_as_check:
+ * the sim's hardware walk (a fuzzing oracle) runs it after every GPU call, and its per-entry
+ * compares were an eighth of ddi_sequence's CPU while telling libFuzzer nothing about the input. */
 PT_UNTRACED static void pt_check_table(const gpu_as *as, uint64_t ref, int level, uint64_t base,
                            struct pt_census *c) {
   const struct gpu_pt *t = pte_table(ref);
@@ -1053,7 +1047,7 @@ PT_UNTRACED bool gpu_as_check(gpu_as *as) {
 
 /* ---- Testing only: damage kinds for gpu_as_check (gpu_testing.h) ---------------------------- */
 
-static const gpu_damage_kind_info as_damage_kinds[GPU_AS_DAMAGE_KINDS] = {
+static const al_damage_kind_info as_damage_kinds[GPU_AS_DAMAGE_KINDS] = {
     [GPU_DAMAGE_AS_POINTER_AT_LEVEL_1] = {"as_pointer_at_level_1", "4 KiB leaf", "pointer entry at level 1"},
     [GPU_DAMAGE_AS_TABLE_AS_LEAF] = {"as_table_as_leaf", "table below the root", ": leaf 0x"},
     [GPU_DAMAGE_AS_EMPTY_TABLE_KEPT] = {"as_empty_table_kept", "table below the root", "table kept (found 0 entries"},
@@ -1066,7 +1060,7 @@ static const gpu_damage_kind_info as_damage_kinds[GPU_AS_DAMAGE_KINDS] = {
     [GPU_DAMAGE_AS_MAPPED_2M_COUNTER] = {"as_mapped_2m_counter", "any address space", ": 2 MiB leaves: "},
 };
 
-PT_UNTRACED const gpu_damage_kind_info *gpu_testing_as_damage_kind(unsigned kind) {
+PT_UNTRACED const al_damage_kind_info *gpu_testing_as_damage_kind(unsigned kind) {
   return kind < GPU_AS_DAMAGE_KINDS ? &as_damage_kinds[kind] : NULL;
 }
 

@@ -7,6 +7,7 @@
 
 #include "al_test.h"
 #include "alloclab/hw/gpu_testing.h"
+#include "alloclab/sanitizers.h"
 #include "gpu_test_fixture.h"
 
 #define KIB UINT64_C(1024)
@@ -657,14 +658,7 @@ static void destroy_mmu_with_as(void *arg) {
   gpu_mmu_destroy(mmu);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define MMU_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MMU_TEST_ASAN 1
-#endif
-#endif
-#ifdef MMU_TEST_ASAN
+#ifdef AL_ASAN
 /* Frees the level-1 table under a mapped page, its entries zeroed first, while its parent still
  * links it; then checks the address space. */
 static void check_with_freed_table(void *arg) {
@@ -691,7 +685,7 @@ static void check_with_freed_table(void *arg) {
  * not checked per load. (pt_check_addressable reports it; without that, the checked load of the
  * entry that ASan's free record makes non-zero still does: this pins the outcome, not which.) */
 TEST(test_check_reports_freed_table_under_asan) {
-#ifdef MMU_TEST_ASAN
+#ifdef AL_ASAN
   expect_death(check_with_freed_table, NULL, "heap-use-after-free");
 #else
   al_test_skip("needs ASan (--config=asan or fuzz)");

@@ -267,7 +267,7 @@ TEST(pick_wraps_over_the_targets) {
 
 /* The hw/gpu kind behind a sim_gpu_* kind (its name is "sim_gpu_" + the hw/gpu name); NULL
  * for the other kinds. */
-static const gpu_damage_kind_info *gpu_kind_of(const char *sim_name) {
+static const al_damage_kind_info *gpu_kind_of(const char *sim_name) {
   if (strncmp(sim_name, "sim_gpu_", 8) != 0) return NULL;
   for (unsigned k = 0; k < GPU_SEGMENT_DAMAGE_KINDS; k++)
     if (strcmp(sim_name + 8, gpu_testing_segment_damage_kind(k)->name) == 0) return gpu_testing_segment_damage_kind(k);
@@ -285,7 +285,7 @@ TEST(gpu_kinds_reach_their_hw_gpu_branch) {
   for (unsigned k = 0; k < sim_testing_damage_kind_count(); k++) {
     const al_damage_kind_info *info = sim_testing_damage_kind(k);
     if (strncmp(info->name, "sim_gpu_", 8) != 0) continue;
-    const gpu_damage_kind_info *gpu = gpu_kind_of(info->name);
+    const al_damage_kind_info *gpu = gpu_kind_of(info->name);
     assert_ptr_ne(gpu, NULL, "%s names a hw/gpu kind", info->name);
     gpu_kinds++;
     for (unsigned pick = 0; pick < 4; pick++) {

@@ -46,18 +46,6 @@ typedef struct gpu_damage_undo {
   al_damage_fields fields;
 } gpu_damage_undo;
 
-/*
- * struct gpu_damage_kind_info - what a kind is, for tables and reports (static storage).
- * @name: lower_snake_case, unique within its walk's kinds.
- * @target: what the kind needs in the object (a committed page, a level-1 table at VA 0, ...).
- * @expect: a phrase the walk's stderr line for the branch this kind breaks contains.
- */
-typedef struct gpu_damage_kind_info {
-  const char *name;
-  const char *target;
-  const char *expect;
-} gpu_damage_kind_info;
-
 /* The segment kinds (gpu_segment_check's branches). */
 enum gpu_segment_damage_kind {
   GPU_DAMAGE_SEGMENT_COMMITTED_COUNT,   /* committed_pages one too many */
@@ -83,11 +71,13 @@ enum gpu_as_damage_kind {
   GPU_AS_DAMAGE_KINDS
 };
 
-/* gpu_testing_segment_damage_kind - the info of segment kind @kind; NULL when kind >= count. */
-const gpu_damage_kind_info *gpu_testing_segment_damage_kind(unsigned kind);
+/* gpu_testing_segment_damage_kind - the info of segment kind @kind (static storage; @name
+ * unique among the segment kinds, @target what the kind needs in the segment, @expect a phrase
+ * of the walk's stderr line); NULL when kind >= count. */
+const al_damage_kind_info *gpu_testing_segment_damage_kind(unsigned kind);
 
-/* gpu_testing_as_damage_kind - the info of address-space kind @kind; NULL when kind >= count. */
-const gpu_damage_kind_info *gpu_testing_as_damage_kind(unsigned kind);
+/* gpu_testing_as_damage_kind - the same for address-space kind @kind. */
+const al_damage_kind_info *gpu_testing_as_damage_kind(unsigned kind);
 
 /*
  * gpu_testing_damage_segment - breaks segment @s the way @kind says (enum
