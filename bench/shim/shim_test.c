@@ -847,6 +847,10 @@ static void test_percentile_helpers(void) {
   expect_true(isnan(al_bench_percentile(v, 5, -1)), "q < 0: NaN");
 }
 
+/* Weak: null unless the sanitizer's runtime is linked. */
+int __asan_address_is_poisoned(void const volatile *addr) __attribute__((weak));
+void __tsan_acquire(void *addr) __attribute__((weak));
+
 static void test_context(void) {
   const json *r = report();
   const json *c = json_get(r, "context");
@@ -869,6 +873,13 @@ static void test_context(void) {
               AL_BENCH_BUILD_FLAGS);
   expect_true(strncmp(AL_BENCH_ALLOCATOR, "unknown", 7) != 0, "BUILD passed AL_BENCH_ALLOCATOR");
   expect_true(json_get(c, "date") != NULL, "Google Benchmark's own context is kept");
+  /* The allocator named is the one that runs: a sanitizer's runtime, told here by its interface
+   * being linked (not by the compiler macros alloclab/sanitizers.h reads), replaces the build's. */
+  const char *want = __asan_address_is_poisoned != NULL ? "AddressSanitizer's (replaces "
+                     : __tsan_acquire != NULL           ? "ThreadSanitizer's (replaces "
+                                                        : AL_BENCH_ALLOCATOR;
+  expect_true(strncmp(AL_BENCH_ALLOCATOR_IN_USE, want, strlen(want)) == 0, "allocator in use \"%s\", want \"%s...\"",
+              AL_BENCH_ALLOCATOR_IN_USE, want);
 }
 
 static void test_user_data_and_barriers(void) {

@@ -1,7 +1,8 @@
 /*
  * sanitizers.h — which sanitizer this translation unit is built with, in one place: AL_ASAN is
- * defined (as 1) under AddressSanitizer, AL_TSAN under ThreadSanitizer, for gcc
- * (__SANITIZE_ADDRESS__, __SANITIZE_THREAD__) and clang (__has_feature). Code that talks to a
+ * defined (as 1) under AddressSanitizer, AL_TSAN under ThreadSanitizer, AL_MSAN under
+ * MemorySanitizer (clang only), for gcc (__SANITIZE_ADDRESS__, __SANITIZE_THREAD__) and clang
+ * (__has_feature). Code that talks to a
  * sanitizer's interface (poisoning, fibers, fake stacks) or skips a check only it makes tests
  * these instead of the compilers' macros.
  */
@@ -21,6 +22,12 @@
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define AL_TSAN 1
+#endif
+#endif
+
+#if defined(__has_feature)
+#if __has_feature(memory_sanitizer)
+#define AL_MSAN 1
 #endif
 #endif
 

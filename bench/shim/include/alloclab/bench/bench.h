@@ -70,6 +70,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alloclab/sanitizers.h"
+
 #ifdef __cplusplus
 extern "C" {
 #define AL_BENCH_NOEXCEPT noexcept
@@ -200,18 +202,12 @@ bool al_bench_add_context(const char *key, const char *value) AL_BENCH_NOEXCEPT;
 #define AL_BENCH_ALLOCATOR "unknown (built without AL_BENCH_ALLOCATOR)"
 #endif
 /* The allocator in use: a sanitizer's runtime replaces the one the build links. */
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(AL_ASAN)
 #define AL_BENCH_ALLOCATOR_IN_USE "AddressSanitizer's (replaces " AL_BENCH_ALLOCATOR ")"
-#elif defined(__SANITIZE_THREAD__)
+#elif defined(AL_TSAN)
 #define AL_BENCH_ALLOCATOR_IN_USE "ThreadSanitizer's (replaces " AL_BENCH_ALLOCATOR ")"
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define AL_BENCH_ALLOCATOR_IN_USE "AddressSanitizer's (replaces " AL_BENCH_ALLOCATOR ")"
-#elif __has_feature(thread_sanitizer)
-#define AL_BENCH_ALLOCATOR_IN_USE "ThreadSanitizer's (replaces " AL_BENCH_ALLOCATOR ")"
-#elif __has_feature(memory_sanitizer)
+#elif defined(AL_MSAN)
 #define AL_BENCH_ALLOCATOR_IN_USE "MemorySanitizer's (replaces " AL_BENCH_ALLOCATOR ")"
-#endif
 #endif
 #ifndef AL_BENCH_ALLOCATOR_IN_USE
 #define AL_BENCH_ALLOCATOR_IN_USE AL_BENCH_ALLOCATOR
