@@ -1236,6 +1236,10 @@ void fz_model_expected(const fz_model *m, fz_model_counts *out) {
   out->fence_submitted = m->submitted;
   out->fence_completed = m->completed;
   out->segment_bytes_max = m->cfg.placed_size_is_page_rounded ? m->possible_bytes : UINT64_MAX;
+  bool closing_possible = out->bindings_max > out->bindings_min || m->nclosing > 0;
+  out->bindings_waiting = out->bindings_min - live;
+  out->deferred_destroys_allowed = out->deferred_max > 0 || closing_possible;
+  out->deferred_destroys_required = out->deferred_min > 0 || out->bindings_waiting > 0;
 }
 
 bool fz_model_check_stats(const fz_model *m, const al_adapter_stats *st, char *msg, size_t cap) {
@@ -1259,13 +1263,11 @@ bool fz_model_check_stats(const fz_model *m, const al_adapter_stats *st, char *m
   if (st->deferred_allocations > c.deferred_max)
     fail(&mb, "deferred allocations: port %u, model at most %u (a deferred destroy that should be released, "
               "or a leak)", st->deferred_allocations, c.deferred_max);
-  bool closing_possible = c.bindings_max > c.bindings_min || m->nclosing > 0;
-  bool closing_certain = c.bindings_min > bindings(m);
-  if (c.deferred_max == 0 && !closing_possible && st->deferred_destroys != 0)
+  if (!c.deferred_destroys_allowed && st->deferred_destroys != 0)
     fail(&mb, "deferred destroys: port %u with nothing that may wait for a fence", st->deferred_destroys);
-  if ((c.deferred_min > 0 || closing_certain) && st->deferred_destroys == 0)
+  if (c.deferred_destroys_required && st->deferred_destroys == 0)
     fail(&mb, "deferred destroys: port 0 while %u allocations / %u bindings must wait for a fence",
-         c.deferred_min, c.bindings_min - bindings(m));
+         c.deferred_min, c.bindings_waiting);
   if (st->fence_submitted != c.fence_submitted)
     fail(&mb, "fence_submitted: port %llu, model %llu", (unsigned long long)st->fence_submitted,
          (unsigned long long)c.fence_submitted);

@@ -656,9 +656,10 @@ static void observe_check(void *ctx, uint32_t call, const char *label, const fz_
     out("  expect_stats(");
     write_cstr(rec.body, rec.where);
     out(", (const expected_counts){%" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u, %" PRIu32
-        "u, %" PRIu32 "u, %" PRIu64 "u, %" PRIu64 "u, %" PRIu64 "u});\n",
+        "u, %" PRIu32 "u, %" PRIu64 "u, %" PRIu64 "u, %" PRIu64 "u, %s, %s, %" PRIu32 "u});\n",
         e->devices, e->resources, e->allocations, e->bindings_min, e->bindings_max, e->deferred_min, e->deferred_max,
-        e->fence_submitted, e->fence_completed, e->segment_bytes_max);
+        e->fence_submitted, e->fence_completed, e->segment_bytes_max, e->deferred_destroys_allowed ? "true" : "false",
+        e->deferred_destroys_required ? "true" : "false", e->bindings_waiting);
   }
   if (walk) {
     out("  expect_adapter_check(");
@@ -737,6 +738,8 @@ static const char program_helpers[] =
     "typedef struct expected_counts {\n"
     "  uint32_t devices, resources, allocations, bindings_min, bindings_max, deferred_min, deferred_max;\n"
     "  uint64_t fence_submitted, fence_completed, segment_bytes_max;\n"
+    "  bool deferred_destroys_allowed, deferred_destroys_required;\n"
+    "  uint32_t bindings_waiting;\n"
     "} expected_counts;\n"
     "\n"
     "#define STATS_FAIL(...) fail(where, \"statistics disagree with the model: \" __VA_ARGS__)\n"
@@ -759,6 +762,11 @@ static const char program_helpers[] =
     "  if (st.deferred_allocations > c.deferred_max)\n"
     "    STATS_FAIL(\"deferred allocations: port %u, model at most %u (a deferred destroy that should be \"\n"
     "               \"released, or a leak)\", st.deferred_allocations, c.deferred_max);\n"
+    "  if (!c.deferred_destroys_allowed && st.deferred_destroys != 0)\n"
+    "    STATS_FAIL(\"deferred destroys: port %u with nothing that may wait for a fence\", st.deferred_destroys);\n"
+    "  if (c.deferred_destroys_required && st.deferred_destroys == 0)\n"
+    "    STATS_FAIL(\"deferred destroys: port 0 while %u allocations / %u bindings must wait for a fence\",\n"
+    "               c.deferred_min, c.bindings_waiting);\n"
     "  if (st.fence_submitted != c.fence_submitted)\n"
     "    STATS_FAIL(\"fence_submitted: port %llu, model %llu\", (unsigned long long)st.fence_submitted,\n"
     "               (unsigned long long)c.fence_submitted);\n"

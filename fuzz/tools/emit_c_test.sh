@@ -5,11 +5,14 @@
 #                  BROKEN_PROGRAM PRIVATE_DATA_PROGRAM BRING_UP_GEN_C BRING_UP_PROGRAM
 #                  FAULT_RUNS_ON_PROGRAM EMIT_C_BROKEN_FENCE WRONG_FENCE_BIN WRONG_FENCE_PROGRAM
 #                  EMIT_C_BROKEN_QUERY WRONG_SIZE_BIN WRONG_SIZE_PROGRAM OVERLAP_BIN OVERLAP_PROGRAM
+#                  EMIT_C_BROKEN_STATS DEFERRED_BIN DEFERRED_PROGRAM
 # EMIT_C_BROKEN and BROKEN_PROGRAM are linked with broken_port.c (al_resource_open reports
 # success for a stale resource), EMIT_C_BROKEN_FENCE and WRONG_FENCE_PROGRAM with
 # broken_fence_port.c (al_submit reports one less than its fence), EMIT_C_BROKEN_QUERY,
 # WRONG_SIZE_PROGRAM and OVERLAP_PROGRAM with broken_query_port.c (al_allocation_query reports
-# a page too many for a 64 KiB allocation, offset 0 for a smaller one in a segment).
+# a page too many for a 64 KiB allocation, offset 0 for a smaller one in a segment),
+# EMIT_C_BROKEN_STATS and DEFERRED_PROGRAM with broken_stats_port.c (al_adapter_get_stats
+# reports no deferred destroy).
 set -uo pipefail
 
 emit_c=$1 emit_c_broken=$2 passing_bin=$3 broken_bin=$4 passing_c=$5
@@ -17,6 +20,7 @@ passing_program=$6 broken_program=$7 private_data_program=$8 bring_up_c=$9 bring
 fault_runs_on_program=${11}
 emit_c_broken_fence=${12} wrong_fence_bin=${13} wrong_fence_program=${14}
 emit_c_broken_query=${15} wrong_size_bin=${16} wrong_size_program=${17} overlap_bin=${18} overlap_program=${19}
+emit_c_broken_stats=${20} deferred_bin=${21} deferred_program=${22}
 tmp=${TEST_TMPDIR:-$(mktemp -d)}
 failures=0
 fail() {
@@ -91,6 +95,11 @@ expect_finding "$emit_c_broken_query" "$overlap_bin" "$overlap_program" \
   "alloclab oracle: call 3 query(allocation=v2.a0): allocations 0x" "overlap query"
 grep -qF "expect_no_overlap(\"call 3 query(allocation=v2.a0)\", &info, v2_a[0], v2_a[1], 0u);" "$tmp/fixed.c" ||
   fail "the overlap check after the query is not written: $(cat "$tmp/fixed.c")"
+# A teardown that must wait for a fence, with no deferred destroy counted (the deferred-destroy
+# count rules of fz_model_check_stats).
+expect_finding "$emit_c_broken_stats" "$deferred_bin" "$deferred_program" \
+  "alloclab oracle: call 4 destroy_allocations(dev=v1, list=[v2.a0], flags=0): statistics disagree with the model: deferred destroys: port 0 while 1 allocations" \
+  "live-objects:deferred-destroys-port-while-allocations-bindings destroy_allocations"
 
 # 3. private_data: the program creates the allocation on both configurations and passes.
 expect_exit 0 "every check passed" "$private_data_program"

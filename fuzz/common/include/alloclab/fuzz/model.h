@@ -227,6 +227,11 @@ typedef struct fz_model_counts {
   uint64_t fence_submitted;
   uint64_t fence_completed; /* the value last observed (a lower bound for the next call) */
   uint64_t segment_bytes_max; /* upper bound of the bytes in segments (UINT64_MAX: unknown) */
+  /* al_adapter_stats.deferred_destroys (teardowns waiting for a fence): must be 0 when
+   * !deferred_destroys_allowed (nothing may wait), non-zero when deferred_destroys_required
+   * (deferred_min allocations or bindings_waiting bindings must wait). */
+  bool deferred_destroys_allowed, deferred_destroys_required;
+  uint32_t bindings_waiting; /* closed bindings that must stay open for a fence (for the message) */
 } fz_model_counts;
 
 /* What the model knows of one allocation (for building commands and messages). */
