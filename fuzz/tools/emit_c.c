@@ -14,16 +14,37 @@
  * written as the same call with the same argument values (private data and command streams as
  * byte arrays, handles as variables holding what the port returned). After each call come the
  * oracle's checks, with the model's expectations written in as constants: the status must be in
- * the predicted set, new handles non-zero and never repeated, the adapter's statistics equal to
- * the model's counts, al_adapter_check() must pass; at the end the adapter must be empty (unless
- * options(teardown=adapter) leaves the live devices to al_adapter_destroy) and the sim's
- * process-wide totals back to where they were. A failed check prints the oracle's message
- * ("alloclab oracle: call 3 ...: port returned X, model expected Y (...)") and aborts. The run
- * happens in a child process, so an abort or a sanitizer report during it (a crash in the port,
- * the verifier, a GPU fault) still leaves a program: it ends with the call that crashed.
- * Not transplanted (the oracle checks them, the program does not): the model's output checks
- * beyond non-zero and unique handles (fences, query results), the overlap check after a query,
- * and the deferred-destroy count rules of fz_model_check_stats.
+ * the predicted set, new handles non-zero and never repeated; then the call's outputs keep the
+ * rules fz_model_commit checks (alloclab/fuzz/model.h fz_model_output_rules, which the model
+ * gives for the call and checks itself, so the rule lives there; the program's
+ * expect_outputs() compares, in the model's order and with its words): al_fence_submitted()
+ * unchanged, or a successful submit's fence above the last one and then al_fence_submitted();
+ * al_fence_completed() never back from the last value seen and never above the submitted one;
+ * a successful gpu_run's *out_completed exactly the model's count and the last fence it ran
+ * signalled; fence_wait, destroy_device and a synchronous destroy returning after the fence
+ * they wait for; a query's resource, owner and last fence exact, its placed size between the
+ * request and the page-rounded request (a bound, as in the model), its offset aligned, its
+ * segment one the allocation may occupy, the range inside it; create_device's info all written
+ * on success, untouched on failure. Handles and fences in these rules are written as the
+ * variables that hold what the port returned and the last completed fence is the one the program
+ * saw, so these rules fix none of the recorded run's own values (the fence arguments of
+ * fence_wait and the fences in the statistics' counts still are the recorded ones, as
+ * the deterministic engine makes them). After a successful
+ * query, the executor's overlap check (execute.c check_overlap): the same queries of the other
+ * live allocations, each must succeed, lie at a multiple of its alignment and not overlap the
+ * queried one in its segment. Then the adapter's statistics equal to the model's counts,
+ * deferred-destroy count rules included (fz_model_counts: deferred_destroys must be 0 when
+ * nothing may wait for a fence, non-zero when something must), al_adapter_check() must pass;
+ * at the end the adapter must be empty (unless options(teardown=adapter) leaves the live
+ * devices to al_adapter_destroy) and the sim's process-wide totals back to where they were. A
+ * failed check prints the oracle's message ("alloclab oracle: call 3 ...: port returned X, model
+ * expected Y (...)", "...: port returned STATUS_SUCCESS, but query: ...") without the executor's
+ * " [oracle:...]" tag and aborts. So every finding of the executor's run of a sequential
+ * program fails the program the same way, except those of the sim's hardware walk
+ * (sim_miniport_check_hardware is a testing hook of the sim, not the public API) and of damage
+ * ops (below). The run happens in a child process, so an abort or a sanitizer report during it
+ * (a crash in the port, the verifier, a GPU fault) still leaves a program: it ends with the
+ * last call whose block was complete before the crash.
  *
  * --private-data: INPUT is raw SIM_ALLOCATION_DATA (the private_data target); the program
  * creates one device-owned allocation with those bytes on the target's two adapter

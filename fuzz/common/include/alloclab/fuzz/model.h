@@ -14,8 +14,10 @@
  * Use, per call: fz_model_predict() says which statuses the port may return (a set, see
  * fz_status_set) and why; the caller makes the call; fz_model_commit() checks the outputs
  * (handles, fences, query results) and applies the effects of the status the port returned
- * (nothing for a failure: a failed call changes nothing). fz_model_expected() then gives the
- * live counts the port's statistics must show, and fz_model_check_stats() compares them.
+ * (nothing for a failure: a failed call changes nothing); the rules it holds the outputs to
+ * are fz_model_output_rules_for()'s, given as data for tools that write them out (emit_c).
+ * fz_model_expected() then gives the live counts the port's statistics must show, and
+ * fz_model_check_stats() compares them.
  *
  * What is exact and what is a set:
  *  - Validation is exact: each documented error condition that holds adds its status; when
