@@ -202,14 +202,18 @@ static const char *blob_expr(const void *data, uint32_t size, blob_seen *seen, u
   return name;
 }
 
-/* A list of handles as a local array named @name of max(@count, 1) entries (the tail past the
- * given ones is 0, as the executor passes it). */
+/* A list of handles as a local array named @name: the @count entries the executor passed (a
+ * range such as v2.a0..a511 passes all of them; trailing zeros are left to the initializer), or
+ * one 0 when @count is 0 or above AL_MAX_ALLOCATIONS_PER_CALL (the port must read none of it:
+ * an array of a hostile count's size would not fit on any stack). */
 static void list_decl(const char *name, const al_handle *list, uint32_t count) {
-  uint32_t given = count < FZ_MAX_LIST ? count : FZ_MAX_LIST;
+  uint32_t given = count <= AL_MAX_ALLOCATIONS_PER_CALL ? count : 0;
+  uint32_t size = given ? given : 1u;
   while (given > 0 && list[given - 1] == 0) given--;
-  out("    al_handle %s[%u] = {", name, count ? count : 1u);
+  out("    al_handle %s[%u] = {", name, size);
   char buf[24];
-  for (uint32_t j = 0; j < given; j++) out("%s%s", j ? ", " : "", handle_expr(list[j], buf, sizeof buf));
+  for (uint32_t j = 0; j < given; j++)
+    out("%s%s", j == 0 ? "" : j % 8 ? ", " : ",\n        ", handle_expr(list[j], buf, sizeof buf));
   if (given == 0) out("0");
   out("};\n");
 }

@@ -45,7 +45,7 @@ expect_exit 0 "every check passed" "$passing_program"
 # destroy (call 8), the teardown of the devices left alive, the emptiness checks.
 for needle in "fence_wait(2) before call 8 (assume_not_in_use)" "teardown destroy_device(" "expect_empty();" \
               ".check_query = true, .size_min = 4096u, .size_max = 4096u" "expect_no_overlap(" \
-              ".check_gpu_completed = true" ".check_device_info = true" \
+              ".check_gpu_completed = true" ".check_device_info = true" "al_handle list[40] = {" \
               "expect_sim_totals(" "al_handle list[2] = {v5_a[0], 0xdead0001u};" ".flags = 0x1u" \
               "al_device_create_with_info(adapter, &v13, &info);" "/* call 18: damage(kind=resource_count_above_capacity"; do
   grep -qF -- "$needle" "$passing_c" || fail "the passing program lacks '$needle'"
