@@ -14,7 +14,9 @@
  * written as the same call with the same argument values (private data and command streams as
  * byte arrays, handles as variables holding what the port returned). After each call come the
  * oracle's checks, with the model's expectations written in as constants: the status must be in
- * the predicted set, new handles non-zero and never repeated; then the call's outputs keep the
+ * the predicted set (the wider one after an injected failure during the call, the wrong-answer
+ * one after a wrong answer of the miniport, as the program's injector counts them), new handles
+ * non-zero and never repeated; then the call's outputs keep the
  * rules fz_model_commit checks (alloclab/fuzz/model.h fz_model_output_rules, which the model
  * gives for the call and checks itself, so the rule lives there; the program's
  * expect_outputs() compares, in the model's order and with its words): al_fence_submitted()
@@ -248,25 +250,29 @@ static void call_begin(const char *comment) {
   rec.has_info = rec.has_device_info = rec.has_completed = false;
   rec.fence_var[0] = '\0';
   out("  /* %s */\n  {\n", comment);
-  if (rec.faults_on) out("    uint64_t failures_before = failures_total();\n");
+  if (rec.faults_on) out("    uint64_t failures_before = failures_total();\n    wrong_answers_before = wrong_answers_total();\n");
 }
 
 /* After it: the status check against the pending prediction, and closes the block. Flushes, so
  * that what was written survives a crash in the next call. */
 static void call_end(void) {
   if (rec.pending) {
-    char allowed[200], faulted[200];
+    char allowed[200], faulted[200], wrong[200];
     fz_status_set_format(rec.pred.allowed, allowed, sizeof allowed);
     fz_status_set_format(rec.pred.allowed_if_faulted, faulted, sizeof faulted);
+    fz_status_set_format(rec.pred.allowed_if_wrong_answer, wrong, sizeof wrong);
     out("    expect_status(");
     write_cstr(rec.body, rec.where);
     out(", st, 0x%xu, ", rec.pred.allowed);
     write_cstr(rec.body, allowed);
     out(", 0x%xu, ", rec.pred.allowed_if_faulted);
     write_cstr(rec.body, faulted);
+    out(",\n                  0x%xu, ", rec.pred.allowed_if_wrong_answer);
+    write_cstr(rec.body, wrong);
     out(", ");
     write_cstr(rec.body, rec.reason);
-    out(", %s);\n", rec.faults_on ? "failures_total() != failures_before" : "false");
+    out(", %s);\n", rec.faults_on ? "failures_total() != failures_before, wrong_answers_total() != wrong_answers_before"
+                                   : "false, false");
     rec.pending = false;
   }
 }
@@ -733,18 +739,22 @@ static const char program_helpers[] =
     "/* The statuses of the model's sets, by bit (alloclab/fuzz/model.h fz_status_set). */\n"
     "static const NTSTATUS status_bits[] = {STATUS_SUCCESS, STATUS_INVALID_PARAMETER, STATUS_INVALID_HANDLE,\n"
     "                                       STATUS_NO_MEMORY, STATUS_NO_VIDEO_MEMORY, STATUS_DEVICE_REMOVED,\n"
-    "                                       STATUS_TIMEOUT};\n"
+    "                                       STATUS_TIMEOUT, STATUS_GRAPHICS_DRIVER_MISMATCH};\n"
     "\n"
-    "/* @st must be in the set the model predicted (the wider one when an injected failure happened). */\n"
+    "/* @st must be in the set the model predicted: the wider one when an injected failure happened\n"
+    " * (@faulted), the wrong-answer one when the miniport answered a DDI wrongly (@wrong). */\n"
     "static UNUSED_OK void expect_status(const char *where, NTSTATUS st, uint32_t allowed, const char *allowed_text,\n"
-    "                          uint32_t allowed_if_faulted, const char *faulted_text, const char *reason,\n"
-    "                          bool faulted) {\n"
-    "  uint32_t set = faulted ? allowed_if_faulted : allowed;\n"
+    "                          uint32_t allowed_if_faulted, const char *faulted_text,\n"
+    "                          uint32_t allowed_if_wrong, const char *wrong_text, const char *reason,\n"
+    "                          bool faulted, bool wrong) {\n"
+    "  uint32_t set = wrong ? allowed_if_wrong : faulted ? allowed_if_faulted : allowed;\n"
     "  for (uint32_t b = 0; b < sizeof status_bits / sizeof status_bits[0]; b++)\n"
     "    if (status_bits[b] == st && (set & (1u << b))) return;\n"
     "  fail(where, \"port returned %s, model expected %s (%s)%s\", al_status_name(st),\n"
-    "       faulted ? faulted_text : allowed_text, reason,\n"
-    "       faulted ? \" [an injected failure happened during the call]\" : \"\");\n"
+    "       wrong ? wrong_text : faulted ? faulted_text : allowed_text, reason,\n"
+    "       wrong     ? \" [the miniport answered wrongly during the call]\"\n"
+    "       : faulted ? \" [an injected failure happened during the call]\"\n"
+    "                 : \"\");\n"
     "}\n"
     "\n"
     "/* Every handle the port returns is non-zero and new within the program. */\n"
@@ -1003,6 +1013,15 @@ static const char fault_helpers[] =
     "static UNUSED_OK uint64_t failures_total(void) {\n"
     "  uint64_t n = 0;\n"
     "  for (uint32_t pt = 0; pt < FAULT_POINT_COUNT; pt++) n += fault_injector_failures(&injector, (enum fault_point)pt);\n"
+    "  return n;\n"
+    "}\n"
+    "/* Failures at the wrong-answer points (fault_point_is_wrong_answer), and their count before the\n"
+    " * current call. */\n"
+    "static uint64_t wrong_answers_before;\n"
+    "static UNUSED_OK uint64_t wrong_answers_total(void) {\n"
+    "  uint64_t n = 0;\n"
+    "  for (uint32_t pt = 0; pt < FAULT_POINT_COUNT; pt++)\n"
+    "    if (fault_point_is_wrong_answer((enum fault_point)pt)) n += fault_injector_failures(&injector, (enum fault_point)pt);\n"
     "  return n;\n"
     "}\n"
     "static UNUSED_OK void arm_fault(uint32_t id, uint32_t nth, uint32_t repeat) {\n"

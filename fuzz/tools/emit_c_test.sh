@@ -5,7 +5,7 @@
 #                  BROKEN_PROGRAM PRIVATE_DATA_PROGRAM BRING_UP_GEN_C BRING_UP_PROGRAM
 #                  FAULT_RUNS_ON_PROGRAM EMIT_C_BROKEN_FENCE WRONG_FENCE_BIN WRONG_FENCE_PROGRAM
 #                  EMIT_C_BROKEN_QUERY WRONG_SIZE_BIN WRONG_SIZE_PROGRAM OVERLAP_BIN OVERLAP_PROGRAM
-#                  EMIT_C_BROKEN_STATS DEFERRED_BIN DEFERRED_PROGRAM
+#                  EMIT_C_BROKEN_STATS DEFERRED_BIN DEFERRED_PROGRAM WRONG_ANSWER_PROGRAM
 # EMIT_C_BROKEN and BROKEN_PROGRAM are linked with broken_port.c (al_resource_open reports
 # success for a stale resource), EMIT_C_BROKEN_FENCE and WRONG_FENCE_PROGRAM with
 # broken_fence_port.c (al_submit reports one less than its fence), EMIT_C_BROKEN_QUERY,
@@ -20,7 +20,7 @@ passing_program=$6 broken_program=$7 private_data_program=$8 bring_up_c=$9 bring
 fault_runs_on_program=${11}
 emit_c_broken_fence=${12} wrong_fence_bin=${13} wrong_fence_program=${14}
 emit_c_broken_query=${15} wrong_size_bin=${16} wrong_size_program=${17} overlap_bin=${18} overlap_program=${19}
-emit_c_broken_stats=${20} deferred_bin=${21} deferred_program=${22}
+emit_c_broken_stats=${20} deferred_bin=${21} deferred_program=${22} wrong_answer_program=${23}
 tmp=${TEST_TMPDIR:-$(mktemp -d)}
 failures=0
 fail() {
@@ -115,6 +115,10 @@ create_line=$(grep -n "al_adapter_create(&config, &adapter)" "$bring_up_c" | cut
   fail "the bring-up fault is not armed before al_adapter_create (lines '$arm_line', '$create_line')"
 # A bring-up window running on into the program: v1 create_device fails, the rest is checked.
 expect_exit 0 "every check passed" "$fault_runs_on_program"
+
+# 3c. A fault_injection seed whose miniport answers a DDI wrongly: the call fails with
+# STATUS_GRAPHICS_DRIVER_MISMATCH, the status the model allows after a wrong answer.
+expect_exit 0 "every check passed" "$wrong_answer_program"
 
 # 4. Errors: usage (2), unreadable or undecodable input and unwritable output (1, nothing left).
 expect_exit 2 "usage: emit_c" "$emit_c"
