@@ -550,6 +550,10 @@ static bool check_overlap(exec_ctx *x, uint32_t i, const char *label, al_handle 
   uint32_t n = fz_model_live_allocations(x->model, x->live, FZ_MODEL_MAX_ALLOCATIONS);
   for (uint32_t k = 0; k < n; k++) {
     if (x->live[k] == h) continue;
+    fz_model_allocation_view view;
+    bool known = fz_model_allocation(x->model, x->live[k], &view);
+    if (x->o->observe_overlap_query)
+      x->o->observe_overlap_query(x->o->observe_ctx, i, label, h, x->live[k], known ? view.align : 0);
     al_allocation_info o;
     NTSTATUS st = x->port->allocation_query(x->adapter, x->live[k], &o);
     if (st != STATUS_SUCCESS) {
@@ -557,8 +561,7 @@ static bool check_overlap(exec_ctx *x, uint32_t i, const char *label, al_handle 
                al_status_name(st));
       return false;
     }
-    fz_model_allocation_view view;
-    if (o.segment_id != 0 && fz_model_allocation(x->model, x->live[k], &view) && view.align != 0 &&
+    if (o.segment_id != 0 && known && view.align != 0 &&
         o.segment_offset % view.align != 0) {
       mismatch(x, i, label, "misaligned", NULL,
                "allocation 0x%08x is at offset 0x%llx of segment %u, not a multiple of its alignment %u",
@@ -688,6 +691,11 @@ static bool step(exec_ctx *x, uint32_t i, const char *label, const fz_call *c, e
              : faulted ? " [an injected failure happened during the call]"
                        : "");
     return false;
+  }
+  if (x->o->observe_outputs) {
+    fz_model_output_rules rules;
+    fz_model_output_rules_for(x->model, &e->a, st, &rules);
+    x->o->observe_outputs(x->o->observe_ctx, i, label, st, &rules);
   }
   fz_model_result r = {
       .status = st,

@@ -819,8 +819,120 @@ static void commit_copy(fz_model *m, al_handle src, al_handle dst) {
   to->pattern = to->has_pattern ? from->pattern : 0u;
 }
 
+void fz_model_output_rules_for(const fz_model *m, const fz_model_args *a, NTSTATUS status,
+                               fz_model_output_rules *out) {
+  memset(out, 0, sizeof *out);
+  out->fence_submitted_before = m->submitted;
+  out->completed_before = m->completed;
+  out->check_device_info = a->op == FZ_OP_CREATE_DEVICE && a->info;
+  if (status != STATUS_SUCCESS) return;
+  switch (a->op) {
+  case FZ_OP_SUBMIT: out->submit_fence = true; return;
+
+  case FZ_OP_DESTROY_DEVICE: {
+    int d = find_device(m, a->device);
+    if (d < 0) return;
+    out->wait = FZ_MODEL_WAIT_DESTROY_DEVICE;
+    out->wait_fence = m->dev[d].last_fence;
+    return;
+  }
+
+  case FZ_OP_DESTROY_RESOURCE:
+  case FZ_OP_DESTROY_ALLOCATIONS: {
+    /* A synchronous destroy that releases memory (not one that only lets go of a resource
+     * other devices still hold) returns after the destroyed allocations' last fence. */
+    int d = find_device(m, a->device);
+    if (d < 0 || !(a->flags & AL_DESTROY_SYNCHRONOUS)) return;
+    uint64_t fence = 0;
+    if (destroy_resource_form(a)) {
+      int x = find_resource(m, a->resource);
+      if (x < 0 || (m->res[x].holders & ~(1ull << d)) != 0) return;
+      for (uint32_t k = 0; k < m->nalloc; k++)
+        if (m->al[k].resource == x && m->al[k].state == A_ALIVE && m->al[k].last_fence > fence)
+          fence = m->al[k].last_fence;
+    } else {
+      for (uint32_t i = 0; i < a->list_length && i < AL_MAX_ALLOCATIONS_PER_CALL; i++) {
+        int k = find_allocation(m, a->list[i]);
+        if (k >= 0 && m->al[k].last_fence > fence) fence = m->al[k].last_fence;
+      }
+    }
+    out->wait = FZ_MODEL_WAIT_SYNCHRONOUS_DESTROY;
+    out->wait_fence = fence;
+    return;
+  }
+
+  case FZ_OP_GPU_RUN: {
+    out->check_gpu_completed = !(a->hostile & FZ_HOSTILE_NULL_ARGS);
+    out->gpu_threaded = m->cfg.threaded_engine;
+    out->gpu_queued = m->npend;
+    out->wait_count = a->count;
+    if (m->cfg.threaded_engine) return; /* alloclab.h: it runs none (out_completed 0) */
+    /* m->pend holds exactly the model's submissions above the completed fence (pruned after
+     * every commit): a deterministic engine runs min(count, queued) of them. */
+    out->gpu_completed = a->count < m->npend ? a->count : m->npend;
+    if (out->gpu_completed > 0) {
+      out->wait = FZ_MODEL_WAIT_GPU_RUN;
+      out->wait_fence = m->pend[out->gpu_completed - 1].fence;
+    }
+    return;
+  }
+
+  case FZ_OP_FENCE_WAIT:
+    out->wait = FZ_MODEL_WAIT_FENCE_WAIT;
+    out->wait_fence = a->fence;
+    return;
+
+  case FZ_OP_QUERY: {
+    int k = find_allocation(m, a->allocation);
+    if (k < 0) return;
+    const m_allocation *x = &m->al[k];
+    out->check_query = true;
+    out->resource = x->resource == NONE ? 0 : m->res[x->resource].handle;
+    out->owner_device = m->dev[x->device].handle;
+    out->last_fence = x->last_fence;
+    out->size_min = x->size;
+    out->size_page_rounded = m->cfg.placed_size_is_page_rounded;
+    out->size_max = out->size_page_rounded ? x->rsize : UINT64_MAX;
+    out->align = x->align;
+    out->placement = x->placement;
+    out->segment_count = m->cfg.segment_count;
+    for (uint32_t s = 0; s < m->cfg.segment_count; s++) {
+      out->segments[s].id = m->cfg.segments[s].id;
+      out->segments[s].size = m->cfg.segments[s].size;
+      out->segments[s].possible = segment_possible(m, s, x->placement);
+    }
+    return;
+  }
+
+  default:
+    return;
+  }
+}
+
+/* The lower bound of a successful call on al_fence_completed() (fz_model_output_rules.wait). */
+static void check_wait(msgbuf *mb, const fz_model_output_rules *ex, const fz_model_result *r) {
+  if (ex->wait == FZ_MODEL_WAIT_NONE || r->fence_completed >= ex->wait_fence) return;
+  unsigned long long fence = ex->wait_fence, completed = r->fence_completed;
+  switch (ex->wait) {
+  case FZ_MODEL_WAIT_DESTROY_DEVICE:
+    fail(mb, "destroy_device returned before the device's work completed (fence %llu, completed %llu)", fence,
+         completed);
+    return;
+  case FZ_MODEL_WAIT_SYNCHRONOUS_DESTROY:
+    fail(mb, "a synchronous destroy returned before fence %llu signalled (completed %llu)", fence, completed);
+    return;
+  case FZ_MODEL_WAIT_GPU_RUN:
+    fail(mb, "gpu_run(%u) left fence %llu unsignalled (completed %llu)", ex->wait_count, fence, completed);
+    return;
+  case FZ_MODEL_WAIT_FENCE_WAIT:
+    fail(mb, "fence_wait(%llu) returned before the fence signalled (completed %llu)", fence, completed);
+    return;
+  case FZ_MODEL_WAIT_NONE: return;
+  }
+}
+
 static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, const fz_model_result *r,
-                           uint64_t completed_before) {
+                           uint64_t completed_before, const fz_model_output_rules *ex) {
   switch (a->op) {
   case FZ_OP_CREATE_DEVICE: {
     if (m->ndev >= FZ_MODEL_MAX_DEVICES) {
@@ -838,7 +950,6 @@ static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, cons
   case FZ_OP_DESTROY_DEVICE: {
     int d = find_device(m, a->device);
     if (d < 0) return;
-    uint64_t dev_fence = m->dev[d].last_fence;
     uint64_t bit = 1ull << d;
     uint64_t ignored = 0;
     for (uint32_t i = 0; i < m->nres; i++) {
@@ -857,9 +968,7 @@ static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, cons
     closing_drop(m, d, 0); /* every binding of the device is gone with it */
     m->dev[d].alive = false;
     m->live_dev--;
-    if (r->fence_completed < dev_fence)
-      fail(mb, "destroy_device returned before the device's work completed (fence %llu, completed %llu)",
-           (unsigned long long)dev_fence, (unsigned long long)r->fence_completed);
+    check_wait(mb, ex, r);
     return;
   }
 
@@ -935,9 +1044,7 @@ static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, cons
       released = true;
     }
     if (sync && released) {
-      if (r->fence_completed < max_fence)
-        fail(mb, "a synchronous destroy returned before fence %llu signalled (completed %llu)",
-             (unsigned long long)max_fence, (unsigned long long)r->fence_completed);
+      check_wait(mb, ex, r);
       release_tail(m, first_deferred);
       closing_drop(m, -1, first_closing);
     }
@@ -946,7 +1053,7 @@ static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, cons
 
   case FZ_OP_SUBMIT: {
     int d = find_device(m, a->device);
-    if (r->fence <= m->submitted) {
+    if (ex->submit_fence && r->fence <= ex->fence_submitted_before) {
       fail(mb, "submit handed out fence %llu, not above the last one (%llu)", (unsigned long long)r->fence,
            (unsigned long long)m->submitted);
       return;
@@ -972,62 +1079,50 @@ static void commit_success(fz_model *m, msgbuf *mb, const fz_model_args *a, cons
     return;
   }
 
-  case FZ_OP_GPU_RUN: {
-    if (m->cfg.threaded_engine) {
-      /* alloclab.h: "An engine with its own thread runs by itself: *out_completed = 0". */
-      if (!(a->hostile & FZ_HOSTILE_NULL_ARGS) && r->gpu_completed != 0)
+  case FZ_OP_GPU_RUN:
+    if (ex->check_gpu_completed && r->gpu_completed != ex->gpu_completed) {
+      if (ex->gpu_threaded)
         fail(mb, "gpu_run(%u) on a threaded engine completed %u submissions (it runs none)", a->count,
              r->gpu_completed);
-      return;
+      else
+        fail(mb, "gpu_run(%u) completed %u submissions, %u were queued", a->count, r->gpu_completed,
+             ex->gpu_queued);
     }
-    /* m->pend holds exactly the model's submissions above the completed fence (pruned after
-     * every commit): a deterministic engine runs min(count, queued) of them. */
-    uint32_t expect = a->count < m->npend ? a->count : m->npend;
-    if (!(a->hostile & FZ_HOSTILE_NULL_ARGS) && r->gpu_completed != expect)
-      fail(mb, "gpu_run(%u) completed %u submissions, %u were queued", a->count, r->gpu_completed, m->npend);
-    if (expect > 0 && r->fence_completed < m->pend[expect - 1].fence)
-      fail(mb, "gpu_run(%u) left fence %llu unsignalled (completed %llu)", a->count,
-           (unsigned long long)m->pend[expect - 1].fence, (unsigned long long)r->fence_completed);
+    check_wait(mb, ex, r);
     return;
-  }
 
   case FZ_OP_FENCE_WAIT:
-    if (r->fence_completed < a->fence)
-      fail(mb, "fence_wait(%llu) returned before the fence signalled (completed %llu)",
-           (unsigned long long)a->fence, (unsigned long long)r->fence_completed);
+    check_wait(mb, ex, r);
     return;
 
   case FZ_OP_QUERY: {
-    int k = find_allocation(m, a->allocation);
-    if (k < 0 || r->info == NULL) return;
-    const m_allocation *x = &m->al[k];
+    if (!ex->check_query || r->info == NULL) return;
     const al_allocation_info *in = r->info;
-    al_handle want_res = x->resource == NONE ? 0 : m->res[x->resource].handle;
-    if (in->resource != want_res)
-      fail(mb, "query: resource 0x%08x, model has 0x%08x", in->resource, want_res);
-    if (in->owner_device != m->dev[x->device].handle)
-      fail(mb, "query: owner_device 0x%08x, model has 0x%08x", in->owner_device, m->dev[x->device].handle);
-    if (in->last_fence != x->last_fence)
+    if (in->resource != ex->resource)
+      fail(mb, "query: resource 0x%08x, model has 0x%08x", in->resource, ex->resource);
+    if (in->owner_device != ex->owner_device)
+      fail(mb, "query: owner_device 0x%08x, model has 0x%08x", in->owner_device, ex->owner_device);
+    if (in->last_fence != ex->last_fence)
       fail(mb, "query: last_fence %llu, model has %llu", (unsigned long long)in->last_fence,
-           (unsigned long long)x->last_fence);
-    if (in->size < x->size)
+           (unsigned long long)ex->last_fence);
+    if (in->size < ex->size_min)
       fail(mb, "query: placed size %llu below the requested %llu", (unsigned long long)in->size,
-           (unsigned long long)x->size);
-    if (m->cfg.placed_size_is_page_rounded && in->size > x->rsize)
+           (unsigned long long)ex->size_min);
+    if (ex->size_page_rounded && in->size > ex->size_max)
       fail(mb, "query: placed size %llu above the page-rounded request %llu", (unsigned long long)in->size,
-           (unsigned long long)x->rsize);
-    if (in->segment_id != 0 && x->align != 0 && in->segment_offset % x->align != 0)
+           (unsigned long long)ex->size_max);
+    if (in->segment_id != 0 && ex->align != 0 && in->segment_offset % ex->align != 0)
       fail(mb, "query: segment offset 0x%llx is not a multiple of the alignment %u",
-           (unsigned long long)in->segment_offset, x->align);
+           (unsigned long long)in->segment_offset, ex->align);
     if (in->segment_id != 0) {
       uint32_t s = 0;
-      while (s < m->cfg.segment_count && m->cfg.segments[s].id != in->segment_id) s++;
-      if (s == m->cfg.segment_count) {
+      while (s < ex->segment_count && ex->segments[s].id != in->segment_id) s++;
+      if (s == ex->segment_count) {
         fail(mb, "query: segment %u does not exist", in->segment_id);
       } else {
-        if (!segment_possible(m, s, x->placement))
-          fail(mb, "query: an allocation of placement %u lies in segment %u", x->placement, in->segment_id);
-        if (in->segment_offset > m->cfg.segments[s].size || in->size > m->cfg.segments[s].size - in->segment_offset)
+        if (!ex->segments[s].possible)
+          fail(mb, "query: an allocation of placement %u lies in segment %u", ex->placement, in->segment_id);
+        if (in->segment_offset > ex->segments[s].size || in->size > ex->segments[s].size - in->segment_offset)
           fail(mb, "query: [%llu, +%llu) lies outside segment %u", (unsigned long long)in->segment_offset,
                (unsigned long long)in->size, in->segment_id);
       }
@@ -1070,18 +1165,20 @@ bool fz_model_commit(fz_model *m, const fz_model_args *a, const fz_model_result 
 
   fz_prediction pr;
   fz_model_predict(m, a, &pr);
+  fz_model_output_rules ex;
+  fz_model_output_rules_for(m, a, r->status, &ex);
   if (pr.allowed & FZ_ST_NO_VIDEO_MEMORY) m->pressure_seen = true;
   if (r->removed || r->status == STATUS_DEVICE_REMOVED) m->removed = true;
 
-  if (r->status == STATUS_SUCCESS) commit_success(m, &mb, a, r, completed_before);
-  if (a->op == FZ_OP_CREATE_DEVICE && a->info && r->device_info != NULL) check_device_info(&mb, r);
+  if (r->status == STATUS_SUCCESS) commit_success(m, &mb, a, r, completed_before, &ex);
+  if (ex.check_device_info && r->device_info != NULL) check_device_info(&mb, r);
 
   /* Fences: the submitted one exact, the completed one monotonic and bounded. */
   if (r->fence_submitted != m->submitted)
     fail(&mb, "fence_submitted is %llu, model has %llu (a failed call changes nothing)",
          (unsigned long long)r->fence_submitted, (unsigned long long)m->submitted);
-  if (r->fence_completed < m->completed)
-    fail(&mb, "fence_completed went back from %llu to %llu", (unsigned long long)m->completed,
+  if (r->fence_completed < ex.completed_before)
+    fail(&mb, "fence_completed went back from %llu to %llu", (unsigned long long)ex.completed_before,
          (unsigned long long)r->fence_completed);
   if (r->fence_completed > r->fence_submitted)
     fail(&mb, "fence_completed %llu above fence_submitted %llu", (unsigned long long)r->fence_completed,
@@ -1139,6 +1236,10 @@ void fz_model_expected(const fz_model *m, fz_model_counts *out) {
   out->fence_submitted = m->submitted;
   out->fence_completed = m->completed;
   out->segment_bytes_max = m->cfg.placed_size_is_page_rounded ? m->possible_bytes : UINT64_MAX;
+  bool closing_possible = out->bindings_max > out->bindings_min || m->nclosing > 0;
+  out->bindings_waiting = out->bindings_min - live;
+  out->deferred_destroys_allowed = out->deferred_max > 0 || closing_possible;
+  out->deferred_destroys_required = out->deferred_min > 0 || out->bindings_waiting > 0;
 }
 
 bool fz_model_check_stats(const fz_model *m, const al_adapter_stats *st, char *msg, size_t cap) {
@@ -1162,13 +1263,11 @@ bool fz_model_check_stats(const fz_model *m, const al_adapter_stats *st, char *m
   if (st->deferred_allocations > c.deferred_max)
     fail(&mb, "deferred allocations: port %u, model at most %u (a deferred destroy that should be released, "
               "or a leak)", st->deferred_allocations, c.deferred_max);
-  bool closing_possible = c.bindings_max > c.bindings_min || m->nclosing > 0;
-  bool closing_certain = c.bindings_min > bindings(m);
-  if (c.deferred_max == 0 && !closing_possible && st->deferred_destroys != 0)
+  if (!c.deferred_destroys_allowed && st->deferred_destroys != 0)
     fail(&mb, "deferred destroys: port %u with nothing that may wait for a fence", st->deferred_destroys);
-  if ((c.deferred_min > 0 || closing_certain) && st->deferred_destroys == 0)
+  if (c.deferred_destroys_required && st->deferred_destroys == 0)
     fail(&mb, "deferred destroys: port 0 while %u allocations / %u bindings must wait for a fence",
-         c.deferred_min, c.bindings_min - bindings(m));
+         c.deferred_min, c.bindings_waiting);
   if (st->fence_submitted != c.fence_submitted)
     fail(&mb, "fence_submitted: port %llu, model %llu", (unsigned long long)st->fence_submitted,
          (unsigned long long)c.fence_submitted);

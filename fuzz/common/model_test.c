@@ -859,6 +859,73 @@ static void test_snapshot(void) {
   fz_model_destroy(other);
 }
 
+/* fz_model_output_rules_for: the rules a call's outputs must keep, as data (what emit_c writes
+ * into its programs), and fz_model_commit() holding the outputs to them. */
+static void test_output_rules(void) {
+  fresh();
+  al_handle d = device();
+  al_handle x[2];
+  create(FZ_OP_CREATE_ALLOCATIONS, d, 0, 2, false, x);
+  uint64_t f = submit(d, 1, x, FZ_COMMAND_FILL);
+  fz_model_output_rules r;
+  fz_model_args s = list_args(FZ_OP_SUBMIT, d, 1, x + 1);
+  fz_model_output_rules_for(m, &s, STATUS_SUCCESS, &r);
+  CHECK(r.submit_fence && r.fence_submitted_before == f && r.completed_before == 0 && r.wait == FZ_MODEL_WAIT_NONE,
+        "submit: fence above %llu", (unsigned long long)r.fence_submitted_before);
+  fz_model_output_rules_for(m, &s, STATUS_INVALID_PARAMETER, &r);
+  CHECK(!r.submit_fence && r.fence_submitted_before == f, "a failed submit hands out nothing");
+  /* gpu_run: the deterministic engine runs min(count, queued); the last one's fence signalled */
+  fz_model_args g = args(FZ_OP_GPU_RUN);
+  g.count = 5;
+  fz_model_output_rules_for(m, &g, STATUS_SUCCESS, &r);
+  CHECK(r.check_gpu_completed && !r.gpu_threaded && r.gpu_completed == 1 && r.gpu_queued == 1 &&
+            r.wait == FZ_MODEL_WAIT_GPU_RUN && r.wait_fence == f && r.wait_count == 5,
+        "gpu_run: %u of %u, wait %d for %llu", r.gpu_completed, r.gpu_queued, (int)r.wait,
+        (unsigned long long)r.wait_fence);
+  CHECK(!commit_full(&g, STATUS_SUCCESS, 0, NULL, 0, 2, NULL) && strstr(msg, "completed 2 submissions, 1 were queued"),
+        "gpu_run's count held to the rule: %s", msg);
+  g.hostile = FZ_HOSTILE_NULL_ARGS;
+  fz_model_output_rules_for(m, &g, STATUS_SUCCESS, &r);
+  CHECK(!r.check_gpu_completed, "gpu_run without out_completed: no count to check");
+  /* query: exact resource, owner and last fence; the size between the request and its pages */
+  fz_model_args q = args(FZ_OP_QUERY);
+  q.allocation = x[0];
+  fz_model_output_rules_for(m, &q, STATUS_SUCCESS, &r);
+  CHECK(r.check_query && r.resource == 0 && r.owner_device == d && r.last_fence == f && r.size_min == 4096 &&
+            r.size_max == 4096 && r.size_page_rounded && r.align == 0 && r.segment_count == 2 &&
+            r.segments[0].id == 1 && r.segments[0].possible && r.segments[1].id == 2 && r.segments[1].possible,
+        "query rules");
+  q.allocation = 0xdead;
+  fz_model_output_rules_for(m, &q, STATUS_SUCCESS, &r);
+  CHECK(!r.check_query, "a query of no live allocation has no rules");
+  /* waits: fence_wait, a synchronous destroy, destroy_device */
+  fz_model_args w = args(FZ_OP_FENCE_WAIT);
+  w.fence = f;
+  fz_model_output_rules_for(m, &w, STATUS_SUCCESS, &r);
+  CHECK(r.wait == FZ_MODEL_WAIT_FENCE_WAIT && r.wait_fence == f, "fence_wait");
+  fz_model_args del = list_args(FZ_OP_DESTROY_ALLOCATIONS, d, 2, x);
+  fz_model_output_rules_for(m, &del, STATUS_SUCCESS, &r);
+  CHECK(r.wait == FZ_MODEL_WAIT_NONE, "a destroy that is not synchronous waits for nothing");
+  del.flags = AL_DESTROY_SYNCHRONOUS;
+  fz_model_output_rules_for(m, &del, STATUS_SUCCESS, &r);
+  CHECK(r.wait == FZ_MODEL_WAIT_SYNCHRONOUS_DESTROY && r.wait_fence == f, "synchronous destroy: fence %llu",
+        (unsigned long long)r.wait_fence);
+  fz_model_args dd = args(FZ_OP_DESTROY_DEVICE);
+  dd.device = d;
+  fz_model_output_rules_for(m, &dd, STATUS_SUCCESS, &r);
+  CHECK(r.wait == FZ_MODEL_WAIT_DESTROY_DEVICE && r.wait_fence == f, "destroy_device");
+  /* create_device with info: checked on failure as well */
+  fz_model_args ci = args(FZ_OP_CREATE_DEVICE);
+  ci.info = true;
+  fz_model_output_rules_for(m, &ci, STATUS_NO_MEMORY, &r);
+  CHECK(r.check_device_info && r.wait == FZ_MODEL_WAIT_NONE, "create_device with info");
+  /* the completed fence observed is the lower bound of the next call */
+  completed = f;
+  CHECK(commit_full(&g, STATUS_SUCCESS, 0, NULL, 0, 0, NULL), "gpu_run: %s", msg);
+  fz_model_output_rules_for(m, &w, STATUS_SUCCESS, &r);
+  CHECK(r.completed_before == f, "completed_before %llu", (unsigned long long)r.completed_before);
+}
+
 int main(int argc, char **argv) {
   static const struct {
     const char *name;
@@ -881,6 +948,7 @@ int main(int argc, char **argv) {
       {"align", test_align},
       {"device_info", test_device_info},
       {"snapshot", test_snapshot},
+      {"output_rules", test_output_rules},
   };
   fz_model_config c = config();
   m = fz_model_create(&c);

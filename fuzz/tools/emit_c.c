@@ -14,16 +14,39 @@
  * written as the same call with the same argument values (private data and command streams as
  * byte arrays, handles as variables holding what the port returned). After each call come the
  * oracle's checks, with the model's expectations written in as constants: the status must be in
- * the predicted set, new handles non-zero and never repeated, the adapter's statistics equal to
- * the model's counts, al_adapter_check() must pass; at the end the adapter must be empty (unless
- * options(teardown=adapter) leaves the live devices to al_adapter_destroy) and the sim's
- * process-wide totals back to where they were. A failed check prints the oracle's message
- * ("alloclab oracle: call 3 ...: port returned X, model expected Y (...)") and aborts. The run
- * happens in a child process, so an abort or a sanitizer report during it (a crash in the port,
- * the verifier, a GPU fault) still leaves a program: it ends with the call that crashed.
- * Not transplanted (the oracle checks them, the program does not): the model's output checks
- * beyond non-zero and unique handles (fences, query results), the overlap check after a query,
- * and the deferred-destroy count rules of fz_model_check_stats.
+ * the predicted set (the wider one after an injected failure during the call, the wrong-answer
+ * one after a wrong answer of the miniport, as the program's injector counts them), new handles
+ * non-zero and never repeated; then the call's outputs keep the
+ * rules fz_model_commit checks (alloclab/fuzz/model.h fz_model_output_rules, which the model
+ * gives for the call and checks itself, so the rule lives there; the program's
+ * expect_outputs() compares, in the model's order and with its words): al_fence_submitted()
+ * unchanged, or a successful submit's fence above the last one and then al_fence_submitted();
+ * al_fence_completed() never back from the last value seen and never above the submitted one;
+ * a successful gpu_run's *out_completed exactly the model's count and the last fence it ran
+ * signalled; fence_wait, destroy_device and a synchronous destroy returning after the fence
+ * they wait for; a query's resource, owner and last fence exact, its placed size between the
+ * request and the page-rounded request (a bound, as in the model), its offset aligned, its
+ * segment one the allocation may occupy, the range inside it; create_device's info all written
+ * on success, untouched on failure. Handles and fences in these rules are written as the
+ * variables that hold what the port returned and the last completed fence is the one the program
+ * saw, so these rules fix none of the recorded run's own values (the fence arguments of
+ * fence_wait and the fences in the statistics' counts still are the recorded ones, as
+ * the deterministic engine makes them). After a successful
+ * query, the executor's overlap check (execute.c check_overlap): the same queries of the other
+ * live allocations, each must succeed, lie at a multiple of its alignment and not overlap the
+ * queried one in its segment. Then the adapter's statistics equal to the model's counts,
+ * deferred-destroy count rules included (fz_model_counts: deferred_destroys must be 0 when
+ * nothing may wait for a fence, non-zero when something must), al_adapter_check() must pass;
+ * at the end the adapter must be empty (unless options(teardown=adapter) leaves the live
+ * devices to al_adapter_destroy) and the sim's process-wide totals back to where they were. A
+ * failed check prints the oracle's message ("alloclab oracle: call 3 ...: port returned X, model
+ * expected Y (...)", "...: port returned STATUS_SUCCESS, but query: ...") without the executor's
+ * " [oracle:...]" tag and aborts. So every finding of the executor's run of a sequential
+ * program fails the program the same way, except those of the sim's hardware walk
+ * (sim_miniport_check_hardware is a testing hook of the sim, not the public API) and of damage
+ * ops (below). The run happens in a child process, so an abort or a sanitizer report during it
+ * (a crash in the port, the verifier, a GPU fault) still leaves a program: it ends with the
+ * last call whose block was complete before the crash.
  *
  * --private-data: INPUT is raw SIM_ALLOCATION_DATA (the private_data target); the program
  * creates one device-owned allocation with those bytes on the target's two adapter
@@ -83,9 +106,24 @@ static struct {
     al_handle value;
     char name[48];
   } names[MAX_NAMES];
+  /* The block of the last call stays open until its output checks are written (the outputs
+   * are its locals); what each call declared there: */
+  bool block_open;
+  bool has_info;        /* al_allocation_info info (query) */
+  bool has_device_info; /* DXGK_DEVICEINFO info (create_device with info) */
+  bool has_completed;   /* uint32_t completed (gpu_run) */
+  char fence_var[24];   /* the submit's fence variable, or "" */
+  uint64_t fence_value; /* and what the port wrote there */
+  /* Fences the port handed out, named by the variable that holds them. */
+  uint32_t fence_count;
+  struct {
+    uint64_t value;
+    char name[24];
+  } fences[FZ_MAX_CALLS];
 } rec;
 
 static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void close_block(void);
 static void out(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -127,6 +165,7 @@ static void name_handle(al_handle v, const char *name) {
 /* The prefix of the variables a call's outputs go to: "v3" for program call 2 (as in the text
  * form), "implicit1" for an implicit call. */
 static const char *output_prefix(char *buf, size_t cap) {
+  close_block(); /* its declarations go before the call's block */
   if (rec.call != NO_CALL) snprintf(buf, cap, "v%u", rec.call + 1);
   else snprintf(buf, cap, "implicit%u", ++rec.implicit_serial);
   return buf;
@@ -165,47 +204,77 @@ static const char *blob_expr(const void *data, uint32_t size, blob_seen *seen, u
   return name;
 }
 
-/* A list of handles as a local array named @name of max(@count, 1) entries (the tail past the
- * given ones is 0, as the executor passes it). */
+/* A list of handles as a local array named @name: the @count entries the executor passed (a
+ * range such as v2.a0..a511 passes all of them; trailing zeros are left to the initializer), or
+ * one 0 when @count is 0 or above AL_MAX_ALLOCATIONS_PER_CALL (the port must read none of it:
+ * an array of a hostile count's size would not fit on any stack). */
 static void list_decl(const char *name, const al_handle *list, uint32_t count) {
-  uint32_t given = count < FZ_MAX_LIST ? count : FZ_MAX_LIST;
+  uint32_t given = count <= AL_MAX_ALLOCATIONS_PER_CALL ? count : 0;
+  uint32_t size = given ? given : 1u;
   while (given > 0 && list[given - 1] == 0) given--;
-  out("    al_handle %s[%u] = {", name, count ? count : 1u);
+  out("    al_handle %s[%u] = {", name, size);
   char buf[24];
-  for (uint32_t j = 0; j < given; j++) out("%s%s", j ? ", " : "", handle_expr(list[j], buf, sizeof buf));
+  for (uint32_t j = 0; j < given; j++)
+    out("%s%s", j == 0 ? "" : j % 8 ? ", " : ",\n        ", handle_expr(list[j], buf, sizeof buf));
   if (given == 0) out("0");
   out("};\n");
 }
 
-/* Before a port call: opens its block and, with faults, notes the injector's count. */
+static void block_end(void) {
+  out("  }\n");
+  rec.block_open = false;
+  fflush(rec.body);
+}
+
+/* The call's block is left open for the checks of its outputs (observe_outputs,
+ * observe_overlap_query); whatever comes next closes it. */
+static void block_defer(void) { rec.block_open = true; }
+
+static void close_block(void) {
+  if (rec.block_open) block_end();
+}
+
+/* The expression for a fence value in a check: the variable of the submit that handed it out
+ * (the latest one, were a value repeated), or the literal. */
+static const char *fence_expr(uint64_t v, char *buf, size_t cap) {
+  for (uint32_t k = rec.fence_count; k-- > 0;)
+    if (rec.fences[k].value == v) return rec.fences[k].name;
+  snprintf(buf, cap, "%" PRIu64 "u", v);
+  return buf;
+}
+
+/* Before a port call: closes the last call's block, opens its own and, with faults, notes the
+ * injector's count. */
 static void call_begin(const char *comment) {
+  close_block();
+  rec.has_info = rec.has_device_info = rec.has_completed = false;
+  rec.fence_var[0] = '\0';
   out("  /* %s */\n  {\n", comment);
-  if (rec.faults_on) out("    uint64_t failures_before = failures_total();\n");
+  if (rec.faults_on) out("    uint64_t failures_before = failures_total();\n    wrong_answers_before = wrong_answers_total();\n");
 }
 
 /* After it: the status check against the pending prediction, and closes the block. Flushes, so
  * that what was written survives a crash in the next call. */
 static void call_end(void) {
   if (rec.pending) {
-    char allowed[200], faulted[200];
+    char allowed[200], faulted[200], wrong[200];
     fz_status_set_format(rec.pred.allowed, allowed, sizeof allowed);
     fz_status_set_format(rec.pred.allowed_if_faulted, faulted, sizeof faulted);
+    fz_status_set_format(rec.pred.allowed_if_wrong_answer, wrong, sizeof wrong);
     out("    expect_status(");
     write_cstr(rec.body, rec.where);
     out(", st, 0x%xu, ", rec.pred.allowed);
     write_cstr(rec.body, allowed);
     out(", 0x%xu, ", rec.pred.allowed_if_faulted);
     write_cstr(rec.body, faulted);
+    out(",\n                  0x%xu, ", rec.pred.allowed_if_wrong_answer);
+    write_cstr(rec.body, wrong);
     out(", ");
     write_cstr(rec.body, rec.reason);
-    out(", %s);\n", rec.faults_on ? "failures_total() != failures_before" : "false");
+    out(", %s);\n", rec.faults_on ? "failures_total() != failures_before, wrong_answers_total() != wrong_answers_before"
+                                   : "false, false");
     rec.pending = false;
   }
-}
-
-static void block_end(void) {
-  out("  }\n");
-  fflush(rec.body);
 }
 
 static void expect_new(const char *what, const char *expr) {
@@ -301,6 +370,7 @@ static NTSTATUS rec_device_create_with_info(al_adapter *adapter, al_handle *out_
   NTSTATUS st;
   if (out_info) {
     out("    DXGK_DEVICEINFO info;\n    memset(&info, 0x%02x, sizeof info);\n", FZ_MODEL_INFO_SENTINEL_BYTE);
+    rec.has_device_info = true;
     out("    NTSTATUS st = al_device_create_with_info(adapter, %s%s, &info);\n", amp, device);
     st = fz_port_alloclab.device_create_with_info(adapter, out_device, out_info);
   } else {
@@ -312,7 +382,7 @@ static NTSTATUS rec_device_create_with_info(al_adapter *adapter, al_handle *out_
     expect_new("device", prefix);
     name_handle(*out_device, prefix);
   }
-  block_end();
+  block_defer();
   return st;
 }
 
@@ -326,7 +396,7 @@ static NTSTATUS rec_device_destroy(al_adapter *adapter, al_handle device) {
   out("    NTSTATUS st = al_device_destroy(adapter, %s);\n", handle_expr(device, buf, sizeof buf));
   NTSTATUS st = fz_port_alloclab.device_destroy(adapter, device);
   call_end();
-  block_end();
+  block_defer();
   return st;
 }
 
@@ -392,7 +462,7 @@ static NTSTATUS rec_allocation_create(al_adapter *adapter, const al_create_alloc
       }
     }
   }
-  block_end();
+  block_defer();
   return st;
 }
 
@@ -403,7 +473,7 @@ static NTSTATUS rec_resource_open(al_adapter *adapter, al_handle device, al_hand
       handle_expr(resource, b2, sizeof b2));
   NTSTATUS st = fz_port_alloclab.resource_open(adapter, device, resource);
   call_end();
-  block_end();
+  block_defer();
   return st;
 }
 
@@ -427,7 +497,7 @@ static NTSTATUS rec_allocation_destroy(al_adapter *adapter, const al_destroy_all
   }
   NTSTATUS st = fz_port_alloclab.allocation_destroy(adapter, a);
   call_end();
-  block_end();
+  block_defer();
   return st;
 }
 
@@ -436,6 +506,7 @@ static NTSTATUS rec_submit(al_adapter *adapter, const al_submit_args *a) {
   output_prefix(prefix, sizeof prefix);
   if (a && a->out_fence) out("  uint64_t %s = 0; /* the fence */\n", prefix);
   call_begin(rec.where);
+  if (a && a->out_fence) snprintf(rec.fence_var, sizeof rec.fence_var, "%s", prefix);
   if (a == NULL) {
     out("    NTSTATUS st = al_submit(adapter, NULL);\n");
   } else {
@@ -456,8 +527,9 @@ static NTSTATUS rec_submit(al_adapter *adapter, const al_submit_args *a) {
         a->command_size, a->out_fence ? "&" : "", a->out_fence ? prefix : "NULL");
   }
   NTSTATUS st = fz_port_alloclab.submit(adapter, a);
+  if (a && a->out_fence) rec.fence_value = *a->out_fence;
   call_end();
-  block_end();
+  block_defer();
   return st;
 }
 
@@ -468,18 +540,21 @@ static NTSTATUS rec_fence_wait(al_adapter *adapter, uint64_t fence, uint64_t tim
   if (timeout_ns != UINT64_MAX && timeout_ns != 0) out("    /* timeout %" PRIu64 " ns */\n", timeout_ns);
   NTSTATUS st = fz_port_alloclab.fence_wait(adapter, fence, timeout_ns);
   call_end();
-  block_end();
+  block_defer();
   return st;
 }
 
 static NTSTATUS rec_gpu_run(al_adapter *adapter, uint32_t max_submissions, uint32_t *out_completed) {
   call_begin(rec.where);
-  if (out_completed) out("    uint32_t completed = 0;\n");
+  if (out_completed) {
+    out("    uint32_t completed = 0;\n");
+    rec.has_completed = true;
+  }
   out("    NTSTATUS st = al_gpu_run(adapter, %" PRIu32 "u, %s);\n", max_submissions,
       out_completed ? "&completed" : "NULL");
   NTSTATUS st = fz_port_alloclab.gpu_run(adapter, max_submissions, out_completed);
   call_end();
-  block_end();
+  block_defer();
   return st;
 }
 
@@ -488,12 +563,15 @@ static NTSTATUS rec_allocation_query(al_adapter *adapter, al_handle allocation, 
   if (!rec.pending) return fz_port_alloclab.allocation_query(adapter, allocation, info);
   char buf[24];
   call_begin(rec.where);
-  if (info) out("    al_allocation_info info;\n");
+  if (info) {
+    out("    al_allocation_info info;\n");
+    rec.has_info = true;
+  }
   out("    NTSTATUS st = al_allocation_query(adapter, %s, %s);\n", handle_expr(allocation, buf, sizeof buf),
       info ? "&info" : "NULL");
   NTSTATUS st = fz_port_alloclab.allocation_query(adapter, allocation, info);
   call_end();
-  block_end();
+  block_defer();
   return st;
 }
 
@@ -515,8 +593,82 @@ static void observe_prediction(void *ctx, uint32_t call, const char *label, cons
   rec.pending = true;
 }
 
+static const char *wait_name(fz_model_wait wait) {
+  switch (wait) {
+  case FZ_MODEL_WAIT_DESTROY_DEVICE: return "WAIT_DESTROY_DEVICE";
+  case FZ_MODEL_WAIT_SYNCHRONOUS_DESTROY: return "WAIT_SYNCHRONOUS_DESTROY";
+  case FZ_MODEL_WAIT_GPU_RUN: return "WAIT_GPU_RUN";
+  case FZ_MODEL_WAIT_FENCE_WAIT: return "WAIT_FENCE_WAIT";
+  case FZ_MODEL_WAIT_NONE: break;
+  }
+  return "WAIT_NONE";
+}
+
+/* After a call whose status the model allowed: its output rules (fz_model_output_rules_for, what
+ * fz_model_commit checks) as an output_rules constant, checked by expect_outputs() in the call's
+ * block. Handles and fences are written as the variables that hold them. A successful submit's
+ * fence is named after its check (the check compares it with the fences before it). */
+static void observe_outputs(void *ctx, uint32_t call, const char *label, NTSTATUS status,
+                            const fz_model_output_rules *e) {
+  (void)ctx, (void)call, (void)label;
+  if (!rec.block_open) return; /* not a recorded port call */
+  char b1[24], b2[24];
+  out("    static const output_rules rules = {\n");
+  if (e->submit_fence) out("        .submit_fence = true,\n");
+  if (e->wait != FZ_MODEL_WAIT_NONE)
+    out("        .wait = %s, .wait_count = %" PRIu32 "u,\n", wait_name(e->wait), e->wait_count);
+  if (e->check_gpu_completed)
+    out("        .check_gpu_completed = true, .gpu_threaded = %s, .gpu_completed = %" PRIu32 "u, .gpu_queued = %" PRIu32
+        "u,\n",
+        e->gpu_threaded ? "true" : "false", e->gpu_completed, e->gpu_queued);
+  if (e->check_query) {
+    out("        .check_query = true, .size_min = %" PRIu64 "u, .size_max = %" PRIu64 "u, .size_page_rounded = %s,\n"
+        "        .align = %" PRIu32 "u, .placement = %" PRIu32 "u, .segment_count = %" PRIu32 "u,\n"
+        "        .segments = {",
+        e->size_min, e->size_max, e->size_page_rounded ? "true" : "false", e->align, e->placement, e->segment_count);
+    for (uint32_t k = 0; k < e->segment_count && k < DXGK_MAX_SEGMENTS; k++)
+      out("%s{%" PRIu32 "u, %" PRIu64 "u, %s}", k ? ", " : "", e->segments[k].id, e->segments[k].size,
+          e->segments[k].possible ? "true" : "false");
+    out("},\n");
+  }
+  if (e->check_device_info) out("        .check_device_info = true,\n");
+  out("    };\n");
+  /* The values that are the port's own (fences handed out, handles): variables, set at run time. */
+  out("    output_values values = {.fence_submitted_before = %s",
+      fence_expr(e->fence_submitted_before, b1, sizeof b1));
+  if (e->wait != FZ_MODEL_WAIT_NONE) out(", .wait_fence = %s", fence_expr(e->wait_fence, b2, sizeof b2));
+  if (e->check_query) {
+    out(",\n                            .resource = %s", handle_expr(e->resource, b1, sizeof b1));
+    out(", .owner_device = %s", handle_expr(e->owner_device, b1, sizeof b1));
+    out(", .last_fence = %s", fence_expr(e->last_fence, b1, sizeof b1));
+  }
+  out("};\n    expect_outputs(");
+  write_cstr(rec.body, rec.where);
+  out(", st, &rules, &values, %s, %s, %s, %s);\n", rec.fence_var[0] ? rec.fence_var : "0",
+      rec.has_completed ? "completed" : "0", rec.has_info ? "&info" : "NULL", rec.has_device_info ? "&info" : "NULL");
+  if (status == STATUS_SUCCESS && e->submit_fence && rec.fence_var[0] && rec.fence_count < FZ_MAX_CALLS) {
+    rec.fences[rec.fence_count].value = rec.fence_value;
+    snprintf(rec.fences[rec.fence_count].name, sizeof rec.fences[0].name, "%s", rec.fence_var);
+    rec.fence_count++;
+  }
+}
+
+/* Before each of the oracle's own queries after a successful query (execute.c check_overlap):
+ * the same query, and the same alignment and overlap checks. */
+static void observe_overlap_query(void *ctx, uint32_t call, const char *label, al_handle queried, al_handle other,
+                                  uint32_t other_align) {
+  (void)ctx, (void)call, (void)label;
+  if (!rec.block_open || !rec.has_info) return;
+  char b1[24], b2[24];
+  out("    expect_no_overlap(");
+  write_cstr(rec.body, rec.where);
+  out(", &info, %s, %s, %" PRIu32 "u);\n", handle_expr(queried, b1, sizeof b1), handle_expr(other, b2, sizeof b2),
+      other_align);
+}
+
 static void observe_check(void *ctx, uint32_t call, const char *label, const fz_model_counts *e, bool walk) {
   (void)ctx;
+  close_block();
   if (call != NO_CALL && call != rec.call) { /* no port call was predicted: a damage op, left out */
     char text[512];
     fz_format_call(text, sizeof text, rec.p, call);
@@ -535,9 +687,10 @@ static void observe_check(void *ctx, uint32_t call, const char *label, const fz_
     out("  expect_stats(");
     write_cstr(rec.body, rec.where);
     out(", (const expected_counts){%" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u, %" PRIu32
-        "u, %" PRIu32 "u, %" PRIu64 "u, %" PRIu64 "u, %" PRIu64 "u});\n",
+        "u, %" PRIu32 "u, %" PRIu64 "u, %" PRIu64 "u, %" PRIu64 "u, %s, %s, %" PRIu32 "u});\n",
         e->devices, e->resources, e->allocations, e->bindings_min, e->bindings_max, e->deferred_min, e->deferred_max,
-        e->fence_submitted, e->fence_completed, e->segment_bytes_max);
+        e->fence_submitted, e->fence_completed, e->segment_bytes_max, e->deferred_destroys_allowed ? "true" : "false",
+        e->deferred_destroys_required ? "true" : "false", e->bindings_waiting);
   }
   if (walk) {
     out("  expect_adapter_check(");
@@ -586,18 +739,22 @@ static const char program_helpers[] =
     "/* The statuses of the model's sets, by bit (alloclab/fuzz/model.h fz_status_set). */\n"
     "static const NTSTATUS status_bits[] = {STATUS_SUCCESS, STATUS_INVALID_PARAMETER, STATUS_INVALID_HANDLE,\n"
     "                                       STATUS_NO_MEMORY, STATUS_NO_VIDEO_MEMORY, STATUS_DEVICE_REMOVED,\n"
-    "                                       STATUS_TIMEOUT};\n"
+    "                                       STATUS_TIMEOUT, STATUS_GRAPHICS_DRIVER_MISMATCH};\n"
     "\n"
-    "/* @st must be in the set the model predicted (the wider one when an injected failure happened). */\n"
+    "/* @st must be in the set the model predicted: the wider one when an injected failure happened\n"
+    " * (@faulted), the wrong-answer one when the miniport answered a DDI wrongly (@wrong). */\n"
     "static UNUSED_OK void expect_status(const char *where, NTSTATUS st, uint32_t allowed, const char *allowed_text,\n"
-    "                          uint32_t allowed_if_faulted, const char *faulted_text, const char *reason,\n"
-    "                          bool faulted) {\n"
-    "  uint32_t set = faulted ? allowed_if_faulted : allowed;\n"
+    "                          uint32_t allowed_if_faulted, const char *faulted_text,\n"
+    "                          uint32_t allowed_if_wrong, const char *wrong_text, const char *reason,\n"
+    "                          bool faulted, bool wrong) {\n"
+    "  uint32_t set = wrong ? allowed_if_wrong : faulted ? allowed_if_faulted : allowed;\n"
     "  for (uint32_t b = 0; b < sizeof status_bits / sizeof status_bits[0]; b++)\n"
     "    if (status_bits[b] == st && (set & (1u << b))) return;\n"
     "  fail(where, \"port returned %s, model expected %s (%s)%s\", al_status_name(st),\n"
-    "       faulted ? faulted_text : allowed_text, reason,\n"
-    "       faulted ? \" [an injected failure happened during the call]\" : \"\");\n"
+    "       wrong ? wrong_text : faulted ? faulted_text : allowed_text, reason,\n"
+    "       wrong     ? \" [the miniport answered wrongly during the call]\"\n"
+    "       : faulted ? \" [an injected failure happened during the call]\"\n"
+    "                 : \"\");\n"
     "}\n"
     "\n"
     "/* Every handle the port returns is non-zero and new within the program. */\n"
@@ -616,6 +773,8 @@ static const char program_helpers[] =
     "typedef struct expected_counts {\n"
     "  uint32_t devices, resources, allocations, bindings_min, bindings_max, deferred_min, deferred_max;\n"
     "  uint64_t fence_submitted, fence_completed, segment_bytes_max;\n"
+    "  bool deferred_destroys_allowed, deferred_destroys_required;\n"
+    "  uint32_t bindings_waiting;\n"
     "} expected_counts;\n"
     "\n"
     "#define STATS_FAIL(...) fail(where, \"statistics disagree with the model: \" __VA_ARGS__)\n"
@@ -638,6 +797,11 @@ static const char program_helpers[] =
     "  if (st.deferred_allocations > c.deferred_max)\n"
     "    STATS_FAIL(\"deferred allocations: port %u, model at most %u (a deferred destroy that should be \"\n"
     "               \"released, or a leak)\", st.deferred_allocations, c.deferred_max);\n"
+    "  if (!c.deferred_destroys_allowed && st.deferred_destroys != 0)\n"
+    "    STATS_FAIL(\"deferred destroys: port %u with nothing that may wait for a fence\", st.deferred_destroys);\n"
+    "  if (c.deferred_destroys_required && st.deferred_destroys == 0)\n"
+    "    STATS_FAIL(\"deferred destroys: port 0 while %u allocations / %u bindings must wait for a fence\",\n"
+    "               c.deferred_min, c.bindings_waiting);\n"
     "  if (st.fence_submitted != c.fence_submitted)\n"
     "    STATS_FAIL(\"fence_submitted: port %llu, model %llu\", (unsigned long long)st.fence_submitted,\n"
     "               (unsigned long long)c.fence_submitted);\n"
@@ -676,6 +840,158 @@ static const char program_helpers[] =
     "         st.bindings, st.deferred_destroys, st.deferred_allocations);\n"
     "}\n";
 
+/* The checks of a call's outputs (fz_model_output_rules) and the overlap check after a query,
+ * in programs of program targets. */
+static const char output_helpers[] =
+    "\n"
+    "/* Why a successful call bounds al_fence_completed() from below (fz_model_wait). */\n"
+    "enum { WAIT_NONE, WAIT_DESTROY_DEVICE, WAIT_SYNCHRONOUS_DESTROY, WAIT_GPU_RUN, WAIT_FENCE_WAIT };\n"
+    "\n"
+    "/* The model's rules for a call's outputs (fz_model_output_rules), the constant part. */\n"
+    "typedef struct output_rules {\n"
+    "  bool submit_fence;\n"
+    "  int wait;\n"
+    "  uint32_t wait_count;\n"
+    "  bool check_gpu_completed, gpu_threaded;\n"
+    "  uint32_t gpu_completed, gpu_queued;\n"
+    "  bool check_query;\n"
+    "  uint64_t size_min, size_max;\n"
+    "  bool size_page_rounded;\n"
+    "  uint32_t align, placement, segment_count;\n"
+    "  struct {\n"
+    "    uint32_t id;\n"
+    "    uint64_t size;\n"
+    "    bool possible;\n"
+    "  } segments[DXGK_MAX_SEGMENTS];\n"
+    "  bool check_device_info;\n"
+    "} output_rules;\n"
+    "\n"
+    "/* The rules' values that are the port's own (fences it handed out, handles), from variables. */\n"
+    "typedef struct output_values {\n"
+    "  uint64_t fence_submitted_before, wait_fence, last_fence;\n"
+    "  al_handle resource, owner_device;\n"
+    "} output_values;\n"
+    "\n"
+    "/* al_fence_completed() never goes back: the last value seen after a call. */\n"
+    "static uint64_t completed_seen;\n"
+    "\n"
+    "#define OUTPUT_FAIL(...) (snprintf(msg, sizeof msg, __VA_ARGS__), failed = true)\n"
+    "\n"
+    "/* The outputs of a call whose status was allowed keep the model's rules (fz_model_commit): the\n"
+    " * first broken one fails with the oracle's words. @fence: a submit's *out_fence; @gpu_completed:\n"
+    " * gpu_run's *out_completed; @info: a query's; @device_info: create_device's with info. */\n"
+    "static UNUSED_OK void expect_outputs(const char *where, NTSTATUS st, const output_rules *e, const output_values *v,\n"
+    "                                     uint64_t fence, uint32_t gpu_completed, const al_allocation_info *info,\n"
+    "                                     const DXGK_DEVICEINFO *device_info) {\n"
+    "  char msg[512];\n"
+    "  bool failed = false;\n"
+    "  uint64_t submitted = al_fence_submitted(adapter), completed = al_fence_completed(adapter);\n"
+    "  uint64_t want_submitted = v->fence_submitted_before;\n"
+    "  bool success = st == STATUS_SUCCESS;\n"
+    "  if (success && e->submit_fence) {\n"
+    "    if (fence <= v->fence_submitted_before)\n"
+    "      OUTPUT_FAIL(\"submit handed out fence %llu, not above the last one (%llu)\", (unsigned long long)fence,\n"
+    "                  (unsigned long long)v->fence_submitted_before);\n"
+    "    else\n"
+    "      want_submitted = fence;\n"
+    "  }\n"
+    "  if (success && !failed && e->check_gpu_completed && gpu_completed != e->gpu_completed) {\n"
+    "    if (e->gpu_threaded)\n"
+    "      OUTPUT_FAIL(\"gpu_run(%u) on a threaded engine completed %u submissions (it runs none)\", e->wait_count,\n"
+    "                  gpu_completed);\n"
+    "    else\n"
+    "      OUTPUT_FAIL(\"gpu_run(%u) completed %u submissions, %u were queued\", e->wait_count, gpu_completed,\n"
+    "                  e->gpu_queued);\n"
+    "  }\n"
+    "  if (success && !failed && e->wait != WAIT_NONE && completed < v->wait_fence) {\n"
+    "    unsigned long long f = v->wait_fence, c = completed;\n"
+    "    if (e->wait == WAIT_DESTROY_DEVICE)\n"
+    "      OUTPUT_FAIL(\"destroy_device returned before the device's work completed (fence %llu, completed %llu)\", f, c);\n"
+    "    else if (e->wait == WAIT_SYNCHRONOUS_DESTROY)\n"
+    "      OUTPUT_FAIL(\"a synchronous destroy returned before fence %llu signalled (completed %llu)\", f, c);\n"
+    "    else if (e->wait == WAIT_GPU_RUN)\n"
+    "      OUTPUT_FAIL(\"gpu_run(%u) left fence %llu unsignalled (completed %llu)\", e->wait_count, f, c);\n"
+    "    else\n"
+    "      OUTPUT_FAIL(\"fence_wait(%llu) returned before the fence signalled (completed %llu)\", f, c);\n"
+    "  }\n"
+    "  if (success && !failed && e->check_query && info != NULL) {\n"
+    "    const al_allocation_info *in = info;\n"
+    "    if (in->resource != v->resource)\n"
+    "      OUTPUT_FAIL(\"query: resource 0x%08x, model has 0x%08x\", in->resource, v->resource);\n"
+    "    else if (in->owner_device != v->owner_device)\n"
+    "      OUTPUT_FAIL(\"query: owner_device 0x%08x, model has 0x%08x\", in->owner_device, v->owner_device);\n"
+    "    else if (in->last_fence != v->last_fence)\n"
+    "      OUTPUT_FAIL(\"query: last_fence %llu, model has %llu\", (unsigned long long)in->last_fence,\n"
+    "                  (unsigned long long)v->last_fence);\n"
+    "    else if (in->size < e->size_min)\n"
+    "      OUTPUT_FAIL(\"query: placed size %llu below the requested %llu\", (unsigned long long)in->size,\n"
+    "                  (unsigned long long)e->size_min);\n"
+    "    else if (e->size_page_rounded && in->size > e->size_max)\n"
+    "      OUTPUT_FAIL(\"query: placed size %llu above the page-rounded request %llu\", (unsigned long long)in->size,\n"
+    "                  (unsigned long long)e->size_max);\n"
+    "    else if (in->segment_id != 0 && e->align != 0 && in->segment_offset % e->align != 0)\n"
+    "      OUTPUT_FAIL(\"query: segment offset 0x%llx is not a multiple of the alignment %u\",\n"
+    "                  (unsigned long long)in->segment_offset, e->align);\n"
+    "    else if (in->segment_id != 0) {\n"
+    "      uint32_t s = 0;\n"
+    "      while (s < e->segment_count && e->segments[s].id != in->segment_id) s++;\n"
+    "      if (s == e->segment_count)\n"
+    "        OUTPUT_FAIL(\"query: segment %u does not exist\", in->segment_id);\n"
+    "      else if (!e->segments[s].possible)\n"
+    "        OUTPUT_FAIL(\"query: an allocation of placement %u lies in segment %u\", e->placement, in->segment_id);\n"
+    "      else if (in->segment_offset > e->segments[s].size || in->size > e->segments[s].size - in->segment_offset)\n"
+    "        OUTPUT_FAIL(\"query: [%llu, +%llu) lies outside segment %u\", (unsigned long long)in->segment_offset,\n"
+    "                    (unsigned long long)in->size, in->segment_id);\n"
+    "    }\n"
+    "  }\n"
+    "  if (!failed && e->check_device_info && device_info != NULL) {\n"
+    "    const UINT fields[] = {device_info->DmaBufferSize,         device_info->DmaBufferSegmentSet,\n"
+    "                           device_info->DmaBufferPrivateDataSize, device_info->AllocationListSize,\n"
+    "                           device_info->PatchLocationListSize, device_info->Flags};\n"
+    "    static const char *const names[] = {\"DmaBufferSize\",      \"DmaBufferSegmentSet\",   \"DmaBufferPrivateDataSize\",\n"
+    "                                        \"AllocationListSize\", \"PatchLocationListSize\", \"Flags\"};\n"
+    "    const UINT sentinel = INFO_SENTINEL;\n"
+    "    for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !failed; i++) {\n"
+    "      if (success && fields[i] == sentinel)\n"
+    "        OUTPUT_FAIL(\"create_device with info succeeded but left the info's %s unwritten (0x%08x)\", names[i],\n"
+    "                    sentinel);\n"
+    "      else if (!success && fields[i] != sentinel)\n"
+    "        OUTPUT_FAIL(\"create_device with info failed but wrote the info's %s (0x%08x): a failed call changes \"\n"
+    "                    \"nothing\", names[i], fields[i]);\n"
+    "    }\n"
+    "  }\n"
+    "  if (!failed && submitted != want_submitted)\n"
+    "    OUTPUT_FAIL(\"fence_submitted is %llu, model has %llu (a failed call changes nothing)\",\n"
+    "                (unsigned long long)submitted, (unsigned long long)want_submitted);\n"
+    "  else if (!failed && completed < completed_seen)\n"
+    "    OUTPUT_FAIL(\"fence_completed went back from %llu to %llu\", (unsigned long long)completed_seen,\n"
+    "                (unsigned long long)completed);\n"
+    "  else if (!failed && completed > submitted)\n"
+    "    OUTPUT_FAIL(\"fence_completed %llu above fence_submitted %llu\", (unsigned long long)completed,\n"
+    "                (unsigned long long)submitted);\n"
+    "  if (failed) fail(where, \"port returned %s, but %s\", al_status_name(st), msg);\n"
+    "  if (completed > completed_seen) completed_seen = completed;\n"
+    "}\n"
+    "\n"
+    "/* After a successful query of @queried (in @in): the other live allocation @other must answer a\n"
+    " * query, lie at a multiple of its alignment @other_align, and not overlap @queried in its\n"
+    " * segment (execute.c check_overlap). */\n"
+    "static UNUSED_OK void expect_no_overlap(const char *where, const al_allocation_info *in, al_handle queried,\n"
+    "                                        al_handle other, uint32_t other_align) {\n"
+    "  if (in->segment_id == 0) return;\n"
+    "  al_allocation_info o;\n"
+    "  NTSTATUS st = al_allocation_query(adapter, other, &o);\n"
+    "  if (st != STATUS_SUCCESS) fail(where, \"querying live allocation 0x%08x returned %s\", other, al_status_name(st));\n"
+    "  if (o.segment_id != 0 && other_align != 0 && o.segment_offset % other_align != 0)\n"
+    "    fail(where, \"allocation 0x%08x is at offset 0x%llx of segment %u, not a multiple of its alignment %u\", other,\n"
+    "         (unsigned long long)o.segment_offset, o.segment_id, other_align);\n"
+    "  if (o.segment_id != in->segment_id) return;\n"
+    "  if (o.segment_offset < in->segment_offset + in->size && in->segment_offset < o.segment_offset + o.size)\n"
+    "    fail(where, \"allocations 0x%08x [%llu, +%llu) and 0x%08x [%llu, +%llu) overlap in segment %u\", queried,\n"
+    "         (unsigned long long)in->segment_offset, (unsigned long long)in->size, other,\n"
+    "         (unsigned long long)o.segment_offset, (unsigned long long)o.size, in->segment_id);\n"
+    "}\n";
+
 static const char sim_helpers[] =
     "\n"
     "/* The sim's process-wide live totals must be back where they were (no leak in the miniport). */\n"
@@ -697,6 +1013,15 @@ static const char fault_helpers[] =
     "static UNUSED_OK uint64_t failures_total(void) {\n"
     "  uint64_t n = 0;\n"
     "  for (uint32_t pt = 0; pt < FAULT_POINT_COUNT; pt++) n += fault_injector_failures(&injector, (enum fault_point)pt);\n"
+    "  return n;\n"
+    "}\n"
+    "/* Failures at the wrong-answer points (fault_point_is_wrong_answer), and their count before the\n"
+    " * current call. */\n"
+    "static uint64_t wrong_answers_before;\n"
+    "static UNUSED_OK uint64_t wrong_answers_total(void) {\n"
+    "  uint64_t n = 0;\n"
+    "  for (uint32_t pt = 0; pt < FAULT_POINT_COUNT; pt++)\n"
+    "    if (fault_point_is_wrong_answer((enum fault_point)pt)) n += fault_injector_failures(&injector, (enum fault_point)pt);\n"
     "  return n;\n"
     "}\n"
     "static UNUSED_OK void arm_fault(uint32_t id, uint32_t nth, uint32_t repeat) {\n"
@@ -748,7 +1073,10 @@ static void record_child(FILE *body, FILE *message) {
   o.port = &recording_port;
   o.observe_prediction = observe_prediction;
   o.observe_check = observe_check;
+  o.observe_outputs = observe_outputs;
+  o.observe_overlap_query = observe_overlap_query;
   int rc = fz_execute(&program, &o, &report);
+  close_block();
   fflush(body);
   if (rc != FZ_EXEC_OK) {
     fprintf(message, "%s", report.message);
@@ -855,6 +1183,9 @@ static int emit_program(const char *input, const uint8_t *data, size_t size, boo
   if (sim) fprintf(f, "#include \"alloclab/hw/sim_miniport.h\"\n");
   if (faults) fprintf(f, "#include \"alloclab/hw/fault_injection.h\"\n#include \"alloclab/testing.h\"\n");
   fputs(program_helpers, f);
+  fprintf(f, "\n/* What every byte of create_device's info holds before the call (FZ_MODEL_INFO_SENTINEL_BYTE). */\n"
+             "#define INFO_SENTINEL 0x%08xu\n", FZ_MODEL_INFO_SENTINEL_BYTE * 0x01010101u);
+  fputs(output_helpers, f);
   if (sim) fputs(sim_helpers, f);
   if (faults) fputs(fault_helpers, f);
   fprintf(f, "\nint main(void) {\n");

@@ -260,6 +260,15 @@ typedef struct fz_exec_options {
   void (*observe_prediction)(void *ctx, uint32_t call, const char *label, const fz_prediction *prediction);
   void (*observe_check)(void *ctx, uint32_t call, const char *label, const fz_model_counts *expected,
                         bool adapter_check);
+  /* observe_outputs: after a call whose status was allowed, before its outputs are committed,
+   * with the rules they must keep (fz_model_output_rules_for: what fz_model_commit() checks).
+   * observe_overlap_query: after a successful query of @queried, before the executor queries
+   * each other live allocation @other (alignment @other_align, 0: the page) for the overlap
+   * check (the queried allocation's segment range must not meet @other's). */
+  void (*observe_outputs)(void *ctx, uint32_t call, const char *label, NTSTATUS status,
+                          const fz_model_output_rules *rules);
+  void (*observe_overlap_query)(void *ctx, uint32_t call, const char *label, al_handle queried, al_handle other,
+                                uint32_t other_align);
   void *observe_ctx;
 } fz_exec_options;
 

@@ -14,8 +14,10 @@
  * Use, per call: fz_model_predict() says which statuses the port may return (a set, see
  * fz_status_set) and why; the caller makes the call; fz_model_commit() checks the outputs
  * (handles, fences, query results) and applies the effects of the status the port returned
- * (nothing for a failure: a failed call changes nothing). fz_model_expected() then gives the
- * live counts the port's statistics must show, and fz_model_check_stats() compares them.
+ * (nothing for a failure: a failed call changes nothing); the rules it holds the outputs to
+ * are fz_model_output_rules_for()'s, given as data for tools that write them out (emit_c).
+ * fz_model_expected() then gives the live counts the port's statistics must show, and
+ * fz_model_check_stats() compares them.
  *
  * What is exact and what is a set:
  *  - Validation is exact: each documented error condition that holds adds its status; when
@@ -227,6 +229,11 @@ typedef struct fz_model_counts {
   uint64_t fence_submitted;
   uint64_t fence_completed; /* the value last observed (a lower bound for the next call) */
   uint64_t segment_bytes_max; /* upper bound of the bytes in segments (UINT64_MAX: unknown) */
+  /* al_adapter_stats.deferred_destroys (teardowns waiting for a fence): must be 0 when
+   * !deferred_destroys_allowed (nothing may wait), non-zero when deferred_destroys_required
+   * (deferred_min allocations or bindings_waiting bindings must wait). */
+  bool deferred_destroys_allowed, deferred_destroys_required;
+  uint32_t bindings_waiting; /* closed bindings that must stay open for a fence (for the message) */
 } fz_model_counts;
 
 /* What the model knows of one allocation (for building commands and messages). */
@@ -241,6 +248,61 @@ typedef struct fz_model_allocation_view {
                           delivered a pattern over all that a CHECK reads */
   uint32_t pattern;    /* the last pattern submitted */
 } fz_model_allocation_view;
+
+/* Why a successful call bounds al_fence_completed() from below (fz_model_output_rules.wait). */
+typedef enum fz_model_wait {
+  FZ_MODEL_WAIT_NONE = 0,
+  FZ_MODEL_WAIT_DESTROY_DEVICE,      /* the device's last fence: its work completed first */
+  FZ_MODEL_WAIT_SYNCHRONOUS_DESTROY, /* AL_DESTROY_SYNCHRONOUS that released memory: the
+                                        destroyed allocations' last fence */
+  FZ_MODEL_WAIT_GPU_RUN,             /* the last fence of the submissions it ran */
+  FZ_MODEL_WAIT_FENCE_WAIT,          /* the fence waited for */
+} fz_model_wait;
+
+/*
+ * What the outputs of one call must be: every rule fz_model_commit() checks besides the new
+ * handles, as data (fz_model_output_rules_for), so that a tool can write them out (emit_c) and
+ * fz_model_commit() checks exactly these. Fences are the port's values the model has seen.
+ * Every call, after it: al_fence_submitted() equals @fence_submitted_before (a failed call, or
+ * any other op, changes nothing), except after a successful submit, whose *out_fence must be
+ * above @fence_submitted_before and is then al_fence_submitted(); al_fence_completed() is at
+ * least @completed_before (the last value observed: it never goes back) and at most
+ * al_fence_submitted().
+ */
+typedef struct fz_model_output_rules {
+  uint64_t fence_submitted_before;
+  uint64_t completed_before;
+  bool submit_fence; /* a successful submit: the fence rule above applies */
+  /* A successful call after which al_fence_completed() >= @wait_fence (exact: the model knows
+   * the fence; a bound on the completed value). */
+  fz_model_wait wait;
+  uint64_t wait_fence;
+  uint32_t wait_count; /* GPU_RUN: max_submissions as passed (for the message) */
+  /* GPU_RUN, success, out_completed asked: *out_completed must be exactly @gpu_completed (the
+   * deterministic engine runs min(max_submissions, @gpu_queued); a threaded one runs none). */
+  bool check_gpu_completed;
+  bool gpu_threaded;
+  uint32_t gpu_completed, gpu_queued;
+  /* QUERY, success of a live allocation: resource, owner_device and last_fence exact; size in
+   * [size_min, size_max] (size_max UINT64_MAX: no upper bound, size_page_rounded false); with a
+   * segment (segment_id != 0): an offset that is a multiple of @align (when not 0), a segment
+   * among @segments that is @possible for the allocation's @placement, [offset, +size) inside it. */
+  bool check_query;
+  al_handle resource, owner_device;
+  uint64_t last_fence, size_min, size_max;
+  bool size_page_rounded;
+  uint32_t align;
+  uint32_t placement;
+  uint32_t segment_count;
+  struct {
+    uint32_t id;
+    uint64_t size;
+    bool possible;
+  } segments[DXGK_MAX_SEGMENTS];
+  /* CREATE_DEVICE with info: on success no field of the DXGK_DEVICEINFO still holds
+   * FZ_MODEL_INFO_SENTINEL_BYTE in every byte; on failure every field does. */
+  bool check_device_info;
+} fz_model_output_rules;
 
 typedef struct fz_model fz_model;
 
@@ -265,6 +327,14 @@ void fz_model_predict(const fz_model *model, const fz_model_args *args, fz_predi
  */
 bool fz_model_commit(fz_model *model, const fz_model_args *args, const fz_model_result *result,
                      char *msg, size_t cap);
+
+/*
+ * fz_model_output_rules_for - the rules the outputs of @args must keep when the call returns
+ * @status (fz_model_commit() checks these after the call; call this before committing it).
+ * Changes nothing. Never fails.
+ */
+void fz_model_output_rules_for(const fz_model *model, const fz_model_args *args, NTSTATUS status,
+                               fz_model_output_rules *out);
 
 /* The counts the port's statistics must show now. */
 void fz_model_expected(const fz_model *model, fz_model_counts *out);
