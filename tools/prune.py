@@ -176,6 +176,8 @@ def prune(fuzzer: str, corpus: str, flags: List[str], log_path: str, timeout: Op
     default 600 + 0.2 s per input. A merge that fails, is killed, times out or keeps no input of
     a non-empty corpus changes nothing and returns status "failed" with the reason. Raises
     PruneError when a leftover cannot be resolved or the swap's renames fail."""
+    # The merge runs in prune-work/ (where crash files land): paths must not be relative.
+    corpus, fuzzer = os.path.abspath(corpus), os.path.abspath(fuzzer)
     recover(corpus)
     os.makedirs(corpus, exist_ok=True)
     before = count_files(corpus)

@@ -117,6 +117,16 @@ class PruneTest(PruneTestBase):
         with open(self.log) as f:
             self.assertIn("-merge=1", f.readline())
 
+    def test_relative_paths(self):
+        cwd = os.getcwd()
+        os.chdir(self.tmp.name)
+        try:
+            result = prune.prune(os.path.relpath(self.fuzzer), os.path.relpath(self.corpus), [], "prune.log")
+        finally:
+            os.chdir(cwd)
+        self.assertEqual((result.status, result.files_after), ("pruned", 3), result.reason)
+        self.assertEqual(snapshot(self.corpus), self.expected)
+
     def check_failed_merge(self, mode, reason, timeout=None):
         before = snapshot(self.corpus)
         with mock.patch.dict(os.environ, {"FAKE_MERGE": mode}):
