@@ -83,7 +83,7 @@ def libfuzzer_flags(root: str, target: str) -> List[str]:
                     flags.append("-%s=%s" % match.groups())
     dictionary = os.path.join(root, "fuzz", "targets", target + ".dict")
     if os.path.isfile(dictionary):
-        flags.append("-dict=" + dictionary)
+        flags.append("-dict=" + os.path.abspath(dictionary))  # the merge runs in another folder
     return flags
 
 

@@ -282,6 +282,25 @@ class LimitTest(unittest.TestCase):
             self.assertEqual(prune.read_state(tmp), {})
 
 
+class FlagsTest(unittest.TestCase):
+    def test_options_and_an_absolute_dictionary(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            targets = os.path.join(tmp, "fuzz", "targets")
+            os.makedirs(targets)
+            with open(os.path.join(targets, "gpu.options"), "w") as f:
+                f.write("# x\n[libfuzzer]\nmax_len = 4096  # why\ntimeout=10\n[asan]\ndetect_odr = 0\n")
+            with open(os.path.join(targets, "gpu.dict"), "w") as f:
+                f.write('"x"\n')
+            cwd = os.getcwd()
+            os.chdir(tmp)
+            try:
+                # The merge runs in prune-work/: a relative root must still give a dictionary it finds.
+                flags = prune.libfuzzer_flags(".", "gpu")
+            finally:
+                os.chdir(cwd)
+            self.assertEqual(flags, ["-max_len=4096", "-timeout=10", "-dict=" + os.path.realpath(os.path.join(targets, "gpu.dict"))])
+
+
 class CommandLineTest(PruneTestBase):
     def run_prune(self, *args, env=None):
         return subprocess.run([PYTHON, os.path.join(HERE, "prune.py"), "--root", self.tmp.name] + list(args),
