@@ -25,7 +25,9 @@ limit that decides the next one is relative to `files_after`.
 import argparse
 import dataclasses
 import datetime
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
@@ -40,6 +42,7 @@ import triage  # noqa: E402  (run_bounded, write_files_atomically)
 
 NEW_SUFFIX, READY_SUFFIX, OLD_SUFFIX = ".prune-new", ".prune-ready", ".prune-old"
 STATE_FILE = "prune.json"
+LOCK_FILE = "prune.lock"  # held while a prune or a recovery runs (flock)
 # The limit (see should_prune): a merge runs every input once, about what one fork-mode start
 # costs, so it pays back once the corpus is at least twice its pruned size; below MIN_FILES a
 # start takes seconds and a merge is not worth its log line.
@@ -96,7 +99,35 @@ def count_files(folder: str) -> int:
         return 0
 
 
+class Busy(Exception):
+    """Another process holds the corpus's prune lock."""
+
+
+@contextlib.contextmanager
+def _locked(corpus: str):
+    """Holds .lab/fuzz/<target>/prune.lock for @corpus (flock, released when the process dies);
+    raises Busy when another process holds it: its corpus.prune-* folders are in use."""
+    folder = os.path.dirname(os.path.abspath(corpus))
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, LOCK_FILE), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise Busy("another prune of %s is running" % corpus) from e
+        yield
+
+
 def recover(corpus: str) -> str:
+    """Finishes or undoes an interrupted prune of @corpus; see _recover. While another process
+    prunes it, leaves everything alone and says so."""
+    try:
+        with _locked(corpus):
+            return _recover(corpus)
+    except Busy as e:
+        return "%s: its folders are left alone" % e
+
+
+def _recover(corpus: str) -> str:
     """Finishes or undoes an interrupted prune of @corpus (the working corpus folder) and returns
     what it did ("" when there was nothing to do). Never deletes the only complete corpus:
       - corpus.prune-new (a merge that did not finish): deleted, the corpus is untouched;
@@ -175,10 +206,20 @@ def prune(fuzzer: str, corpus: str, flags: List[str], log_path: str, timeout: Op
     @log_path and, on success, prune.json next to @corpus. @timeout (seconds) bounds the merge;
     default 600 + 0.2 s per input. A merge that fails, is killed, times out or keeps no input of
     a non-empty corpus changes nothing and returns status "failed" with the reason. Raises
-    PruneError when a leftover cannot be resolved or the swap's renames fail."""
+    PruneError when a leftover cannot be resolved or the swap's renames fail. While another
+    process prunes the same corpus, returns "failed" at once and touches nothing."""
     # The merge runs in prune-work/ (where crash files land): paths must not be relative.
     corpus, fuzzer = os.path.abspath(corpus), os.path.abspath(fuzzer)
-    recover(corpus)
+    try:
+        with _locked(corpus):
+            return _prune(fuzzer, corpus, flags, log_path, timeout)
+    except Busy as e:
+        count = count_files(corpus)
+        return PruneResult("failed", count, count, 0.0, log_path, str(e))
+
+
+def _prune(fuzzer: str, corpus: str, flags: List[str], log_path: str, timeout: Optional[float]) -> PruneResult:
+    _recover(corpus)
     os.makedirs(corpus, exist_ok=True)
     before = count_files(corpus)
     new, ready, old = corpus + NEW_SUFFIX, corpus + READY_SUFFIX, corpus + OLD_SUFFIX

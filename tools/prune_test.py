@@ -213,6 +213,30 @@ class RecoverTest(PruneTestBase):
         self.assertIn("renamed", prune.recover(self.corpus))
         self.assertEqual(snapshot(self.corpus), self.original)
 
+    def test_a_prune_in_progress_elsewhere_is_left_alone(self):
+        # Another process (a nightly) holds the lock and is merging into corpus.prune-new.
+        self.make(prune.NEW_SUFFIX, {"input-27": b"axxx"})
+        child = subprocess.Popen([PYTHON, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+                                  "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(30)",
+                                  os.path.join(os.path.dirname(self.corpus), prune.LOCK_FILE)],
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(child.stdout.readline(), "locked\n")
+            self.assertIn("another prune of", prune.recover(self.corpus))
+            self.assertEqual(leftovers(self.corpus), ["corpus.prune-new"])
+            result = prune.prune(self.fuzzer, self.corpus, [], self.log)
+            self.assertEqual(result.status, "failed")
+            self.assertIn("another prune of", result.reason)
+            self.assertEqual(leftovers(self.corpus), ["corpus.prune-new"])
+            self.assertEqual(snapshot(self.corpus), self.original)
+        finally:
+            child.kill()
+            child.wait()
+            child.stdout.close()
+        # Its owner gone (the lock dies with it), the leftover is an interrupted merge.
+        self.assertIn("unfinished merge", prune.recover(self.corpus))
+        self.assertEqual(leftovers(self.corpus), [])
+
     def test_nothing_to_recover(self):
         self.assertEqual(prune.recover(self.corpus), "")
         self.assertEqual(snapshot(self.corpus), self.original)
