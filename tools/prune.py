@@ -38,7 +38,7 @@ import time
 from typing import List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import triage  # noqa: E402  (run_bounded, write_files_atomically)
+import triage  # noqa: E402  (kill_group, write_files_atomically)
 
 NEW_SUFFIX, READY_SUFFIX, OLD_SUFFIX = ".prune-new", ".prune-ready", ".prune-old"
 STATE_FILE = "prune.json"
@@ -114,7 +114,7 @@ def _locked(corpus: str):
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
             raise Busy("another prune of %s is running" % corpus) from e
-        yield
+        yield lock
 
 
 def recover(corpus: str) -> str:
@@ -167,6 +167,21 @@ def _recover(corpus: str) -> str:
     return "; ".join(done)
 
 
+def _run_merge(cmd: List[str], timeout: float, cwd: str, log, env: dict, lock_fd: int) -> int:
+    """Runs the merge in a session of its own and returns its exit status. It inherits the prune
+    lock, so should this process die without killing it, the lock stays held until the merge
+    ends and no recovery deletes the folder it writes. A timeout or an interruption (Ctrl-C)
+    kills its whole group (libFuzzer's merge runs an inner process) before raising."""
+    with subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                          pass_fds=(lock_fd,)) as proc:
+        try:
+            return proc.wait(timeout=timeout)
+        except BaseException:
+            triage.kill_group(proc)
+            proc.wait()
+            raise
+
+
 def _swap(corpus: str, ready: str, old: str) -> None:
     """corpus -> old, ready -> corpus, delete old: at every point one complete corpus exists
     under a name recover() knows."""
@@ -211,14 +226,15 @@ def prune(fuzzer: str, corpus: str, flags: List[str], log_path: str, timeout: Op
     # The merge runs in prune-work/ (where crash files land): paths must not be relative.
     corpus, fuzzer = os.path.abspath(corpus), os.path.abspath(fuzzer)
     try:
-        with _locked(corpus):
-            return _prune(fuzzer, corpus, flags, log_path, timeout)
+        with _locked(corpus) as lock:
+            return _prune(fuzzer, corpus, flags, log_path, timeout, lock.fileno())
     except Busy as e:
         count = count_files(corpus)
         return PruneResult("failed", count, count, 0.0, log_path, str(e))
 
 
-def _prune(fuzzer: str, corpus: str, flags: List[str], log_path: str, timeout: Optional[float]) -> PruneResult:
+def _prune(fuzzer: str, corpus: str, flags: List[str], log_path: str, timeout: Optional[float],
+           lock_fd: int) -> PruneResult:
     _recover(corpus)
     os.makedirs(corpus, exist_ok=True)
     before = count_files(corpus)
@@ -243,9 +259,9 @@ def _prune(fuzzer: str, corpus: str, flags: List[str], log_path: str, timeout: O
             if not os.access(fuzzer, os.X_OK):  # setarch would say so only as exit status 127
                 raise OSError(errno.ENOENT if not os.path.exists(fuzzer) else errno.EACCES,
                               "no executable fuzzer at %s" % fuzzer)
-            done = triage.run_bounded(cmd, timeout, cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env)
-            if done.returncode != 0:
-                reason = "the merge exited with status %d" % done.returncode
+            returncode = _run_merge(cmd, timeout, work, log, env, lock_fd)
+            if returncode != 0:
+                reason = "the merge exited with status %d" % returncode
         except subprocess.TimeoutExpired:
             reason = "the merge ran past %ds and was stopped" % timeout
         except OSError as e:

@@ -10,10 +10,12 @@ import html
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import unittest
 from contextlib import redirect_stdout
 from unittest import mock
@@ -28,12 +30,14 @@ PYTHON = "/usr/bin/python3"
 # A fake libFuzzer binary for -merge=1 NEW OLD: an input's feature is its first byte; the smallest
 # input of each feature (then the first by name) is copied to NEW. FAKE_MERGE=fail copies a few
 # then exits 1 (a crash of the merge itself), =hang sleeps, =empty keeps nothing. Every flag it
-# got is written to FAKE_FLAGS_LOG when set.
+# got is written to FAKE_FLAGS_LOG, its pid to FAKE_PID_FILE, when set.
 FAKE_FUZZER = textwrap.dedent("""\
     #!/usr/bin/python3
     import os, shutil, sys, time
     flags = [a for a in sys.argv[1:] if a.startswith("-")]
     folders = [a for a in sys.argv[1:] if not a.startswith("-")]
+    if os.environ.get("FAKE_PID_FILE"):
+        open(os.environ["FAKE_PID_FILE"], "w").write(str(os.getpid()))
     if os.environ.get("FAKE_FLAGS_LOG"):
         open(os.environ["FAKE_FLAGS_LOG"], "w").write("\\n".join(flags))
     assert "-merge=1" in flags, flags
@@ -279,6 +283,64 @@ class RecoverTest(PruneTestBase):
             ("corpus.prune-old", True, ["corpus.prune-old"]),
             ("prune-work", True, []),
         ])
+
+
+class KilledPrunerTest(PruneTestBase):
+    """The process that prunes dies while its merge runs."""
+
+    def start_pruner(self):
+        self.pid_file = os.path.join(self.tmp.name, "merge.pid")
+        code = ("import sys; sys.path.insert(0, %r); import prune; prune.prune(%r, %r, [], %r)"
+                % (HERE, self.fuzzer, self.corpus, self.log))
+        pruner = subprocess.Popen([PYTHON, "-c", code], env=dict(os.environ, FAKE_MERGE="hang", FAKE_PID_FILE=self.pid_file),
+                                  stderr=subprocess.DEVNULL)  # the KeyboardInterrupt traceback
+        for _ in range(200):
+            if os.path.exists(self.pid_file) and os.path.getsize(self.pid_file):
+                break
+            time.sleep(0.05)
+        with open(self.pid_file) as f:
+            return pruner, int(f.read())
+
+    def alive(self, pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # A zombie of an exited child counts as gone.
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+
+    def test_sigkill_leaves_the_merge_holding_the_lock(self):
+        original = snapshot(self.corpus)
+        pruner, merge = self.start_pruner()
+        try:
+            pruner.kill()
+            pruner.wait()
+            self.assertTrue(self.alive(merge))
+            # The orphaned merge still writes corpus.prune-new: recovery leaves it alone.
+            self.assertIn("another prune of", prune.recover(self.corpus))
+            self.assertEqual(leftovers(self.corpus), ["corpus.prune-new"])
+        finally:
+            os.killpg(merge, signal.SIGKILL)
+        for _ in range(100):
+            if "unfinished merge" in prune.recover(self.corpus):
+                break
+            time.sleep(0.05)
+        self.assertEqual(leftovers(self.corpus), [])
+        self.assertEqual(snapshot(self.corpus), original)
+
+    def test_ctrl_c_kills_the_merge(self):
+        pruner, merge = self.start_pruner()
+        pruner.send_signal(signal.SIGINT)
+        pruner.wait()
+        for _ in range(100):
+            if not self.alive(merge):
+                break
+            time.sleep(0.05)
+        self.assertFalse(self.alive(merge))
+        prune.recover(self.corpus)
+        self.assertEqual(leftovers(self.corpus), [])
+        self.assertEqual(len(snapshot(self.corpus)), 30)
 
 
 class LimitTest(unittest.TestCase):
