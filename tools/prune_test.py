@@ -294,7 +294,7 @@ class KilledPrunerTest(PruneTestBase):
                 % (HERE, self.fuzzer, self.corpus, self.log))
         pruner = subprocess.Popen([PYTHON, "-c", code], env=dict(os.environ, FAKE_MERGE="hang", FAKE_PID_FILE=self.pid_file),
                                   stderr=subprocess.DEVNULL)  # the KeyboardInterrupt traceback
-        for _ in range(200):
+        for _ in range(600):  # 30 s for two Python starts on a loaded machine
             if os.path.exists(self.pid_file) and os.path.getsize(self.pid_file):
                 break
             time.sleep(0.05)
