@@ -850,7 +850,7 @@ def render_bench_html(bench: dict) -> str:
 
 
 def prune_cell(pruned: Optional[dict]) -> str:
-    """The prune column of the fuzzing table: "5850 -> 1025 files in 13s", "failed: ...",
+    """The prune column of the fuzzing table: "5850 -> 1025 files in 13s", "failed after 3s: ...",
     "not needed (1200 files)", "skipped (--no-prune)", or "" for a row without one."""
     if not pruned:
         return ""
