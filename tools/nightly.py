@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """nightly.py: the nightly job of alloclab (`./lab nightly`): fuzz, triage, coverage, benchmarks, report.
 
-    ./lab nightly [--budget DURATION] [--jobs N] [--targets LIST] [--no-bench] [--update-corpus]
+    ./lab nightly [--budget DURATION] [--jobs N] [--targets LIST] [--no-bench] [--update-corpus] [--no-prune]
 
 1. builds the fuzz targets (--config=fuzz), their replay binaries with --config=coverage, and the
    text tools (fuzz/tools:trace and :encode; fuzz/targets:<target>_text for a target that has
    fuzz/targets/<target>_text.c, such as private_data);
 2. fuzzes every target (FUZZ_TARGETS of fuzz/targets/BUILD.bazel) for an even share of the
-   budget, libFuzzer fork mode with N jobs, crashes collected without stopping, on the working
+   budget, after pruning its working corpus when it grew past the limit (tools/prune.py; the
+   prune's seconds come out of the target's share; not with --no-prune),
+   libFuzzer fork mode with N jobs, crashes collected without stopping, on the working
    corpus .lab/fuzz/<target>/corpus (outside git; seeded from corpus/<target>/seeds and
    regressions; new coverage is merged into it); prints progress every few seconds;
    --update-corpus also writes the inputs that add coverage to corpus/<target>/seeds back
@@ -49,6 +51,7 @@ from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import coverage_report  # noqa: E402  (tools/coverage_report.py: replay, merge, export)
+import prune  # noqa: E402  (tools/prune.py: corpus pruning, libFuzzer flags)
 import triage  # noqa: E402  (tools/triage.py, next to this file)
 
 EXIT_CLEAN, EXIT_NEW_CRASH, EXIT_PERF_REGRESSION, EXIT_RUN_FAILED = 0, 1, 2, 3
@@ -134,6 +137,10 @@ def parse_args(argv: List[str], known_targets: List[str]) -> argparse.Namespace:
     parser.add_argument("--no-bench", action="store_true", help="skip the benchmarks")
     parser.add_argument("--update-corpus", action="store_true",
                         help="write the inputs that add coverage back to corpus/<target>/seeds (text + bytes)")
+    parser.add_argument("--no-prune", action="store_true",
+                        help="never prune a working corpus (by default one that grew past %d files and %g x its "
+                        "size after the last prune is merged down to the inputs that keep its features, before "
+                        "fuzzing, within the target's share)" % (prune.MIN_FILES, prune.GROWTH_FACTOR))
     args = parser.parse_args(argv)
     args.budget_seconds = parse_budget(args.budget)
     if not re.fullmatch(r"[1-9][0-9]{0,3}", args.jobs):
@@ -187,7 +194,7 @@ class Run:
         self.summary: dict = {
             "schema": SCHEMA, "commit": commit, "dirty": self.dirty, "started": self.started.isoformat(),
             "budget_seconds": args.budget_seconds, "jobs": args.jobs, "targets": args.targets,
-            "options": {"no_bench": args.no_bench, "update_corpus": args.update_corpus},
+            "options": {"no_bench": args.no_bench, "update_corpus": args.update_corpus, "no_prune": args.no_prune},
             "fuzz": [], "crashes": [], "crash_counts": {}, "coverage": {"status": "not run"},
             "bench": {"status": "skipped (--no-bench)" if args.no_bench else "not run"},
             "errors": self.errors, "report_dir": self.report_dir,
@@ -269,28 +276,18 @@ class Run:
     # -- fuzzing ----------------------------------------------------------------------------------
     def libfuzzer_flags(self, target: str) -> List[str]:
         """The options file's [libfuzzer] `key = value` lines and the dictionary, as ./lab fuzz uses them."""
-        flags = []
-        options = os.path.join(self.root, "fuzz", "targets", target + ".options")
-        if os.path.isfile(options):
-            section = ""
-            with open(options, encoding="utf-8") as f:
-                for line in f:
-                    line = line.split("#", 1)[0].strip()
-                    header = re.fullmatch(r"\[(.*)\]", line)
-                    if header:
-                        section = header.group(1)
-                        continue
-                    match = re.fullmatch(r"([A-Za-z_0-9]+)\s*=\s*(.*)", line)
-                    if section == "libfuzzer" and match:
-                        flags.append("-%s=%s" % match.groups())
-        dictionary = os.path.join(self.root, "fuzz", "targets", target + ".dict")
-        if os.path.isfile(dictionary):
-            flags.append("-dict=" + dictionary)
-        return flags
+        return prune.libfuzzer_flags(self.root, target)
 
     def working_corpus(self, target: str) -> str:
         """.lab/fuzz/<target>/corpus (shared with ./lab fuzz), refreshed with the seeds and regressions."""
         folder = os.path.join(self.root, ".lab", "fuzz", target, "corpus")
+        try:
+            # A prune killed mid-swap leaves the corpus under another name: never start an empty one.
+            recovered = prune.recover(folder)
+        except prune.PruneError as e:
+            raise NightlyError(str(e)) from e
+        if recovered:
+            _say("%s: %s" % (target, recovered))
         os.makedirs(folder, exist_ok=True)
         for kind in ("seeds", "regressions"):
             source = os.path.join(self.corpus_dir, target, kind)
@@ -301,8 +298,38 @@ class Run:
                     shutil.copyfile(os.path.join(source, name), os.path.join(folder, "%s-%s" % (kind, name)))
         return folder
 
+    def prune_step(self, target: str) -> dict:
+        """Prunes the working corpus of @target when it is over the limit (prune.should_prune) and
+        --no-prune is not given: the prune section of the target's fuzz row (status "pruned",
+        "not needed", "skipped (--no-prune)" or "failed"; files_before, files_after, seconds,
+        reason, log). A failed merge leaves the corpus as it was and fails the step (exit 3)."""
+        if self.args.no_prune:
+            return {"status": "skipped (--no-prune)", "seconds": 0}
+        corpus = self.working_corpus(target)
+        files = prune.count_files(corpus)
+        wanted, why = prune.should_prune(files, prune.read_state(os.path.dirname(corpus)))
+        if not wanted:
+            return {"status": "not needed", "reason": why, "files_before": files, "files_after": files, "seconds": 0}
+        _say("pruning %s: %s; merging it with -merge=1" % (target, why))
+        log_path = os.path.join(self.logs, "prune-%s.log" % target)
+        try:
+            result = prune.prune(self.binaries["fuzz"][target], corpus, self.libfuzzer_flags(target), log_path)
+        except prune.PruneError as e:
+            raise NightlyError(str(e)) from e
+        row = result.as_dict()
+        row["log"] = os.path.relpath(log_path, self.report_dir)
+        if result.status == "pruned":
+            row["reason"] = why
+            _say("%s: pruned %d -> %d files in %s (logs/prune-%s.log)" % (
+                target, result.files_before, result.files_after, format_seconds(result.seconds), target))
+        else:
+            self.fail("prune", "%s: %s; the corpus is unchanged (log: %s)" % (
+                target, result.reason, os.path.relpath(log_path, self.lab_root)))
+        return row
+
     def fuzz(self, target: str, index: int, seconds: int, deadline: float) -> dict:
         fuzzer = self.binaries["fuzz"][target]
+        # After a prune this copies back the seeds and regressions that added no feature.
         corpus = self.working_corpus(target)
         crashes = os.path.join(self.report_dir, "crashes", target)
         work = os.path.join(self.report_dir, "work", target)
@@ -822,6 +849,22 @@ def render_bench_html(bench: dict) -> str:
     return "".join(out)
 
 
+def prune_cell(pruned: Optional[dict]) -> str:
+    """The prune column of the fuzzing table: "5850 -> 1025 files in 13s", "failed after 3s: ...",
+    "not needed (1200 files)", "skipped (--no-prune)", or "" for a row without one."""
+    if not pruned:
+        return ""
+    status = pruned.get("status", "")
+    if status == "pruned":
+        return "%d -> %d files in %s" % (pruned.get("files_before", 0), pruned.get("files_after", 0),
+                                         format_seconds(pruned.get("seconds", 0)))
+    if status == "failed":
+        return "failed after %s: %s (corpus unchanged)" % (format_seconds(pruned.get("seconds", 0)), pruned.get("reason", ""))
+    if status == "not needed":
+        return "not needed (%d files)" % pruned.get("files_before", 0)
+    return status
+
+
 def render_html(summary: dict) -> str:
     """The one-page report: verdict, fuzzing table + charts, crashes with traces, coverage,
     benchmarks. Self-contained: inline CSS and SVG, no scripts, no external references."""
@@ -838,10 +881,11 @@ def render_html(summary: dict) -> str:
         out.append("<h2>Errors</h2><ul>" + "".join("<li>%s</li>" % _e(e) for e in summary["errors"]) + "</ul>")
     fuzz = summary.get("fuzz", [])
     out.append("<h2>Fuzzing</h2>")
-    out.append(_table(["target", "time", "executions", "exec/s", "cov", "ft", "corpus before", "corpus after", "crash inputs"],
+    out.append(_table(["target", "time", "executions", "exec/s", "cov", "ft", "corpus before", "corpus after", "crash inputs",
+                       "prune"],
                       [[f["target"], format_seconds(f.get("elapsed", f.get("seconds", 0))), f.get("execs", 0),
                         f.get("exec_per_sec", 0), f.get("cov", 0), f.get("ft", 0), f.get("corpus_before", 0),
-                        f.get("corpus_after", 0), len(f.get("crash_files", []))] for f in fuzz],
+                        f.get("corpus_after", 0), len(f.get("crash_files", [])), prune_cell(f.get("prune"))] for f in fuzz],
                       numeric=set(range(2, 9))))
     out.append('<div class="charts">')
     out.append(svg_line_chart("coverage (cov) over the run", {f["target"]: [(s["t"], s["cov"]) for s in f.get("series", [])]
@@ -888,12 +932,13 @@ def render_markdown(summary: dict) -> str:
                  summary.get("jobs", "")), ""]
     if summary.get("errors"):
         lines += ["## Errors", ""] + ["- " + e for e in summary["errors"]] + [""]
-    lines += ["## Fuzzing", "", "| target | time | executions | exec/s | cov | ft | corpus | crash inputs |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["## Fuzzing", "", "| target | time | executions | exec/s | cov | ft | corpus | crash inputs | prune |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for f in summary.get("fuzz", []):
-        lines.append("| %s | %s | %d | %d | %d | %d | %d -> %d | %d |" % (
+        lines.append("| %s | %s | %d | %d | %d | %d | %d -> %d | %d | %s |" % (
             f["target"], format_seconds(f.get("elapsed", f.get("seconds", 0))), f.get("execs", 0), f.get("exec_per_sec", 0),
-            f.get("cov", 0), f.get("ft", 0), f.get("corpus_before", 0), f.get("corpus_after", 0), len(f.get("crash_files", []))))
+            f.get("cov", 0), f.get("ft", 0), f.get("corpus_before", 0), f.get("corpus_after", 0), len(f.get("crash_files", [])),
+            prune_cell(f.get("prune"))))
     counts = summary.get("crash_counts", {})
     lines += ["", "## Crashes", "", ", ".join("%s: %d" % kv for kv in sorted(counts.items())) or "none", ""]
     for c in summary.get("crashes", []):
@@ -982,7 +1027,13 @@ def main(argv: List[str]) -> int:
         for i, target in enumerate(args.targets):
             # Each target gets an even share of what is left, so an early finish is not lost.
             share = max(1, int((deadline - time.time()) / (len(args.targets) - i)))
-            run.summary["fuzz"].append(run.fuzz(target, i, share, deadline))
+            # The prune comes first and out of the share: fork mode would spend as long loading
+            # the unpruned corpus (a merge runs every input once, as that load does), and the
+            # fuzzer then starts on the small corpus; later targets share what is left.
+            pruned = run.prune_step(target)
+            result = run.fuzz(target, i, max(1, int(share - pruned.get("seconds", 0))), deadline)
+            result["prune"] = pruned
+            run.summary["fuzz"].append(result)
         run.triage(run.summary["fuzz"])
         run.coverage()
         if not args.no_bench:

@@ -2,6 +2,8 @@
 # nightly_e2e_test.sh — end to end: a nightly run over a scratch tree whose one fuzz target has a
 # planted bug must find the crash, store it once under corpus/<target>/regressions/ with the
 # metadata lines, and exit 1; a second run must count it as known, store nothing, and exit 0.
+# The first run also prunes a grown working corpus with the real fuzzer (-merge=1); the second
+# finds it under the limit.
 #   nightly_e2e_test.sh NIGHTLY_PY PLANTED_FUZZER_C PRIVATE_DATA_TEXT
 # The planted target (testdata/planted_fuzzer.c) is compiled here with clang 14 as
 # hw/planted/planted.c, as a libFuzzer binary (ASan + UBSan) and as a coverage binary, and
@@ -41,6 +43,17 @@ git -C "$root" init -q
 git -C "$root" add -A
 git -C "$root" -c user.name=test -c user.email=test@example.com commit -qm scratch
 commit=$(git -C "$root" rev-parse HEAD)
+
+# A working corpus grown the way fork mode grows it: 1500 inputs of a few features (sizes 0-79,
+# no planted priority), over prune.py's 1000-file limit: run 1 prunes it with the real fuzzer.
+/usr/bin/python3 - "$root/.lab/fuzz/private_data/corpus" <<'PY'
+import os, random, sys
+random.seed(7)
+os.makedirs(sys.argv[1])
+for i in range(1500):
+    data = bytes(random.randrange(256) for _ in range(random.randrange(80)))
+    open(os.path.join(sys.argv[1], "grown-%04d" % i), "wb").write(data[:52] + b"\0" * 4 + data[56:])
+PY
 
 run_nightly() {
   local rc=0
@@ -83,7 +96,15 @@ new = [c for c in s["crashes"] if c["status"] == "new"]
 assert new[0]["stored"].startswith("corpus/private_data/regressions/nightly-"), new[0]["stored"]
 assert s["coverage"]["status"] == "ok" and s["coverage"]["lines"]["count"] > 0, s["coverage"]
 assert s["fuzz"][0]["execs"] > 0, s["fuzz"]
+p = s["fuzz"][0]["prune"]
+assert p["status"] == "pruned" and p["files_before"] == 1501 and 0 < p["files_after"] < 100, p
+assert p["log"] == "logs/prune-private_data.log", p
 PY
+grep -q 'nightly: private_data: pruned 1501 -> ' "$tmp/run1.log" || fail "no prune progress line in run 1"
+[[ -f $root/.lab/fuzz/private_data/prune.json ]] || fail "no prune.json after the prune"
+leftover=$(find "$root/.lab/fuzz/private_data" -maxdepth 1 -name 'corpus.prune-*')
+[[ -z $leftover ]] || fail "the prune left $leftover"
+[[ -f $root/.lab/fuzz/private_data/corpus/seeds-buffer.bin ]] || fail "the seed is not back in the working corpus"
 cp "$txt" "$tmp/stored.txt"
 cp "$bin" "$tmp/stored.bin"
 
@@ -100,6 +121,7 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["exit_status"] == 0, s["exit_status"]
 assert "new" not in s["crash_counts"] and s["crash_counts"].get("known", 0) >= 1, s["crash_counts"]
+assert s["fuzz"][0]["prune"]["status"] == "not needed", s["fuzz"][0]["prune"]
 PY
 
 # ---- Run 3: --update-corpus writes inputs that add coverage to seeds/ as canonical pairs, never
@@ -120,4 +142,4 @@ for seed in "$root"/corpus/private_data/seeds/nightly-*.bin; do
   fi
 done
 echo "--update-corpus added $added seed(s)"
-echo "PASS: planted crash found, stored once, then counted as known; --update-corpus seeds are canonical"
+echo "PASS: planted crash found, stored once, then counted as known; the grown corpus pruned; --update-corpus seeds are canonical"
