@@ -516,5 +516,79 @@ class ReportTest(unittest.TestCase):
         self.assertIsInstance(nightly.parse_args([], ["gpu"]), argparse.Namespace)
 
 
+# A fake bazel for LabFuzzPruneTest: "build" writes the fake fuzzer as
+# fake-bin/fuzz/targets/tiny_raw, "info" prints fake-bin; startup options are skipped.
+FAKE_BAZEL = textwrap.dedent("""\
+    #!/bin/sh
+    while [ $# -gt 0 ]; do case $1 in --*) shift ;; *) break ;; esac; done
+    case $1 in
+      build) mkdir -p fake-bin/fuzz/targets && cp "$FAKE_FUZZER_SRC" fake-bin/fuzz/targets/tiny_raw &&
+             chmod +x fake-bin/fuzz/targets/tiny_raw ;;
+      info) echo "$PWD/fake-bin" ;;
+      *) echo "fake bazel: $1?" >&2; exit 1 ;;
+    esac
+    """)
+
+
+class LabFuzzPruneTest(unittest.TestCase):
+    """./lab fuzz TARGET --prune end to end on a scratch tree (the real lab and tools/, a fake
+    bazel whose fuzzer is FAKE_FUZZER): it prunes the working corpus, copies the seeds back in,
+    says how many files it holds and exits 0; it refuses fuzzing options; it puts back a corpus
+    an interrupted prune left aside before it touches anything."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        self.repo = os.path.join(self.dir, "tree")
+        shutil.copytree(HERE, os.path.join(self.repo, "tools"),
+                        ignore=shutil.ignore_patterns("__pycache__", "test", "testdata"))
+        shutil.copy(os.path.join(HERE, "..", "lab"), os.path.join(self.repo, "lab"))
+        write_bytes(os.path.join(self.repo, "fuzz", "targets", "BUILD.bazel"),
+                    b'FUZZ_TARGETS = [\n    "tiny",\n]\n')
+        write_bytes(os.path.join(self.repo, "fuzz", "targets", "tiny.options"), b"[libfuzzer]\nmax_len = 64\n")
+        write_bytes(os.path.join(self.repo, "corpus", "tiny", "seeds", "s.bin"), b"sxx")
+        self.corpus = os.path.join(self.repo, ".lab", "fuzz", "tiny", "corpus")
+        # 1200 inputs over 3 first bytes: the merge keeps 3 (the shortest of each).
+        for i in range(1200):
+            write_bytes(os.path.join(self.corpus, "in%04d" % i), bytes([ord("a") + i % 3]) + b"y" * (1 + i % 7))
+        bin_dir = os.path.join(self.dir, "bin")
+        write_bytes(os.path.join(bin_dir, "bazel"), FAKE_BAZEL.encode())
+        fuzzer = os.path.join(self.dir, "fake_fuzzer.py")
+        write_bytes(fuzzer, FAKE_FUZZER.encode())
+        os.chmod(os.path.join(bin_dir, "bazel"), 0o755)
+        self.env = dict(os.environ, PATH=bin_dir + ":" + os.environ.get("PATH", "/usr/bin:/bin"), CI="true",
+                        FAKE_FUZZER_SRC=fuzzer)
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def lab(self, *args):
+        return subprocess.run([os.path.join(self.repo, "lab"), *args], cwd=self.repo, env=self.env,
+                              capture_output=True, text=True, timeout=120)
+
+    def test_prunes_copies_the_seeds_back_and_exits(self):
+        r = self.lab("fuzz", "tiny", "--prune")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        names = sorted(os.listdir(self.corpus))
+        self.assertEqual(len(names), 4, names)  # one input per first byte, and the seed
+        self.assertIn("seeds-s.bin", names)
+        self.assertIn("holds 4 files", r.stdout + r.stderr)
+        self.assertFalse([n for n in os.listdir(os.path.dirname(self.corpus)) if n.startswith("corpus.prune")])
+
+    def test_fuzzing_options_are_refused_and_nothing_changes(self):
+        for extra in (["--time", "5"], ["--jobs=2"], ["--", "-runs=1"]):
+            r = self.lab("fuzz", "tiny", "--prune", *extra)
+            self.assertEqual(r.returncode, 2, (extra, r.stdout + r.stderr))
+            self.assertIn("--prune prunes and exits", r.stderr)
+        self.assertEqual(len(os.listdir(self.corpus)), 1200)
+
+    def test_a_corpus_left_aside_by_an_interrupted_prune_is_put_back_first(self):
+        aside = os.path.join(os.path.dirname(self.corpus), "corpus.prune-old")
+        os.rename(self.corpus, aside)
+        r = self.lab("fuzz", "tiny", "--prune")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertFalse(os.path.exists(aside))
+        self.assertEqual(len(os.listdir(self.corpus)), 4)
+
+
 if __name__ == "__main__":
     unittest.main()
