@@ -301,8 +301,10 @@ class Run:
     def prune_step(self, target: str) -> dict:
         """Prunes the working corpus of @target when it is over the limit (prune.should_prune) and
         --no-prune is not given: the prune section of the target's fuzz row (status "pruned",
-        "not needed", "skipped (--no-prune)" or "failed"; files_before, files_after, seconds,
-        reason, log). A failed merge leaves the corpus as it was and fails the step (exit 3)."""
+        "not needed", "skipped (--no-prune)", "skipped (in use)" or "failed"; files_before,
+        files_after, seconds, reason, log). A failed merge leaves the corpus as it was and fails
+        the step (exit 3); a corpus another process holds (a prune, or `./lab fuzz` writing into
+        it) is left alone and fuzzed as it is."""
         if self.args.no_prune:
             return {"status": "skipped (--no-prune)", "seconds": 0}
         corpus = self.working_corpus(target)
@@ -322,6 +324,9 @@ class Run:
             row["reason"] = why
             _say("%s: pruned %d -> %d files in %s (logs/prune-%s.log)" % (
                 target, result.files_before, result.files_after, format_seconds(result.seconds), target))
+        elif result.status == "busy":
+            row["status"] = "skipped (in use)"
+            _say("%s: not pruned: %s" % (target, result.reason))
         else:
             self.fail("prune", "%s: %s; the corpus is unchanged (log: %s)" % (
                 target, result.reason, os.path.relpath(log_path, self.lab_root)))
@@ -350,60 +355,70 @@ class Run:
         env["ASAN_OPTIONS"] = "symbolize=0:" + env.get("ASAN_OPTIONS", "")  # triage symbolizes
         started = time.monotonic()
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
-        with open(log_path, "w", encoding="utf-8", errors="replace") as log:
-            log.write("$ %s\n" % " ".join(cmd))
-            try:
-                # A session of its own: the hard stop kills fork mode's children too.
-                proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)
-            except OSError as e:
-                raise NightlyError("cannot run %s: %s" % (fuzzer, e.strerror)) from e
-
-            def pump():
-                for raw in proc.stdout:
-                    lines.put(raw.decode("utf-8", errors="replace"))
-                lines.put(None)
-
-            threading.Thread(target=pump, daemon=True).start()
-            stats = {"execs": 0, "cov": 0, "ft": 0, "corpus": before}
-            last_print = last_sample = started
-            finished = False
-            hard_stop, stopped = started + seconds + 120, False
-            while not finished:
+        try:
+            # Shared with other fuzzers; a prune of this corpus (another nightly, ./lab fuzz
+            # --prune) cannot rename it away while libFuzzer writes into it.
+            corpus_lock = prune.hold_for_fuzzing(corpus)
+        except prune.Busy as e:
+            self.fail("fuzz", "%s: not fuzzed: %s" % (target, e))
+            result.update({"rc": None, "elapsed": 0, "corpus_after": before, "crash_files": [],
+                           "log": os.path.relpath(log_path, self.report_dir)})
+            return result
+        with corpus_lock:
+            with open(log_path, "w", encoding="utf-8", errors="replace") as log:
+                log.write("$ %s\n" % " ".join(cmd))
                 try:
-                    line = lines.get(timeout=1.0)
-                except queue.Empty:
-                    line = ""
-                if line is None:
-                    finished = True
-                    line = ""
-                log.write(line)
-                parsed = parse_progress_line(line)
-                if parsed:
-                    stats.update(parsed)
-                now = time.monotonic()
-                if now - last_sample >= 1.0 or finished:
-                    # Fork mode reports executions when a job ends: the average so far is steadier
-                    # than a rate over one second.
-                    rate = stats["execs"] / max(now - started, 1e-3)
-                    last_sample = now
-                    crash_count = len(os.listdir(crashes))
-                    result["series"].append({"t": round(now - started, 1), "cov": stats["cov"], "ft": stats["ft"],
-                                             "corpus": stats["corpus"], "exec_per_sec": round(rate),
-                                             "crashes": crash_count})
-                    if now - last_print >= PROGRESS_EVERY_SECONDS or finished:
-                        last_print = now
-                        target_left = max(0, seconds - (now - started))
-                        _say("%s: %s left (%s in all) | %d exec/s | cov %d ft %d | corpus %d | crashes %d" % (
-                            target, format_seconds(target_left), format_seconds(max(0, deadline - time.time())),
-                            rate, stats["cov"], stats["ft"], stats["corpus"], crash_count))
-                if now > hard_stop and not stopped:
-                    stopped = True
-                    triage.kill_group(proc)
-                    self.fail("fuzz", "%s ran %ds past its budget and was stopped" % (target, now - started - seconds))
-                if proc.poll() is not None and line == "" and now > hard_stop + 10:
-                    break  # the fuzzer is gone but something still holds its output open
-            rc = proc.wait()
+                    # A session of its own: the hard stop kills fork mode's children too.
+                    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                            env=env, start_new_session=True, pass_fds=(corpus_lock.fileno(),))
+                except OSError as e:
+                    raise NightlyError("cannot run %s: %s" % (fuzzer, e.strerror)) from e
+
+                def pump():
+                    for raw in proc.stdout:
+                        lines.put(raw.decode("utf-8", errors="replace"))
+                    lines.put(None)
+
+                threading.Thread(target=pump, daemon=True).start()
+                stats = {"execs": 0, "cov": 0, "ft": 0, "corpus": before}
+                last_print = last_sample = started
+                finished = False
+                hard_stop, stopped = started + seconds + 120, False
+                while not finished:
+                    try:
+                        line = lines.get(timeout=1.0)
+                    except queue.Empty:
+                        line = ""
+                    if line is None:
+                        finished = True
+                        line = ""
+                    log.write(line)
+                    parsed = parse_progress_line(line)
+                    if parsed:
+                        stats.update(parsed)
+                    now = time.monotonic()
+                    if now - last_sample >= 1.0 or finished:
+                        # Fork mode reports executions when a job ends: the average so far is steadier
+                        # than a rate over one second.
+                        rate = stats["execs"] / max(now - started, 1e-3)
+                        last_sample = now
+                        crash_count = len(os.listdir(crashes))
+                        result["series"].append({"t": round(now - started, 1), "cov": stats["cov"], "ft": stats["ft"],
+                                                 "corpus": stats["corpus"], "exec_per_sec": round(rate),
+                                                 "crashes": crash_count})
+                        if now - last_print >= PROGRESS_EVERY_SECONDS or finished:
+                            last_print = now
+                            target_left = max(0, seconds - (now - started))
+                            _say("%s: %s left (%s in all) | %d exec/s | cov %d ft %d | corpus %d | crashes %d" % (
+                                target, format_seconds(target_left), format_seconds(max(0, deadline - time.time())),
+                                rate, stats["cov"], stats["ft"], stats["corpus"], crash_count))
+                    if now > hard_stop and not stopped:
+                        stopped = True
+                        triage.kill_group(proc)
+                        self.fail("fuzz", "%s ran %ds past its budget and was stopped" % (target, now - started - seconds))
+                    if proc.poll() is not None and line == "" and now > hard_stop + 10:
+                        break  # the fuzzer is gone but something still holds its output open
+                rc = proc.wait()
         elapsed = time.monotonic() - started
         crash_files = sorted(os.path.join(crashes, name) for name in os.listdir(crashes)
                              if name.startswith(("crash-", "leak-", "timeout-", "oom-")))

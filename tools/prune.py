@@ -42,7 +42,10 @@ import triage  # noqa: E402  (kill_group, write_files_atomically)
 
 NEW_SUFFIX, READY_SUFFIX, OLD_SUFFIX = ".prune-new", ".prune-ready", ".prune-old"
 STATE_FILE = "prune.json"
-LOCK_FILE = "prune.lock"  # held while a prune or a recovery runs (flock)
+# flock'd exclusively while a prune or a recovery runs, shared while a fuzzer writes into the
+# corpus (hold_for_fuzzing(); ./lab fuzz takes it with flock(1)): a fuzzer's new inputs never
+# land in a folder a prune is renaming aside, and a prune never starts under a running fuzzer.
+LOCK_FILE = "prune.lock"
 # The limit (see should_prune): a merge runs every input once, about what one fork-mode start
 # costs, so it pays back once the corpus is at least twice its pruned size; below MIN_FILES a
 # start takes seconds and a merge is not worth its log line.
@@ -56,7 +59,7 @@ class PruneError(Exception):
 
 @dataclasses.dataclass
 class PruneResult:
-    status: str  # "pruned" or "failed"
+    status: str  # "pruned", "failed", or "busy" (another process holds the lock: nothing done)
     files_before: int
     files_after: int  # == files_before when it failed: the corpus is untouched
     seconds: float
@@ -100,21 +103,44 @@ def count_files(folder: str) -> int:
 
 
 class Busy(Exception):
-    """Another process holds the corpus's prune lock."""
+    """Another process holds the corpus's prune lock: a prune (or a recovery), or a fuzzer
+    writing into the corpus."""
 
 
 @contextlib.contextmanager
 def _locked(corpus: str):
     """Holds .lab/fuzz/<target>/prune.lock for @corpus (flock, released when the process dies);
-    raises Busy when another process holds it: its corpus.prune-* folders are in use."""
+    raises Busy when another process holds it: another prune's corpus.prune-* folders, or a
+    fuzzer writing into the corpus."""
     folder = os.path.dirname(os.path.abspath(corpus))
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, LOCK_FILE), "a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
-            raise Busy("another prune of %s is running" % corpus) from e
+            raise Busy("%s is in use: another prune, or a fuzzer writing into it, holds %s"
+                       % (corpus, os.path.join(folder, LOCK_FILE))) from e
         yield lock
+
+
+def hold_for_fuzzing(corpus: str):
+    """A shared flock on @corpus's prune.lock, for as long as a fuzzer writes into @corpus
+    (nightly's fuzz step; ./lab fuzz takes the same lock with flock(1)): no prune renames the
+    corpus away under it (a prune then returns "busy" and leaves it alone), and several fuzzers
+    may hold it at once. Returns the open lock file: the caller closes it when the fuzzer is done,
+    and passes its fileno() to the fuzzer process (pass_fds) so that the lock stays held as long
+    as the fuzzer or its children live. Raises Busy, at once, while a prune or a recovery of
+    @corpus runs."""
+    folder = os.path.dirname(os.path.abspath(corpus))
+    os.makedirs(folder, exist_ok=True)
+    lock = open(os.path.join(folder, LOCK_FILE), "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError as e:
+        lock.close()
+        raise Busy("a prune of %s is running (it holds %s); fuzz it when the prune is done"
+                   % (corpus, os.path.join(folder, LOCK_FILE))) from e
+    return lock
 
 
 def recover(corpus: str) -> str:
@@ -222,7 +248,8 @@ def prune(fuzzer: str, corpus: str, flags: List[str], log_path: str, timeout: Op
     default 600 + 0.2 s per input. A merge that fails, is killed, times out or keeps no input of
     a non-empty corpus changes nothing and returns status "failed" with the reason. Raises
     PruneError when a leftover cannot be resolved or the swap's renames fail. While another
-    process prunes the same corpus, returns "failed" at once and touches nothing."""
+    process prunes the same corpus, or a fuzzer writes into it (hold_for_fuzzing()), returns "busy" at once
+    and touches nothing."""
     # The merge runs in prune-work/ (where crash files land): paths must not be relative.
     corpus, fuzzer = os.path.abspath(corpus), os.path.abspath(fuzzer)
     try:
@@ -230,7 +257,7 @@ def prune(fuzzer: str, corpus: str, flags: List[str], log_path: str, timeout: Op
             return _prune(fuzzer, corpus, flags, log_path, timeout, lock.fileno())
     except Busy as e:
         count = count_files(corpus)
-        return PruneResult("failed", count, count, 0.0, log_path, str(e))
+        return PruneResult("busy", count, count, 0.0, log_path, str(e))
 
 
 def _prune(fuzzer: str, corpus: str, flags: List[str], log_path: str, timeout: Optional[float],

@@ -226,11 +226,13 @@ class RecoverTest(PruneTestBase):
                                  stdout=subprocess.PIPE, text=True)
         try:
             self.assertEqual(child.stdout.readline(), "locked\n")
-            self.assertIn("another prune of", prune.recover(self.corpus))
+            self.assertIn("is in use: another prune", prune.recover(self.corpus))
             self.assertEqual(leftovers(self.corpus), ["corpus.prune-new"])
             result = prune.prune(self.fuzzer, self.corpus, [], self.log)
-            self.assertEqual(result.status, "failed")
-            self.assertIn("another prune of", result.reason)
+            self.assertEqual(result.status, "busy")
+            self.assertIn("is in use: another prune", result.reason)
+            with self.assertRaises(prune.Busy):  # no fuzzer starts on it either
+                prune.hold_for_fuzzing(self.corpus).close()
             self.assertEqual(leftovers(self.corpus), ["corpus.prune-new"])
             self.assertEqual(snapshot(self.corpus), self.original)
         finally:
@@ -318,7 +320,7 @@ class KilledPrunerTest(PruneTestBase):
             pruner.wait()
             self.assertTrue(self.alive(merge))
             # The orphaned merge still writes corpus.prune-new: recovery leaves it alone.
-            self.assertIn("another prune of", prune.recover(self.corpus))
+            self.assertIn("is in use: another prune", prune.recover(self.corpus))
             self.assertEqual(leftovers(self.corpus), ["corpus.prune-new"])
         finally:
             os.killpg(merge, signal.SIGKILL)
@@ -341,6 +343,53 @@ class KilledPrunerTest(PruneTestBase):
         prune.recover(self.corpus)
         self.assertEqual(leftovers(self.corpus), [])
         self.assertEqual(len(snapshot(self.corpus)), 30)
+
+
+class FuzzingLockTest(PruneTestBase):
+    """hold_for_fuzzing: fuzzers share the corpus; a prune never runs under one, nor one under a
+    prune."""
+
+    def setUp(self):
+        super().setUp()
+        self.original = snapshot(self.corpus)
+
+    def test_a_prune_leaves_a_corpus_a_fuzzer_writes_into_alone(self):
+        first = prune.hold_for_fuzzing(self.corpus)
+        second = prune.hold_for_fuzzing(self.corpus)  # fuzzers share it
+        try:
+            result = prune.prune(self.fuzzer, self.corpus, [], self.log)
+            self.assertEqual((result.status, result.files_before, result.files_after), ("busy", 30, 30))
+            self.assertIn("a fuzzer writing into it", result.reason)
+            self.assertEqual(snapshot(self.corpus), self.original)
+            self.assertEqual(leftovers(self.corpus), [])
+            first.close()
+            self.assertEqual(prune.prune(self.fuzzer, self.corpus, [], self.log).status, "busy")
+        finally:
+            first.close()
+            second.close()
+        self.assertEqual(prune.prune(self.fuzzer, self.corpus, [], self.log).status, "pruned")
+
+    def test_the_lock_lives_as_long_as_the_fuzzer_it_was_passed_to(self):
+        lock = prune.hold_for_fuzzing(self.corpus)
+        child = subprocess.Popen(["sleep", "30"], pass_fds=(lock.fileno(),))
+        try:
+            lock.close()  # the parent is done; the fuzzer still runs
+            self.assertEqual(prune.prune(self.fuzzer, self.corpus, [], self.log).status, "busy")
+        finally:
+            child.kill()
+            child.wait()
+        self.assertEqual(prune.prune(self.fuzzer, self.corpus, [], self.log).status, "pruned")
+
+    def test_the_command_line_says_the_corpus_is_in_use(self):
+        lock = prune.hold_for_fuzzing(self.corpus)
+        try:
+            r = subprocess.run([PYTHON, os.path.join(HERE, "prune.py"), "--fuzzer", self.fuzzer,
+                                "--root", self.tmp.name, "gpu"], capture_output=True, text=True)
+        finally:
+            lock.close()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("is in use", r.stderr)
+        self.assertEqual(snapshot(self.corpus), self.original)
 
 
 class LimitTest(unittest.TestCase):
@@ -464,6 +513,27 @@ class NightlyPruneStepTest(PruneTestBase):
         self.assertEqual(len(os.listdir(self.corpus)), 31)
         self.assertTrue(run.summary["options"]["no_prune"])
 
+    def test_a_corpus_in_use_is_not_pruned_and_the_run_goes_on(self):
+        run = self.make_run()
+        lock = prune.hold_for_fuzzing(self.corpus)  # ./lab fuzz gpu, running meanwhile
+        try:
+            with mock.patch.object(prune, "MIN_FILES", 20), redirect_stdout(io.StringIO()) as out:
+                row = run.prune_step("gpu")
+        finally:
+            lock.close()
+        self.assertEqual((row["status"], row["files_after"]), ("skipped (in use)", 31))
+        self.assertIn("gpu: not pruned:", out.getvalue())
+        self.assertEqual(run.errors, [])
+        self.assertEqual(len(os.listdir(self.corpus)), 31)
+
+    def test_no_fuzzing_while_a_prune_runs(self):
+        run = self.make_run()
+        with prune._locked(self.corpus), redirect_stdout(io.StringIO()):
+            result = run.fuzz("gpu", 0, 5, time.time() + 60)
+        self.assertEqual((result["rc"], result["execs"], result["crash_files"]), (None, 0, []))
+        self.assertEqual(len(run.errors), 1)
+        self.assertIn("gpu: not fuzzed: a prune of", str(run.errors[0]))
+
     def test_a_failed_prune_fails_the_run_and_keeps_the_corpus(self):
         run = self.make_run()
         before = snapshot(self.corpus)
@@ -579,6 +649,20 @@ class LabFuzzPruneTest(unittest.TestCase):
             r = self.lab("fuzz", "tiny", "--prune", *extra)
             self.assertEqual(r.returncode, 2, (extra, r.stdout + r.stderr))
             self.assertIn("--prune prunes and exits", r.stderr)
+        self.assertEqual(len(os.listdir(self.corpus)), 1200)
+
+    def test_no_fuzzing_under_a_prune_and_no_prune_under_a_fuzzer(self):
+        with prune._locked(self.corpus):  # a nightly pruning it
+            r = self.lab("fuzz", "tiny", "--time", "1")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("a prune of .lab/fuzz/tiny/corpus is running", r.stderr)
+        lock = prune.hold_for_fuzzing(self.corpus)  # another ./lab fuzz tiny
+        try:
+            r = self.lab("fuzz", "tiny", "--prune")
+        finally:
+            lock.close()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("is in use", r.stdout + r.stderr)
         self.assertEqual(len(os.listdir(self.corpus)), 1200)
 
     def test_a_corpus_left_aside_by_an_interrupted_prune_is_put_back_first(self):
