@@ -51,7 +51,8 @@ from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import coverage_report  # noqa: E402  (tools/coverage_report.py: replay, merge, export)
-import prune  # noqa: E402  (tools/prune.py: corpus pruning, libFuzzer flags)
+import fuzz_options  # noqa: E402  (tools/fuzz_options.py: a target's libFuzzer flags)
+import prune  # noqa: E402  (tools/prune.py: corpus pruning)
 import triage  # noqa: E402  (tools/triage.py, next to this file)
 
 EXIT_CLEAN, EXIT_NEW_CRASH, EXIT_PERF_REGRESSION, EXIT_RUN_FAILED = 0, 1, 2, 3
@@ -276,7 +277,7 @@ class Run:
     # -- fuzzing ----------------------------------------------------------------------------------
     def libfuzzer_flags(self, target: str) -> List[str]:
         """The options file's [libfuzzer] `key = value` lines and the dictionary, as ./lab fuzz uses them."""
-        return prune.libfuzzer_flags(self.root, target)
+        return fuzz_options.libfuzzer_flags(self.root, target)
 
     def working_corpus(self, target: str) -> str:
         """.lab/fuzz/<target>/corpus (shared with ./lab fuzz), refreshed with the seeds and regressions."""

@@ -39,6 +39,7 @@ from typing import List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import triage  # noqa: E402  (kill_group, write_files_atomically)
+from fuzz_options import libfuzzer_flags  # noqa: E402  (the target's flags, for main())
 
 NEW_SUFFIX, READY_SUFFIX, OLD_SUFFIX = ".prune-new", ".prune-ready", ".prune-old"
 STATE_FILE = "prune.json"
@@ -68,29 +69,6 @@ class PruneResult:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def libfuzzer_flags(root: str, target: str) -> List[str]:
-    """The [libfuzzer] `key = value` lines of @root/fuzz/targets/<target>.options as -key=value,
-    then -dict=<target>.dict when there is one: the flags `./lab fuzz` and nightly pass."""
-    flags = []
-    options = os.path.join(root, "fuzz", "targets", target + ".options")
-    if os.path.isfile(options):
-        section = ""
-        with open(options, encoding="utf-8") as f:
-            for line in f:
-                line = line.split("#", 1)[0].strip()
-                header = re.fullmatch(r"\[(.*)\]", line)
-                if header:
-                    section = header.group(1)
-                    continue
-                match = re.fullmatch(r"([A-Za-z_0-9]+)\s*=\s*(.*)", line)
-                if section == "libfuzzer" and match:
-                    flags.append("-%s=%s" % match.groups())
-    dictionary = os.path.join(root, "fuzz", "targets", target + ".dict")
-    if os.path.isfile(dictionary):
-        flags.append("-dict=" + os.path.abspath(dictionary))  # the merge runs in another folder
-    return flags
 
 
 def count_files(folder: str) -> int:

@@ -22,6 +22,7 @@ from unittest import mock
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import fuzz_options  # noqa: E402
 import nightly  # noqa: E402
 import prune  # noqa: E402
 
@@ -430,10 +431,18 @@ class FlagsTest(unittest.TestCase):
             os.chdir(tmp)
             try:
                 # The merge runs in prune-work/: a relative root must still give a dictionary it finds.
-                flags = prune.libfuzzer_flags(".", "gpu")
+                flags = fuzz_options.libfuzzer_flags(".", "gpu")
             finally:
                 os.chdir(cwd)
-            self.assertEqual(flags, ["-max_len=4096", "-timeout=10", "-dict=" + os.path.realpath(os.path.join(targets, "gpu.dict"))])
+            want = ["-max_len=4096", "-timeout=10", "-dict=" + os.path.realpath(os.path.join(targets, "gpu.dict"))]
+            self.assertEqual(flags, want)
+            self.assertEqual(fuzz_options.libfuzzer_flags(tmp, "none"), [])
+            script = os.path.join(HERE, "fuzz_options.py")
+            r = subprocess.run([PYTHON, script, "--root", tmp, "gpu"], capture_output=True, text=True)
+            self.assertEqual((r.returncode, r.stdout.split()), (0, want))
+            r = subprocess.run([PYTHON, script, "--root", tmp, "../gpu"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("target must be a name", r.stderr)
 
 
 class CommandLineTest(PruneTestBase):

@@ -44,6 +44,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import fuzz_options  # noqa: E402  (tools/fuzz_options.py: a target's libFuzzer flags)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MANIFEST = os.path.join("fuzz", "canaries", "canaries.txt")
 TARGETS_BUILD = os.path.join("fuzz", "targets", "BUILD.bazel")
@@ -291,24 +294,7 @@ EXECS = re.compile(r"^#(\d+)\s.*\bexec/s: (\d+)")
 
 
 def libfuzzer_flags(root, target, budget, artifacts):
-    flags, section = [], ""
-    options = os.path.join(root, "fuzz", "targets", target + ".options")
-    if os.path.isfile(options):
-        with open(options, encoding="utf-8") as f:
-            for raw in f:
-                line = raw.split("#", 1)[0].strip()
-                if not line:
-                    continue
-                m = re.fullmatch(r"\[(.*)\]", line)
-                if m:
-                    section = m.group(1)
-                    continue
-                m = re.fullmatch(r"([A-Za-z_0-9]+)\s*=\s*(.*)", line)
-                if section == "libfuzzer" and m:
-                    flags.append(f"-{m.group(1)}={m.group(2)}")
-    dictionary = os.path.join(root, "fuzz", "targets", target + ".dict")
-    if os.path.isfile(dictionary):
-        flags.append(f"-dict={dictionary}")
+    flags = fuzz_options.libfuzzer_flags(root, target)
     flags += [f"-max_total_time={budget}", "-print_final_stats=1", f"-artifact_prefix={artifacts}/"]
     return flags
 

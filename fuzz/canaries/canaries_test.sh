@@ -31,7 +31,7 @@ expect 0 '^skip_close +ddi_sequence +60s' "$py" "$tool" --list
 # 2. A copy of the tree to break on purpose.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-copy() { rm -rf "$tmp/t"; mkdir -p "$tmp/t"; cp -rL "$here/fuzz" "$here/core" "$here/hw" "$tmp/t/"; chmod -R u+w "$tmp/t"; }
+copy() { rm -rf "$tmp/t"; mkdir -p "$tmp/t"; mkdir -p "$tmp/t/tools"; cp -rL "$here/fuzz" "$here/core" "$here/hw" "$tmp/t/"; cp -L "$here/tools/fuzz_options.py" "$tmp/t/tools/"; chmod -R u+w "$tmp/t"; }
 copy
 expect 0 'every patch applies' "$py" "$tmp/t/fuzz/canaries/canaries.py" --check
 # The line skip_close.patch changes is gone: that canary no longer applies.
