@@ -268,8 +268,9 @@ def bazel_bin(tree):
 # ---- Fuzzing ---------------------------------------------------------------------------------
 
 # The first line of an abort of the handle tables (ht_bug) or of hw/gpu's address spaces
-# ("gpu_as_destroy: ..."). gpu_as_check writes its findings the same way but returns false
-# instead of aborting (the damage seeds make it report on purpose), so its lines are not one.
+# ("gpu_as_destroy: ..."). gpu_as_check returns its findings to its caller instead (older
+# builds printed them, and the damage seeds make it report on purpose), so a line of it is not
+# an abort.
 ABORT_LINE = r"^(handle_table_\w+|gpu_as_(?!check:)\w+): "
 
 # What a crash report starts with, in order of precedence for "what fired" (the most specific

@@ -769,7 +769,9 @@ static void compare_contents(world *w, bool all) {
 /* The checks after every op: walks, statistics, fault total, changed contents. */
 static void check_world(world *w) {
   for (unsigned i = 0; i < w->nas && !w->failed; i++) {
-    if (!gpu_as_check(w->as[i])) fail(w, "gpu_as_check failed on address space %u (its report is above)", i + 1);
+    char finding[512];
+    if (!gpu_as_check(w->as[i], finding, sizeof finding))
+      fail(w, "gpu_as_check failed on address space %u: %s", i + 1, finding);
     gpu_as_stats st;
     gpu_as_get_stats(w->as[i], &st);
     const mas *a = &w->ma[i];
@@ -797,7 +799,9 @@ static void check_world(world *w) {
     }
   }
   for (unsigned si = 0; si < NSEG && !w->failed; si++) {
-    if (!gpu_segment_check(w->seg[si])) fail(w, "gpu_segment_check failed on segment %u (report above)", seg_cfg[si].id);
+    char finding[512];
+    if (!gpu_segment_check(w->seg[si], finding, sizeof finding))
+      fail(w, "gpu_segment_check failed on segment %u: %s", seg_cfg[si].id, finding);
     uint64_t mapped = 0;
     for (unsigned i = 0; i < w->nas; i++) mapped += w->ma[i].mapped_pages[si] * PAGE;
     if (gpu_mmu_segment_mapped_bytes(w->mmu, w->seg[si]) != mapped) {

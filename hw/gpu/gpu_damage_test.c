@@ -1,7 +1,8 @@
 /*
  * gpu_damage_test.c — the damage kinds of gpu_testing.h: every kind makes its walk
- * (gpu_segment_check, gpu_as_check) fail with the line of the branch meant for it, and the walk
- * passes again after gpu_testing_undo(); a kind with no target changes nothing.
+ * (gpu_segment_check, gpu_as_check) fail with the finding of the branch meant for it in the
+ * caller's buffer, printing nothing, and the walk passes again after gpu_testing_undo(); a kind
+ * with no target changes nothing.
  */
 #include "alloclab/hw/gpu_testing.h"
 
@@ -35,8 +36,10 @@ static bool run_captured(bool (*check)(void *), void *object, char *out, size_t 
   return ok;
 }
 
-static bool segment_check(void *s) { return gpu_segment_check(s); }
-static bool as_check(void *as) { return gpu_as_check(as); }
+/* The walks' first finding (their message buffer). */
+static char finding[512];
+static bool segment_check(void *s) { return gpu_segment_check(s, finding, sizeof finding); }
+static bool as_check(void *as) { return gpu_as_check(as, finding, sizeof finding); }
 
 /*
  * Content every kind finds a target in: memory pages 0..3 committed (owner 7), two of them
@@ -58,7 +61,7 @@ static void build(gpu_fixture *f) {
   gpu_as_stats st;
   gpu_as_get_stats(f->as, &st);
   assert_u64_eq(st.mapped_2m, 1, "one 2 MiB leaf");
-  assert_true(gpu_segment_check(f->mem) && gpu_segment_check(f->aperture) && gpu_as_check(f->as), "sound");
+  assert_true(gpu_segment_check(f->mem, NULL, 0) && gpu_segment_check(f->aperture, NULL, 0) && gpu_as_check(f->as, NULL, 0), "sound");
 }
 
 static void teardown(gpu_fixture *f) {
@@ -93,17 +96,20 @@ static void every_segment_kind(gpu_segment *s, bool aperture) {
       const bool damaged = gpu_testing_damage_segment(s, k, pick, &undo);
       if (aperture_only && !aperture) {
         expect_false(damaged, "%s: no target in a memory segment", info->name);
-        expect_true(gpu_segment_check(s), "%s: nothing changed", info->name);
+        expect_true(gpu_segment_check(s, NULL, 0), "%s: nothing changed", info->name);
         continue;
       }
       assert_true(damaged, "%s pick %" PRIu64 ": damaged", info->name, pick);
       expect_false(run_captured(segment_check, s, err, sizeof err), "%s pick %" PRIu64 ": caught", info->name, pick);
-      expect_true(strstr(err, info->expect) != NULL, "%s: stderr \"%s\" lacks \"%s\"", info->name, err, info->expect);
+      expect_true(strstr(finding, info->expect) != NULL, "%s: finding \"%s\" lacks \"%s\"", info->name, finding,
+                  info->expect);
+      expect_true(err[0] == '\0', "%s: the walk printed \"%s\"", info->name, err);
       gpu_testing_undo(&undo);
       expect_u64_eq(undo.fields.count, 0, "%s: undone", info->name);
       gpu_testing_undo(&undo); /* a second undo does nothing */
       expect_true(run_captured(segment_check, s, err, sizeof err), "%s pick %" PRIu64 ": restored: %s", info->name,
-                  pick, err);
+                  pick, finding);
+      expect_true(finding[0] == '\0', "%s: no finding once restored: %s", info->name, finding);
     }
   }
 }
@@ -136,11 +142,12 @@ TEST(every_as_kind_caught_and_undone) {
       gpu_damage_undo undo = {0};
       assert_true(gpu_testing_damage_as(f.as, k, pick, &undo), "%s pick %" PRIu64 ": damaged", info->name, pick);
       expect_false(run_captured(as_check, f.as, err, sizeof err), "%s pick %" PRIu64 ": caught", info->name, pick);
-      expect_true(strstr(err, info->expect) != NULL, "%s pick %" PRIu64 ": stderr \"%s\" lacks \"%s\"", info->name,
-                  pick, err, info->expect);
+      expect_true(strstr(finding, info->expect) != NULL, "%s pick %" PRIu64 ": finding \"%s\" lacks \"%s\"",
+                  info->name, pick, finding, info->expect);
+      expect_true(err[0] == '\0', "%s pick %" PRIu64 ": the walk printed \"%s\"", info->name, pick, err);
       gpu_testing_undo(&undo);
       expect_true(run_captured(as_check, f.as, err, sizeof err), "%s pick %" PRIu64 ": restored: %s", info->name,
-                  pick, err);
+                  pick, finding);
     }
   }
   gpu_segment *seg = NULL;
@@ -175,7 +182,14 @@ TEST(no_target_changes_nothing) {
   char err[2048];
   assert_true(gpu_testing_damage_as(f.as, GPU_DAMAGE_AS_TABLE_COUNT, 3, &undo), "the root's count");
   expect_false(run_captured(as_check, f.as, err, sizeof err), "an empty space's root count caught");
-  expect_true(strstr(err, "level-4 table at VA 0x0: 0 live entries (found), count says 1") != NULL, "%s", err);
+  expect_true(strcmp(finding, "gpu_as_check: AS 1 level-4 table at VA 0x0: 0 live entries (found), count says 1 "
+                              "(expected)") == 0,
+              "%s", finding);
+  /* The buffer is cut to its size, with a NUL; NULL keeps nothing. */
+  char small[16];
+  expect_false(gpu_as_check(f.as, small, sizeof small), "caught with a small buffer");
+  expect_true(strcmp(small, "gpu_as_check: A") == 0, "cut: \"%s\"", small);
+  expect_false(gpu_as_check(f.as, NULL, 0), "caught with no buffer");
   gpu_testing_undo(&undo);
   gpu_fixture_fini(&f);
 }

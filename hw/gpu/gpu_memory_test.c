@@ -139,7 +139,7 @@ TEST(test_commit_release_ownership) {
   expect_u64_eq(info.owner, 9, "new owner");
   expect_u64_eq(info.last_owner, 5, "last owner survives a new commit");
   expect_status(gpu_segment_get_page_info(s, 4 * MIB, &info), STATUS_INVALID_PARAMETER, "oob info");
-  expect_true(gpu_segment_check(s), "consistent");
+  expect_true(gpu_segment_check(s, NULL, 0), "consistent");
   gpu_segment_destroy(s);
 }
 
@@ -198,7 +198,7 @@ TEST(test_freed_page_access_reports_last_owner) {
     expect_u64_eq(fault.last_owner, 0, "never committed: no last owner");
     expect_status(gpu_segment_read(s, 4096, got, 4096, NULL), STATUS_SUCCESS, "page 1 is live");
     expect_true(memcmp(got, pattern + 4096, 4096) == 0, "page 1 contents");
-    expect_true(gpu_segment_check(s), "consistent");
+    expect_true(gpu_segment_check(s, NULL, 0), "consistent");
     gpu_segment_destroy(s);
   }
 }
@@ -247,7 +247,7 @@ TEST(test_aperture_commit_backs_and_release_frees) {
   expect_u64_eq(st.backing_bytes, 0, "host pages returned");
   gpu_segment_get_page_info(s, MIB, &info);
   expect_false(info.host_backed, "unbacked after release");
-  expect_true(gpu_segment_check(s), "consistent");
+  expect_true(gpu_segment_check(s, NULL, 0), "consistent");
   gpu_segment_destroy(s); /* ASan: no leak of host pages */
 }
 
@@ -306,7 +306,7 @@ TEST(test_aperture_release_keeps_blocks_for_the_next_commit) {
   gpu_segment_get_stats(s, &st);
   expect_u64_eq(st.committed_bytes, 10 * 4096, "nothing of the failed commit stays");
   expect_u64_eq(gpu_segment_spare_pages(), 30, "its two blocks went back to the spares");
-  expect_true(gpu_segment_check(s), "consistent");
+  expect_true(gpu_segment_check(s, NULL, 0), "consistent");
   /* A destroyed segment's pages outlive it as spares, for the next adapter's segments. */
   gpu_segment_destroy(s);
   expect_u64_eq(gpu_segment_spare_pages(), 40, "the 10 committed blocks kept at destroy");
@@ -348,7 +348,7 @@ TEST(test_aperture_commit_under_segment_space_faults) {
       gpu_segment_page_info info;
       gpu_segment_get_page_info(s, 4096, &info);
       expect_u64_eq(info.owner, 0, "n=%u: range still free", n);
-      expect_true(gpu_segment_check(s), "n=%u: consistent", n);
+      expect_true(gpu_segment_check(s, NULL, 0), "n=%u: consistent", n);
       if (n > 100) break;
     }
     expect_u64_eq(n, pages + 1, "one injected failure per page, then success");
@@ -455,7 +455,7 @@ TEST(test_transfer_round_trip) {
   assert_status(gpu_segment_commit(mem, 3 * MIB + 64 * KIB, 64 * KIB, 32), STATUS_SUCCESS, "c");
   expect_status(gpu_segment_transfer_to_host(mem, 3 * MIB, sys, 128 * KIB, NULL),
                 STATUS_INVALID_PARAMETER, "mixed owners");
-  expect_true(gpu_segment_check(mem) && gpu_segment_check(ap), "consistent");
+  expect_true(gpu_segment_check(mem, NULL, 0) && gpu_segment_check(ap, NULL, 0), "consistent");
   free(pattern);
   free(got);
   free(sys);
@@ -524,7 +524,7 @@ TEST(test_random_against_model) {
         }
       }
     }
-    expect_true(gpu_segment_check(s), "consistent after random ops");
+    expect_true(gpu_segment_check(s, NULL, 0), "consistent after random ops");
     free(model);
     free(buf);
     gpu_segment_destroy(s);
@@ -581,14 +581,14 @@ static void expect_fill_then_read_is_sparse(gpu_segment_kind kind, uint32_t page
   assert_status(gpu_segment_read(s, base + 8 * 4096, got, 3 * 4096, NULL), STATUS_SUCCESS, "read");
   expect_true(got[9] == 0x02 && got[4096 + 10] == 0x03 && got[3 * 4096 - 1] == 0x04, "pattern kept around the zeros");
   expect_u64_eq(first_not(got + 10, 4096, 0), 4096, "the zero-filled part");
-  expect_true(gpu_segment_check(s), "consistent");
+  expect_true(gpu_segment_check(s, NULL, 0), "consistent");
   /* Released and committed again, a memory page keeps its bytes; an aperture page reads zero. */
   assert_status(gpu_segment_release(s, base, size), STATUS_SUCCESS, "release");
   assert_status(gpu_segment_commit(s, base, size, 10), STATUS_SUCCESS, "commit again");
   assert_status(gpu_segment_read(s, base + 2 * 4096 - 50, got, 100, NULL), STATUS_SUCCESS, "read");
   expect_u64_eq(first_not(got, 100, kind == GPU_SEGMENT_MEMORY ? 0xFF : 0), 100, "contents after recommit");
   expect_u64_eq(stored_bytes(s), kind == GPU_SEGMENT_MEMORY ? 5 * 4096 : 0, "stored after recommit");
-  expect_true(gpu_segment_check(s), "consistent");
+  expect_true(gpu_segment_check(s, NULL, 0), "consistent");
   free(got);
   free(ones);
   gpu_segment_destroy(s);
@@ -643,7 +643,7 @@ TEST(test_sparse_copy_and_transfer_of_mixed_granules) {
   expect_u64_eq(stored_bytes(ap), 4 * 4096, "the released aperture pages store nothing");
   assert_status(gpu_segment_read(mem, 3 * MIB, got, size, NULL), STATUS_SUCCESS, "read");
   expect_true(memcmp(got, want, size) == 0, "round trip: contents equal");
-  expect_true(gpu_segment_check(mem) && gpu_segment_check(ap), "consistent");
+  expect_true(gpu_segment_check(mem, NULL, 0) && gpu_segment_check(ap, NULL, 0), "consistent");
   free(want);
   free(got);
   free(junk);
@@ -702,7 +702,7 @@ TEST(test_sparse_host_copy_round_trip) {
   expect_true(gpu_host_copy_host_bytes(copy) == header + sizeof(void *) * (256 - 11), "only the header (got %llu)",
               (unsigned long long)gpu_host_copy_host_bytes(copy));
   gpu_host_copy_free(copy);
-  expect_true(gpu_segment_check(mem) && gpu_segment_check(ap), "consistent");
+  expect_true(gpu_segment_check(mem, NULL, 0) && gpu_segment_check(ap, NULL, 0), "consistent");
   free(want);
   free(got);
   free(junk);
@@ -780,7 +780,7 @@ TEST(test_sparse_random_against_model) {
     expect_true(memcmp(buf, model_s, size) == 0, "variant %d: s equals its model", variant);
     assert_status(gpu_segment_read(t, 0, buf, size, NULL), STATUS_SUCCESS, "read t");
     expect_true(memcmp(buf, model_t, size) == 0, "variant %d: t equals its model", variant);
-    expect_true(gpu_segment_check(s) && gpu_segment_check(t), "consistent");
+    expect_true(gpu_segment_check(s, NULL, 0) && gpu_segment_check(t, NULL, 0), "consistent");
     free(model_s);
     free(model_t);
     free(buf);
@@ -828,7 +828,7 @@ TEST(test_concurrent_disjoint_ranges) {
     pthread_join(t[i], NULL);
     expect_u64_eq(args[i].errors, 0, "thread %d saw no error", i);
   }
-  expect_true(gpu_segment_check(s), "consistent");
+  expect_true(gpu_segment_check(s, NULL, 0), "consistent");
   gpu_segment_destroy(s);
 }
 

@@ -138,7 +138,7 @@ TEST(test_large_pages_when_aligned) {
       expect_true(m.writable == !(cases[i].flags & GPU_MAP_READ_ONLY), "%s: writable",
                   cases[i].what);
     }
-    expect_true(gpu_as_check(f.as), "consistent: %s", cases[i].what);
+    expect_true(gpu_as_check(f.as, NULL, 0), "consistent: %s", cases[i].what);
     assert_status(gpu_as_unmap(f.as, cases[i].va, cases[i].size), STATUS_SUCCESS, "unmap");
     st = as_stats(f.as);
     expect_u64_eq(st.pte_writes - before.pte_writes, 2 * (cases[i].want_2m + cases[i].want_4k),
@@ -189,12 +189,12 @@ TEST(test_full_table_keeps_its_count) {
   gpu_as_stats st = as_stats(f.as);
   expect_u64_eq(st.pt_pages, 4, "root, level 3, level 2 and one full level-1 table");
   expect_u64_eq(st.mapped_4k, GPU_PT_ENTRIES, "512 leaves");
-  expect_true(gpu_as_check(f.as), "a full table's count matches its 512 entries");
+  expect_true(gpu_as_check(f.as, NULL, 0), "a full table's count matches its 512 entries");
   assert_status(gpu_as_unmap(f.as, va, (GPU_PT_ENTRIES - 1) * PAGE), STATUS_SUCCESS,
                 "unmap all but the last page");
   st = as_stats(f.as);
   expect_u64_eq(st.pt_pages, 4, "the level-1 table still holds one leaf");
-  expect_true(gpu_as_check(f.as), "count 1 after 511 cleared");
+  expect_true(gpu_as_check(f.as, NULL, 0), "count 1 after 511 cleared");
   gpu_mapping m;
   expect_true(gpu_as_query(f.as, va + (GPU_PT_ENTRIES - 1) * PAGE, &m), "last page mapped");
   expect_false(gpu_as_query(f.as, va, NULL), "first page unmapped");
@@ -325,7 +325,7 @@ TEST(test_map_all_or_nothing_under_pt_faults) {
         }
       }
       expect_u64_eq(gpu_mmu_segment_mapped_bytes(f.mmu, f.mem), PAGE, "n=%u: accounting", n);
-      expect_true(gpu_as_check(f.as), "n=%u: consistent", n);
+      expect_true(gpu_as_check(f.as, NULL, 0), "n=%u: consistent", n);
       if (n > 64) break;
     }
     /* Tables needed: L1 for the neighbour's table exists; new: L1 after the head? Count them. */
@@ -677,7 +677,7 @@ static void check_with_freed_table(void *arg) {
   uint64_t *level1 = (uint64_t *)(uintptr_t)(entry & ~UINT64_C(0xFFF));
   memset(level1, 0, 4096);
   free(level1);
-  (void)gpu_as_check(f.as);
+  (void)gpu_as_check(f.as, NULL, 0);
 }
 #endif
 

@@ -50,16 +50,20 @@ static inline bool gpu_fixture_init(gpu_fixture *f, uint32_t mem_page_size,
 }
 
 static inline void gpu_fixture_fini(gpu_fixture *f) {
+  char finding[512];
   gpu_engine_destroy(f->engine);
-  if (f->as != NULL) expect_true(gpu_as_check(f->as), "page table consistent at teardown");
+  if (f->as != NULL)
+    expect_true(gpu_as_check(f->as, finding, sizeof finding), "page table consistent at teardown: %s", finding);
   gpu_as_destroy(f->as);
   if (f->mmu != NULL && f->mem != NULL) {
     expect_u64_eq(gpu_mmu_segment_mapped_bytes(f->mmu, f->mem), 0, "nothing maps VRAM");
     expect_u64_eq(gpu_mmu_segment_mapped_bytes(f->mmu, f->aperture), 0, "nothing maps aperture");
   }
   gpu_mmu_destroy(f->mmu);
-  if (f->mem != NULL) expect_true(gpu_segment_check(f->mem), "memory segment consistent");
-  if (f->aperture != NULL) expect_true(gpu_segment_check(f->aperture), "aperture consistent");
+  if (f->mem != NULL)
+    expect_true(gpu_segment_check(f->mem, finding, sizeof finding), "memory segment consistent: %s", finding);
+  if (f->aperture != NULL)
+    expect_true(gpu_segment_check(f->aperture, finding, sizeof finding), "aperture consistent: %s", finding);
   gpu_segment_destroy(f->mem);
   gpu_segment_destroy(f->aperture);
   memset(f, 0, sizeof *f);

@@ -228,9 +228,10 @@ static bool check_open_binding(hw_walk *w, const sim_device *device, const sim_b
 }
 
 static bool check_device(hw_walk *w, sim_device *device, bool zombie) {
-  if (!gpu_as_check(device->as))
-    return hw_fail(w, "device 0x%08x: address space %u: gpu_as_check found a broken page table (details on stderr)",
-                   device->port_handle, gpu_as_id(device->as));
+  char finding[512];
+  if (!gpu_as_check(device->as, finding, sizeof finding))
+    return hw_fail(w, "device 0x%08x: address space %u: gpu_as_check found a broken page table: %s",
+                   device->port_handle, gpu_as_id(device->as), finding);
   w->pending += device->pending;
   if (zombie) {
     if (device->pending == 0)
@@ -309,9 +310,10 @@ static bool check_segments(hw_walk *w) {
       return hw_fail(w, "segment %u (%s) is id %u, kind %d, 0x%" PRIx64 " bytes in pages of %u: not as configured", id,
                      segment_name(id), gpu_segment_id(segment), (int)gpu_segment_get_kind(segment),
                      gpu_segment_size(segment), gpu_segment_page_size(segment));
-    if (w->segment_pages && !gpu_segment_check(segment))
-      return hw_fail(w, "segment %u (%s): gpu_segment_check found a broken invariant (details on stderr)", id,
-                     segment_name(id));
+    char finding[512];
+    if (w->segment_pages && !gpu_segment_check(segment, finding, sizeof finding))
+      return hw_fail(w, "segment %u (%s): gpu_segment_check found a broken invariant: %s", id, segment_name(id),
+                     finding);
     gpu_segment_stats stats;
     gpu_segment_get_stats(segment, &stats);
     if (!w->paging && stats.committed_bytes != w->committed[id - 1])

@@ -382,10 +382,12 @@ void gpu_segment_get_stats(gpu_segment *segment, gpu_segment_stats *out_stats);
  * has host memory exactly when it is committed; the stored-granule count equals the bits set;
  * no granule of a free aperture page is stored. O(pages + granules of the segment).
  *
- * Returns: true when consistent; otherwise false, after printing each broken invariant with
- * the found and expected values to stderr.
+ * Returns: true when consistent; otherwise false, with each broken invariant (its found and
+ * expected values, "gpu_segment_check: segment 2: ...") in @msg in walk order, "; " between
+ * them, cut to @cap bytes with a NUL (@msg may be NULL; "" on success). Prints nothing. A
+ * NULL @segment is inconsistent.
  */
-bool gpu_segment_check(gpu_segment *segment);
+bool gpu_segment_check(gpu_segment *segment, char *msg, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -372,11 +372,14 @@ void gpu_as_get_stats(gpu_as *as, gpu_as_stats *out_stats);
 /**
  * gpu_as_check - walk the page table and check its invariants: every table's live-entry count
  * matches its non-zero entries, no table but the root is empty, leaf counts and table bytes
- * match the counters. Returns true when consistent; else prints found/expected to stderr.
+ * match the counters. Returns true when consistent; else false, with each finding (found and
+ * expected, "gpu_as_check: AS 3: ...") in @msg in walk order, "; " between them, cut to @cap
+ * bytes with a NUL (@msg may be NULL; "" on success). Prints nothing. A NULL @as is
+ * inconsistent.
  * Cost: O(512 per table) reads, the empty entries read eight at a time without ASan's and
  * UBSan's per-load checks (under ASan each table page is checked addressable once instead).
  */
-bool gpu_as_check(gpu_as *as);
+bool gpu_as_check(gpu_as *as, char *msg, size_t cap);
 
 /* For the engine: a queued submission pins its address space; gpu_as_destroy() refuses a
  * pinned one. gpu_as_pins() says how many pins are held. */

@@ -378,8 +378,9 @@ void sim_miniport_get_stats(sim_miniport_stats *out);
  *  - the adapter's live counts (devices, zombies, resources, allocations, bindings).
  * A threaded engine may have finished one submission whose completion the sim has not recorded
  * yet: that lag of one is allowed. The walk is exact when no DDI of the adapter runs on another
- * thread meanwhile (the fuzz executor calls it between calls). A broken hw/gpu invariant is also
- * printed by the gpu_*_check function on stderr.
+ * thread meanwhile (the fuzz executor calls it between calls). A broken hw/gpu invariant's
+ * findings (the gpu_*_check function's, found and expected values) end the message; nothing
+ * is printed.
  *
  * Cost: O(segment pages + granules) for gpu_segment_check, O(page-table entries) for
  * gpu_as_check, two table walks per mapped binding, a GPU read and two page lookups per placed
