@@ -85,19 +85,29 @@ class Busy(Exception):
     writing into the corpus."""
 
 
+def _open_locked(corpus: str, mode: int, busy: str):
+    """@corpus's prune.lock, opened and flock'd with @mode (LOCK_EX or LOCK_SH), at once; raises
+    Busy with @busy (a format taking the corpus and the lock's path) when another process holds
+    it in a conflicting mode."""
+    folder = os.path.dirname(os.path.abspath(corpus))
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, LOCK_FILE)
+    lock = open(path, "a")
+    try:
+        fcntl.flock(lock, mode | fcntl.LOCK_NB)
+    except BlockingIOError as e:
+        lock.close()
+        raise Busy(busy % (corpus, path)) from e
+    return lock
+
+
 @contextlib.contextmanager
 def _locked(corpus: str):
     """Holds .lab/fuzz/<target>/prune.lock for @corpus (flock, released when the process dies);
     raises Busy when another process holds it: another prune's corpus.prune-* folders, or a
     fuzzer writing into the corpus."""
-    folder = os.path.dirname(os.path.abspath(corpus))
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, LOCK_FILE), "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise Busy("%s is in use: another prune, or a fuzzer writing into it, holds %s"
-                       % (corpus, os.path.join(folder, LOCK_FILE))) from e
+    busy = "%s is in use: another prune, or a fuzzer writing into it, holds %s"
+    with _open_locked(corpus, fcntl.LOCK_EX, busy) as lock:
         yield lock
 
 
@@ -109,16 +119,8 @@ def hold_for_fuzzing(corpus: str):
     and passes its fileno() to the fuzzer process (pass_fds) so that the lock stays held as long
     as the fuzzer or its children live. Raises Busy, at once, while a prune or a recovery of
     @corpus runs."""
-    folder = os.path.dirname(os.path.abspath(corpus))
-    os.makedirs(folder, exist_ok=True)
-    lock = open(os.path.join(folder, LOCK_FILE), "a")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError as e:
-        lock.close()
-        raise Busy("a prune of %s is running (it holds %s); fuzz it when the prune is done"
-                   % (corpus, os.path.join(folder, LOCK_FILE))) from e
-    return lock
+    busy = "a prune of %s is running (it holds %s); fuzz it when the prune is done"
+    return _open_locked(corpus, fcntl.LOCK_SH, busy)
 
 
 def recover(corpus: str) -> str:

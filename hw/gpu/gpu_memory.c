@@ -28,7 +28,6 @@
 #include "alloclab/hw/gpu_memory.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +38,7 @@
 #include "alloclab/hw/gpu_testing.h" /* the damage kinds (testing only) */
 
 #include "alloclab/sanitizers.h"
+#include "gpu_check_report.h"
 
 #ifdef AL_ASAN
 #include <sanitizer/asan_interface.h>
@@ -808,23 +808,6 @@ void gpu_segment_get_stats(gpu_segment *s, gpu_segment_stats *out) {
   pthread_mutex_unlock(&s->lock);
 }
 
-/* Appends a finding to the caller's buffer ("; " between findings, cut at its end). */
-__attribute__((format(printf, 4, 5))) static void seg_check_fail(bool *ok, char *msg, size_t cap,
-                                                                 const char *fmt, ...) {
-  *ok = false;
-  if (msg == NULL || cap == 0) return;
-  size_t used = strlen(msg);
-  if (used > 0 && used + 2 < cap) {
-    memcpy(msg + used, "; ", 3);
-    used += 2;
-  }
-  if (used + 1 >= cap) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg + used, cap - used, fmt, ap);
-  va_end(ap);
-}
-
 SEG_UNTRACED bool gpu_segment_check(gpu_segment *s, char *msg, size_t cap) {
   if (msg != NULL && cap > 0) msg[0] = '\0';
   if (s == NULL) {
@@ -838,7 +821,7 @@ SEG_UNTRACED bool gpu_segment_check(gpu_segment *s, char *msg, size_t cap) {
     bool committed = s->pages[i].owner != 0;
     owned += committed;
     if (s->kind == GPU_SEGMENT_APERTURE && committed != (s->host[i] != NULL))
-      seg_check_fail(&ok, msg, cap,
+      gpu_check_fail(&ok, msg, cap,
                      "gpu_segment_check: segment %u page %" PRIu64 ": owner %" PRIu64
                      " but host page %p (found), expected %s",
                      s->id, i, s->pages[i].owner, (void *)s->host[i], committed ? "a host page" : "no host page");
@@ -851,19 +834,19 @@ SEG_UNTRACED bool gpu_segment_check(gpu_segment *s, char *msg, size_t cap) {
       uint64_t granule = w * 64u + (uint64_t)__builtin_ctzll(bits);
       uint64_t page = (granule << SEG_GRANULE_SHIFT) >> s->page_shift;
       if (s->pages[page].owner == 0)
-        seg_check_fail(&ok, msg, cap,
+        gpu_check_fail(&ok, msg, cap,
                        "gpu_segment_check: segment %u granule %" PRIu64 ": stored (found) on free page %" PRIu64
                        ", expected zero (a free aperture page has no host block)",
                        s->id, granule, page);
     }
   }
   if (stored != s->stored_granules)
-    seg_check_fail(&ok, msg, cap,
+    gpu_check_fail(&ok, msg, cap,
                    "gpu_segment_check: segment %u: %" PRIu64 " granules marked stored (found), the "
                    "stored count says %" PRIu64 " (expected)",
                    s->id, stored, s->stored_granules);
   if (owned != s->committed_pages)
-    seg_check_fail(&ok, msg, cap,
+    gpu_check_fail(&ok, msg, cap,
                    "gpu_segment_check: segment %u: %" PRIu64 " pages have an owner (found), the "
                    "committed count says %" PRIu64 " (expected)",
                    s->id, owned, s->committed_pages);

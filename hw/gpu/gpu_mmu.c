@@ -13,7 +13,6 @@
 #include "alloclab/hw/gpu_mmu.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include "alloclab/hw/gpu_testing.h" /* the damage kinds (testing only) */
 
 #include "alloclab/sanitizers.h"
+#include "gpu_check_report.h"
 
 #ifdef AL_ASAN
 #include <sanitizer/asan_interface.h>
@@ -945,22 +945,6 @@ struct pt_census {
   size_t cap;
 };
 
-/* Appends a finding to the caller's buffer ("; " between findings, cut at its end). */
-__attribute__((format(printf, 2, 3))) static void pt_check_fail(struct pt_census *c, const char *fmt, ...) {
-  c->ok = false;
-  if (c->msg == NULL || c->cap == 0) return;
-  size_t used = strlen(c->msg);
-  if (used > 0 && used + 2 < c->cap) {
-    memcpy(c->msg + used, "; ", 3);
-    used += 2;
-  }
-  if (used + 1 >= c->cap) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(c->msg + used, c->cap - used, fmt, ap);
-  va_end(ap);
-}
-
 /* Under ASan: the whole table page @t must be addressable (a live 4 KiB block: not freed, not
  * out of bounds); a poisoned byte is reported by the instrumented load of it. One check per
  * table, so that pt_next_used can skip the empty entries without a check per load
@@ -1007,13 +991,15 @@ PT_UNTRACED static void pt_check_table(const gpu_as *as, uint64_t ref, int level
     uint64_t va = base + i * span;
     if (pte_is_table(e)) {
       if (level == 1) {
-        pt_check_fail(c, "gpu_as_check: AS %" PRIu32 " VA 0x%" PRIx64 ": pointer entry at level 1", as->id, va);
+        gpu_check_fail(&c->ok, c->msg, c->cap,
+                       "gpu_as_check: AS %" PRIu32 " VA 0x%" PRIx64 ": pointer entry at level 1", as->id, va);
         continue;
       }
       if (pte_table_used(e) == 0) {
-        pt_check_fail(c, "gpu_as_check: AS %" PRIu32 " VA 0x%" PRIx64
-                      ": empty level-%d table kept (found 0 entries, expected > 0)",
-                      as->id, va, level - 1);
+        gpu_check_fail(&c->ok, c->msg, c->cap,
+                       "gpu_as_check: AS %" PRIu32 " VA 0x%" PRIx64
+                       ": empty level-%d table kept (found 0 entries, expected > 0)",
+                       as->id, va, level - 1);
       }
       pt_check_table(as, e, level - 1, va, c);
     } else if (level == 1) {
@@ -1021,17 +1007,18 @@ PT_UNTRACED static void pt_check_table(const gpu_as *as, uint64_t ref, int level
     } else if (level == 2 && (e & GPU_PTE_LARGE)) {
       c->leaves_2m++;
     } else {
-      pt_check_fail(c, "gpu_as_check: AS %" PRIu32 " VA 0x%" PRIx64 ": leaf 0x%" PRIx64 " at level %d", as->id,
-                    va, e, level);
+      gpu_check_fail(&c->ok, c->msg, c->cap,
+                     "gpu_as_check: AS %" PRIu32 " VA 0x%" PRIx64 ": leaf 0x%" PRIx64 " at level %d", as->id, va, e,
+                     level);
     }
     if (pte_is_table(e) || va != 0) continue;
-    pt_check_fail(c, "gpu_as_check: AS %" PRIu32 ": page 0 is mapped", as->id);
+    gpu_check_fail(&c->ok, c->msg, c->cap, "gpu_as_check: AS %" PRIu32 ": page 0 is mapped", as->id);
   }
   if (used != pte_table_used(ref)) {
-    pt_check_fail(c,
-                  "gpu_as_check: AS %" PRIu32 " level-%d table at VA 0x%" PRIx64
-                  ": %" PRIu32 " live entries (found), count says %" PRIu32 " (expected)",
-                  as->id, level, base, used, pte_table_used(ref));
+    gpu_check_fail(&c->ok, c->msg, c->cap,
+                   "gpu_as_check: AS %" PRIu32 " level-%d table at VA 0x%" PRIx64
+                   ": %" PRIu32 " live entries (found), count says %" PRIu32 " (expected)",
+                   as->id, level, base, used, pte_table_used(ref));
   }
 }
 
@@ -1055,8 +1042,8 @@ PT_UNTRACED bool gpu_as_check(gpu_as *as, char *msg, size_t cap) {
   };
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
     if (rows[i].found == rows[i].expected) continue;
-    pt_check_fail(&c, "gpu_as_check: AS %" PRIu32 ": %s: %" PRIu64 " (found), %" PRIu64 " (counter)", as->id,
-                  rows[i].what, rows[i].found, rows[i].expected);
+    gpu_check_fail(&c.ok, c.msg, c.cap, "gpu_as_check: AS %" PRIu32 ": %s: %" PRIu64 " (found), %" PRIu64 " (counter)",
+                   as->id, rows[i].what, rows[i].found, rows[i].expected);
   }
   pthread_mutex_unlock(&as->lock);
   return c.ok;
