@@ -25,7 +25,7 @@ expect() {
 }
 
 # 1. The real manifest and patches.
-expect 0 '7 canaries: manifest fine, every patch applies' "$py" "$tool" --check
+expect 0 '10 canaries: manifest fine, every patch applies' "$py" "$tool" --check
 expect 0 '^skip_close +ddi_sequence +60s' "$py" "$tool" --list
 
 # 2. A copy of the tree to break on purpose.
