@@ -41,10 +41,11 @@
  * devices to al_adapter_destroy) and the sim's process-wide totals back to where they were. A
  * failed check prints the oracle's message ("alloclab oracle: call 3 ...: port returned X, model
  * expected Y (...)", "...: port returned STATUS_SUCCESS, but query: ...") without the executor's
- * " [oracle:...]" tag and aborts. So every finding of the executor's run of a sequential
- * program fails the program the same way, except those of the sim's hardware walk
- * (sim_miniport_check_hardware is a testing hook of the sim, not the public API) and of damage
- * ops (below). The run happens in a child process, so an abort or a sanitizer report during it
+ * " [oracle:...]" tag and aborts. With the sim, the program runs the sim's hardware walk
+ * (sim_miniport_check_hardware, alloclab/hw/sim_miniport.h) where the executor ran it: the
+ * live form after GPU-related calls, the whole walk at the end of the program and of the
+ * teardown. So every finding of the executor's run of a sequential program fails the program
+ * the same way, except those of damage ops (below). The run happens in a child process, so an abort or a sanitizer report during it
  * (a crash in the port, the verifier, a GPU fault) still leaves a program: it ends with the
  * last call whose block was complete before the crash.
  *
@@ -575,6 +576,27 @@ static NTSTATUS rec_allocation_query(al_adapter *adapter, al_handle allocation, 
   return st;
 }
 
+/* The sim's hardware walk (the executor runs it after GPU-related calls, live form, and at the
+ * end of the program and of its teardown, whole): written where it ran, with the executor's words
+ * for its place, so a hardware-walk finding fails the program as it failed the run. */
+static bool rec_hardware_walk(al_adapter *adapter, bool live, char *msg, size_t cap) {
+  close_block();
+  /* A whole walk runs at the end of the program, then (as the last check) in the teardown. */
+  if (!live && strcmp(rec.where, "teardown") != 0) snprintf(rec.where, sizeof rec.where, "end of program");
+  out("  expect_hardware_walk(");
+  write_cstr(rec.body, rec.where);
+  out(", %s);\n", live ? "true" : "false");
+  fflush(rec.body);
+  return live ? fz_port_alloclab.hardware_check_live(adapter, msg, cap)
+              : fz_port_alloclab.hardware_check(adapter, msg, cap);
+}
+static bool rec_hardware_check(al_adapter *adapter, char *msg, size_t cap) {
+  return rec_hardware_walk(adapter, false, msg, cap);
+}
+static bool rec_hardware_check_live(al_adapter *adapter, char *msg, size_t cap) {
+  return rec_hardware_walk(adapter, true, msg, cap);
+}
+
 /* ---- Observers ---------------------------------------------------------------------------- */
 
 static void observe_prediction(void *ctx, uint32_t call, const char *label, const fz_prediction *pr) {
@@ -994,6 +1016,14 @@ static const char output_helpers[] =
 
 static const char sim_helpers[] =
     "\n"
+    "/* The sim's hardware walk (its segments, page tables and engine against its own records), where\n"
+    " * the oracle ran it: @live, the per-call form (SIM_CHECK_HARDWARE_LIVE). */\n"
+    "static UNUSED_OK void expect_hardware_walk(const char *where, bool live) {\n"
+    "  char msg[1024];\n"
+    "  if (!sim_miniport_check_hardware((HANDLE)adapter, live ? SIM_CHECK_HARDWARE_LIVE : 0, msg, sizeof msg))\n"
+    "    fail(where, \"sim_miniport_check_hardware%s: %s\", live ? \" (live)\" : \"\", msg);\n"
+    "}\n"
+    "\n"
     "/* The sim's process-wide live totals must be back where they were (no leak in the miniport). */\n"
     "static UNUSED_OK void expect_sim_totals(const sim_miniport_stats *a, const sim_miniport_stats *b) {\n"
     "#define TOTAL(f)                                                                                   \\\n"
@@ -1053,6 +1083,8 @@ static const fz_port_ops recording_port = {
     .get_stats = al_adapter_get_stats,
     .allocation_query = rec_allocation_query,
     .adapter_check = al_adapter_check,
+    .hardware_check = rec_hardware_check, /* the executor runs them with the sim only */
+    .hardware_check_live = rec_hardware_check_live,
 };
 
 static fz_program program;

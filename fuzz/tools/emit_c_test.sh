@@ -6,13 +6,15 @@
 #                  FAULT_RUNS_ON_PROGRAM EMIT_C_BROKEN_FENCE WRONG_FENCE_BIN WRONG_FENCE_PROGRAM
 #                  EMIT_C_BROKEN_QUERY WRONG_SIZE_BIN WRONG_SIZE_PROGRAM OVERLAP_BIN OVERLAP_PROGRAM
 #                  EMIT_C_BROKEN_STATS DEFERRED_BIN DEFERRED_PROGRAM WRONG_ANSWER_PROGRAM
+#                  EMIT_C_BROKEN_UNMAP LEFT_MAPPED_BIN LEFT_MAPPED_PROGRAM
 # EMIT_C_BROKEN and BROKEN_PROGRAM are linked with broken_port.c (al_resource_open reports
 # success for a stale resource), EMIT_C_BROKEN_FENCE and WRONG_FENCE_PROGRAM with
 # broken_fence_port.c (al_submit reports one less than its fence), EMIT_C_BROKEN_QUERY,
 # WRONG_SIZE_PROGRAM and OVERLAP_PROGRAM with broken_query_port.c (al_allocation_query reports
 # a page too many for a 64 KiB allocation, offset 0 for a smaller one in a segment),
 # EMIT_C_BROKEN_STATS and DEFERRED_PROGRAM with broken_stats_port.c (al_adapter_get_stats
-# reports no deferred destroy).
+# reports no deferred destroy), EMIT_C_BROKEN_UNMAP and LEFT_MAPPED_PROGRAM with
+# broken_unmap_sim.c (the simulated GPU's per-binding unmap does nothing).
 set -uo pipefail
 
 emit_c=$1 emit_c_broken=$2 passing_bin=$3 broken_bin=$4 passing_c=$5
@@ -21,6 +23,7 @@ fault_runs_on_program=${11}
 emit_c_broken_fence=${12} wrong_fence_bin=${13} wrong_fence_program=${14}
 emit_c_broken_query=${15} wrong_size_bin=${16} wrong_size_program=${17} overlap_bin=${18} overlap_program=${19}
 emit_c_broken_stats=${20} deferred_bin=${21} deferred_program=${22} wrong_answer_program=${23}
+emit_c_broken_unmap=${24} left_mapped_bin=${25} left_mapped_program=${26}
 tmp=${TEST_TMPDIR:-$(mktemp -d)}
 failures=0
 fail() {
@@ -100,6 +103,15 @@ grep -qF "expect_no_overlap(\"call 3 query(allocation=v2.a0)\", &info, v2_a[0], 
 expect_finding "$emit_c_broken_stats" "$deferred_bin" "$deferred_program" \
   "alloclab oracle: call 4 destroy_allocations(dev=v1, list=[v2.a0], flags=0): statistics disagree with the model: deferred destroys: port 0 while 1 allocations" \
   "live-objects:deferred-destroys-port-while-allocations-bindings destroy_allocations"
+# A closed binding left mapped by the simulated GPU: no call reports it, the sim's hardware walk
+# at the end of the program does, in the recorded run and in the program.
+expect_finding "$emit_c_broken_unmap" "$left_mapped_bin" "$left_mapped_program" \
+  "alloclab oracle: end of program: sim_miniport_check_hardware: device 0x" \
+  "hardware-walk:device-a-closed-binding-at-va end-of-program"
+grep -qF 'expect_hardware_walk("end of program", false);' "$tmp/fixed.c" ||
+  fail "the end-of-program hardware walk is not written: $(cat "$tmp/fixed.c")"
+grep -qF 'expect_hardware_walk("teardown", false);' "$tmp/fixed.c" ||
+  fail "the teardown's hardware walk is not written: $(cat "$tmp/fixed.c")"
 
 # 3. private_data: the program creates the allocation on both configurations and passes.
 expect_exit 0 "every check passed" "$private_data_program"
