@@ -2,6 +2,7 @@
 """nightly.py: the nightly job of alloclab (`./lab nightly`): fuzz, triage, coverage, benchmarks, report.
 
     ./lab nightly [--budget DURATION] [--jobs N] [--targets LIST] [--no-bench] [--update-corpus] [--no-prune]
+                  [--no-canaries]
 
 1. builds the fuzz targets (--config=fuzz), their replay binaries with --config=coverage, and the
    text tools (fuzz/tools:trace and :encode; fuzz/targets:<target>_text for a target that has
@@ -18,14 +19,18 @@
    signature against corpus/*/regressions and within the run, minimized, stored once;
 4. measures the line / function / region coverage of core/ and hw/ (tests excluded) over the
    working corpora (llvm-profdata-14, llvm-cov-14);
-5. unless --no-bench: runs the benchmarks, records them in the history (tools/benchdb.py) and
+5. unless --no-canaries: the fuzzers' own test (fuzz/canaries/canaries.py, `./lab canaries`):
+   plants each canary of the targets run in a scratch copy of the tree and fuzzes for it; a
+   canary not found within its budget means the fuzzers lost the power to find that bug class;
+6. unless --no-bench: runs the benchmarks, records them in the history (tools/benchdb.py) and
    compares them with the previous recorded commit (tools/compare_runs.py);
-6. writes .lab/nightly/<UTC stamp>-<commit12>/ (report.html, summary.md, summary.json, logs/,
+7. writes .lab/nightly/<UTC stamp>-<commit12>/ (report.html, summary.md, summary.json, logs/,
    crashes/) and points .lab/nightly/latest at it.
 
 Exit status: 0 clean (a known crash that still fails is not new), 1 a new crash was stored,
-2 a benchmark regressed (and no new crash), 3 the run itself failed (bad option, a build or step
-that failed, a full disk); the report is written in every case but a bad option.
+4 a canary was missed (and no new crash), 2 a benchmark regressed (and neither of those), 3 the
+run itself failed (bad option, a build or step that failed, a full disk); the report is written
+in every case but a bad option.
 
 Test hooks (environment): ALLOCLAB_NIGHTLY_ROOT (the tree whose fuzz/targets/BUILD.bazel,
 corpus/ and .lab/ are used; default: this repository), ALLOCLAB_NIGHTLY_PREBUILT (a folder with
@@ -55,9 +60,9 @@ import fuzz_options  # noqa: E402  (tools/fuzz_options.py: a target's libFuzzer 
 import prune  # noqa: E402  (tools/prune.py: corpus pruning)
 import triage  # noqa: E402  (tools/triage.py, next to this file)
 
-EXIT_CLEAN, EXIT_NEW_CRASH, EXIT_PERF_REGRESSION, EXIT_RUN_FAILED = 0, 1, 2, 3
+EXIT_CLEAN, EXIT_NEW_CRASH, EXIT_PERF_REGRESSION, EXIT_RUN_FAILED, EXIT_CANARY_MISSED = 0, 1, 2, 3, 4
 VERDICTS = {EXIT_CLEAN: "clean", EXIT_NEW_CRASH: "new crash", EXIT_PERF_REGRESSION: "performance regression",
-            EXIT_RUN_FAILED: "run failed"}
+            EXIT_RUN_FAILED: "run failed", EXIT_CANARY_MISSED: "canary missed"}
 DEFAULT_BUDGET = "3m"
 MAX_BUDGET_SECONDS = 7 * 24 * 3600
 SCHEMA = "alloclab-nightly/1"
@@ -138,6 +143,9 @@ def parse_args(argv: List[str], known_targets: List[str]) -> argparse.Namespace:
     parser.add_argument("--no-bench", action="store_true", help="skip the benchmarks")
     parser.add_argument("--update-corpus", action="store_true",
                         help="write the inputs that add coverage back to corpus/<target>/seeds (text + bytes)")
+    parser.add_argument("--no-canaries", action="store_true",
+                        help="skip the fuzzers' own test (./lab canaries for the targets run: each planted bug "
+                        "must be found within its budget)")
     parser.add_argument("--no-prune", action="store_true",
                         help="never prune a working corpus (by default one that grew past %d files and %g x its "
                         "size after the last prune is merged down to the inputs that keep its features, before "
@@ -195,9 +203,11 @@ class Run:
         self.summary: dict = {
             "schema": SCHEMA, "commit": commit, "dirty": self.dirty, "started": self.started.isoformat(),
             "budget_seconds": args.budget_seconds, "jobs": args.jobs, "targets": args.targets,
-            "options": {"no_bench": args.no_bench, "update_corpus": args.update_corpus, "no_prune": args.no_prune},
+            "options": {"no_bench": args.no_bench, "update_corpus": args.update_corpus, "no_prune": args.no_prune,
+                        "no_canaries": args.no_canaries},
             "fuzz": [], "crashes": [], "crash_counts": {}, "coverage": {"status": "not run"},
             "bench": {"status": "skipped (--no-bench)" if args.no_bench else "not run"},
+            "canaries": {"status": "skipped (--no-canaries)" if args.no_canaries else "not run"},
             "errors": self.errors, "report_dir": self.report_dir,
         }
 
@@ -567,6 +577,19 @@ class Run:
         return folder
 
     # -- benchmarks -------------------------------------------------------------------------------
+    def canaries(self) -> None:
+        """Runs the canaries step (run_canaries) and records its outcome in the summary."""
+        _say("the fuzzers' own test: the canaries of %s (./lab canaries)" % ",".join(self.args.targets))
+        try:
+            self.summary["canaries"] = run_canaries(self.root, self.report_dir, self.logs, self.args.targets)
+        except NightlyError as e:
+            self.summary["canaries"] = {"status": "failed: %s" % e}
+            self.fail("canaries", str(e))
+            return
+        for row in self.summary["canaries"].get("canaries", []):
+            _say("canary %s (%s): %s" % (row["name"], row["target"], "found in %ss: %s" % (row["seconds"], row["fired"])
+                                         if row["detected"] else "MISSED: %s" % row["fired"]))
+
     def bench(self) -> None:
         """Runs the benchmark step (run_benchmarks) and records its outcome in the summary."""
         try:
@@ -603,6 +626,34 @@ def _run_tool(cmd: List[str], log_path: str, cwd: str) -> subprocess.CompletedPr
     with open(log_path, "a", encoding="utf-8") as log:
         log.write("$ %s\n%s%s(exit %d)\n" % (" ".join(cmd), done.stdout, done.stderr, done.returncode))
     return done
+
+
+def run_canaries(root: str, report_dir: str, logs: str, targets: List[str]) -> dict:
+    """The canaries step: fuzz/canaries/canaries.py --targets TARGETS --json canaries.json (in the
+    report folder). Returns {"status": "ok", "canaries": rows, "missed": names}, or a "skipped
+    (...)" status when the tree has no canaries.py or no canary for these targets. NightlyError
+    when the canaries could not run (the unpatched tree does not build or crashes on its corpus,
+    another run holds the scratch tree, canaries.py wrote no results)."""
+    tool = os.path.join(root, "fuzz", "canaries", "canaries.py")
+    if not os.path.isfile(tool):
+        return {"status": "skipped (no fuzz/canaries/canaries.py in the tree)"}
+    out = os.path.join(report_dir, "canaries.json")
+    log = os.path.join(logs, "canaries.log")
+    if os.path.exists(out):
+        os.unlink(out)  # only this run's results count
+    done = _run_tool(["/usr/bin/python3", tool, "--targets", ",".join(targets), "--json", out], log, root)
+    try:
+        with open(out, encoding="utf-8") as f:
+            document = json.load(f)
+        rows, missed, error = document["canaries"], document["missed"], document["error"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise NightlyError("canaries.py exited %d without its results (%s; log: logs/canaries.log)"
+                           % (done.returncode, e)) from e
+    if error:
+        raise NightlyError("the canaries did not run: %s (log: logs/canaries.log)" % error)
+    if not rows:
+        return {"status": "skipped (no canary for these targets)"}
+    return {"status": "ok", "canaries": rows, "missed": missed}
 
 
 def benchmark_values(report: dict) -> Dict[str, float]:
@@ -728,7 +779,7 @@ h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.2em;border-bottom:1px soli
 table{border-collapse:collapse;margin:.6em 0} th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .verdict{display:inline-block;padding:.2em .7em;border-radius:4px;color:#fff;font-weight:bold}
-.v0{background:#2ca02c}.v1{background:#d62728}.v2{background:#ff7f0e}.v3{background:#7f7f7f}
+.v0{background:#2ca02c}.v1{background:#d62728}.v2{background:#ff7f0e}.v3{background:#7f7f7f}.v4{background:#9467bd}
 pre{background:#f7f7f7;border:1px solid #ddd;padding:.6em;overflow-x:auto;font-size:12px}
 .charts{display:flex;flex-wrap:wrap;gap:1em} .muted{color:#777} svg text{font:11px sans-serif}
 """
@@ -881,6 +932,26 @@ def prune_cell(pruned: Optional[dict]) -> str:
     return status
 
 
+def canary_cells(row: dict) -> Tuple[str, str, str, str, str]:
+    """A canary's row as the report shows it: name, target, yes/no, seconds, what fired."""
+    found = {True: "yes", False: "NO"}.get(row.get("detected"), "-")
+    seconds = "%.1f" % row["seconds"] if isinstance(row.get("seconds"), (int, float)) else "-"
+    return (row.get("name", ""), row.get("target", ""), found, seconds, row.get("fired", ""))
+
+
+def render_canaries_html(canaries: dict) -> str:
+    out = ["<h2>Canaries: the fuzzers' own test</h2>"]
+    if canaries.get("status") != "ok":
+        return out[0] + '<p class="muted">%s</p>' % _e(canaries.get("status", "not run"))
+    missed = canaries.get("missed", [])
+    out.append("<p>%d of %d planted bugs found%s.</p>" % (
+        len(canaries["canaries"]) - len(missed), len(canaries["canaries"]),
+        _e("; missed: " + ", ".join(missed)) if missed else ""))
+    out.append(_table(["canary", "target", "found", "seconds", "what fired"],
+                      [list(canary_cells(row)) for row in canaries["canaries"]], numeric={3}))
+    return "".join(out)
+
+
 def render_html(summary: dict) -> str:
     """The one-page report: verdict, fuzzing table + charts, crashes with traces, coverage,
     benchmarks. Self-contained: inline CSS and SVG, no scripts, no external references."""
@@ -933,6 +1004,7 @@ def render_html(summary: dict) -> str:
                                  width=760))
     else:
         out.append('<p class="muted">%s</p>' % _e(cov.get("status", "not run")))
+    out.append(render_canaries_html(summary.get("canaries", {})))
     out.append("<h2>Benchmarks</h2>")
     out.append(render_bench_html(summary.get("bench", {})))
     out.append('<p class="muted">Files: summary.json, summary.md, logs/, crashes/ in %s</p></body></html>'
@@ -968,6 +1040,16 @@ def render_markdown(summary: dict) -> str:
             cov["lines"]["percent"], cov["functions"]["percent"], cov["regions"]["percent"]))
     else:
         lines.append(cov.get("status", "not run"))
+    lines += ["", "## Canaries (the fuzzers' own test)", ""]
+    canaries = summary.get("canaries", {})
+    if canaries.get("status") == "ok":
+        lines.append("%d of %d found%s" % (len(canaries["canaries"]) - len(canaries["missed"]), len(canaries["canaries"]),
+                                          "; MISSED: " + ", ".join(canaries["missed"]) if canaries["missed"] else ""))
+        lines += ["", "| canary | target | found | seconds | what fired |", "|---|---|---|---|---|"]
+        for row in canaries["canaries"]:
+            lines.append("| %s | %s | %s | %s | %s |" % canary_cells(row))
+    else:
+        lines.append(canaries.get("status", "not run"))
     bench = summary.get("bench", {})
     lines += ["", "## Benchmarks", ""]
     if bench.get("status") == "ok":
@@ -985,11 +1067,14 @@ def render_markdown(summary: dict) -> str:
 
 
 def exit_status(summary: dict) -> int:
-    """3 if the run failed, else 1 if a new crash was stored, else 2 if a benchmark regressed, else 0."""
+    """3 if the run failed, else 1 if a new crash was stored, else 4 if a canary was missed, else 2
+    if a benchmark regressed, else 0."""
     if summary.get("errors"):
         return EXIT_RUN_FAILED
     if any(c.get("status") == "new" for c in summary.get("crashes", [])):
         return EXIT_NEW_CRASH
+    if summary.get("canaries", {}).get("missed"):
+        return EXIT_CANARY_MISSED
     if summary.get("bench", {}).get("regression"):
         return EXIT_PERF_REGRESSION
     return EXIT_CLEAN
@@ -1052,6 +1137,8 @@ def main(argv: List[str]) -> int:
             run.summary["fuzz"].append(result)
         run.triage(run.summary["fuzz"])
         run.coverage()
+        if not args.no_canaries:
+            run.canaries()
         if not args.no_bench:
             run.bench()
     except (NightlyError, triage.TriageError) as e:

@@ -111,6 +111,8 @@ class OptionsTest(unittest.TestCase):
         self.assertEqual(args.jobs, os.cpu_count())
         self.assertEqual(args.targets, ["a", "b"])
         self.assertFalse(args.no_bench)
+        self.assertFalse(args.no_canaries)
+        self.assertTrue(nightly.parse_args(["--no-canaries"], ["a"]).no_canaries)
 
 
 class ProgressTest(unittest.TestCase):
@@ -508,6 +510,94 @@ class BenchTest(unittest.TestCase):
                 nightly.run_benchmarks(tmp, os.path.join(tmp, "report"), os.path.join(tmp, "report", "logs"))
 
 
+class CanariesTest(unittest.TestCase):
+    """run_canaries against a fake fuzz/canaries/canaries.py with its interface (--targets LIST,
+    --json FILE: {"canaries": rows, "missed": names, "error": null or why it stopped})."""
+
+    def fake(self, tmp, document, exit_code=0):
+        write(os.path.join(tmp, "fuzz", "canaries", "canaries.py"), textwrap.dedent("""\
+            import json, os, sys
+            json.dump(sys.argv[1:], open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "args.json"), "w"))
+            document = %r
+            if document is not None:
+                json.dump(document, open(sys.argv[sys.argv.index("--json") + 1], "w"))
+            sys.exit(%d)
+            """) % (document, exit_code))
+        os.makedirs(os.path.join(tmp, "report", "logs"), exist_ok=True)
+
+    def run_step(self, tmp, targets=("ddi_sequence", "schedules")):
+        return nightly.run_canaries(tmp, os.path.join(tmp, "report"), os.path.join(tmp, "report", "logs"), list(targets))
+
+    ROWS = [{"name": "skip_close", "target": "ddi_sequence", "detected": True, "seconds": 0.0,
+             "fired": "verifier rule 4 (close before destroy)", "exec_per_sec": None},
+            {"name": "missing_lock", "target": "schedules", "detected": False, "seconds": None,
+             "fired": "nothing in 60s", "exec_per_sec": 900}]
+
+    def test_a_missed_canary_is_exit_4(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            self.fake(tmp, {"canaries": self.ROWS, "missed": ["missing_lock"], "error": None}, exit_code=1)
+            section = self.run_step(tmp)
+            with open(os.path.join(tmp, "fuzz", "canaries", "args.json")) as f:
+                args = json.load(f)
+        self.assertEqual(args[:2], ["--targets", "ddi_sequence,schedules"])
+        self.assertEqual(args[2], "--json")
+        self.assertEqual(section, {"status": "ok", "canaries": self.ROWS, "missed": ["missing_lock"]})
+        summary = {"canaries": section, "crashes": [], "errors": [], "bench": {"regression": True}}
+        self.assertEqual(nightly.exit_status(summary), 4)  # outranks a benchmark regression
+        summary["crashes"] = [{"status": "new"}]
+        self.assertEqual(nightly.exit_status(summary), 1)  # a new crash outranks it
+        summary["crashes"] = []
+        md = nightly.render_markdown(dict(summary, exit_status=4))
+        self.assertIn("Verdict: **canary missed** (exit 4)", md)
+        self.assertIn("1 of 2 found; MISSED: missing_lock", md)
+        self.assertIn("| missing_lock | schedules | NO | - | nothing in 60s |", md)
+        self.assertIn("| skip_close | ddi_sequence | yes | 0.0 | verifier rule 4 (close before destroy) |", md)
+        page = nightly.render_html(dict(summary, exit_status=4))
+        self.assertIn("1 of 2 planted bugs found; missed: missing_lock.", page)
+        self.assertIn('class="verdict v4">canary missed (exit 4)', page)
+
+    def test_all_found_is_clean(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            self.fake(tmp, {"canaries": self.ROWS[:1], "missed": [], "error": None})
+            section = self.run_step(tmp)
+        self.assertEqual(nightly.exit_status({"canaries": section, "crashes": [], "errors": [], "bench": {}}), 0)
+
+    def test_a_run_that_could_not_fuzz_fails_the_step(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            self.fake(tmp, {"canaries": [], "missed": [], "error": "baseline: the UNPATCHED tree crashes on corpus/gpu"},
+                      exit_code=1)
+            with self.assertRaisesRegex(nightly.NightlyError, "the canaries did not run: baseline: the UNPATCHED tree"):
+                self.run_step(tmp)
+            self.fake(tmp, None, exit_code=1)  # no results at all
+            with self.assertRaisesRegex(nightly.NightlyError, "canaries.py exited 1 without its results"):
+                self.run_step(tmp)
+            self.fake(tmp, {"canaries": "?"}, exit_code=0)  # not the interface
+            with self.assertRaisesRegex(nightly.NightlyError, "without its results"):
+                self.run_step(tmp)
+            with open(os.path.join(tmp, "report", "logs", "canaries.log")) as f:
+                self.assertIn("--targets ddi_sequence,schedules --json", f.read())
+
+    def test_skipped_without_canaries(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            os.makedirs(os.path.join(tmp, "report", "logs"))
+            self.assertEqual(self.run_step(tmp)["status"], "skipped (no fuzz/canaries/canaries.py in the tree)")
+            self.fake(tmp, {"canaries": [], "missed": [], "error": None})
+            section = self.run_step(tmp, ("private_data",))
+        self.assertEqual(section["status"], "skipped (no canary for these targets)")
+        self.assertIn("skipped (no canary", nightly.render_canaries_html(section))
+
+    def test_the_run_records_a_failed_step(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            self.fake(tmp, None, exit_code=1)
+            run = mock.Mock(root=tmp, report_dir=os.path.join(tmp, "report"), logs=os.path.join(tmp, "report", "logs"),
+                            summary={}, args=mock.Mock(targets=["ddi_sequence"]))
+            with redirect_stdout(io.StringIO()):
+                nightly.Run.canaries(run)
+        self.assertTrue(run.summary["canaries"]["status"].startswith("failed: canaries.py exited 1"))
+        run.fail.assert_called_once()
+        self.assertEqual(run.fail.call_args[0][0], "canaries")
+
+
 def synthetic_summary():
     trace = "==1==ERROR: AddressSanitizer: heap-use-after-free <script>alert(1)</script>\nSUMMARY: AddressSanitizer: heap-use-after-free"
     return {
@@ -532,6 +622,9 @@ def synthetic_summary():
                   "compare": [{"name": "BM_teardown", "old_ns": 25.0, "new_ns": 24.0, "verdict": "same"}],
                   "trend": [{"run": str(i), "commit": "%dabcdef01234" % i, "date": "", "values": {"BM_teardown": 20.0 + i, "BM_anchor": 16.0}}
                             for i in range(4)]},
+        "canaries": {"status": "ok", "missed": [],
+                     "canaries": [{"name": "skip_close", "target": "ddi_sequence", "detected": True, "seconds": 0.1,
+                                   "fired": "verifier rule 4 (close before destroy)", "exec_per_sec": None}]},
         "errors": [], "report_dir": "/x/.lab/nightly/20260102-030405-0123456789ab",
     }
 
@@ -550,7 +643,8 @@ class ReportTest(unittest.TestCase):
         for needle in ["coverage (cov) over the run", "corpus size over the run", "exec/s per target",
                        "Trend over recorded commits", "Against the previous recorded commit", "3abcdef",
                        "heap-use-after-free | f | g | h", "corpus/private_data/regressions/nightly-x", "known",
-                       "new crash (exit 1)", "<table", "polyline"]:
+                       "new crash (exit 1)", "<table", "polyline", "Canaries: the fuzzers' own test",
+                       "1 of 1 planted bugs found."]:
             self.assertIn(needle, page)
 
     def test_markdown(self):
@@ -561,6 +655,8 @@ class ReportTest(unittest.TestCase):
         self.assertIn("| ddi_sequence | 1m31s | 9000 | 100 | 500 | 700 | 10 -> 30 | 0 |", md)
         self.assertIn("lines 80.0%, functions 90.0%, regions 70.0%", md)
         self.assertIn("| BM_teardown | 20 | 21 | 22 | 23 |", md)
+        self.assertIn("1 of 1 found\n", md)
+        self.assertIn("| skip_close | ddi_sequence | yes | 0.1 | verifier rule 4 (close before destroy) |", md)
 
     def test_bench_section_without_history(self):
         self.assertIn("skipped (--no-bench)", nightly.render_bench_html({"status": "skipped (--no-bench)"}))
@@ -592,7 +688,7 @@ class ReportTest(unittest.TestCase):
             self.assertTrue(os.path.isfile(os.path.join(run.report_dir, "summary.md")))
         schema = {"schema": str, "commit": str, "dirty": bool, "started": str, "finished": str, "budget_seconds": int,
                   "jobs": int, "targets": list, "fuzz": list, "crashes": list, "crash_counts": dict, "coverage": dict,
-                  "bench": dict, "errors": list, "exit_status": int, "verdict": str, "report_dir": str}
+                  "bench": dict, "canaries": dict, "errors": list, "exit_status": int, "verdict": str, "report_dir": str}
         for key, kind in schema.items():
             self.assertIsInstance(data[key], kind, key)
         self.assertEqual(data["schema"], "alloclab-nightly/1")

@@ -25,7 +25,8 @@ unpatched scratch tree: a crash there would make every detection meaningless (--
 skips it).
 
 Output: a table on stdout, the same as Markdown in .lab/canaries/table.md, logs of each build
-and fuzz run under .lab/canaries/logs/. Exit status: 0 when every canary that ran was detected,
+and fuzz run under .lab/canaries/logs/; with --json FILE also the rows as JSON (write_json:
+./lab nightly's canaries step reads it). --targets LIST keeps the canaries of those targets. Exit status: 0 when every canary that ran was detected,
 1 when one was missed (or its patch did not apply, or its build failed, or the baseline
 crashed), 2 for a usage error (unknown canary, bad budget) or a bad manifest.
 
@@ -36,6 +37,7 @@ runs it.
 
 import argparse
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -406,6 +408,32 @@ def say(message):
     print(f"lab: canaries: {message}", flush=True)
 
 
+def json_rows(rows):
+    """The table's rows for --json: detected true/false (null: not run), seconds and exec/s as
+    numbers (null: none)."""
+    def number(text, kind):
+        try:
+            return kind(text)
+        except ValueError:
+            return None
+    return [{"name": r["name"], "target": r["target"],
+             "detected": {"yes": True, "no": False}.get(r["detected"]),
+             "seconds": number(r["seconds"], float), "fired": r["fired"], "exec_per_sec": number(r["execs"], int)}
+            for r in rows]
+
+
+def write_json(path, rows, error=None):
+    """--json FILE: {"canaries": [...], "missed": [names], "error": null or why the run stopped}.
+    Written whole (a temporary file renamed over it)."""
+    document = {"canaries": json_rows(rows), "missed": [r["name"] for r in rows if r["detected"] == "no"],
+                "error": error}
+    temp = path + ".tmp"
+    with open(temp, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=2)
+        f.write("\n")
+    os.replace(temp, path)
+
+
 # ---- Main --------------------------------------------------------------------------------------
 
 
@@ -423,6 +451,10 @@ def parse_args(argv):
     parser.add_argument("--check", action="store_true",
                         help="only check the manifest and that every patch applies; fuzz nothing")
     parser.add_argument("--list", action="store_true", help="list the canaries and exit")
+    parser.add_argument("--targets", metavar="LIST",
+                        help="only the canaries of these fuzz targets (comma-separated; ./lab nightly --targets)")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the results as JSON to FILE (./lab nightly's canaries step reads it)")
 
     def error(message):
         raise UsageError(message)
@@ -446,10 +478,19 @@ def main(argv):
             if unknown:
                 raise UsageError(f"unknown canary '{unknown[0]}'; the canaries are: {', '.join(names)}")
             canaries = [c for c in canaries if c.name in args.only]
+        if args.targets is not None:
+            wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
+            if not wanted:
+                raise UsageError("--targets is empty")
+            known = fuzz_targets(ROOT)
+            unknown = [t for t in wanted if t not in known]
+            if unknown:
+                raise UsageError(f"unknown target '{unknown[0]}' in --targets; the fuzz targets are: {', '.join(known)}")
+            canaries = [c for c in canaries if c.target in wanted]
     except UsageError as e:
         print(f"lab: canaries: {e}", file=sys.stderr)
-        print("usage: ./lab canaries [--budget S] [--only NAME]... [--no-baseline] [--check] [--list]",
-              file=sys.stderr)
+        print("usage: ./lab canaries [--budget S] [--only NAME]... [--targets LIST] [--no-baseline] [--check] [--list] "
+              "[--json FILE]", file=sys.stderr)
         return 2
 
     if args.list:
@@ -465,6 +506,15 @@ def main(argv):
         say(f"{len(canaries)} canaries: manifest fine, every patch applies")
         return 0
 
+    rows = []
+
+    def stop(message):
+        """Ends the run early (exit 1): the message on stderr, and in the --json file."""
+        print(f"lab: canaries: {message}", file=sys.stderr)
+        if args.json:
+            write_json(args.json, rows, message)
+        return 1
+
     scratch = os.path.join(ROOT, SCRATCH)
     tree, logs, work = (os.path.join(scratch, d) for d in ("tree", "logs", "work"))
     os.makedirs(tree, exist_ok=True)
@@ -473,9 +523,7 @@ def main(argv):
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        print(f"lab: canaries: another ./lab canaries is running in this tree ({SCRATCH}/lock); "
-              "wait for it to finish", file=sys.stderr)
-        return 1
+        return stop(f"another ./lab canaries is running in this tree ({SCRATCH}/lock); wait for it to finish")
     shutil.rmtree(logs, ignore_errors=True)
     os.makedirs(logs)
     copied, removed = sync_tree(ROOT, tree)
@@ -483,19 +531,15 @@ def main(argv):
     targets = fuzz_targets(tree)
     runnable = sorted({c.target for c in canaries if c.target in targets})
     failed = False
-    rows = []
 
     binaries = {}
     if runnable:
         say(f"building {', '.join(t + '_raw' for t in runnable)} (--config=fuzz) in the scratch tree")
         if not build_targets(tree, runnable, os.path.join(logs, "baseline-build.log")):
-            print(f"lab: canaries: the unpatched scratch tree does not build (log: {SCRATCH}/logs/baseline-build.log)",
-                  file=sys.stderr)
-            return 1
+            return stop(f"the unpatched scratch tree does not build (log: {SCRATCH}/logs/baseline-build.log)")
         bin_dir = bazel_bin(tree)
         if bin_dir is None:
-            print("lab: canaries: bazel info bazel-bin failed in the scratch tree", file=sys.stderr)
-            return 1
+            return stop("bazel info bazel-bin failed in the scratch tree")
         binaries = {t: os.path.join(bin_dir, "fuzz", "targets", t + "_raw") for t in runnable}
         # Keep the unpatched binaries: a canary's crash is replayed on them (step 4).
         unpatched_dir = os.path.join(work, "unpatched")
@@ -515,9 +559,8 @@ def main(argv):
             crashed, _, fired, _, _ = run_fuzzer(binaries[t], flags, [corpus], os.path.join(work, "baseline", t),
                                                   os.path.join(logs, f"baseline-{t}.log"), 600)
             if crashed:
-                print(f"lab: canaries: baseline: the UNPATCHED tree crashes on corpus/{t} ({fired}; "
-                      f"log: {SCRATCH}/logs/baseline-{t}.log): fix that first", file=sys.stderr)
-                return 1
+                return stop(f"baseline: the UNPATCHED tree crashes on corpus/{t} ({fired}; "
+                            f"log: {SCRATCH}/logs/baseline-{t}.log): fix that first")
             say(f"baseline: {t} replays its {n} corpus inputs clean on the unpatched tree")
 
     for c in canaries:
@@ -591,6 +634,8 @@ def main(argv):
     with open(os.path.join(scratch, "table.md"), "w", encoding="utf-8") as f:
         f.write(md + "\n")
     say(f"table written to {SCRATCH}/table.md; logs in {SCRATCH}/logs/")
+    if args.json:
+        write_json(args.json, rows)
     missing = [r["name"] for r in rows if r["fired"].startswith("target missing")]
     if missing:
         say(f"not run (target missing): {', '.join(missing)}")

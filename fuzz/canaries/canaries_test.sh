@@ -85,7 +85,35 @@ grep -qx "True gpu_as_destroy: address space 1 has 2 pins" <<<"$starts" || fail 
 grep -qx "True handle_table_lookup: handle 0x40000001: stale" <<<"$starts" || fail "ht_bug's abort missed: $starts"
 grep -qx "True alloclab oracle: call 3 query(...)" <<<"$starts" || fail "the oracle's report missed: $starts"
 
+# 3c. --json: the rows as ./lab nightly reads them (detected as a boolean, null when not run;
+# seconds and exec/s as numbers), the missed ones named, and why a run stopped early.
+json_out=$("$py" - "$tool" "$tmp/rows.json" <<'PY' 2>&1
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("canaries", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+rows = [{"name": "a", "target": "t", "detected": "yes", "seconds": "0.2", "fired": "ASan", "execs": "-"},
+        {"name": "b", "target": "t", "detected": "no", "seconds": "-", "fired": "nothing in 60s", "execs": "812"},
+        {"name": "c", "target": "u", "detected": "-", "seconds": "-", "fired": "target missing", "execs": "-"}]
+m.write_json(sys.argv[2], rows)
+print(json.dumps(json.load(open(sys.argv[2])), sort_keys=True))
+m.write_json(sys.argv[2], [], "baseline: the UNPATCHED tree crashes")
+print(json.dumps(json.load(open(sys.argv[2])), sort_keys=True))
+PY
+)
+grep -qF '{"canaries": [{"detected": true, "exec_per_sec": null, "fired": "ASan", "name": "a", "seconds": 0.2, "target": "t"}, {"detected": false, "exec_per_sec": 812, "fired": "nothing in 60s", "name": "b", "seconds": null, "target": "t"}, {"detected": null, "exec_per_sec": null, "fired": "target missing", "name": "c", "seconds": null, "target": "u"}], "error": null, "missed": ["b"]}' <<<"$json_out" ||
+  fail "--json rows; got: $json_out"
+grep -qF '{"canaries": [], "error": "baseline: the UNPATCHED tree crashes", "missed": []}' <<<"$json_out" ||
+  fail "--json of a run that stopped early; got: $json_out"
+
+# 3d. --targets keeps the canaries of those targets (with --list: nothing is fuzzed).
+listed=$("$py" "$tool" --list --targets schedules,gpu 2>&1)
+[[ $(grep -c . <<<"$listed") == 2 ]] && grep -q '^missing_lock ' <<<"$listed" && grep -q '^lookup_ref_outside_lock ' <<<"$listed" ||
+  fail "--list --targets schedules,gpu: $listed"
+
 # 4. Bad options: nothing is built or fuzzed, exit 2, the problem named.
+expect 2 "unknown target 'bogus' in --targets; the fuzz targets are: " "$py" "$tool" --targets ddi_sequence,bogus
+expect 2 "--targets is empty" "$py" "$tool" --targets ,
 expect 2 "unknown canary 'no_such_canary'; the canaries are: skip_close, " "$py" "$tool" --only no_such_canary
 expect 2 "--budget must be whole seconds from 1 to 3600, not '0'" "$py" "$tool" --budget 0
 expect 2 "--budget must be whole seconds from 1 to 3600, not 'abc'" "$py" "$tool" --budget abc
