@@ -576,7 +576,7 @@ class Run:
                 shutil.copyfile(path, os.path.join(folder, name))
         return folder
 
-    # -- benchmarks -------------------------------------------------------------------------------
+    # -- canaries ---------------------------------------------------------------------------------
     def canaries(self) -> None:
         """Runs the canaries step (run_canaries) and records its outcome in the summary."""
         _say("the fuzzers' own test: the canaries of %s (./lab canaries)" % ",".join(self.args.targets))
@@ -590,6 +590,7 @@ class Run:
             _say("canary %s (%s): %s" % (row["name"], row["target"], "found in %ss: %s" % (row["seconds"], row["fired"])
                                          if row["detected"] else "MISSED: %s" % row["fired"]))
 
+    # -- benchmarks -------------------------------------------------------------------------------
     def bench(self) -> None:
         """Runs the benchmark step (run_benchmarks) and records its outcome in the summary."""
         try:
