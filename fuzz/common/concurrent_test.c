@@ -6,6 +6,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,7 +117,10 @@ static void stepping_thread(void *arg, uint32_t index) {
   for (uint32_t step = 0; step < STEPS; step++) {
     const al_scheduler *s = atomic_load(&port_scheduler);
     s->lock(s->ctx, &t->locks[index], true);
-    snprintf(t->events[t->count++], sizeof t->events[0], "t%us%u", index, step);
+    /* Each event is written by the thread fz_scheduler_running_thread() names (a mismatch
+     * shows as "?"), so every expected trace below checks it too. */
+    bool me = fz_scheduler_running_thread() == index;
+    snprintf(t->events[t->count++], sizeof t->events[0], "t%c%s%u", me ? (char)('0' + index) : '?', "s", step);
     pthread_mutex_unlock(&t->locks[index]);
     s->unlocked(s->ctx, &t->locks[index], true);
   }
@@ -140,7 +144,9 @@ static void run_steps(uint32_t threads, const fz_preemption *pre, size_t n, char
 TEST(test_no_preemption_runs_threads_one_after_another) {
   char got[512];
   fz_schedule_report r;
+  expect_u64_eq(fz_scheduler_running_thread(), FZ_SCHED_NO_THREAD, "before a run");
   run_steps(2, NULL, 0, got, sizeof got, &r);
+  expect_u64_eq(fz_scheduler_running_thread(), FZ_SCHED_NO_THREAD, "after a run");
   expect_str_eq(got, "t0s0 t0s1 t0s2 t0s3 t1s0 t1s1 t1s2 t1s3", "no preemption");
   expect_u64_eq(r.switches, 0, "switches without preemptions");
 }
@@ -291,10 +297,103 @@ TEST(test_calls_not_run_say_so) {
   free(printed);
 }
 
+/* Parses @text into @prog; the test stops when it does not parse. */
+static void parse_text(const char *text, fz_program *prog) {
+  char err[256];
+  if (!fz_parse_program(text, prog, err, sizeof err)) {
+    fprintf(stderr, "test program does not parse: %s\n", err);
+    abort();
+  }
+}
+
+/* Runs @prog's calls from @fork on 2 logical threads, thread 0 preempted at its own @after-th
+ * schedule point for thread 1 (0: no preemption), into @rep. */
+static int run_preempted(const fz_program *prog, uint32_t fork, uint32_t after, fz_exec_report *rep) {
+  fz_exec_options o;
+  fz_exec_options_default(&o);
+  o.return_on_mismatch = true;
+  fz_preemption pre = {.thread = 0, .after = after, .to = 1};
+  fz_concurrency cc = {.fork = fork, .threads = 2, .preemptive = true, .preemptions = &pre,
+                       .preemption_count = after ? 1u : 0u};
+  return fz_execute_concurrent(prog, &cc, &o, rep);
+}
+
+/* A fault request of a concurrent program is armed: the n-th driver object after bring-up
+ * fails in whichever concurrent call the schedule lets reach it first, that call fails with
+ * STATUS_NO_MEMORY and changes nothing, and the oracle accepts the run. The two devices are
+ * driver objects 1 and 2, so the third is the first allocation a concurrent create makes. */
+TEST(test_fault_requests_reach_the_concurrent_calls) {
+  static const char text[] =
+      "fault(point=driver_object, nth=3, repeat=1)\n"
+      "v1 = create_device()\n"
+      "v2 = create_device()\n"
+      "v3 = create_allocations(dev=v1, n=1, size=4096, placement=any)\n"
+      "v4 = create_allocations(dev=v2, n=1, size=4096, placement=any)\n";
+  static fz_program prog;
+  static fz_exec_report rep;
+  parse_text(text, &prog);
+  expect_u64_eq(run_preempted(&prog, 2, 0, &rep), FZ_EXEC_OK, "thread 0 first: %s", rep.message);
+  expect_u64_eq(rep.faults_injected, 1, "one failure injected");
+  expect_status(rep.status[2], STATUS_NO_MEMORY, "v3 (thread 0) met the fault");
+  expect_status(rep.status[3], STATUS_SUCCESS, "v4 (thread 1) after it");
+  /* Thread 0 preempted at its first schedule point: thread 1's create comes first. */
+  expect_u64_eq(run_preempted(&prog, 2, 1, &rep), FZ_EXEC_OK, "thread 1 first: %s", rep.message);
+  expect_u64_eq(rep.faults_injected, 1, "one failure injected");
+  expect_status(rep.status[2], STATUS_SUCCESS, "v3 (thread 0) after it");
+  expect_status(rep.status[3], STATUS_NO_MEMORY, "v4 (thread 1) met the fault");
+}
+
+/* Each concurrent call is told only of the failures injected while its own logical thread ran,
+ * not of every failure between its start and its return. Thread 0's create is preempted at each
+ * of its schedule points in turn; where thread 1 then runs its whole create inside thread 0's
+ * call and meets the wrong answer, thread 0's create (which succeeds) must still be checked as
+ * an unfaulted call: told of thread 1's wrong answer, the model would refuse its success (no
+ * create survives a wrong answer). */
+TEST(test_failures_belong_to_the_running_thread) {
+  static const char text[] =
+      "fault(point=create_null_allocation, nth=1, repeat=1)\n"
+      "v1 = create_device()\n"
+      "v2 = create_allocations(dev=v1, n=1, size=4096, placement=any)\n"
+      "v3 = create_allocations(dev=v1, n=1, size=4096, placement=any)\n";
+  static fz_program prog;
+  static fz_exec_report rep;
+  parse_text(text, &prog);
+  uint32_t nested = 0;
+  for (uint32_t after = 0; after <= 8; after++) {
+    expect_u64_eq(run_preempted(&prog, 1, after, &rep), FZ_EXEC_OK, "after=%u: %s", after, rep.message);
+    expect_u64_eq(rep.faults_injected, 1, "after=%u: one failure injected", after);
+    bool second = rep.status[2] == STATUS_GRAPHICS_DRIVER_MISMATCH;
+    expect_status(rep.status[second ? 1 : 2], STATUS_SUCCESS, "after=%u: the other create", after);
+    expect_status(rep.status[second ? 2 : 1], STATUS_GRAPHICS_DRIVER_MISMATCH, "after=%u: the wrong answer", after);
+    /* Thread 1 runs only while thread 0 is preempted inside its call: meeting the fault, it ran
+     * nested in thread 0's call. */
+    if (second) nested++;
+  }
+  expect_u64_gt(nested, 0, "no preemption let thread 1 meet the wrong answer inside thread 0's call");
+}
+
+/* An injected bring-up failure ends a concurrent program as it ends fz_execute's: cleanly, with
+ * no call run. */
+TEST(test_bring_up_failure_ends_a_concurrent_program) {
+  static const char text[] =
+      "fault(point=host_allocation, nth=1, repeat=0, at=bring_up)\n"
+      "v1 = create_device()\n"
+      "v2 = create_device()\n"
+      "v3 = create_device()\n";
+  static fz_program prog;
+  static fz_exec_report rep;
+  parse_text(text, &prog);
+  expect_u64_eq(run_preempted(&prog, 1, 0, &rep), FZ_EXEC_OK, "%s", rep.message);
+  expect_true(rep.bring_up_failed, "bring-up failed");
+  expect_status(rep.bring_up_status, STATUS_NO_MEMORY, "al_adapter_create's status");
+  for (uint32_t i = 0; i < prog.call_count; i++) expect_status(rep.status[i], FZ_STATUS_NOT_RUN, "v%u", i + 1);
+}
+
 RUN_TESTS(T(test_same_choices_same_run), T(test_choices_change_the_interleaving),
           T(test_linearizability_check_catches_a_broken_port), T(test_no_preemption_runs_threads_one_after_another),
           T(test_preemption_switches_at_the_threads_own_point),
           T(test_moving_one_preemption_leaves_the_others_in_place),
           T(test_preemption_target_that_cannot_run_falls_to_the_next_thread),
           T(test_one_preemption_finds_the_racing_outcome), T(test_damage_runs_only_before_the_fork),
-          T(test_calls_not_run_say_so))
+          T(test_calls_not_run_say_so), T(test_fault_requests_reach_the_concurrent_calls),
+          T(test_failures_belong_to_the_running_thread), T(test_bring_up_failure_ends_a_concurrent_program))

@@ -1074,6 +1074,28 @@ static bool totals_equal(const sim_miniport_stats *a, const sim_miniport_stats *
   return true;
 }
 
+/* Reads the sim miniport's process-wide live totals into @before, when the options ask for the
+ * check (and the sim runs), before the adapter is brought up; totals_check() compares. */
+static void totals_begin(exec_ctx *x, sim_miniport_stats *before) {
+  bool totals = x->sim && x->o->check_miniport_totals;
+  if (totals) sim_miniport_get_stats(before);
+  x->totals_before = totals ? before : NULL;
+}
+
+/* After the adapter is gone (torn down, or its bring-up failed as @ready says): the totals must
+ * be back to what totals_begin() read. */
+static void totals_check(exec_ctx *x, setup_result ready) {
+  if (x->totals_before == NULL || x->failed) return;
+  sim_miniport_stats after;
+  sim_miniport_get_stats(&after);
+  if (!totals_equal(x->totals_before, &after, x->msg, sizeof x->msg)) {
+    char field[64]; /* the total that changed: the message's first word */
+    snprintf(field, sizeof field, "%.*s", (int)strcspn(x->msg, " "), x->msg);
+    mismatch(x, IMPLICIT, ready == SETUP_READY ? "after al_adapter_destroy" : "after the failed bring-up",
+             "miniport-leak", field, "the sim miniport's live totals: %s (leak)", x->msg);
+  }
+}
+
 int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *out) {
   fz_exec_options defaults;
   if (o == NULL) {
@@ -1088,11 +1110,8 @@ int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *ou
   begin_program(x, p, o, out);
   uint32_t ncalls = p->call_count < FZ_MAX_CALLS ? p->call_count : FZ_MAX_CALLS;
 
-  bool totals = x->sim && o->check_miniport_totals;
   sim_miniport_stats before;
-  if (totals) sim_miniport_get_stats(&before);
-  x->totals_before = totals ? &before : NULL;
-
+  totals_begin(x, &before);
   setup_result ready = setup(x);
   if (ready == SETUP_MISMATCH) return FZ_EXEC_SETUP_FAILED;
   if (ready == SETUP_READY) {
@@ -1112,16 +1131,7 @@ int fz_execute(const fz_program *p, const fz_exec_options *o, fz_exec_report *ou
             al_status_name(x->rep->bring_up_status));
   }
 
-  if (totals && !x->failed) {
-    sim_miniport_stats after;
-    sim_miniport_get_stats(&after);
-    if (!totals_equal(&before, &after, x->msg, sizeof x->msg)) {
-      char field[64]; /* the total that changed: the message's first word */
-      snprintf(field, sizeof field, "%.*s", (int)strcspn(x->msg, " "), x->msg);
-      mismatch(x, IMPLICIT, ready == SETUP_READY ? "after al_adapter_destroy" : "after the failed bring-up",
-               "miniport-leak", field, "the sim miniport's live totals: %s (leak)", x->msg);
-    }
-  }
+  totals_check(x, ready);
   return x->failed ? FZ_EXEC_MISMATCH : FZ_EXEC_OK;
 }
 
@@ -1156,6 +1166,9 @@ typedef struct conc_call {
   uint64_t start, end; /* logical clock: prepared at start, returned at end */
   bool ran;
   NTSTATUS status;
+  /* Injected failures during the call (conc_fault_seen): one failed, one was a wrong answer,
+   * one was FAULT_DEVICE_REMOVED. */
+  bool faulted, wrong, removed;
   uint64_t completed_after; /* al_fence_completed() when it returned */
   exec_call e;
   al_handle list[LIST_CAP];
@@ -1185,6 +1198,12 @@ typedef struct conc_ctx {
   char why[1024]; /* the deepest disagreement seen by the search */
   const char *why_op; /* its call's operation (the oracle tag's OP) */
   uint32_t why_depth;
+  /* Injected failures so far, per logical thread (conc_fault_seen): the logical threads
+   * interleave on one OS thread, so the injector's counters alone cannot say whose call a
+   * failure belongs to. */
+  uint32_t thread_faults[FZ_SCHED_MAX_THREADS];
+  uint32_t thread_wrong[FZ_SCHED_MAX_THREADS];
+  uint32_t thread_removed[FZ_SCHED_MAX_THREADS];
 } conc_ctx;
 
 static _Thread_local conc_ctx *tls_conc;
@@ -1235,6 +1254,18 @@ static bool conc_runs(fz_op op) {
   return op != FZ_OP_GPU_RUN && op != FZ_OP_FENCE_WAIT && op != FZ_OP_DAMAGE && op < FZ_OP_COUNT;
 }
 
+/* The injector's observer while the logical threads run (fault_injector_observe): a failure
+ * belongs to the call of the logical thread running when it was injected. The failures of the
+ * calls before the fork and of the teardown are counted by step(), as in fz_execute. */
+static void conc_fault_seen(void *ctx, enum fault_point point) {
+  conc_ctx *cx = ctx;
+  uint32_t t = fz_scheduler_running_thread();
+  if (t >= FZ_SCHED_MAX_THREADS) return;
+  cx->thread_faults[t]++;
+  if (fault_point_is_wrong_answer(point)) cx->thread_wrong[t]++;
+  if (point == FAULT_DEVICE_REMOVED) cx->thread_removed[t]++;
+}
+
 static void conc_thread(void *arg, uint32_t thread) {
   conc_ctx *cx = arg;
   exec_ctx *x = cx->x;
@@ -1246,7 +1277,12 @@ static void conc_thread(void *arg, uint32_t thread) {
     q->start = ++cx->clock;
     prepare(x, q->index, &c, &q->e);
     conc_rebase(x, q);
+    uint32_t faults = cx->thread_faults[thread], wrong = cx->thread_wrong[thread];
+    uint32_t removed = cx->thread_removed[thread];
     q->status = invoke(x, &q->e);
+    q->faulted = cx->thread_faults[thread] != faults;
+    q->wrong = cx->thread_wrong[thread] != wrong;
+    q->removed = cx->thread_removed[thread] != removed;
     q->completed_after = x->port->fence_completed(x->adapter);
     q->end = ++cx->clock;
     q->ran = true;
@@ -1282,23 +1318,32 @@ static bool conc_capacity_contended(const conc_ctx *cx, const conc_call *q) {
   return false;
 }
 
+/* What a report says of a call that met an injected failure (step()'s words). */
+static const char *conc_fault_note(const conc_call *q) {
+  return q->wrong ? " [the miniport answered wrongly during the call]"
+         : q->faulted ? " [an injected failure happened during the call]"
+                      : "";
+}
+
 /* Tries to commit concurrent call @k to the model: its status must be one the model allows
- * there, and its outputs must fit. */
+ * there (with an injected failure during it, one the model allows then), and its outputs must
+ * fit. */
 static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
   exec_ctx *x = cx->x;
   conc_call *q = &cx->calls[k];
   fz_prediction pr;
   fz_model_predict(x->model, &q->e.a, &pr);
   char text[512];
-  if (!(fz_status_bit(q->status) & pr.allowed) && !conc_capacity_contended(cx, q)) {
+  fz_status_set allowed = q->wrong ? pr.allowed_if_wrong_answer : q->faulted ? pr.allowed_if_faulted : pr.allowed;
+  if (!(fz_status_bit(q->status) & allowed) && !conc_capacity_contended(cx, q)) {
     if (depth >= cx->why_depth) {
       char want[160];
       cx->why_depth = depth;
       cx->why_op = fz_op_name(cx->p->calls[q->index].op);
       fz_format_call(text, sizeof text, cx->p, q->index);
-      snprintf(cx->why, sizeof cx->why, "after %u calls in order, call %u %.400s returned %s, model expected %s (%.200s)",
-               depth, q->index + 1, text, al_status_name(q->status), fz_status_set_format(pr.allowed, want, sizeof want),
-               pr.reason);
+      snprintf(cx->why, sizeof cx->why, "after %u calls in order, call %u %.400s returned %s, model expected %s (%.200s)%s",
+               depth, q->index + 1, text, al_status_name(q->status), fz_status_set_format(allowed, want, sizeof want),
+               pr.reason, conc_fault_note(q));
     }
     return false;
   }
@@ -1321,14 +1366,16 @@ static bool conc_apply(conc_ctx *cx, uint32_t k, uint32_t depth) {
       .info = q->e.null_args ? NULL : &q->e.info,
       .fence_submitted = submitted_here,
       .fence_completed = completed_here,
+      .fault_injected = q->faulted,
+      .removed = q->removed,
   };
   if (!fz_model_commit(x->model, &q->e.a, &r, x->msg, sizeof x->msg)) {
     if (depth >= cx->why_depth) {
       cx->why_depth = depth;
       cx->why_op = fz_op_name(cx->p->calls[q->index].op);
       fz_format_call(text, sizeof text, cx->p, q->index);
-      snprintf(cx->why, sizeof cx->why, "after %u calls in order, call %u %.400s returned %s, but %.400s", depth,
-               q->index + 1, text, al_status_name(q->status), x->msg);
+      snprintf(cx->why, sizeof cx->why, "after %u calls in order, call %u %.400s returned %s, but %.400s%s", depth,
+               q->index + 1, text, al_status_name(q->status), x->msg, conc_fault_note(q));
     }
     return false;
   }
@@ -1412,8 +1459,8 @@ static void conc_print(const conc_ctx *cx) {
     const conc_call *q = &cx->calls[k];
     char text[512];
     fz_format_call(text, sizeof text, cx->p, q->index);
-    fprintf(stderr, "  t%u [%llu, %llu] %s = %s\n", q->thread, (unsigned long long)q->start,
-            (unsigned long long)q->end, text, al_status_name(q->status));
+    fprintf(stderr, "  t%u [%llu, %llu] %s = %s%s\n", q->thread, (unsigned long long)q->start,
+            (unsigned long long)q->end, text, al_status_name(q->status), conc_fault_note(q));
   }
 }
 
@@ -1444,18 +1491,26 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
   cx->why_op = NULL;
   cx->why_depth = 0;
 
-  /* Faults are fz_execute's business: a concurrent program injects none. Nor does it run on
-   * the threaded engine: the deterministic scheduler owns every thread that takes a port lock,
-   * and an engine thread of the sim's own would take the port's fence lock unscheduled. */
-  if (p->fault_count) {
-    static _Thread_local fz_program without_faults;
-    without_faults = *p;
-    without_faults.fault_count = 0;
-    x->p = cx->p = p = &without_faults;
-  }
+  /* No threaded engine: the deterministic scheduler owns every thread that takes a port lock,
+   * and an engine thread of the sim's own would take the port's fence lock unscheduled. So the
+   * fault requests are armed as in fz_execute: only the logical threads reach fault points, one
+   * at a time in the order the schedule fixes, so the n-th call of a point is the same call
+   * every run, and conc_fault_seen tells each concurrent call the failures it met. */
   x->threaded = false;
   x->rep->threaded_engine = false;
-  if (setup(x) != SETUP_READY) return FZ_EXEC_SETUP_FAILED; /* no fault: it cannot fail cleanly */
+  memset(cx->thread_faults, 0, sizeof cx->thread_faults);
+  memset(cx->thread_wrong, 0, sizeof cx->thread_wrong);
+  memset(cx->thread_removed, 0, sizeof cx->thread_removed);
+  sim_miniport_stats before;
+  totals_begin(x, &before);
+  setup_result ready = setup(x);
+  if (ready == SETUP_MISMATCH) return FZ_EXEC_SETUP_FAILED;
+  if (ready == SETUP_BRING_UP_FAILED) {
+    /* An injected bring-up failure ends the program cleanly, as in fz_execute. */
+    for (uint32_t i = 0; i < ncalls; i++) x->rep->status[i] = FZ_STATUS_NOT_RUN;
+    totals_check(x, ready);
+    return x->failed ? FZ_EXEC_MISMATCH : FZ_EXEC_OK;
+  }
 
   exec_call e;
   for (uint32_t i = 0; i < fork && !x->failed; i++) {
@@ -1476,9 +1531,12 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
       q->ran = false;
     }
     fz_schedule_report sr;
+    if (x->faults_on) fault_injector_observe(&x->inj, conc_fault_seen, cx);
     int rc = cc->preemptive
                  ? fz_scheduler_run_preempting(threads, conc_thread, cx, cc->preemptions, cc->preemption_count, &sr)
                  : fz_scheduler_run(threads, conc_thread, cx, cc->choices, cc->choice_count, &sr);
+    fault_injector_observe(&x->inj, NULL, NULL);
+    for (uint32_t t = 0; t < FZ_SCHED_MAX_THREADS; t++) x->rep->faults_injected += cx->thread_faults[t];
     x->rep->calls_run = ncalls;
     if (rc != FZ_SCHED_OK) {
       char tag[300];
@@ -1520,5 +1578,6 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
     }
   }
   teardown(x);
+  totals_check(x, ready);
   return x->failed ? FZ_EXEC_MISMATCH : FZ_EXEC_OK;
 }

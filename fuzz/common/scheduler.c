@@ -308,6 +308,10 @@ int fz_scheduler_run_preempting(uint32_t count, fz_logical_thread body, void *ar
   return run_threads(count, body, arg, NULL, 0, preemptions, preemption_count, true, report);
 }
 
+uint32_t fz_scheduler_running_thread(void) {
+  return tls_scheduler != NULL ? tls_scheduler->current : FZ_SCHED_NO_THREAD;
+}
+
 void fz_scheduler_release_thread_stacks(void) {
   for (uint32_t i = 0; i < FZ_SCHED_MAX_THREADS; i++) {
     free(tls_stacks[i]);

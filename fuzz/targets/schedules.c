@@ -6,8 +6,10 @@
  * respects real time (linearizability against the reference model); the port's statistics, its
  * invariant walk, the DDI verifier, the sim's GPU checks and the teardown must agree; a deadlock
  * of the logical threads is a finding. The same bytes replay the same interleaving every time.
- * Mutations: half structural on the schedule (fzs_mutate_schedule: move, retarget, add or drop
- * one preemption; version-1 inputs become version 2), half libFuzzer's bytes on the whole input.
+ * Mutations (fzs_mutate): a quarter structural on the schedule (move, retarget, add or drop one
+ * preemption; version-1 inputs become version 2), a quarter on the program at the call level
+ * (fault requests included: a concurrent call can meet an injected failure), half libFuzzer's
+ * bytes on the whole input.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -41,19 +43,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   return 0;
 }
 
-static fzs_input mutated;
-static uint8_t mutated_bytes[1u << 16];
-
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed) {
-  uint32_t rng = seed | 1u;
-  bool bytes = LLVMFuzzerMutate != NULL && (seed & 1u) == 0;
-  if (!bytes && fzs_decode(data, size, &mutated)) {
-    fzs_mutate_schedule(&mutated, &rng);
-    size_t n = fzs_encode(&mutated, mutated_bytes, sizeof mutated_bytes);
-    if (n != 0 && n <= max_size) {
-      memcpy(data, mutated_bytes, n);
-      return n;
-    }
-  }
-  return LLVMFuzzerMutate != NULL ? LLVMFuzzerMutate(data, size, max_size) : size;
+  return fzs_mutate(data, size, max_size, seed, LLVMFuzzerMutate);
 }

@@ -193,6 +193,29 @@ void fzs_mutate_schedule(fzs_input *in, uint32_t *rng) {
   else mutate_v1(in, rng);
 }
 
+/* Static: an input holds a program (~80 KiB), too big for libFuzzer's stack. */
+static fzs_input mutated;
+static uint8_t mutated_bytes[1u << 16];
+
+size_t fzs_mutate(uint8_t *data, size_t size, size_t max_size, unsigned seed, fz_mutate_bytes_fn mutate_bytes) {
+  bool bytes = mutate_bytes != NULL && (seed & 1u) == 0;
+  if (!bytes && fzs_decode(data, size, &mutated)) {
+    if (seed & 2u) {
+      uint64_t rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull | 1u;
+      fz_mutate_program(&mutated.program, &rng, mutate_bytes);
+    } else {
+      uint32_t rng = seed | 1u;
+      fzs_mutate_schedule(&mutated, &rng);
+    }
+    size_t n = fzs_encode(&mutated, mutated_bytes, sizeof mutated_bytes);
+    if (n != 0 && n <= max_size) {
+      memcpy(data, mutated_bytes, n);
+      return n;
+    }
+  }
+  return mutate_bytes != NULL ? mutate_bytes(data, size, max_size) : size;
+}
+
 /* Reads "key=" then a number; advances *s. */
 static bool parse_number(const char **s, const char *key, unsigned long max, unsigned long *out, char *err,
                          size_t cap, unsigned line) {

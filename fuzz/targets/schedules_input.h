@@ -24,9 +24,11 @@
  *       thread 0 reaches its own 3rd schedule point (1..256), thread 1 runs; preempt=[] is
  *       a run without preemptions
  *
- * DOC: Mutation (fzs_mutate_schedule)
- * The target's custom mutator changes the schedule structurally half of the time and leaves the
- * rest to libFuzzer's byte mutations: one preemption moved by a few points, retargeted, moved
+ * DOC: Mutation (fzs_mutate, fzs_mutate_schedule)
+ * The target's custom mutator (fzs_mutate) changes the schedule structurally a quarter of the
+ * time, the program at the call level another quarter (fault requests included: a concurrent
+ * program's faults are armed, fz_execute_concurrent in execute.h), and leaves the rest to
+ * libFuzzer's byte mutations. A schedule step is one preemption moved by a few points, retargeted, moved
  * to another thread, added or dropped; fork moved by one call (the thread count is left
  * alone); a version-1 input's choice changed, or the input rewritten as version 2 with one
  * preemption.
@@ -40,6 +42,7 @@
 
 #include "alloclab/fuzz/program.h"
 #include "alloclab/fuzz/scheduler.h"
+#include "fuzz/common/mutator.h"
 
 #define FZS_MAX_CHOICES 255u
 #define FZS_MAX_PREEMPTIONS 16u
@@ -77,5 +80,19 @@ size_t fzs_format_schedule(const fzs_input *in, char *buf, size_t cap);
 /* Changes @in's schedule (never its program) by one structural step (DOC: Mutation), drawing
  * from the xorshift state @rng (not 0). The result is valid for fzs_encode. */
 void fzs_mutate_schedule(fzs_input *in, uint32_t *rng);
+
+/*
+ * fzs_mutate - the schedules target's custom mutation (LLVMFuzzerCustomMutator) of the input
+ * data[0..size) in place, with room for @max_size bytes; returns the new size (<= max_size).
+ * By @seed: one in two is @mutate_bytes on the whole input (libFuzzer's LLVMFuzzerMutate, so the
+ * decoder still sees raw bytes); one in four changes the schedule (fzs_mutate_schedule); one in
+ * four changes the program at the call level (fz_mutate_program in fuzz/common/mutator.h:
+ * calls, references, lists, fault requests; the schedule stays as it was). An input that does
+ * not decode, or a mutant that does not fit @max_size, gets @mutate_bytes instead. @mutate_bytes
+ * may be NULL (outside libFuzzer): every mutation is then structural. The same input and seed
+ * (and a deterministic @mutate_bytes) give the same result. Not thread-safe (static buffers; one
+ * fuzzing thread).
+ */
+size_t fzs_mutate(uint8_t *data, size_t size, size_t max_size, unsigned seed, fz_mutate_bytes_fn mutate_bytes);
 
 #endif /* ALLOCLAB_FUZZ_TARGETS_SCHEDULES_INPUT_H */

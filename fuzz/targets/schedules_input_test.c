@@ -1,8 +1,9 @@
 /*
  * schedules_input_test.c — the schedules target's input (schedules_input.h): version-1 inputs
  * decode as they always did, version 2 (preemptions) decodes, encodes and parses back, bad
- * text is refused with a message, and the schedule mutator keeps inputs valid, leaves the
- * program alone and takes small steps.
+ * text is refused with a message, the schedule mutator keeps inputs valid, leaves the program
+ * alone and takes small steps, and fzs_mutate splits its work between the schedule, the program
+ * and libFuzzer's bytes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,5 +178,68 @@ TEST(test_mutations_stay_valid_and_small) {
   expect_true(dropped, "no mutation dropped a preemption");
 }
 
+/* A byte mutator that marks the input it was given, so a test sees which mutations were left to
+ * libFuzzer's bytes (fz_mutate_program also asks it to change single values: those are left
+ * alone and not counted). */
+static unsigned byte_mutations;
+static size_t mark_bytes(uint8_t *data, size_t size, size_t max_size) {
+  if (data != again) return size;
+  byte_mutations++;
+  if (size < max_size) data[size++] = 0xA5;
+  return size;
+}
+
+static bool same_schedule(const fzs_input *x, const fzs_input *y) {
+  if (x->version != y->version || x->threads != y->threads || x->fork != y->fork ||
+      x->choice_count != y->choice_count || x->preemption_count != y->preemption_count)
+    return false;
+  for (uint32_t i = 0; i < x->preemption_count; i++)
+    if (!same_preemption(&x->preemptions[i], &y->preemptions[i])) return false;
+  return memcmp(x->choices, y->choices, x->choice_count) == 0;
+}
+
+/* fzs_mutate: half of the seeds go to the byte mutator; of the others, some change only the
+ * schedule and some only the program, and the program mutations reach fault requests (a
+ * concurrent program's faults are armed). Without a byte mutator every mutation is structural.
+ * Every mutant decodes and fits. */
+TEST(test_fzs_mutate_splits_schedule_program_and_bytes) {
+  size_t n0 = 0;
+  parse_or_die(text_v2, &a);
+  n0 = fzs_encode(&a, bytes, sizeof bytes);
+  assert_true(n0 > 0, "the input encodes");
+  unsigned schedule_only = 0, program_only = 0, faults_added = 0, structural = 0;
+  byte_mutations = 0;
+  for (unsigned seed = 0; seed < 2000; seed++) {
+    memcpy(again, bytes, n0);
+    size_t n = fzs_mutate(again, n0, sizeof again, seed, mark_bytes);
+    assert_true(n > 0 && n <= sizeof again, "seed %u: size %zu", seed, n);
+    if ((seed & 1u) == 0) {
+      expect_true(n == n0 + 1 && again[n0] == 0xA5, "seed %u: even seeds are the byte mutator's", seed);
+      continue;
+    }
+    expect_true(fzs_decode(again, n, &b), "seed %u: the mutant decodes", seed);
+    bool same_s = same_schedule(&a, &b), same_p = same_program(&a, &b);
+    expect_false(same_s && same_p, "seed %u: nothing changed", seed);
+    expect_false(!same_s && !same_p, "seed %u: the schedule and the program changed at once", seed);
+    if (same_s) program_only++;
+    if (same_p) schedule_only++;
+    if (b.program.fault_count > a.program.fault_count) faults_added++;
+  }
+  expect_u64_eq(byte_mutations, 1000, "the even seeds went to the byte mutator");
+  expect_u64_gt(schedule_only, 300, "schedule mutations");
+  expect_u64_gt(program_only, 300, "program mutations");
+  expect_u64_gt(faults_added, 0, "no program mutation added a fault request");
+  byte_mutations = 0;
+  for (unsigned seed = 0; seed < 200; seed++) {
+    memcpy(again, bytes, n0);
+    size_t n = fzs_mutate(again, n0, sizeof again, seed, NULL);
+    expect_true(fzs_decode(again, n, &b), "seed %u: the mutant decodes", seed);
+    structural += !same_schedule(&a, &b) || !same_program(&a, &b);
+  }
+  expect_u64_eq(structural, 200, "without a byte mutator every mutation is structural");
+  expect_u64_eq(byte_mutations, 0, "and the byte mutator is not called");
+}
+
 RUN_TESTS(T(test_version_1_decodes_as_before), T(test_version_2_decodes_preemptions), T(test_round_trips),
-          T(test_bad_preemptions_are_refused), T(test_mutations_stay_valid_and_small))
+          T(test_bad_preemptions_are_refused), T(test_mutations_stay_valid_and_small),
+          T(test_fzs_mutate_splits_schedule_program_and_bytes))

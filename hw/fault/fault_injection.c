@@ -26,7 +26,7 @@
 #pragma clang attribute push(__attribute__((no_sanitize("coverage"))), apply_to = function)
 #endif
 
-_Static_assert(sizeof(fault_injector) == 592, "fault_injector size is documented as 592 bytes");
+_Static_assert(sizeof(fault_injector) == 608, "fault_injector size is documented as 608 bytes");
 
 static const char *const fault_point_names[FAULT_POINT_COUNT] = {
     [FAULT_SEGMENT_SPACE] = "segment_space",
@@ -116,6 +116,12 @@ bool fault_injector_arm(fault_injector *inj, enum fault_point point, uint32_t nt
   return true;
 }
 
+void fault_injector_observe(fault_injector *inj, fault_observer observer, void *ctx) {
+  if (inj == NULL) return;
+  inj->observer = observer;
+  inj->observer_ctx = ctx;
+}
+
 void fault_injector_disarm(fault_injector *inj, enum fault_point point) {
   if (inj == NULL || !fault_point_valid(point)) return;
   fault_writer_lock(inj);
@@ -143,6 +149,7 @@ bool fault_injector_should_fail(fault_injector *inj, enum fault_point point) {
   if (first == 0 || n < first || n > last) return false;
   __atomic_add_fetch(&st->failures, 1, __ATOMIC_SEQ_CST);
   fault_injector_on_failure(point);
+  if (inj->observer != NULL) inj->observer(inj->observer_ctx, point);
   return true;
 }
 

@@ -109,6 +109,46 @@ TEST(test_null_injector) {
   fault_injector_init(NULL);
 }
 
+/* What test_observer's observer saw. */
+struct observed {
+  unsigned calls;
+  enum fault_point last;
+  uint64_t failures_then; /* the point's failure counter when the observer ran */
+  fault_injector *inj;
+};
+
+static void observe(void *ctx, enum fault_point point) {
+  struct observed *o = ctx;
+  o->calls++;
+  o->last = point;
+  o->failures_then = fault_injector_failures(o->inj, point);
+}
+
+TEST(test_observer) {
+  fault_injector inj = FAULT_INJECTOR_INIT;
+  struct observed seen = {.inj = &inj};
+  fault_injector_observe(&inj, observe, &seen);
+  fault_injector_arm(&inj, FAULT_DRIVER_OBJECT, 2, 2);
+  expect_u64_eq(fail_mask(&inj, FAULT_DRIVER_OBJECT, 5), 0x6, "calls 2 and 3 fail");
+  expect_u64_eq(seen.calls, 2, "the observer sees each injected failure, not the other calls");
+  expect_u64_eq(seen.last, FAULT_DRIVER_OBJECT, "and its point");
+  expect_u64_eq(seen.failures_then, 2, "after the failure was counted");
+  fail_mask(&inj, FAULT_PAGE_TABLE_PAGE, 3);
+  expect_u64_eq(seen.calls, 2, "a disarmed point reports nothing");
+
+  fault_injector_observe(&inj, NULL, NULL);
+  fault_injector_arm(&inj, FAULT_DRIVER_OBJECT, 1, 0);
+  expect_u64_eq(fail_mask(&inj, FAULT_DRIVER_OBJECT, 1), 0x1, "still fails without an observer");
+  expect_u64_eq(seen.calls, 2, "a removed observer is not called");
+
+  fault_injector_observe(&inj, observe, &seen);
+  fault_injector_init(&inj);
+  fault_injector_arm(&inj, FAULT_DRIVER_OBJECT, 1, 0);
+  expect_u64_eq(fail_mask(&inj, FAULT_DRIVER_OBJECT, 1), 0x1, "fails after init");
+  expect_u64_eq(seen.calls, 2, "init removes the observer");
+  fault_injector_observe(NULL, observe, &seen); /* a NULL injector: nothing happens */
+}
+
 TEST(test_names_round_trip) {
   static const struct {
     enum fault_point point;
@@ -229,5 +269,5 @@ TEST(test_concurrent_counts_exact) {
 
 RUN_TESTS(T(test_disarmed_never_fails), T(test_nth_fails_once), T(test_nth_counts_from_arm_time),
           T(test_repeat), T(test_every_call_after), T(test_points_are_independent),
-          T(test_invalid_arguments), T(test_null_injector), T(test_names_round_trip),
+          T(test_invalid_arguments), T(test_null_injector), T(test_observer), T(test_names_round_trip),
           T(test_unknown_name), T(test_wrong_answer_points), T(test_concurrent_counts_exact))

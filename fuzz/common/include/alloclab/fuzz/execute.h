@@ -336,9 +336,15 @@ typedef struct fz_concurrency {
  * part: gpu_run and fence_wait are not run (their status is FZ_STATUS_NOT_RUN, as for the calls
  * past FZ_CONCURRENT_MAX_CALLS), nor damage ops (their status is STATUS_INVALID_PARAMETER:
  * another thread would see the damaged state); submits carry a NOP
- * command (a FILL pattern depends on the order); destroys lose AL_DESTROY_ASSUME_NOT_IN_USE (other threads may queue work);
- * fault requests are ignored. A deadlock or a lock needed inside a DDI while a suspended thread
- * holds it aborts (the threads cannot be unwound). Returns as fz_execute() does.
+ * command (a FILL pattern depends on the order); destroys lose AL_DESTROY_ASSUME_NOT_IN_USE (other threads may queue work).
+ * Fault requests are armed as fz_execute() arms them (the engine is never threaded here, so only
+ * the logical threads reach fault points, in the order the schedule fixes: the same input fails
+ * the same call every run). A concurrent call during which a failure was injected (the running
+ * logical thread's, whatever the others did meanwhile) is checked against the statuses the model
+ * allows after an injected failure, and must change nothing when it fails; an injected bring-up
+ * failure ends the program cleanly (every call FZ_STATUS_NOT_RUN). A deadlock or a lock needed
+ * inside a DDI while a suspended thread holds it aborts (the threads cannot be unwound). Returns
+ * as fz_execute() does.
  */
 int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const fz_exec_options *o,
                           fz_exec_report *out);

@@ -90,6 +90,18 @@ int fz_scheduler_run_preempting(uint32_t count, fz_logical_thread body, void *ar
                                 const fz_preemption *preemptions, size_t preemption_count,
                                 fz_schedule_report *report);
 
+/* fz_scheduler_running_thread()'s answer outside a logical thread. */
+#define FZ_SCHED_NO_THREAD UINT32_MAX
+
+/*
+ * fz_scheduler_running_thread - the index (0..count-1) of the logical thread running now on the
+ * calling OS thread, for code a logical thread calls (a hook, a fault injector's observer) that
+ * must know whose work it is: the logical threads share one OS thread, so _Thread_local cannot
+ * tell them apart. Returns FZ_SCHED_NO_THREAD when no fz_scheduler_run*() is running on the
+ * calling OS thread.
+ */
+uint32_t fz_scheduler_running_thread(void);
+
 /* Frees the calling thread's coroutine stacks (optional: for leak checkers). */
 void fz_scheduler_release_thread_stacks(void);
 

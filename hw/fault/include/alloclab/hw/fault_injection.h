@@ -38,7 +38,7 @@
  *
  * Cost: fault_injector_should_fail() is one atomic increment plus two relaxed loads between two
  * loads of the sequence word (no lock, no allocation); a failing call also bumps a counter and
- * calls fault_injector_on_failure(). Under libFuzzer the injector is not coverage-instrumented
+ * calls fault_injector_on_failure() and the observer. Under libFuzzer the injector is not coverage-instrumented
  * (fault_injection.c says why): its callers branch on its answers.
  *
  * Glossary: point = a named place that can be made to fail (enum fault_point); call number = the
@@ -144,15 +144,20 @@ struct fault_injector_point_state {
 
 /*
  * struct fault_injector - one adapter's fault injector. Visible so callers can embed it
- * (592 bytes); only fault_injector_*() may touch the fields.
+ * (608 bytes); only fault_injector_*() may touch the fields.
  * @seq: sequence word of the windows: odd while an arm/disarm is writing them.
  * @lock: spin lock serialising writers (arm, disarm); 0 = free.
+ * @observer / @observer_ctx: fault_injector_observe()'s callback; NULL: none.
  */
+typedef void (*fault_observer)(void *ctx, enum fault_point point);
+
 typedef struct fault_injector {
   uint64_t seq;
   uint32_t lock;
   uint32_t reserved;
   struct fault_injector_point_state points[FAULT_POINT_COUNT];
+  fault_observer observer;
+  void *observer_ctx;
 } fault_injector;
 
 /* A disarmed injector with every counter at 0. */
@@ -183,6 +188,21 @@ bool fault_injector_arm(fault_injector *inj, enum fault_point point, uint32_t nt
                         uint32_t repeat);
 
 /**
+ * fault_injector_observe - have @observer(@ctx, point) called for every injected failure.
+ * @inj: the injector (NULL: nothing happens).
+ * @observer: called on the thread whose fault_injector_should_fail() call fails, after the
+ *	failure was counted and before that call returns; NULL removes it. It must not call back
+ *	into @inj.
+ * @ctx: handed to @observer; the injector does not own it.
+ *
+ * Who failed, when counters cannot tell: a scheduler that interleaves several logical calls
+ * learns which of them an injected failure belongs to (the `schedules` fuzz target). Not
+ * atomic with respect to concurrent calls, like fault_injector_init(): set it before the
+ * injector is shared. fault_injector_init() removes it.
+ */
+void fault_injector_observe(fault_injector *inj, fault_observer observer, void *ctx);
+
+/**
  * fault_injector_disarm - cancel the window armed on @point (no-op when none or @inj is NULL).
  */
 void fault_injector_disarm(fault_injector *inj, enum fault_point point);
@@ -198,7 +218,8 @@ void fault_injector_disarm_all(fault_injector *inj);
  * @point: the point being passed. An invalid point never fails and is not counted.
  *
  * Counts the call; a failing call is counted in the failures too and reported to
- * fault_injector_on_failure(). O(1), lock-free.
+ * fault_injector_on_failure() and to the observer, if any (fault_injector_observe()). O(1),
+ * lock-free.
  *
  * Returns: true when the caller must take its failure path.
  */
