@@ -120,7 +120,7 @@ static void stepping_thread(void *arg, uint32_t index) {
     /* Each event is written by the thread fz_scheduler_running_thread() names (a mismatch
      * shows as "?"), so every expected trace below checks it too. */
     bool me = fz_scheduler_running_thread() == index;
-    snprintf(t->events[t->count++], sizeof t->events[0], "t%c%s%u", me ? (char)('0' + index) : '?', "s", step);
+    snprintf(t->events[t->count++], sizeof t->events[0], "t%cs%u", me ? (char)('0' + index) : '?', step);
     pthread_mutex_unlock(&t->locks[index]);
     s->unlocked(s->ctx, &t->locks[index], true);
   }

@@ -1201,9 +1201,9 @@ typedef struct conc_ctx {
   /* Injected failures so far, per logical thread (conc_fault_seen): the logical threads
    * interleave on one OS thread, so the injector's counters alone cannot say whose call a
    * failure belongs to. */
-  uint32_t thread_faults[FZ_SCHED_MAX_THREADS];
-  uint32_t thread_wrong[FZ_SCHED_MAX_THREADS];
-  uint32_t thread_removed[FZ_SCHED_MAX_THREADS];
+  struct conc_fault_counts {
+    uint32_t failures, wrong_answers, removals;
+  } seen[FZ_SCHED_MAX_THREADS];
 } conc_ctx;
 
 static _Thread_local conc_ctx *tls_conc;
@@ -1261,9 +1261,9 @@ static void conc_fault_seen(void *ctx, enum fault_point point) {
   conc_ctx *cx = ctx;
   uint32_t t = fz_scheduler_running_thread();
   if (t >= FZ_SCHED_MAX_THREADS) return;
-  cx->thread_faults[t]++;
-  if (fault_point_is_wrong_answer(point)) cx->thread_wrong[t]++;
-  if (point == FAULT_DEVICE_REMOVED) cx->thread_removed[t]++;
+  cx->seen[t].failures++;
+  if (fault_point_is_wrong_answer(point)) cx->seen[t].wrong_answers++;
+  if (point == FAULT_DEVICE_REMOVED) cx->seen[t].removals++;
 }
 
 static void conc_thread(void *arg, uint32_t thread) {
@@ -1277,12 +1277,11 @@ static void conc_thread(void *arg, uint32_t thread) {
     q->start = ++cx->clock;
     prepare(x, q->index, &c, &q->e);
     conc_rebase(x, q);
-    uint32_t faults = cx->thread_faults[thread], wrong = cx->thread_wrong[thread];
-    uint32_t removed = cx->thread_removed[thread];
+    const struct conc_fault_counts before = cx->seen[thread];
     q->status = invoke(x, &q->e);
-    q->faulted = cx->thread_faults[thread] != faults;
-    q->wrong = cx->thread_wrong[thread] != wrong;
-    q->removed = cx->thread_removed[thread] != removed;
+    q->faulted = cx->seen[thread].failures != before.failures;
+    q->wrong = cx->seen[thread].wrong_answers != before.wrong_answers;
+    q->removed = cx->seen[thread].removals != before.removals;
     q->completed_after = x->port->fence_completed(x->adapter);
     q->end = ++cx->clock;
     q->ran = true;
@@ -1498,9 +1497,7 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
    * every run, and conc_fault_seen tells each concurrent call the failures it met. */
   x->threaded = false;
   x->rep->threaded_engine = false;
-  memset(cx->thread_faults, 0, sizeof cx->thread_faults);
-  memset(cx->thread_wrong, 0, sizeof cx->thread_wrong);
-  memset(cx->thread_removed, 0, sizeof cx->thread_removed);
+  memset(cx->seen, 0, sizeof cx->seen);
   sim_miniport_stats before;
   totals_begin(x, &before);
   setup_result ready = setup(x);
@@ -1536,7 +1533,7 @@ int fz_execute_concurrent(const fz_program *p, const fz_concurrency *cc, const f
                  ? fz_scheduler_run_preempting(threads, conc_thread, cx, cc->preemptions, cc->preemption_count, &sr)
                  : fz_scheduler_run(threads, conc_thread, cx, cc->choices, cc->choice_count, &sr);
     fault_injector_observe(&x->inj, NULL, NULL);
-    for (uint32_t t = 0; t < FZ_SCHED_MAX_THREADS; t++) x->rep->faults_injected += cx->thread_faults[t];
+    for (uint32_t t = 0; t < FZ_SCHED_MAX_THREADS; t++) x->rep->faults_injected += cx->seen[t].failures;
     x->rep->calls_run = ncalls;
     if (rc != FZ_SCHED_OK) {
       char tag[300];
